@@ -1,0 +1,1 @@
+"""HTTP transport (litestar): DTOs, auth, error mapping, controllers."""

@@ -1,0 +1,52 @@
+"""The litestar application."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from litestar import Litestar, get
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from sqlalchemy import Engine
+
+import hub
+from hub.api.auth import PUBLIC_PATHS, ApiKeyMiddleware
+from hub.api.catalog import CatalogController
+from hub.api.coupons import CouponController
+from hub.api.errors import EXCEPTION_HANDLERS
+from hub.api.redemptions import REDEEM_MAX_BODY, RedemptionController
+from hub.api.state import HubState, utcnow
+from hub.services.redeem import Settings
+
+
+@get("/health", summary="Liveness", tags=["ops"])
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(engine: Engine, settings: Settings | None = None,
+               clock: Callable[[], datetime] = utcnow) -> Litestar:
+    from hub.api.templates import TemplateController
+
+    state = HubState(engine=engine, settings=settings or Settings(), clock=clock)
+    app = Litestar(
+        route_handlers=[health, RedemptionController, CouponController, TemplateController,
+                        CatalogController],
+        middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS])],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=REDEEM_MAX_BODY,
+        openapi_config=OpenAPIConfig(
+            title="Redemption Hub", version=hub.__version__, path="/schema",
+            description="Coupon redemption (核销) API. Amounts are integer fen. Errors are "
+                        "RFC 9457 problem+json with a stable `code`.",
+            components=Components(security_schemes={
+                "apiKey": SecurityScheme(type="http", scheme="bearer",
+                                         description="API key: `hk.<key id>.<secret>`")}),
+            security=[{"apiKey": []}],
+        ),
+        debug=False,
+    )
+    app.state.hub = state
+    return app

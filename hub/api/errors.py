@@ -1,0 +1,86 @@
+"""Every failure becomes an RFC 9457 problem+json with a stable ``code``; never a trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    ValidationException,
+)
+
+from hub.domain.errors import DomainError
+from hub.services.jsonio import dumps
+from hub.services.problems import PROBLEM_MEDIA_TYPE, problem_dict, problem_for
+
+log = structlog.get_logger("hub.api")
+
+
+def _problem(doc: dict[str, Any], headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(content=dumps(doc), status_code=doc["status"],
+                    media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    return _problem(problem_for(exc, instance=request.url.path))
+
+
+def _field_errors(extra: Any) -> list[dict[str, str]]:
+    out = []
+    for item in extra if isinstance(extra, list) else []:
+        if isinstance(item, dict):
+            key = str(item.get("key") or "")
+            out.append({"field": "body" if key == "data" else key,
+                        "message": str(item.get("message", ""))})
+    return out
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    path = request.url.path
+    status = exc.status_code
+    detail = str(exc.detail or "")
+    if isinstance(exc, ValidationException):
+        errors = _field_errors(exc.extra)
+        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or detail
+        if any(e["message"] == "'data'" for e in errors):
+            message = "A JSON body is required."
+        return _problem(problem_dict("invalid_request", 422, message, path, errors=errors))
+    if status == 400 and "JSON is malformed" in detail:
+        return _problem(problem_dict("malformed_json", 400, detail, path))
+    if status == 413:
+        return _problem(problem_dict("payload_too_large", 413,
+                                     "The request body is too large.", path))
+    if isinstance(exc, NotAuthorizedException) or status == 401:
+        return _problem(problem_dict("unauthorized", 401, detail, path),
+                        headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, NotFoundException) or status == 404:
+        return _problem(problem_dict("not_found", 404, "No such resource.", path))
+    if isinstance(exc, MethodNotAllowedException) or status == 405:
+        return _problem(problem_dict("method_not_allowed", 405, detail, path))
+    if status == 415:
+        return _problem(problem_dict("unsupported_media_type", 415, detail, path))
+    if status == 400:
+        return _problem(problem_dict("invalid_request", 400, detail, path))
+    if status >= 500:
+        return internal_error(request, exc)
+    return _problem(problem_dict("invalid_request", status, detail, path))
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error("unhandled_error", path=request.url.path, error=type(exc).__name__,
+              exc_info=exc)
+    return _problem(problem_dict("internal_error", 500,
+                                 "Unexpected failure; nothing was changed. Retry with the same "
+                                 "Idempotency-Key.", request.url.path))
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    DomainError: domain_error,
+    HTTPException: http_error,
+    Exception: internal_error,
+}

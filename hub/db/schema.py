@@ -1,0 +1,170 @@
+"""Tables (SQLAlchemy Core). Every row that belongs to a merchant carries ``merchant_id``
+and every query filters on it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from hub.db.types import JSONDoc, UTCDateTime
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+# BIGINT identity on PostgreSQL, INTEGER PRIMARY KEY (rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+merchants = Table(
+    "merchants", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False, server_default="Asia/Shanghai"),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+stores = Table(
+    "stores", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("merchant_id", "code", name="uq_stores_merchant_code"),
+)
+
+products = Table(
+    "products", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("price", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("merchant_id", "sku", name="uq_products_merchant_sku"),
+)
+
+customers = Table(
+    "customers", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    Column("name", String(200), nullable=True),
+    Column("phone", String(32), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("merchant_id", "external_id", name="uq_customers_merchant_external"),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("store_id", ForeignKey("stores.id"), nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+coupon_templates = Table(
+    "coupon_templates", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("rules", JSONDoc, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("total_quantity", Integer, nullable=True),
+    Column("per_customer_limit", Integer, nullable=True),
+    Column("issued_count", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_coupon_templates_merchant", "merchant_id", "created_at"),
+)
+
+coupons = Table(
+    "coupons", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("template_id", ForeignKey("coupon_templates.id"), nullable=False),
+    Column("code", String(32), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("customer_id", ForeignKey("customers.id"), nullable=True),
+    Column("channel", String(32), nullable=True),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("valid_from", UTCDateTime(), nullable=False),
+    Column("valid_until", UTCDateTime(), nullable=False),
+    Column("redemption_id", String(40), nullable=True),
+    Column("version", Integer, nullable=False, server_default="0"),
+    Index("ix_coupons_template_customer", "template_id", "customer_id"),
+)
+
+redemptions = Table(
+    "redemptions", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("coupon_id", ForeignKey("coupons.id"), nullable=False),
+    Column("template_id", ForeignKey("coupon_templates.id"), nullable=False),
+    Column("store_id", ForeignKey("stores.id"), nullable=False),
+    Column("store_code", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("order_amount", BigInteger, nullable=False),
+    Column("discount", BigInteger, nullable=False),
+    Column("detail", JSONDoc, nullable=False),
+    Column("status", String(16), nullable=False),  # redeemed | reversed
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("reversed_at", UTCDateTime(), nullable=True),
+    Column("reversal_reason", Text, nullable=True),
+    Column("api_key_id", String(40), nullable=False),
+    Index("ix_redemptions_merchant_time", "merchant_id", "occurred_at", "id"),
+    Index("ix_redemptions_coupon", "coupon_id"),
+)
+
+# Transactional outbox: one row per state change, written in the same transaction.
+# ``seq`` is the global order (per coupon order follows from it); ``id`` is the
+# stable event id receivers dedupe on.
+outbox_events = Table(
+    "outbox_events", metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("coupon_id", String(40), nullable=True),
+    Column("store_code", String(64), nullable=True),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("data", JSONDoc, nullable=False),
+    Index("ix_outbox_events_coupon", "coupon_id", "seq"),
+)
+
+# Idempotency records: scoped to the API key that made the request. A row becomes
+# visible only on commit, together with the state change and its stored response.
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("api_key_id", String(40), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_idempotency_keys_expires", "expires_at"),
+)

@@ -1,0 +1,135 @@
+"""Discount maths on a cart, in integer fen, line by line.
+
+Rounding rule (documented in the README):
+
+* 折扣 (percentage): the discount on the eligible amount is ``floor(eligible × N / 100)``
+  — rounded *down* to the fen, so a customer never gets more than N% — then limited
+  by the cap.
+* 满减 (threshold): ``min(discount, eligible)``.
+* The total is split over the eligible lines in proportion to their amounts with the
+  largest-remainder method: each line first gets ``floor(total × amount / eligible)``;
+  the fen left over go one each to the lines with the largest remainders (earlier
+  line first on a tie). Line discounts therefore sum exactly to the total and no
+  line is discounted below zero.
+* 兑换 (exchange): up to ``qty`` units of the SKU, taken from its lines in order, each
+  discounted by ``unit_price − price`` (never below zero).
+
+Lines not covered by the coupon are never discounted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hub.domain.cart import Discount, Line, LineDiscount, Order
+from hub.domain.errors import refuse
+from hub.domain.templates import (
+    ExchangeBenefit,
+    PercentageBenefit,
+    Template,
+    ThresholdBenefit,
+    UsageRules,
+)
+
+
+def allocate(total: int, amounts: Sequence[int]) -> list[int]:
+    """Split ``total`` over ``amounts`` proportionally (largest remainder, ties to earlier).
+
+    Requires ``0 <= total <= sum(amounts)``; each share is then ``<= amounts[i]``.
+    """
+    whole = sum(amounts)
+    if total < 0 or total > whole:
+        raise ValueError("total must be between 0 and the sum of amounts")
+    if whole == 0:
+        return [0] * len(amounts)
+    shares = [total * a // whole for a in amounts]
+    remainders = [total * a % whole for a in amounts]
+    left = total - sum(shares)
+    order = sorted(range(len(amounts)), key=lambda i: (-remainders[i], i))
+    for i in order[:left]:
+        shares[i] += 1
+    return shares
+
+
+def covered(line: Line, usage: UsageRules) -> bool:
+    """True when ``line`` is one the coupon's product rules apply to."""
+    if not usage.has_product_rules:
+        return True
+    return line.sku in usage.skus or (line.category is not None
+                                      and line.category in usage.categories)
+
+
+def check_order(order: Order, template: Template) -> None:
+    """Refuse orders the discount maths cannot work on."""
+    if order.lines is None:
+        if template.needs_lines:
+            raise refuse("order_lines_required",
+                         "This coupon applies to particular products: send order.lines.")
+        return
+    total = sum(line.amount for line in order.lines)
+    if total != order.amount:
+        raise refuse("order_amount_mismatch",
+                     f"order.amount is {order.amount} but the lines add up to {total}.",
+                     amount=order.amount, lines_total=total)
+
+
+def compute_discount(template: Template, order: Order) -> Discount:
+    """The discount ``template`` grants on ``order`` or a refusal with its code."""
+    check_order(order, template)
+    b = template.benefit
+    if order.lines is None:
+        eligible_idx: list[int] = []
+        eligible = order.amount
+    else:
+        eligible_idx = [i for i, ln in enumerate(order.lines) if covered(ln, template.usage)]
+        eligible = sum(order.lines[i].amount for i in eligible_idx)
+        if not eligible_idx or eligible == 0:
+            raise refuse("no_eligible_items",
+                         "No line of this order is covered by the coupon.")
+    threshold = b.threshold
+    if eligible < threshold:
+        raise refuse("threshold_not_met",
+                     f"The coupon needs {threshold} fen of eligible items; the order has "
+                     f"{eligible}.", threshold=threshold, eligible_amount=eligible)
+    if isinstance(b, ExchangeBenefit):
+        return _exchange(b, order, eligible)
+    if isinstance(b, ThresholdBenefit):
+        total = min(b.discount, eligible)
+    else:
+        total = _percentage(b, eligible)
+    if order.lines is None:
+        return Discount(total=total, eligible_amount=eligible)
+    shares = allocate(total, [order.lines[i].amount for i in eligible_idx])
+    return Discount(
+        total=total,
+        eligible_amount=eligible,
+        lines=tuple(LineDiscount(i, order.lines[i].sku, s)
+                    for i, s in zip(eligible_idx, shares, strict=True)),
+    )
+
+
+def _percentage(b: PercentageBenefit, eligible: int) -> int:
+    total = eligible * b.percent_off // 100
+    if b.cap is not None:
+        total = min(total, b.cap)
+    return total
+
+
+def _exchange(b: ExchangeBenefit, order: Order, eligible: int) -> Discount:
+    assert order.lines is not None  # check_order guarantees it for exchange coupons
+    wanted = b.qty
+    parts: list[LineDiscount] = []
+    for i, ln in enumerate(order.lines):
+        if wanted == 0:
+            break
+        if ln.sku != b.sku or ln.qty <= 0:
+            continue
+        units = min(wanted, ln.qty)
+        wanted -= units
+        per_unit = max(0, ln.unit_price - b.price)
+        parts.append(LineDiscount(i, ln.sku, units * per_unit))
+    if not parts:
+        raise refuse("exchange_item_missing",
+                     f"This coupon gives {b.qty} × {b.sku}: add it to the order.", sku=b.sku)
+    return Discount(total=sum(p.discount for p in parts), eligible_amount=eligible,
+                    lines=tuple(parts))

@@ -1,0 +1,134 @@
+"""Templates to and from plain JSON-able dicts (the stored and the API form)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from hub.domain.errors import refuse
+from hub.domain.templates import (
+    Benefit,
+    ExchangeBenefit,
+    FixedWindow,
+    HourRange,
+    PercentageBenefit,
+    RelativeWindow,
+    Template,
+    ThresholdBenefit,
+    UsageRules,
+    Validity,
+    check_template,
+)
+
+
+def _time(value: str, field_name: str) -> time:
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise refuse("invalid_template", f"{field_name} must be HH:MM", field=field_name) from None
+
+
+def _dt(value: str, field_name: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise refuse("invalid_template", f"{field_name} must be an ISO 8601 time",
+                     field=field_name) from None
+    if parsed.tzinfo is None:
+        raise refuse("invalid_template", f"{field_name} must carry a time zone",
+                     field=field_name)
+    return parsed
+
+
+def benefit_from_dict(d: dict[str, Any]) -> Benefit:
+    kind = d.get("kind")
+    if kind == "threshold":
+        return ThresholdBenefit(threshold=int(d["threshold"]), discount=int(d["discount"]))
+    if kind == "percentage":
+        cap = d.get("cap")
+        return PercentageBenefit(percent_off=int(d["percent_off"]),
+                                 threshold=int(d.get("threshold") or 0),
+                                 cap=None if cap is None else int(cap))
+    if kind == "exchange":
+        return ExchangeBenefit(sku=str(d["sku"]), qty=int(d.get("qty", 1)),
+                               price=int(d.get("price") or 0),
+                               threshold=int(d.get("threshold") or 0))
+    raise refuse("invalid_template", "benefit.kind must be threshold, percentage or exchange",
+                 field="benefit.kind")
+
+
+def validity_from_dict(d: dict[str, Any]) -> Validity:
+    if d.get("type") == "fixed":
+        return FixedWindow(start=_dt(d["start"], "validity.start"),
+                           end=_dt(d["end"], "validity.end"))
+    if d.get("type") == "relative":
+        return RelativeWindow(days=int(d["days"]),
+                              start_after_days=int(d.get("start_after_days") or 0))
+    raise refuse("invalid_template", "validity.type must be fixed or relative",
+                 field="validity.type")
+
+
+def usage_from_dict(d: dict[str, Any] | None) -> UsageRules:
+    d = d or {}
+    hours = tuple(
+        HourRange(_time(h["start"], f"usage.hours[{i}].start"),
+                  _time(h["end"], f"usage.hours[{i}].end"))
+        for i, h in enumerate(d.get("hours") or ())
+    )
+    return UsageRules(
+        weekdays=frozenset(int(x) for x in d.get("weekdays") or ()),
+        hours=hours,
+        skus=frozenset(d.get("skus") or ()),
+        categories=frozenset(d.get("categories") or ()),
+        stores=frozenset(d.get("stores") or ()),
+        channels=frozenset(d.get("channels") or ()),
+    )
+
+
+def template_from_dict(d: dict[str, Any]) -> Template:
+    """Build and check a template from its dict form (raises ``invalid_template``)."""
+    return check_template(Template(
+        benefit=benefit_from_dict(d["benefit"]),
+        validity=validity_from_dict(d["validity"]),
+        usage=usage_from_dict(d.get("usage")),
+        total_quantity=d.get("total_quantity"),
+        per_customer_limit=d.get("per_customer_limit"),
+    ))
+
+
+def benefit_to_dict(b: Benefit) -> dict[str, Any]:
+    if isinstance(b, ThresholdBenefit):
+        return {"kind": b.kind, "threshold": b.threshold, "discount": b.discount}
+    if isinstance(b, PercentageBenefit):
+        return {"kind": b.kind, "percent_off": b.percent_off, "threshold": b.threshold,
+                "cap": b.cap}
+    return {"kind": b.kind, "sku": b.sku, "qty": b.qty, "price": b.price,
+            "threshold": b.threshold}
+
+
+def validity_to_dict(v: Validity) -> dict[str, Any]:
+    if isinstance(v, FixedWindow):
+        return {"type": "fixed", "start": v.start.isoformat(), "end": v.end.isoformat()}
+    return {"type": "relative", "days": v.days, "start_after_days": v.start_after_days}
+
+
+def usage_to_dict(u: UsageRules) -> dict[str, Any]:
+    return {
+        "weekdays": sorted(u.weekdays),
+        "hours": [{"start": h.start.strftime("%H:%M"), "end": h.end.strftime("%H:%M")}
+                  for h in u.hours],
+        "skus": sorted(u.skus),
+        "categories": sorted(u.categories),
+        "stores": sorted(u.stores),
+        "channels": sorted(u.channels),
+    }
+
+
+def template_to_dict(t: Template) -> dict[str, Any]:
+    return {
+        "benefit": benefit_to_dict(t.benefit),
+        "validity": validity_to_dict(t.validity),
+        "usage": usage_to_dict(t.usage),
+        "total_quantity": t.total_quantity,
+        "per_customer_limit": t.per_customer_limit,
+    }

@@ -1,0 +1,26 @@
+"""Structured logging (structlog): key=value lines on stderr, JSON with HUB_LOG_JSON=1."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import structlog
+
+
+def configure_logging() -> None:
+    level = getattr(logging, os.environ.get("HUB_LOG_LEVEL", "INFO").upper(), logging.INFO)
+    renderer: structlog.types.Processor
+    if os.environ.get("HUB_LOG_JSON") == "1":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+    )

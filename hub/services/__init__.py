@@ -1,0 +1,1 @@
+"""Application services: transactions that call the domain and the tables."""

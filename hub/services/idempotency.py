@@ -1,0 +1,120 @@
+"""Idempotency-Key handling (DESIGN.md "Inbound redeem").
+
+A key is scoped to the API key that sent it. The record is inserted in the *same*
+transaction as the work it protects and updated with the response before commit,
+so a crash leaves either nothing (the retry runs afresh) or the finished response
+(the retry replays it). A record is never visible half-done.
+
+* Same key, same request → the stored response, replayed byte for byte.
+* Same key, different request (other body or endpoint) → 422 ``idempotency_key_reused``.
+* Same key while the first request is still running → 409 ``idempotency_key_in_flight``.
+  On PostgreSQL the running request holds a transaction-scoped advisory lock on the
+  key; a second request that cannot take the lock and sees no committed record is
+  in flight. On SQLite, writers are serialised (``BEGIN IMMEDIATE``), so the second
+  request waits and then replays.
+* Records live ``ttl`` (24 h by default); :func:`purge_expired` deletes older ones and
+  an expired record found by a new request is replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from hub.db.schema import idempotency_keys as t
+from hub.domain.errors import refuse
+
+DEFAULT_TTL = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: bytes
+
+
+def check_key(raw: str | None) -> str:
+    if raw is None:
+        raise refuse("idempotency_key_required",
+                     "Send an Idempotency-Key header (1–255 characters) so retries are safe.",
+                     status=400)
+    if not 1 <= len(raw) <= MAX_KEY_LENGTH or not raw.strip():
+        raise refuse("idempotency_key_invalid",
+                     "The Idempotency-Key header must be 1–255 characters.", status=400)
+    return raw
+
+
+def request_hash(endpoint: str, canonical_body: bytes) -> str:
+    h = hashlib.sha256(endpoint.encode())
+    h.update(b"\0")
+    h.update(canonical_body)
+    return h.hexdigest()
+
+
+def _lock_id(scope: str, key: str) -> int:
+    digest = hashlib.sha256(f"{scope}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _try_insert(conn: Connection, values: dict[str, object], lock_id: int) -> bool:
+    if conn.dialect.name == "postgresql":
+        locked = conn.execute(select(func.pg_try_advisory_xact_lock(lock_id))).scalar_one()
+        if not locked:
+            return False
+        stmt = pg_insert(t).values(**values).on_conflict_do_nothing().returning(t.c.key)
+    else:
+        stmt = sqlite_insert(t).values(**values).on_conflict_do_nothing().returning(t.c.key)
+    return conn.execute(stmt).first() is not None
+
+
+def claim(conn: Connection, *, scope: str, key: str, endpoint: str, req_hash: str,
+          now: datetime, ttl: timedelta = DEFAULT_TTL) -> StoredResponse | None:
+    """Claim ``key`` for this request in the current transaction.
+
+    Returns ``None`` when the caller now owns the key (it must call :func:`complete`
+    before committing), or the stored response to replay. Raises 409/422 refusals.
+    """
+    values: dict[str, object] = {
+        "api_key_id": scope, "key": key, "endpoint": endpoint, "request_hash": req_hash,
+        "created_at": now, "expires_at": now + ttl,
+    }
+    lock_id = _lock_id(scope, key)
+    if _try_insert(conn, values, lock_id):
+        return None
+    row = conn.execute(
+        select(t.c.endpoint, t.c.request_hash, t.c.response_status, t.c.response_body,
+               t.c.expires_at)
+        .where(t.c.api_key_id == scope, t.c.key == key)
+    ).first()
+    if row is not None and row.expires_at <= now:
+        conn.execute(delete(t).where(t.c.api_key_id == scope, t.c.key == key,
+                                     t.c.expires_at <= now))
+        if _try_insert(conn, values, lock_id):
+            return None
+        row = None
+    if row is None or row.response_status is None:
+        raise refuse("idempotency_key_in_flight",
+                     "A request with this Idempotency-Key is still being processed; "
+                     "retry shortly with the same key.", status=409)
+    if row.endpoint != endpoint or row.request_hash != req_hash:
+        raise refuse("idempotency_key_reused",
+                     "This Idempotency-Key was used for a different request; "
+                     "use a new key for a new request.", status=422)
+    return StoredResponse(status=row.response_status, body=bytes(row.response_body))
+
+
+def complete(conn: Connection, *, scope: str, key: str, status: int, body: bytes) -> None:
+    conn.execute(update(t).where(t.c.api_key_id == scope, t.c.key == key)
+                 .values(response_status=status, response_body=body))
+
+
+def purge_expired(conn: Connection, now: datetime) -> int:
+    """Delete records whose time is up; returns how many."""
+    result = conn.execute(delete(t).where(and_(t.c.expires_at <= now)))
+    return int(result.rowcount or 0)

@@ -1,0 +1,44 @@
+"""The transactional outbox: event rows written in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+from hub.db.schema import outbox_events
+from hub.domain.ids import new_id
+
+EVENT_TYPES = (
+    "coupon.issued",
+    "coupon.claimed",
+    "coupon.redeemed",
+    "coupon.redemption_reversed",
+    "template.created",
+    "template.paused",
+    "template.resumed",
+)
+
+
+def event_row(*, type: str, merchant_id: str, occurred_at: datetime, recorded_at: datetime,
+              data: dict[str, Any], coupon_id: str | None = None,
+              store_code: str | None = None) -> dict[str, Any]:
+    assert type in EVENT_TYPES, type
+    return {
+        "id": new_id("evt"),
+        "merchant_id": merchant_id,
+        "type": type,
+        "coupon_id": coupon_id,
+        "store_code": store_code,
+        "occurred_at": occurred_at,
+        "recorded_at": recorded_at,
+        "data": data,
+    }
+
+
+def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert event rows in the current transaction (commit makes them visible)."""
+    if rows:
+        conn.execute(insert(outbox_events), list(rows))
