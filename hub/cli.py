@@ -33,9 +33,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-db_option = click.option("--db", default=None, metavar="PATH|URL",
-                         help="SQLite file or database URL (default: $HUB_DATABASE_URL, "
-                              "else ./hub.db)")
+db_option = click.option(
+    "--db",
+    default=None,
+    metavar="PATH|URL",
+    help="SQLite file or database URL (default: $HUB_DATABASE_URL, else ./hub.db)",
+)
 
 
 @click.group()
@@ -73,13 +76,15 @@ def keys() -> None:
 
 @keys.command("create")
 @db_option
-@click.option("--merchant", "merchant_id", default=None,
-              help="merchant id (default: the only/first merchant)")
+@click.option(
+    "--merchant", "merchant_id", default=None, help="merchant id (default: the only/first merchant)"
+)
 @click.option("--role", type=click.Choice(["admin", "store"]), required=True)
 @click.option("--store", "store_code", default=None, help="store code (role store)")
 @click.option("--name", default="", help="a label for the key")
-def keys_create(db: str | None, merchant_id: str | None, role: str, store_code: str | None,
-                name: str) -> None:
+def keys_create(
+    db: str | None, merchant_id: str | None, role: str, store_code: str | None, name: str
+) -> None:
     """Create an API key; the key is printed once and only its hash is kept."""
     from hub.seeding import first_merchant
     from hub.services.catalog import create_key
@@ -92,8 +97,17 @@ def keys_create(db: str | None, merchant_id: str | None, role: str, store_code: 
         key = create_key(engine, merchant_id, role, _now(), store_code=store_code, name=name)
     except DomainError as err:
         raise click.ClickException(f"{err.code}: {err.message}") from None
-    click.echo(json.dumps({"id": key.id, "key": key.token, "role": key.role,
-                           "store": key.store, "merchant_id": merchant_id}))
+    click.echo(
+        json.dumps(
+            {
+                "id": key.id,
+                "key": key.token,
+                "role": key.role,
+                "store": key.store,
+                "merchant_id": merchant_id,
+            }
+        )
+    )
 
 
 @main.group()
@@ -135,7 +149,8 @@ def idempotency_purge(db: str | None) -> None:
 
 def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any] | None:
     """Seed an empty database, or refresh the demo facts of an existing one."""
-    from hub.seeding import demo_codes, first_merchant, is_empty, seed as do_seed, store_codes
+    from hub.seeding import demo_codes, first_merchant, is_empty, store_codes
+    from hub.seeding import seed as do_seed
     from hub.services.catalog import create_key
 
     now = _now()
@@ -156,11 +171,13 @@ def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any
         else:  # keys are stored hashed: mint fresh demo keys rather than guess
             facts = {
                 "merchant_id": merchant_id,
-                "admin_key": create_key(engine, merchant_id, "admin", now,
-                                        name="demo admin").token,
-                "store_keys": {c: create_key(engine, merchant_id, "store", now, store_code=c,
-                                             name=f"demo {c} POS").token
-                               for c in store_codes(engine, merchant_id)},
+                "admin_key": create_key(engine, merchant_id, "admin", now, name="demo admin").token,
+                "store_keys": {
+                    c: create_key(
+                        engine, merchant_id, "store", now, store_code=c, name=f"demo {c} POS"
+                    ).token
+                    for c in store_codes(engine, merchant_id)
+                },
             }
     facts["codes"] = demo_codes(engine, facts["merchant_id"], now)
     return {"base_url": base_url, **facts}
@@ -195,15 +212,15 @@ def serve(db: str | None, host: str, port: int, no_demo: bool, demo_file: str) -
     if not no_demo:
         facts = _demo_facts(engine, base_url, Path(demo_file))
         if facts is not None:
-            Path(demo_file).write_text(json.dumps(facts, ensure_ascii=False, indent=2) + "\n",
-                                       encoding="utf-8")
+            Path(demo_file).write_text(
+                json.dumps(facts, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+            )
             _print_banner(facts, demo_file)
     click.echo(f"Redemption Hub on {base_url}  (API docs: {base_url}/schema)", err=True)
     stop = threading.Event()
     threading.Thread(target=_purge_loop, args=(engine, stop), daemon=True).start()
     try:
-        uvicorn.run(create_app(engine), host=host, port=port, log_level="warning",
-                    access_log=False)
+        uvicorn.run(create_app(engine), host=host, port=port, log_level="warning", access_log=False)
     finally:
         stop.set()
 

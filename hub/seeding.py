@@ -34,67 +34,106 @@ def seed(engine: Engine, seeds: Path = SEEDS_DIR, now: datetime | None = None) -
     """
     now = now or datetime.now(UTC)
     m = _load(seeds, "merchant.yaml")
-    merchant_id = catalog.create_merchant(engine, m["merchant"]["name"],
-                                          m["merchant"]["timezone"], now)
+    merchant_id = catalog.create_merchant(
+        engine, m["merchant"]["name"], m["merchant"]["timezone"], now
+    )
     admin = catalog.create_key(engine, merchant_id, "admin", now, name="demo admin")
-    p = Principal(key_id=admin.id, merchant_id=merchant_id, role="admin",
-                  tz=ZoneInfo(m["merchant"]["timezone"]))
+    p = Principal(
+        key_id=admin.id,
+        merchant_id=merchant_id,
+        role="admin",
+        tz=ZoneInfo(m["merchant"]["timezone"]),
+    )
     for s in m["stores"]:
         catalog.create_store(engine, p, s["code"], s["name"], now)
     for prod in _load(seeds, "products.yaml")["products"]:
-        catalog.create_product(engine, p, prod["sku"], prod["name"], prod["category"],
-                               int(prod["price"]), now)
+        catalog.create_product(
+            engine, p, prod["sku"], prod["name"], prod["category"], int(prod["price"]), now
+        )
     customer_ids = []
     for c in _load(seeds, "customers.yaml")["customers"]:
-        catalog.create_customer(engine, p, c["external_id"], c.get("name"),
-                                str(c.get("phone") or "") or None, now)
+        catalog.create_customer(
+            engine, p, c["external_id"], c.get("name"), str(c.get("phone") or "") or None, now
+        )
         customer_ids.append(c["external_id"])
     for t in _load(seeds, "templates.yaml")["templates"]:
-        spec = {k: t[k] for k in ("benefit", "validity", "usage", "total_quantity",
-                                  "per_customer_limit") if k in t}
+        spec = {
+            k: t[k]
+            for k in ("benefit", "validity", "usage", "total_quantity", "per_customer_limit")
+            if k in t
+        }
         created = issuing.create_template(engine, p, t["name"], spec, now)
         plan = t.get("issue") or {}
         if plan.get("customers"):
-            issuing.issue_coupons(engine, p, created["id"], count=None,
-                                  customer_external_ids=customer_ids[:plan["customers"]],
-                                  channel=plan.get("channel"), now=now)
+            issuing.issue_coupons(
+                engine,
+                p,
+                created["id"],
+                count=None,
+                customer_external_ids=customer_ids[: plan["customers"]],
+                channel=plan.get("channel"),
+                now=now,
+            )
         if plan.get("unassigned"):
-            issuing.issue_coupons(engine, p, created["id"], count=plan["unassigned"],
-                                  customer_external_ids=None, channel=plan.get("channel"),
-                                  now=now)
-    store_keys = {s["code"]: catalog.create_key(engine, merchant_id, "store", now,
-                                                store_code=s["code"],
-                                                name=f"demo {s['code']} POS").token
-                  for s in m["stores"]}
+            issuing.issue_coupons(
+                engine,
+                p,
+                created["id"],
+                count=plan["unassigned"],
+                customer_external_ids=None,
+                channel=plan.get("channel"),
+                now=now,
+            )
+    store_keys = {
+        s["code"]: catalog.create_key(
+            engine, merchant_id, "store", now, store_code=s["code"], name=f"demo {s['code']} POS"
+        ).token
+        for s in m["stores"]
+    }
     return {"merchant_id": merchant_id, "admin_key": admin.token, "store_keys": store_keys}
 
 
-def demo_codes(engine: Engine, merchant_id: str, now: datetime,
-               per_kind: int = 5) -> dict[str, list[str]]:
+def demo_codes(
+    engine: Engine, merchant_id: str, now: datetime, per_kind: int = 5
+) -> dict[str, list[str]]:
     """Unused, currently valid codes of the merchant, by template kind."""
     out: dict[str, list[str]] = {}
     with engine.connect() as conn:
         for kind in ("threshold", "percentage", "exchange"):
-            rows = conn.execute(
-                select(coupons.c.code)
-                .join(coupon_templates, coupon_templates.c.id == coupons.c.template_id)
-                .where(coupons.c.merchant_id == merchant_id, coupon_templates.c.kind == kind,
-                       coupons.c.status == "issued", coupons.c.valid_from <= now,
-                       coupons.c.valid_until > now)
-                .order_by(coupons.c.customer_id.is_(None).desc(), coupons.c.id)
-                .limit(per_kind)
-            ).scalars().all()
+            rows = (
+                conn.execute(
+                    select(coupons.c.code)
+                    .join(coupon_templates, coupon_templates.c.id == coupons.c.template_id)
+                    .where(
+                        coupons.c.merchant_id == merchant_id,
+                        coupon_templates.c.kind == kind,
+                        coupons.c.status == "issued",
+                        coupons.c.valid_from <= now,
+                        coupons.c.valid_until > now,
+                    )
+                    .order_by(coupons.c.customer_id.is_(None).desc(), coupons.c.id)
+                    .limit(per_kind)
+                )
+                .scalars()
+                .all()
+            )
             out[kind] = list(rows)
     return out
 
 
 def first_merchant(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return conn.execute(select(merchants.c.id).order_by(merchants.c.created_at)
-                            .limit(1)).scalar()
+        return conn.execute(
+            select(merchants.c.id).order_by(merchants.c.created_at).limit(1)
+        ).scalar()
 
 
 def store_codes(engine: Engine, merchant_id: str) -> list[str]:
     with engine.connect() as conn:
-        return list(conn.execute(select(stores.c.code).where(stores.c.merchant_id == merchant_id)
-                                 .order_by(stores.c.code)).scalars())
+        return list(
+            conn.execute(
+                select(stores.c.code)
+                .where(stores.c.merchant_id == merchant_id)
+                .order_by(stores.c.code)
+            ).scalars()
+        )

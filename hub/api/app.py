@@ -26,24 +26,36 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def create_app(engine: Engine, settings: Settings | None = None,
-               clock: Callable[[], datetime] = utcnow) -> Litestar:
+def create_app(
+    engine: Engine, settings: Settings | None = None, clock: Callable[[], datetime] = utcnow
+) -> Litestar:
     from hub.api.templates import TemplateController
 
     state = HubState(engine=engine, settings=settings or Settings(), clock=clock)
     app = Litestar(
-        route_handlers=[health, RedemptionController, CouponController, TemplateController,
-                        CatalogController],
+        route_handlers=[
+            health,
+            RedemptionController,
+            CouponController,
+            TemplateController,
+            CatalogController,
+        ],
         middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS])],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=REDEEM_MAX_BODY,
         openapi_config=OpenAPIConfig(
-            title="Redemption Hub", version=hub.__version__, path="/schema",
+            title="Redemption Hub",
+            version=hub.__version__,
+            path="/schema",
             description="Coupon redemption (核销) API. Amounts are integer fen. Errors are "
-                        "RFC 9457 problem+json with a stable `code`.",
-            components=Components(security_schemes={
-                "apiKey": SecurityScheme(type="http", scheme="bearer",
-                                         description="API key: `hk.<key id>.<secret>`")}),
+            "RFC 9457 problem+json with a stable `code`.",
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="http", scheme="bearer", description="API key: `hk.<key id>.<secret>`"
+                    )
+                }
+            ),
             security=[{"apiKey": []}],
         ),
         debug=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from hub.api.dto import CustomerIn, ProductIn, StoreIn
 from hub.api.state import hub, principal
@@ -21,36 +21,45 @@ class CatalogController(Controller):
         return catalog.get_merchant(hub(request).engine, principal(request))
 
     @post("/stores", sync_to_thread=True, summary="Create a store")
-    def create_store(self, request: Request[Any, Any, Any], data: StoreIn) -> dict[str, Any]:
+    def create_store(
+        self, request: Request[Any, Any, Any], data: JSONBody[StoreIn]
+    ) -> dict[str, Any]:
         h = hub(request)
-        return catalog.create_store(h.engine, principal(request), data.code, data.name,
-                                    h.clock())
+        return catalog.create_store(h.engine, principal(request), data.code, data.name, h.clock())
 
     @get("/stores", sync_to_thread=True, summary="List stores (a store key sees its own)")
     def list_stores(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         return {"items": catalog.list_stores(hub(request).engine, principal(request))}
 
     @post("/products", sync_to_thread=True, summary="Create a product")
-    def create_product(self, request: Request[Any, Any, Any],
-                       data: ProductIn) -> dict[str, Any]:
+    def create_product(
+        self, request: Request[Any, Any, Any], data: JSONBody[ProductIn]
+    ) -> dict[str, Any]:
         h = hub(request)
-        return catalog.create_product(h.engine, principal(request), data.sku, data.name,
-                                      data.category, data.price, h.clock())
+        return catalog.create_product(
+            h.engine, principal(request), data.sku, data.name, data.category, data.price, h.clock()
+        )
 
     @get("/products", sync_to_thread=True, summary="List products")
     def list_products(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         return {"items": catalog.list_products(hub(request).engine, principal(request))}
 
     @post("/customers", sync_to_thread=True, summary="Create a customer")
-    def create_customer(self, request: Request[Any, Any, Any],
-                        data: CustomerIn) -> dict[str, Any]:
+    def create_customer(
+        self, request: Request[Any, Any, Any], data: JSONBody[CustomerIn]
+    ) -> dict[str, Any]:
         h = hub(request)
-        return catalog.create_customer(h.engine, principal(request), data.external_id,
-                                       data.name, data.phone, h.clock())
+        return catalog.create_customer(
+            h.engine, principal(request), data.external_id, data.name, data.phone, h.clock()
+        )
 
     @get("/customers", sync_to_thread=True, summary="List customers (by external id)")
-    def list_customers(self, request: Request[Any, Any, Any],
-                       limit: Annotated[int, Parameter(ge=1, le=1000)] = 200,
-                       after: str | None = None) -> dict[str, Any]:
-        return {"items": catalog.list_customers(hub(request).engine, principal(request),
-                                                limit, after)}
+    def list_customers(
+        self,
+        request: Request[Any, Any, Any],
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200,
+        after: FromQuery[str | None] = None,
+    ) -> dict[str, Any]:
+        return {
+            "items": catalog.list_customers(hub(request).engine, principal(request), limit, after)
+        }

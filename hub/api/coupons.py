@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath, JSONBody
 
 from hub.api.dto import ClaimIn
 from hub.api.state import hub, principal
@@ -16,14 +17,18 @@ class CouponController(Controller):
     tags = ["coupons"]
 
     @get("/{code:str}", sync_to_thread=True, summary="A coupon's status, rules and history")
-    def get_coupon(self, request: Request[Any, Any, Any], code: str) -> dict[str, Any]:
+    def get_coupon(self, request: Request[Any, Any, Any], code: FromPath[str]) -> dict[str, Any]:
         h = hub(request)
         return queries.coupon_status(h.engine, principal(request), code, h.clock())
 
-    @post("/{code:str}/claim", sync_to_thread=True, status_code=200,
-          summary="Give an unassigned coupon to a customer")
-    def claim(self, request: Request[Any, Any, Any], code: str,
-              data: ClaimIn) -> dict[str, Any]:
+    @post(
+        "/{code:str}/claim",
+        sync_to_thread=True,
+        status_code=200,
+        summary="Give an unassigned coupon to a customer",
+    )
+    def claim(
+        self, request: Request[Any, Any, Any], code: FromPath[str], data: JSONBody[ClaimIn]
+    ) -> dict[str, Any]:
         h = hub(request)
-        return issuing.claim_coupon(h.engine, principal(request), code, data.customer,
-                                    h.clock())
+        return issuing.claim_coupon(h.engine, principal(request), code, data.customer, h.clock())

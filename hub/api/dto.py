@@ -22,6 +22,7 @@ class _In(Struct, forbid_unknown_fields=True, omit_defaults=True):
 
 # --- redeem ---------------------------------------------------------------------------
 
+
 class LineIn(_In):
     sku: ShortText
     qty: Annotated[int, Meta(ge=1, le=100_000)]
@@ -132,6 +133,7 @@ class Problem(Struct):
 
 
 # --- catalogue --------------------------------------------------------------------------
+
 
 class StoreIn(_In):
     code: StoreCode

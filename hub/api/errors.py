@@ -22,8 +22,12 @@ log = structlog.get_logger("hub.api")
 
 
 def _problem(doc: dict[str, Any], headers: dict[str, str] | None = None) -> Response[bytes]:
-    return Response(content=dumps(doc), status_code=doc["status"],
-                    media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    return Response(
+        content=dumps(doc),
+        status_code=doc["status"],
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
 
 
 def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
@@ -35,8 +39,9 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
     for item in extra if isinstance(extra, list) else []:
         if isinstance(item, dict):
             key = str(item.get("key") or "")
-            out.append({"field": "body" if key == "data" else key,
-                        "message": str(item.get("message", ""))})
+            out.append(
+                {"field": "body" if key == "data" else key, "message": str(item.get("message", ""))}
+            )
     return out
 
 
@@ -53,11 +58,13 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     if status == 400 and "JSON is malformed" in detail:
         return _problem(problem_dict("malformed_json", 400, detail, path))
     if status == 413:
-        return _problem(problem_dict("payload_too_large", 413,
-                                     "The request body is too large.", path))
+        return _problem(
+            problem_dict("payload_too_large", 413, "The request body is too large.", path)
+        )
     if isinstance(exc, NotAuthorizedException) or status == 401:
-        return _problem(problem_dict("unauthorized", 401, detail, path),
-                        headers={"WWW-Authenticate": "Bearer"})
+        return _problem(
+            problem_dict("unauthorized", 401, detail, path), headers={"WWW-Authenticate": "Bearer"}
+        )
     if isinstance(exc, NotFoundException) or status == 404:
         return _problem(problem_dict("not_found", 404, "No such resource.", path))
     if isinstance(exc, MethodNotAllowedException) or status == 405:
@@ -72,11 +79,15 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.error("unhandled_error", path=request.url.path, error=type(exc).__name__,
-              exc_info=exc)
-    return _problem(problem_dict("internal_error", 500,
-                                 "Unexpected failure; nothing was changed. Retry with the same "
-                                 "Idempotency-Key.", request.url.path))
+    log.error("unhandled_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
+    return _problem(
+        problem_dict(
+            "internal_error",
+            500,
+            "Unexpected failure; nothing was changed. Retry with the same Idempotency-Key.",
+            request.url.path,
+        )
+    )
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from hub.api.dto import (
     Problem,
@@ -29,28 +29,43 @@ REDEEM_MAX_BODY = 64 * 1024
 _PROBLEMS: dict[int, Any] = {}
 
 
-def to_command(data: RedeemIn) -> RedeemCommand:
+def to_command(data: JSONBody[RedeemIn]) -> RedeemCommand:
     lines = None
     if data.order.lines is not None:
-        lines = tuple(Line(sku=ln.sku, qty=ln.qty, unit_price=ln.unit_price,
-                           category=ln.category) for ln in data.order.lines)
-    return RedeemCommand(code=data.code, store=data.store, channel=data.channel,
-                         order=Order(id=data.order.id, amount=data.order.amount, lines=lines),
-                         occurred_at=data.occurred_at)
+        lines = tuple(
+            Line(sku=ln.sku, qty=ln.qty, unit_price=ln.unit_price, category=ln.category)
+            for ln in data.order.lines
+        )
+    return RedeemCommand(
+        code=data.code,
+        store=data.store,
+        channel=data.channel,
+        order=Order(id=data.order.id, amount=data.order.amount, lines=lines),
+        occurred_at=data.occurred_at,
+    )
 
 
 def send(result: HttpResult) -> Response[bytes]:
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return Response(content=result.body, status_code=result.status,
-                    media_type=result.media_type, headers=headers)
+    return Response(
+        content=result.body,
+        status_code=result.status,
+        media_type=result.media_type,
+        headers=headers,
+    )
 
 
 def _problem_docs(*statuses: int) -> dict[int, Any]:
     from litestar.openapi.datastructures import ResponseSpec
 
-    return {s: ResponseSpec(data_container=Problem, media_type="application/problem+json",
-                            description="Problem (RFC 9457) with a stable `code`")
-            for s in statuses}
+    return {
+        s: ResponseSpec(
+            data_container=Problem,
+            media_type="application/problem+json",
+            description="Problem (RFC 9457) with a stable `code`",
+        )
+        for s in statuses
+    }
 
 
 class RedemptionController(Controller):
@@ -58,71 +73,118 @@ class RedemptionController(Controller):
     tags = ["redemptions"]
     request_max_body_size = REDEEM_MAX_BODY
 
-    @post("/", sync_to_thread=True, status_code=201,
-          responses=_problem_docs(400, 401, 403, 404, 409, 413, 422),
-          summary="Redeem a coupon (核销), exactly once per Idempotency-Key")
+    @post(
+        "/",
+        sync_to_thread=True,
+        status_code=201,
+        responses=_problem_docs(400, 401, 403, 404, 409, 413, 422),
+        summary="Redeem a coupon (核销), exactly once per Idempotency-Key",
+    )
     def redeem(
-        self, request: Request[Any, Any, Any], data: RedeemIn,
-        idempotency_key: Annotated[str | None, Parameter(
-            header="Idempotency-Key", required=False,
-            description="Required. 1–255 characters; retries with the same key and body "
-                        "replay the first response.")] = None,
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RedeemIn],
+        idempotency_key: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Idempotency-Key",
+                required=False,
+                description="Required. 1–255 characters; retries with the same key and body "
+                "replay the first response.",
+            ),
+        ] = None,
     ) -> Response[RedemptionOut]:
         h = hub(request)
-        result = svc.redeem(h.engine, principal(request), to_command(data),
-                            idempotency_key=idempotency_key,
-                            canonical_body=msgspec.json.encode(data), now=h.clock(),
-                            settings=h.settings)
+        result = svc.redeem(
+            h.engine,
+            principal(request),
+            to_command(data),
+            idempotency_key=idempotency_key,
+            canonical_body=msgspec.json.encode(data),
+            now=h.clock(),
+            settings=h.settings,
+        )
         return send(result)  # type: ignore[return-value]
 
-    @post("/validate", sync_to_thread=True, status_code=200,
-          responses=_problem_docs(400, 401, 403, 404, 409, 413, 422),
-          summary="Dry run: every redeem check, no change")
-    def validate(self, request: Request[Any, Any, Any], data: RedeemIn) -> ValidationOut:
+    @post(
+        "/validate",
+        sync_to_thread=True,
+        status_code=200,
+        responses=_problem_docs(400, 401, 403, 404, 409, 413, 422),
+        summary="Dry run: every redeem check, no change",
+    )
+    def validate(self, request: Request[Any, Any, Any], data: JSONBody[RedeemIn]) -> ValidationOut:
         h = hub(request)
-        body = svc.validate(h.engine, principal(request), to_command(data), h.clock(),
-                            h.settings)
+        body = svc.validate(h.engine, principal(request), to_command(data), h.clock(), h.settings)
         return msgspec.convert(body, ValidationOut)
 
-    @post("/{redemption_id:str}/reversal", sync_to_thread=True, status_code=201,
-          responses=_problem_docs(400, 401, 404, 409, 422),
-          summary="Reverse (refund/void) a redemption; idempotent")
+    @post(
+        "/{redemption_id:str}/reversal",
+        sync_to_thread=True,
+        status_code=201,
+        responses=_problem_docs(400, 401, 404, 409, 422),
+        summary="Reverse (refund/void) a redemption; idempotent",
+    )
     def reverse(
-        self, request: Request[Any, Any, Any], redemption_id: str,
-        data: ReversalIn | None = None,
-        idempotency_key: Annotated[str | None, Parameter(
-            header="Idempotency-Key", required=False,
-            description="Required. 1–255 characters.")] = None,
+        self,
+        request: Request[Any, Any, Any],
+        redemption_id: FromPath[str],
+        data: JSONBody[ReversalIn | None] = None,
+        idempotency_key: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Idempotency-Key", required=False, description="Required. 1–255 characters."
+            ),
+        ] = None,
     ) -> Response[ReversalOut]:
         h = hub(request)
         body = data or ReversalIn()
-        result = svc.reverse(h.engine, principal(request), redemption_id, body.reason,
-                             idempotency_key=idempotency_key,
-                             canonical_body=msgspec.json.encode(body), now=h.clock(),
-                             settings=h.settings)
+        result = svc.reverse(
+            h.engine,
+            principal(request),
+            redemption_id,
+            body.reason,
+            idempotency_key=idempotency_key,
+            canonical_body=msgspec.json.encode(body),
+            now=h.clock(),
+            settings=h.settings,
+        )
         return send(result)  # type: ignore[return-value]
 
-    @get("/", sync_to_thread=True, responses=_problem_docs(400, 401, 422),
-         summary="List redemptions, newest first (cursor pagination)")
+    @get(
+        "/",
+        sync_to_thread=True,
+        responses=_problem_docs(400, 401, 422),
+        summary="List redemptions, newest first (cursor pagination)",
+    )
     def list(
-        self, request: Request[Any, Any, Any],
-        store: str | None = None,
-        since: Annotated[datetime | None, Parameter(
-            query="from", description="occurred_at ≥ this (ISO 8601 with offset)")] = None,
-        until: Annotated[datetime | None, Parameter(
-            query="to", description="occurred_at < this (ISO 8601 with offset)")] = None,
-        template: str | None = None,
-        channel: str | None = None,
-        status: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        cursor: str | None = None,
+        self,
+        request: Request[Any, Any, Any],
+        store: FromQuery[str | None] = None,
+        since: Annotated[
+            datetime | None,
+            QueryParameter(name="from", description="occurred_at ≥ this (ISO 8601 with offset)"),
+        ] = None,
+        until: Annotated[
+            datetime | None,
+            QueryParameter(name="to", description="occurred_at < this (ISO 8601 with offset)"),
+        ] = None,
+        template: FromQuery[str | None] = None,
+        channel: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        cursor: FromQuery[str | None] = None,
     ) -> RedemptionPage:
         for name, value in (("from", since), ("to", until)):
             if value is not None and value.tzinfo is None:
-                raise refuse("invalid_request", f"{name} needs a time zone offset",
-                             errors=[{"field": name, "message": "naive time"}])
+                raise refuse(
+                    "invalid_request",
+                    f"{name} needs a time zone offset",
+                    errors=[{"field": name, "message": "naive time"}],
+                )
         h = hub(request)
-        f = queries.RedemptionFilter(store=store, since=since, until=until, template=template,
-                                     channel=channel, status=status)
+        f = queries.RedemptionFilter(
+            store=store, since=since, until=until, template=template, channel=channel, status=status
+        )
         page = queries.list_redemptions(h.engine, principal(request), f, limit, cursor)
         return msgspec.convert(page, RedemptionPage)

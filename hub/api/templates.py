@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath, JSONBody
 
 from hub.api.dto import IssueIn, TemplateIn
 from hub.api.state import hub, principal
@@ -18,39 +19,60 @@ class TemplateController(Controller):
     tags = ["templates"]
 
     @post("/", sync_to_thread=True, summary="Create a coupon template")
-    def create(self, request: Request[Any, Any, Any], data: TemplateIn) -> dict[str, Any]:
+    def create(self, request: Request[Any, Any, Any], data: JSONBody[TemplateIn]) -> dict[str, Any]:
         h = hub(request)
-        return issuing.create_template(h.engine, principal(request), data.name, data.spec(),
-                                       h.clock())
+        return issuing.create_template(
+            h.engine, principal(request), data.name, data.spec(), h.clock()
+        )
 
     @get("/", sync_to_thread=True, summary="List templates")
     def list(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         return {"items": issuing.list_templates(hub(request).engine, principal(request))}
 
     @get("/{template_id:str}", sync_to_thread=True, summary="One template")
-    def get_one(self, request: Request[Any, Any, Any], template_id: str) -> dict[str, Any]:
+    def get_one(
+        self, request: Request[Any, Any, Any], template_id: FromPath[str]
+    ) -> dict[str, Any]:
         return issuing.get_template(hub(request).engine, principal(request), template_id)
 
-    @post("/{template_id:str}/pause", sync_to_thread=True, status_code=200,
-          summary="Stop issuing (issued coupons stay usable)")
-    def pause(self, request: Request[Any, Any, Any], template_id: str) -> dict[str, Any]:
+    @post(
+        "/{template_id:str}/pause",
+        sync_to_thread=True,
+        status_code=200,
+        summary="Stop issuing (issued coupons stay usable)",
+    )
+    def pause(self, request: Request[Any, Any, Any], template_id: FromPath[str]) -> dict[str, Any]:
         h = hub(request)
-        return issuing.set_template_status(h.engine, principal(request), template_id,
-                                           "paused", h.clock())
+        return issuing.set_template_status(
+            h.engine, principal(request), template_id, "paused", h.clock()
+        )
 
-    @post("/{template_id:str}/resume", sync_to_thread=True, status_code=200,
-          summary="Resume issuing")
-    def resume(self, request: Request[Any, Any, Any], template_id: str) -> dict[str, Any]:
+    @post(
+        "/{template_id:str}/resume", sync_to_thread=True, status_code=200, summary="Resume issuing"
+    )
+    def resume(self, request: Request[Any, Any, Any], template_id: FromPath[str]) -> dict[str, Any]:
         h = hub(request)
-        return issuing.set_template_status(h.engine, principal(request), template_id,
-                                           "active", h.clock())
+        return issuing.set_template_status(
+            h.engine, principal(request), template_id, "active", h.clock()
+        )
 
-    @post("/{template_id:str}/coupons", sync_to_thread=True, status_code=201,
-          request_max_body_size=ISSUE_MAX_BODY,
-          summary="Issue coupons: count unassigned, or one per customer (≤ 10,000)")
-    def issue(self, request: Request[Any, Any, Any], template_id: str,
-              data: IssueIn) -> dict[str, Any]:
+    @post(
+        "/{template_id:str}/coupons",
+        sync_to_thread=True,
+        status_code=201,
+        request_max_body_size=ISSUE_MAX_BODY,
+        summary="Issue coupons: count unassigned, or one per customer (≤ 10,000)",
+    )
+    def issue(
+        self, request: Request[Any, Any, Any], template_id: FromPath[str], data: JSONBody[IssueIn]
+    ) -> dict[str, Any]:
         h = hub(request)
-        return issuing.issue_coupons(h.engine, principal(request), template_id,
-                                     count=data.count, customer_external_ids=data.customers,
-                                     channel=data.channel, now=h.clock())
+        return issuing.issue_coupons(
+            h.engine,
+            principal(request),
+            template_id,
+            count=data.count,
+            customer_external_ids=data.customers,
+            channel=data.channel,
+            now=h.clock(),
+        )

@@ -21,9 +21,9 @@ DEFAULT_SQLITE_PATH = "hub.db"
 def normalize_url(url: str) -> str:
     """Accept plain ``postgresql://`` URLs and sqlite paths; pick the drivers we ship."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if "://" not in url:
         url = f"sqlite:///{url}"
     return url
@@ -46,9 +46,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _sqlite_setup(engine)
         return engine
-    return create_engine(url, pool_size=kwargs.pop("pool_size", 10),
-                         max_overflow=kwargs.pop("max_overflow", 40),
-                         pool_pre_ping=True, **kwargs)
+    return create_engine(
+        url,
+        pool_size=kwargs.pop("pool_size", 10),
+        max_overflow=kwargs.pop("max_overflow", 40),
+        pool_pre_ping=True,
+        **kwargs,
+    )
 
 
 def _sqlite_setup(engine: Engine) -> None:

@@ -19,18 +19,21 @@ from sqlalchemy import (
 
 from hub.db.types import JSONDoc, UTCDateTime
 
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 # BIGINT identity on PostgreSQL, INTEGER PRIMARY KEY (rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 merchants = Table(
-    "merchants", metadata,
+    "merchants",
+    metadata,
     Column("id", String(40), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("timezone", String(64), nullable=False, server_default="Asia/Shanghai"),
@@ -38,7 +41,8 @@ merchants = Table(
 )
 
 stores = Table(
-    "stores", metadata,
+    "stores",
+    metadata,
     Column("id", String(40), primary_key=True),
     Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
     Column("code", String(64), nullable=False),
@@ -48,7 +52,8 @@ stores = Table(
 )
 
 products = Table(
-    "products", metadata,
+    "products",
+    metadata,
     Column("id", String(40), primary_key=True),
     Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
     Column("sku", String(64), nullable=False),
@@ -60,7 +65,8 @@ products = Table(
 )
 
 customers = Table(
-    "customers", metadata,
+    "customers",
+    metadata,
     Column("id", String(40), primary_key=True),
     Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
     Column("external_id", String(128), nullable=False),
@@ -71,7 +77,8 @@ customers = Table(
 )
 
 api_keys = Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     Column("id", String(40), primary_key=True),
     Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
     Column("role", String(16), nullable=False),
@@ -83,7 +90,8 @@ api_keys = Table(
 )
 
 coupon_templates = Table(
-    "coupon_templates", metadata,
+    "coupon_templates",
+    metadata,
     Column("id", String(40), primary_key=True),
     Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
     Column("name", String(200), nullable=False),
@@ -98,7 +106,8 @@ coupon_templates = Table(
 )
 
 coupons = Table(
-    "coupons", metadata,
+    "coupons",
+    metadata,
     Column("id", String(40), primary_key=True),
     Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
     Column("template_id", ForeignKey("coupon_templates.id"), nullable=False),
@@ -115,7 +124,8 @@ coupons = Table(
 )
 
 redemptions = Table(
-    "redemptions", metadata,
+    "redemptions",
+    metadata,
     Column("id", String(40), primary_key=True),
     Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
     Column("coupon_id", ForeignKey("coupons.id"), nullable=False),
@@ -141,7 +151,8 @@ redemptions = Table(
 # ``seq`` is the global order (per coupon order follows from it); ``id`` is the
 # stable event id receivers dedupe on.
 outbox_events = Table(
-    "outbox_events", metadata,
+    "outbox_events",
+    metadata,
     Column("seq", BigId, primary_key=True, autoincrement=True),
     Column("id", String(40), nullable=False, unique=True),
     Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
@@ -157,7 +168,8 @@ outbox_events = Table(
 # Idempotency records: scoped to the API key that made the request. A row becomes
 # visible only on commit, together with the state change and its stored response.
 idempotency_keys = Table(
-    "idempotency_keys", metadata,
+    "idempotency_keys",
+    metadata,
     Column("api_key_id", String(40), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("endpoint", String(200), nullable=False),

@@ -57,14 +57,15 @@ def parse_code(raw: str) -> str:
     """Normalise ``raw`` and return it, or raise ``code_malformed``."""
     code = normalize(raw)
     if not is_well_formed(code):
-        raise refuse("code_malformed",
-                     "The coupon code is not a valid code: check for a typing mistake.")
+        raise refuse(
+            "code_malformed", "The coupon code is not a valid code: check for a typing mistake."
+        )
     return code
 
 
 def display(code: str) -> str:
     """Group a normalised code in fours for printing: ``ABCD-EFGH-JKLM-NP``."""
-    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
 
 
 def mask(code: str) -> str:

@@ -55,22 +55,28 @@ def covered(line: Line, usage: UsageRules) -> bool:
     """True when ``line`` is one the coupon's product rules apply to."""
     if not usage.has_product_rules:
         return True
-    return line.sku in usage.skus or (line.category is not None
-                                      and line.category in usage.categories)
+    return line.sku in usage.skus or (
+        line.category is not None and line.category in usage.categories
+    )
 
 
 def check_order(order: Order, template: Template) -> None:
     """Refuse orders the discount maths cannot work on."""
     if order.lines is None:
         if template.needs_lines:
-            raise refuse("order_lines_required",
-                         "This coupon applies to particular products: send order.lines.")
+            raise refuse(
+                "order_lines_required",
+                "This coupon applies to particular products: send order.lines.",
+            )
         return
     total = sum(line.amount for line in order.lines)
     if total != order.amount:
-        raise refuse("order_amount_mismatch",
-                     f"order.amount is {order.amount} but the lines add up to {total}.",
-                     amount=order.amount, lines_total=total)
+        raise refuse(
+            "order_amount_mismatch",
+            f"order.amount is {order.amount} but the lines add up to {total}.",
+            amount=order.amount,
+            lines_total=total,
+        )
 
 
 def compute_discount(template: Template, order: Order) -> Discount:
@@ -84,13 +90,15 @@ def compute_discount(template: Template, order: Order) -> Discount:
         eligible_idx = [i for i, ln in enumerate(order.lines) if covered(ln, template.usage)]
         eligible = sum(order.lines[i].amount for i in eligible_idx)
         if not eligible_idx or eligible == 0:
-            raise refuse("no_eligible_items",
-                         "No line of this order is covered by the coupon.")
+            raise refuse("no_eligible_items", "No line of this order is covered by the coupon.")
     threshold = b.threshold
     if eligible < threshold:
-        raise refuse("threshold_not_met",
-                     f"The coupon needs {threshold} fen of eligible items; the order has "
-                     f"{eligible}.", threshold=threshold, eligible_amount=eligible)
+        raise refuse(
+            "threshold_not_met",
+            f"The coupon needs {threshold} fen of eligible items; the order has {eligible}.",
+            threshold=threshold,
+            eligible_amount=eligible,
+        )
     if isinstance(b, ExchangeBenefit):
         return _exchange(b, order, eligible)
     if isinstance(b, ThresholdBenefit):
@@ -103,8 +111,10 @@ def compute_discount(template: Template, order: Order) -> Discount:
     return Discount(
         total=total,
         eligible_amount=eligible,
-        lines=tuple(LineDiscount(i, order.lines[i].sku, s)
-                    for i, s in zip(eligible_idx, shares, strict=True)),
+        lines=tuple(
+            LineDiscount(i, order.lines[i].sku, s)
+            for i, s in zip(eligible_idx, shares, strict=True)
+        ),
     )
 
 
@@ -129,7 +139,11 @@ def _exchange(b: ExchangeBenefit, order: Order, eligible: int) -> Discount:
         per_unit = max(0, ln.unit_price - b.price)
         parts.append(LineDiscount(i, ln.sku, units * per_unit))
     if not parts:
-        raise refuse("exchange_item_missing",
-                     f"This coupon gives {b.qty} × {b.sku}: add it to the order.", sku=b.sku)
-    return Discount(total=sum(p.discount for p in parts), eligible_amount=eligible,
-                    lines=tuple(parts))
+        raise refuse(
+            "exchange_item_missing",
+            f"This coupon gives {b.qty} × {b.sku}: add it to the order.",
+            sku=b.sku,
+        )
+    return Discount(
+        total=sum(p.discount for p in parts), eligible_amount=eligible, lines=tuple(parts)
+    )

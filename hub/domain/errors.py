@@ -17,8 +17,9 @@ class DomainError(Exception):
     status: int = 422
     title: str = "Request refused"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:

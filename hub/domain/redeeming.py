@@ -47,17 +47,20 @@ def check_redeemable(facts: CouponFacts, ctx: RedeemContext, order: Order) -> Di
     """Run every check; return the discount or raise the first refusal."""
     transition(facts.state, Action.REDEEM)  # state first: already redeemed / voided / expired
     if ctx.at < facts.window.start:
-        raise refuse("coupon_not_yet_valid",
-                     "The coupon is not valid yet.", valid_from=facts.window.start.isoformat())
+        raise refuse(
+            "coupon_not_yet_valid",
+            "The coupon is not valid yet.",
+            valid_from=facts.window.start.isoformat(),
+        )
     if ctx.at >= facts.window.end:
-        raise refuse("coupon_expired", "The coupon has expired.",
-                     valid_until=facts.window.end.isoformat())
+        raise refuse(
+            "coupon_expired", "The coupon has expired.", valid_until=facts.window.end.isoformat()
+        )
     usage = facts.template.usage
     if usage.stores and ctx.store not in usage.stores:
         raise refuse("store_not_allowed", f"The coupon cannot be used at store {ctx.store}.")
     if usage.channels and ctx.channel not in usage.channels:
-        raise refuse("channel_not_allowed",
-                     f"The coupon cannot be used on channel {ctx.channel}.")
+        raise refuse("channel_not_allowed", f"The coupon cannot be used on channel {ctx.channel}.")
     local = ctx.at.astimezone(ctx.tz)
     if usage.weekdays and local.isoweekday() not in usage.weekdays:
         raise refuse("outside_usable_time", "The coupon cannot be used on this weekday.")

@@ -32,16 +32,15 @@ class Action(StrEnum):
 
 
 _REFUSALS: dict[tuple[CouponState, Action], tuple[str, str]] = {
-    (CouponState.REDEEMED, Action.REDEEM): ("coupon_already_redeemed",
-                                            "The coupon was redeemed already."),
+    (CouponState.REDEEMED, Action.REDEEM): (
+        "coupon_already_redeemed",
+        "The coupon was redeemed already.",
+    ),
     (CouponState.EXPIRED, Action.REDEEM): ("coupon_expired", "The coupon has expired."),
     (CouponState.VOIDED, Action.REDEEM): ("coupon_voided", "The coupon was voided."),
-    (CouponState.ISSUED, Action.REVERSE): ("coupon_not_redeemed",
-                                           "The coupon is not redeemed."),
-    (CouponState.EXPIRED, Action.REVERSE): ("coupon_not_redeemed",
-                                            "The coupon is not redeemed."),
-    (CouponState.VOIDED, Action.REVERSE): ("coupon_not_redeemed",
-                                           "The coupon is not redeemed."),
+    (CouponState.ISSUED, Action.REVERSE): ("coupon_not_redeemed", "The coupon is not redeemed."),
+    (CouponState.EXPIRED, Action.REVERSE): ("coupon_not_redeemed", "The coupon is not redeemed."),
+    (CouponState.VOIDED, Action.REVERSE): ("coupon_not_redeemed", "The coupon is not redeemed."),
 }
 
 
@@ -67,5 +66,10 @@ def _illegal(state: CouponState, action: Action) -> DomainError:
     if (state, action) in _REFUSALS:
         code, message = _REFUSALS[(state, action)]
         return refuse(code, message, status=409 if code != "coupon_expired" else 422)
-    return refuse("illegal_transition", f"A coupon that is {state} cannot {action}.",
-                  status=409, state=str(state), action=str(action))
+    return refuse(
+        "illegal_transition",
+        f"A coupon that is {state} cannot {action}.",
+        status=409,
+        state=str(state),
+        action=str(action),
+    )

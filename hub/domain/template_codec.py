@@ -32,11 +32,11 @@ def _dt(value: str, field_name: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise refuse("invalid_template", f"{field_name} must be an ISO 8601 time",
-                     field=field_name) from None
+        raise refuse(
+            "invalid_template", f"{field_name} must be an ISO 8601 time", field=field_name
+        ) from None
     if parsed.tzinfo is None:
-        raise refuse("invalid_template", f"{field_name} must carry a time zone",
-                     field=field_name)
+        raise refuse("invalid_template", f"{field_name} must carry a time zone", field=field_name)
     return parsed
 
 
@@ -46,33 +46,45 @@ def benefit_from_dict(d: dict[str, Any]) -> Benefit:
         return ThresholdBenefit(threshold=int(d["threshold"]), discount=int(d["discount"]))
     if kind == "percentage":
         cap = d.get("cap")
-        return PercentageBenefit(percent_off=int(d["percent_off"]),
-                                 threshold=int(d.get("threshold") or 0),
-                                 cap=None if cap is None else int(cap))
+        return PercentageBenefit(
+            percent_off=int(d["percent_off"]),
+            threshold=int(d.get("threshold") or 0),
+            cap=None if cap is None else int(cap),
+        )
     if kind == "exchange":
-        return ExchangeBenefit(sku=str(d["sku"]), qty=int(d.get("qty", 1)),
-                               price=int(d.get("price") or 0),
-                               threshold=int(d.get("threshold") or 0))
-    raise refuse("invalid_template", "benefit.kind must be threshold, percentage or exchange",
-                 field="benefit.kind")
+        return ExchangeBenefit(
+            sku=str(d["sku"]),
+            qty=int(d.get("qty", 1)),
+            price=int(d.get("price") or 0),
+            threshold=int(d.get("threshold") or 0),
+        )
+    raise refuse(
+        "invalid_template",
+        "benefit.kind must be threshold, percentage or exchange",
+        field="benefit.kind",
+    )
 
 
 def validity_from_dict(d: dict[str, Any]) -> Validity:
     if d.get("type") == "fixed":
-        return FixedWindow(start=_dt(d["start"], "validity.start"),
-                           end=_dt(d["end"], "validity.end"))
+        return FixedWindow(
+            start=_dt(d["start"], "validity.start"), end=_dt(d["end"], "validity.end")
+        )
     if d.get("type") == "relative":
-        return RelativeWindow(days=int(d["days"]),
-                              start_after_days=int(d.get("start_after_days") or 0))
-    raise refuse("invalid_template", "validity.type must be fixed or relative",
-                 field="validity.type")
+        return RelativeWindow(
+            days=int(d["days"]), start_after_days=int(d.get("start_after_days") or 0)
+        )
+    raise refuse(
+        "invalid_template", "validity.type must be fixed or relative", field="validity.type"
+    )
 
 
 def usage_from_dict(d: dict[str, Any] | None) -> UsageRules:
     d = d or {}
     hours = tuple(
-        HourRange(_time(h["start"], f"usage.hours[{i}].start"),
-                  _time(h["end"], f"usage.hours[{i}].end"))
+        HourRange(
+            _time(h["start"], f"usage.hours[{i}].start"), _time(h["end"], f"usage.hours[{i}].end")
+        )
         for i, h in enumerate(d.get("hours") or ())
     )
     return UsageRules(
@@ -87,23 +99,28 @@ def usage_from_dict(d: dict[str, Any] | None) -> UsageRules:
 
 def template_from_dict(d: dict[str, Any]) -> Template:
     """Build and check a template from its dict form (raises ``invalid_template``)."""
-    return check_template(Template(
-        benefit=benefit_from_dict(d["benefit"]),
-        validity=validity_from_dict(d["validity"]),
-        usage=usage_from_dict(d.get("usage")),
-        total_quantity=d.get("total_quantity"),
-        per_customer_limit=d.get("per_customer_limit"),
-    ))
+    return check_template(
+        Template(
+            benefit=benefit_from_dict(d["benefit"]),
+            validity=validity_from_dict(d["validity"]),
+            usage=usage_from_dict(d.get("usage")),
+            total_quantity=d.get("total_quantity"),
+            per_customer_limit=d.get("per_customer_limit"),
+        )
+    )
 
 
 def benefit_to_dict(b: Benefit) -> dict[str, Any]:
     if isinstance(b, ThresholdBenefit):
         return {"kind": b.kind, "threshold": b.threshold, "discount": b.discount}
     if isinstance(b, PercentageBenefit):
-        return {"kind": b.kind, "percent_off": b.percent_off, "threshold": b.threshold,
-                "cap": b.cap}
-    return {"kind": b.kind, "sku": b.sku, "qty": b.qty, "price": b.price,
-            "threshold": b.threshold}
+        return {
+            "kind": b.kind,
+            "percent_off": b.percent_off,
+            "threshold": b.threshold,
+            "cap": b.cap,
+        }
+    return {"kind": b.kind, "sku": b.sku, "qty": b.qty, "price": b.price, "threshold": b.threshold}
 
 
 def validity_to_dict(v: Validity) -> dict[str, Any]:
@@ -115,8 +132,9 @@ def validity_to_dict(v: Validity) -> dict[str, Any]:
 def usage_to_dict(u: UsageRules) -> dict[str, Any]:
     return {
         "weekdays": sorted(u.weekdays),
-        "hours": [{"start": h.start.strftime("%H:%M"), "end": h.end.strftime("%H:%M")}
-                  for h in u.hours],
+        "hours": [
+            {"start": h.start.strftime("%H:%M"), "end": h.end.strftime("%H:%M")} for h in u.hours
+        ],
         "skus": sorted(u.skus),
         "categories": sorted(u.categories),
         "stores": sorted(u.stores),

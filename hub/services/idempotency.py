@@ -41,12 +41,17 @@ class StoredResponse:
 
 def check_key(raw: str | None) -> str:
     if raw is None:
-        raise refuse("idempotency_key_required",
-                     "Send an Idempotency-Key header (1–255 characters) so retries are safe.",
-                     status=400)
+        raise refuse(
+            "idempotency_key_required",
+            "Send an Idempotency-Key header (1–255 characters) so retries are safe.",
+            status=400,
+        )
     if not 1 <= len(raw) <= MAX_KEY_LENGTH or not raw.strip():
-        raise refuse("idempotency_key_invalid",
-                     "The Idempotency-Key header must be 1–255 characters.", status=400)
+        raise refuse(
+            "idempotency_key_invalid",
+            "The Idempotency-Key header must be 1–255 characters.",
+            status=400,
+        )
     return raw
 
 
@@ -73,45 +78,67 @@ def _try_insert(conn: Connection, values: dict[str, object], lock_id: int) -> bo
     return conn.execute(stmt).first() is not None
 
 
-def claim(conn: Connection, *, scope: str, key: str, endpoint: str, req_hash: str,
-          now: datetime, ttl: timedelta = DEFAULT_TTL) -> StoredResponse | None:
+def claim(
+    conn: Connection,
+    *,
+    scope: str,
+    key: str,
+    endpoint: str,
+    req_hash: str,
+    now: datetime,
+    ttl: timedelta = DEFAULT_TTL,
+) -> StoredResponse | None:
     """Claim ``key`` for this request in the current transaction.
 
     Returns ``None`` when the caller now owns the key (it must call :func:`complete`
     before committing), or the stored response to replay. Raises 409/422 refusals.
     """
     values: dict[str, object] = {
-        "api_key_id": scope, "key": key, "endpoint": endpoint, "request_hash": req_hash,
-        "created_at": now, "expires_at": now + ttl,
+        "api_key_id": scope,
+        "key": key,
+        "endpoint": endpoint,
+        "request_hash": req_hash,
+        "created_at": now,
+        "expires_at": now + ttl,
     }
     lock_id = _lock_id(scope, key)
     if _try_insert(conn, values, lock_id):
         return None
     row = conn.execute(
-        select(t.c.endpoint, t.c.request_hash, t.c.response_status, t.c.response_body,
-               t.c.expires_at)
-        .where(t.c.api_key_id == scope, t.c.key == key)
+        select(
+            t.c.endpoint, t.c.request_hash, t.c.response_status, t.c.response_body, t.c.expires_at
+        ).where(t.c.api_key_id == scope, t.c.key == key)
     ).first()
     if row is not None and row.expires_at <= now:
-        conn.execute(delete(t).where(t.c.api_key_id == scope, t.c.key == key,
-                                     t.c.expires_at <= now))
+        conn.execute(
+            delete(t).where(t.c.api_key_id == scope, t.c.key == key, t.c.expires_at <= now)
+        )
         if _try_insert(conn, values, lock_id):
             return None
         row = None
     if row is None or row.response_status is None:
-        raise refuse("idempotency_key_in_flight",
-                     "A request with this Idempotency-Key is still being processed; "
-                     "retry shortly with the same key.", status=409)
+        raise refuse(
+            "idempotency_key_in_flight",
+            "A request with this Idempotency-Key is still being processed; "
+            "retry shortly with the same key.",
+            status=409,
+        )
     if row.endpoint != endpoint or row.request_hash != req_hash:
-        raise refuse("idempotency_key_reused",
-                     "This Idempotency-Key was used for a different request; "
-                     "use a new key for a new request.", status=422)
+        raise refuse(
+            "idempotency_key_reused",
+            "This Idempotency-Key was used for a different request; "
+            "use a new key for a new request.",
+            status=422,
+        )
     return StoredResponse(status=row.response_status, body=bytes(row.response_body))
 
 
 def complete(conn: Connection, *, scope: str, key: str, status: int, body: bytes) -> None:
-    conn.execute(update(t).where(t.c.api_key_id == scope, t.c.key == key)
-                 .values(response_status=status, response_body=body))
+    conn.execute(
+        update(t)
+        .where(t.c.api_key_id == scope, t.c.key == key)
+        .values(response_status=status, response_body=body)
+    )
 
 
 def purge_expired(conn: Connection, now: datetime) -> int:

@@ -29,15 +29,23 @@ MAX_BATCH = 10_000
 def _template_view(row: Any) -> dict[str, Any]:
     rules = dict(row.rules)
     return {
-        "id": row.id, "name": row.name, "kind": row.kind, "status": row.status,
-        "benefit": rules["benefit"], "validity": rules["validity"], "usage": rules["usage"],
-        "total_quantity": row.total_quantity, "per_customer_limit": row.per_customer_limit,
-        "issued_count": row.issued_count, "created_at": iso(row.created_at),
+        "id": row.id,
+        "name": row.name,
+        "kind": row.kind,
+        "status": row.status,
+        "benefit": rules["benefit"],
+        "validity": rules["validity"],
+        "usage": rules["usage"],
+        "total_quantity": row.total_quantity,
+        "per_customer_limit": row.per_customer_limit,
+        "issued_count": row.issued_count,
+        "created_at": iso(row.created_at),
     }
 
 
-def create_template(engine: Engine, p: Principal, name: str, spec: dict[str, Any],
-                    now: datetime) -> dict[str, Any]:
+def create_template(
+    engine: Engine, p: Principal, name: str, spec: dict[str, Any], now: datetime
+) -> dict[str, Any]:
     """``spec`` has ``benefit``, ``validity``, ``usage``, ``total_quantity``,
     ``per_customer_limit`` (the API form); the domain checks it."""
     p.require_admin()
@@ -45,21 +53,40 @@ def create_template(engine: Engine, p: Principal, name: str, spec: dict[str, Any
     rules = template_to_dict(template)
     template_id = new_id("tpl")
     with write_conn(engine) as conn:
-        conn.execute(insert(coupon_templates).values(
-            id=template_id, merchant_id=p.merchant_id, name=name, kind=template.kind,
-            rules=rules, status="active", total_quantity=template.total_quantity,
-            per_customer_limit=template.per_customer_limit, issued_count=0, created_at=now))
-        outbox.append(conn, [outbox.event_row(
-            type="template.created", merchant_id=p.merchant_id, occurred_at=now,
-            recorded_at=now, data={"template_id": template_id, "name": name,
-                                   "kind": template.kind, **rules})])
+        conn.execute(
+            insert(coupon_templates).values(
+                id=template_id,
+                merchant_id=p.merchant_id,
+                name=name,
+                kind=template.kind,
+                rules=rules,
+                status="active",
+                total_quantity=template.total_quantity,
+                per_customer_limit=template.per_customer_limit,
+                issued_count=0,
+                created_at=now,
+            )
+        )
+        outbox.append(
+            conn,
+            [
+                outbox.event_row(
+                    type="template.created",
+                    merchant_id=p.merchant_id,
+                    occurred_at=now,
+                    recorded_at=now,
+                    data={"template_id": template_id, "name": name, "kind": template.kind, **rules},
+                )
+            ],
+        )
         row = _get_row(conn, p, template_id)
     return _template_view(row)
 
 
 def _get_row(conn: Connection, p: Principal, template_id: str, *, lock: bool = False) -> Any:
-    q = select(coupon_templates).where(coupon_templates.c.id == template_id,
-                                       coupon_templates.c.merchant_id == p.merchant_id)
+    q = select(coupon_templates).where(
+        coupon_templates.c.id == template_id, coupon_templates.c.merchant_id == p.merchant_id
+    )
     if lock and conn.dialect.name == "postgresql":
         q = q.with_for_update()
     row = conn.execute(q).first()
@@ -75,25 +102,39 @@ def get_template(engine: Engine, p: Principal, template_id: str) -> dict[str, An
 
 def list_templates(engine: Engine, p: Principal) -> list[dict[str, Any]]:
     with read_conn(engine) as conn:
-        rows = conn.execute(select(coupon_templates)
-                            .where(coupon_templates.c.merchant_id == p.merchant_id)
-                            .order_by(coupon_templates.c.created_at, coupon_templates.c.id))
+        rows = conn.execute(
+            select(coupon_templates)
+            .where(coupon_templates.c.merchant_id == p.merchant_id)
+            .order_by(coupon_templates.c.created_at, coupon_templates.c.id)
+        )
         return [_template_view(r) for r in rows]
 
 
-def set_template_status(engine: Engine, p: Principal, template_id: str, status: str,
-                        now: datetime) -> dict[str, Any]:
+def set_template_status(
+    engine: Engine, p: Principal, template_id: str, status: str, now: datetime
+) -> dict[str, Any]:
     """Pause (stop issuing; coupons already issued stay usable) or resume."""
     p.require_admin()
     with write_conn(engine) as conn:
         row = _get_row(conn, p, template_id, lock=True)
         if row.status != status:
-            conn.execute(update(coupon_templates).where(coupon_templates.c.id == template_id)
-                         .values(status=status))
-            outbox.append(conn, [outbox.event_row(
-                type="template.paused" if status == "paused" else "template.resumed",
-                merchant_id=p.merchant_id, occurred_at=now, recorded_at=now,
-                data={"template_id": template_id})])
+            conn.execute(
+                update(coupon_templates)
+                .where(coupon_templates.c.id == template_id)
+                .values(status=status)
+            )
+            outbox.append(
+                conn,
+                [
+                    outbox.event_row(
+                        type="template.paused" if status == "paused" else "template.resumed",
+                        merchant_id=p.merchant_id,
+                        occurred_at=now,
+                        recorded_at=now,
+                        data={"template_id": template_id},
+                    )
+                ],
+            )
         return _template_view(_get_row(conn, p, template_id))
 
 
@@ -101,60 +142,79 @@ def _customer_ids(conn: Connection, p: Principal, external_ids: Sequence[str]) -
     wanted = sorted(set(external_ids))
     found: dict[str, str] = {}
     for i in range(0, len(wanted), 500):
-        chunk = wanted[i:i + 500]
-        for r in conn.execute(select(customers.c.external_id, customers.c.id).where(
-                customers.c.merchant_id == p.merchant_id, customers.c.external_id.in_(chunk))):
+        chunk = wanted[i : i + 500]
+        for r in conn.execute(
+            select(customers.c.external_id, customers.c.id).where(
+                customers.c.merchant_id == p.merchant_id, customers.c.external_id.in_(chunk)
+            )
+        ):
             found[r.external_id] = r.id
     missing = [x for x in wanted if x not in found]
     if missing:
-        raise refuse("customer_not_found", f"Unknown customer(s): {missing[:10]}",
-                     customers=missing[:100])
+        raise refuse(
+            "customer_not_found", f"Unknown customer(s): {missing[:10]}", customers=missing[:100]
+        )
     return found
 
 
-def _check_customer_limit(conn: Connection, template_id: str, limit: int | None,
-                          wanted: Counter[str]) -> None:
+def _check_customer_limit(
+    conn: Connection, template_id: str, limit: int | None, wanted: Counter[str]
+) -> None:
     if limit is None or not wanted:
         return
     held: dict[str, int] = {}
     ids = list(wanted)
     for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        for r in conn.execute(select(coupons.c.customer_id, func.count())
-                              .where(coupons.c.template_id == template_id,
-                                     coupons.c.customer_id.in_(chunk))
-                              .group_by(coupons.c.customer_id)):
+        chunk = ids[i : i + 500]
+        for r in conn.execute(
+            select(coupons.c.customer_id, func.count())
+            .where(coupons.c.template_id == template_id, coupons.c.customer_id.in_(chunk))
+            .group_by(coupons.c.customer_id)
+        ):
             held[r[0]] = int(r[1])
     over = [cid for cid, n in wanted.items() if held.get(cid, 0) + n > limit]
     if over:
-        raise refuse("per_customer_limit_reached",
-                     f"{len(over)} customer(s) would hold more than {limit} coupon(s) of "
-                     "this template.", status=409, limit=limit)
+        raise refuse(
+            "per_customer_limit_reached",
+            f"{len(over)} customer(s) would hold more than {limit} coupon(s) of this template.",
+            status=409,
+            limit=limit,
+        )
 
 
-def issue_coupons(engine: Engine, p: Principal, template_id: str, *, count: int | None,
-                  customer_external_ids: Sequence[str] | None, channel: str | None,
-                  now: datetime) -> dict[str, Any]:
+def issue_coupons(
+    engine: Engine,
+    p: Principal,
+    template_id: str,
+    *,
+    count: int | None,
+    customer_external_ids: Sequence[str] | None,
+    channel: str | None,
+    now: datetime,
+) -> dict[str, Any]:
     """Issue ``count`` unassigned coupons, or one per entry of ``customer_external_ids``.
 
     All or nothing, in one transaction, with one ``coupon.issued`` event per coupon.
     Stock and per-customer limits are checked under the template's row lock.
     """
     p.require_admin()
-    holders: list[str | None]
-    if customer_external_ids:
-        holders = list(customer_external_ids)
-    else:
-        holders = [None] * (count or 0)
+    holders: list[str | None] = (
+        list(customer_external_ids) if customer_external_ids else [None] * (count or 0)
+    )
     if not holders:
-        raise refuse("invalid_request", "Give count ≥ 1 or a non-empty customers list.",
-                     errors=[{"field": "count", "message": "nothing to issue"}])
+        raise refuse(
+            "invalid_request",
+            "Give count ≥ 1 or a non-empty customers list.",
+            errors=[{"field": "count", "message": "nothing to issue"}],
+        )
     if len(holders) > MAX_BATCH:
-        raise refuse("batch_too_large", f"At most {MAX_BATCH} coupons per call.",
-                     max=MAX_BATCH)
+        raise refuse("batch_too_large", f"At most {MAX_BATCH} coupons per call.", max=MAX_BATCH)
     if channel is not None and channel not in CHANNELS:
-        raise refuse("invalid_request", f"channel must be one of {list(CHANNELS)}",
-                     errors=[{"field": "channel", "message": "unknown channel"}])
+        raise refuse(
+            "invalid_request",
+            f"channel must be one of {list(CHANNELS)}",
+            errors=[{"field": "channel", "message": "unknown channel"}],
+        )
     n = len(holders)
     with write_conn(engine) as conn:
         row = _get_row(conn, p, template_id, lock=True)
@@ -162,17 +222,22 @@ def issue_coupons(engine: Engine, p: Principal, template_id: str, *, count: int 
             raise refuse("template_paused", "The template is paused.", status=409)
         bumped = conn.execute(
             update(coupon_templates)
-            .where(coupon_templates.c.id == template_id,
-                   (coupon_templates.c.total_quantity.is_(None))
-                   | (coupon_templates.c.issued_count + n <= coupon_templates.c.total_quantity))
+            .where(
+                coupon_templates.c.id == template_id,
+                (coupon_templates.c.total_quantity.is_(None))
+                | (coupon_templates.c.issued_count + n <= coupon_templates.c.total_quantity),
+            )
             .values(issued_count=coupon_templates.c.issued_count + n)
             .returning(coupon_templates.c.issued_count)
         ).first()
         if bumped is None:
             left = (row.total_quantity or 0) - row.issued_count
-            raise refuse("template_out_of_stock",
-                         f"Only {max(left, 0)} coupon(s) of this template are left.",
-                         status=409, remaining=max(left, 0))
+            raise refuse(
+                "template_out_of_stock",
+                f"Only {max(left, 0)} coupon(s) of this template are left.",
+                status=409,
+                remaining=max(left, 0),
+            )
         ids_by_ext: dict[str, str] = {}
         if customer_external_ids:
             ids_by_ext = _customer_ids(conn, p, customer_external_ids)
@@ -184,9 +249,16 @@ def issue_coupons(engine: Engine, p: Principal, template_id: str, *, count: int 
     return {"template_id": template_id, "issued": len(issued), "coupons": issued}
 
 
-def _insert_coupons(conn: Connection, p: Principal, row: Any, holders: Sequence[str | None],
-                    ids_by_ext: dict[str, str], channel: str | None, window: Any,
-                    now: datetime) -> list[dict[str, Any]]:
+def _insert_coupons(
+    conn: Connection,
+    p: Principal,
+    row: Any,
+    holders: Sequence[str | None],
+    ids_by_ext: dict[str, str],
+    channel: str | None,
+    window: Any,
+    now: datetime,
+) -> list[dict[str, Any]]:
     for _attempt in range(3):
         coupon_rows = []
         views = []
@@ -194,20 +266,38 @@ def _insert_coupons(conn: Connection, p: Principal, row: Any, holders: Sequence[
         for holder in holders:
             coupon_id = new_id("cpn")
             code = generate_code()
-            coupon_rows.append({
-                "id": coupon_id, "merchant_id": p.merchant_id, "template_id": row.id,
-                "code": code, "status": "issued",
-                "customer_id": ids_by_ext[holder] if holder is not None else None,
-                "channel": channel, "issued_at": now, "valid_from": window.start,
-                "valid_until": window.end,
-            })
-            view = {"code": code, "customer": holder, "channel": channel,
-                    "valid_from": iso(window.start), "valid_until": iso(window.end)}
+            coupon_rows.append(
+                {
+                    "id": coupon_id,
+                    "merchant_id": p.merchant_id,
+                    "template_id": row.id,
+                    "code": code,
+                    "status": "issued",
+                    "customer_id": ids_by_ext[holder] if holder is not None else None,
+                    "channel": channel,
+                    "issued_at": now,
+                    "valid_from": window.start,
+                    "valid_until": window.end,
+                }
+            )
+            view = {
+                "code": code,
+                "customer": holder,
+                "channel": channel,
+                "valid_from": iso(window.start),
+                "valid_until": iso(window.end),
+            }
             views.append(view)
-            events.append(outbox.event_row(
-                type="coupon.issued", merchant_id=p.merchant_id, coupon_id=coupon_id,
-                occurred_at=now, recorded_at=now,
-                data={**view, "template_id": row.id, "kind": row.kind}))
+            events.append(
+                outbox.event_row(
+                    type="coupon.issued",
+                    merchant_id=p.merchant_id,
+                    coupon_id=coupon_id,
+                    occurred_at=now,
+                    recorded_at=now,
+                    data={**view, "template_id": row.id, "kind": row.kind},
+                )
+            )
         try:
             with conn.begin_nested():
                 conn.execute(insert(coupons), coupon_rows)
@@ -218,35 +308,50 @@ def _insert_coupons(conn: Connection, p: Principal, row: Any, holders: Sequence[
     raise RuntimeError("could not draw unique coupon codes")  # pragma: no cover
 
 
-def claim_coupon(engine: Engine, p: Principal, raw_code: str, customer_external_id: str,
-                 now: datetime) -> dict[str, Any]:
+def claim_coupon(
+    engine: Engine, p: Principal, raw_code: str, customer_external_id: str, now: datetime
+) -> dict[str, Any]:
     """Give an unassigned coupon to a customer (respecting the per-customer limit)."""
     p.require_admin()
     code = parse_code(raw_code)
     with write_conn(engine) as conn:
-        c = conn.execute(select(coupons.c.id, coupons.c.template_id, coupons.c.customer_id,
-                                coupons.c.status)
-                         .where(coupons.c.code == code,
-                                coupons.c.merchant_id == p.merchant_id)).first()
+        c = conn.execute(
+            select(
+                coupons.c.id, coupons.c.template_id, coupons.c.customer_id, coupons.c.status
+            ).where(coupons.c.code == code, coupons.c.merchant_id == p.merchant_id)
+        ).first()
         if c is None:
             raise refuse("coupon_not_found", "No coupon with this code.", status=404)
         if c.customer_id is not None:
-            raise refuse("coupon_already_claimed", "The coupon already has a holder.",
-                         status=409)
+            raise refuse("coupon_already_claimed", "The coupon already has a holder.", status=409)
         tpl = _get_row(conn, p, c.template_id, lock=True)
         customer_id = _customer_ids(conn, p, [customer_external_id])[customer_external_id]
-        _check_customer_limit(conn, c.template_id, tpl.per_customer_limit,
-                              Counter({customer_id: 1}))
-        done = conn.execute(update(coupons)
-                            .where(coupons.c.id == c.id, coupons.c.customer_id.is_(None))
-                            .values(customer_id=customer_id, version=coupons.c.version + 1)
-                            .returning(coupons.c.id)).first()
+        _check_customer_limit(
+            conn, c.template_id, tpl.per_customer_limit, Counter({customer_id: 1})
+        )
+        done = conn.execute(
+            update(coupons)
+            .where(coupons.c.id == c.id, coupons.c.customer_id.is_(None))
+            .values(customer_id=customer_id, version=coupons.c.version + 1)
+            .returning(coupons.c.id)
+        ).first()
         if done is None:
-            raise refuse("coupon_already_claimed", "The coupon already has a holder.",
-                         status=409)
-        outbox.append(conn, [outbox.event_row(
-            type="coupon.claimed", merchant_id=p.merchant_id, coupon_id=c.id,
-            occurred_at=now, recorded_at=now,
-            data={"code": code, "customer": customer_external_id,
-                  "template_id": c.template_id})])
+            raise refuse("coupon_already_claimed", "The coupon already has a holder.", status=409)
+        outbox.append(
+            conn,
+            [
+                outbox.event_row(
+                    type="coupon.claimed",
+                    merchant_id=p.merchant_id,
+                    coupon_id=c.id,
+                    occurred_at=now,
+                    recorded_at=now,
+                    data={
+                        "code": code,
+                        "customer": customer_external_id,
+                        "template_id": c.template_id,
+                    },
+                )
+            ],
+        )
     return {"code": code, "customer": customer_external_id, "status": c.status}

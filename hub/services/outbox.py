@@ -22,9 +22,16 @@ EVENT_TYPES = (
 )
 
 
-def event_row(*, type: str, merchant_id: str, occurred_at: datetime, recorded_at: datetime,
-              data: dict[str, Any], coupon_id: str | None = None,
-              store_code: str | None = None) -> dict[str, Any]:
+def event_row(
+    *,
+    type: str,
+    merchant_id: str,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    data: dict[str, Any],
+    coupon_id: str | None = None,
+    store_code: str | None = None,
+) -> dict[str, Any]:
     assert type in EVENT_TYPES, type
     return {
         "id": new_id("evt"),

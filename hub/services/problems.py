@@ -11,8 +11,9 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "urn:redemption-hub:error:"
 
 
-def problem_dict(code: str, status: int, detail: str, instance: str | None = None,
-                 **extra: Any) -> dict[str, Any]:
+def problem_dict(
+    code: str, status: int, detail: str, instance: str | None = None, **extra: Any
+) -> dict[str, Any]:
     title = ERROR_CODES.get(code, (status, "Request refused"))[1]
     doc: dict[str, Any] = {
         "type": TYPE_BASE + code,

@@ -21,43 +21,73 @@ from hub.domain.validity import Window
 from hub.services.jsonio import iso
 from hub.services.principal import Principal
 
-_HISTORY_FIELDS = ("redemption_id", "store", "channel", "order_id", "discount", "customer",
-                   "reason", "coupon_status")
+_HISTORY_FIELDS = (
+    "redemption_id",
+    "store",
+    "channel",
+    "order_id",
+    "discount",
+    "customer",
+    "reason",
+    "coupon_status",
+)
 
 
 def coupon_status(engine: Engine, p: Principal, raw_code: str, now: datetime) -> dict[str, Any]:
     code = parse_code(raw_code)
     with read_conn(engine) as conn:
         row = conn.execute(
-            select(coupons, coupon_templates.c.name.label("template_name"),
-                   coupon_templates.c.kind, customers.c.external_id.label("holder"))
-            .select_from(coupons.join(coupon_templates,
-                                      coupon_templates.c.id == coupons.c.template_id)
-                         .outerjoin(customers, customers.c.id == coupons.c.customer_id))
+            select(
+                coupons,
+                coupon_templates.c.name.label("template_name"),
+                coupon_templates.c.kind,
+                customers.c.external_id.label("holder"),
+            )
+            .select_from(
+                coupons.join(
+                    coupon_templates, coupon_templates.c.id == coupons.c.template_id
+                ).outerjoin(customers, customers.c.id == coupons.c.customer_id)
+            )
             .where(coupons.c.code == code, coupons.c.merchant_id == p.merchant_id)
         ).first()
         if row is None:
             raise refuse("coupon_not_found", "No coupon with this code.", status=404)
         events = conn.execute(
-            select(outbox_events.c.id, outbox_events.c.type, outbox_events.c.occurred_at,
-                   outbox_events.c.recorded_at, outbox_events.c.data)
-            .where(outbox_events.c.coupon_id == row.id,
-                   outbox_events.c.merchant_id == p.merchant_id)
+            select(
+                outbox_events.c.id,
+                outbox_events.c.type,
+                outbox_events.c.occurred_at,
+                outbox_events.c.recorded_at,
+                outbox_events.c.data,
+            )
+            .where(
+                outbox_events.c.coupon_id == row.id, outbox_events.c.merchant_id == p.merchant_id
+            )
             .order_by(outbox_events.c.seq)
         ).all()
     state = effective_state(CouponState(row.status), Window(row.valid_from, row.valid_until), now)
     history = []
     for e in events:
-        item: dict[str, Any] = {"event_id": e.id, "type": e.type, "at": iso(e.occurred_at),
-                                "recorded_at": iso(e.recorded_at)}
+        item: dict[str, Any] = {
+            "event_id": e.id,
+            "type": e.type,
+            "at": iso(e.occurred_at),
+            "recorded_at": iso(e.recorded_at),
+        }
         item.update({k: e.data[k] for k in _HISTORY_FIELDS if k in e.data})
         history.append(item)
     return {
-        "code": code, "display_code": display(code), "status": state.value,
+        "code": code,
+        "display_code": display(code),
+        "status": state.value,
         "template": {"id": row.template_id, "name": row.template_name, "kind": row.kind},
-        "holder": row.holder, "channel": row.channel, "issued_at": iso(row.issued_at),
-        "valid_from": iso(row.valid_from), "valid_until": iso(row.valid_until),
-        "redemption_id": row.redemption_id, "history": history,
+        "holder": row.holder,
+        "channel": row.channel,
+        "issued_at": iso(row.issued_at),
+        "valid_from": iso(row.valid_from),
+        "valid_until": iso(row.valid_until),
+        "redemption_id": row.redemption_id,
+        "history": history,
     }
 
 
@@ -85,15 +115,17 @@ def _decode_cursor(raw: str) -> _Cursor:
         padded = raw + "=" * (-len(raw) % 4)
         cur = msgspec.json.decode(base64.urlsafe_b64decode(padded), type=_Cursor)
     except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise refuse("invalid_cursor", "The cursor is not one this API issued.",
-                     status=400) from None
+        raise refuse(
+            "invalid_cursor", "The cursor is not one this API issued.", status=400
+        ) from None
     if cur.at.tzinfo is None:
         raise refuse("invalid_cursor", "The cursor is not one this API issued.", status=400)
     return cur
 
 
-def list_redemptions(engine: Engine, p: Principal, f: RedemptionFilter, limit: int,
-                     cursor: str | None) -> dict[str, Any]:
+def list_redemptions(
+    engine: Engine, p: Principal, f: RedemptionFilter, limit: int, cursor: str | None
+) -> dict[str, Any]:
     """Newest first by ``occurred_at`` then id; store keys see only their store."""
     r = redemptions
     q = select(r).where(r.c.merchant_id == p.merchant_id)
@@ -120,16 +152,29 @@ def list_redemptions(engine: Engine, p: Principal, f: RedemptionFilter, limit: i
         codes = {}
         ids = [row.coupon_id for row in rows]
         if ids:
-            codes = dict(conn.execute(select(coupons.c.id, coupons.c.code)
-                                      .where(coupons.c.id.in_(ids))).all())
+            codes = dict(
+                conn.execute(
+                    select(coupons.c.id, coupons.c.code).where(coupons.c.id.in_(ids))
+                ).all()
+            )
     page = rows[:limit]
-    items = [{
-        "redemption_id": row.id, "status": row.status, "code": codes.get(row.coupon_id),
-        "template_id": row.template_id, "store": row.store_code, "channel": row.channel,
-        "order_id": row.order_id, "order_amount": row.order_amount, "discount": row.discount,
-        "redeemed_at": iso(row.occurred_at), "recorded_at": iso(row.recorded_at),
-        "reversed_at": iso(row.reversed_at),
-    } for row in page]
+    items = [
+        {
+            "redemption_id": row.id,
+            "status": row.status,
+            "code": codes.get(row.coupon_id),
+            "template_id": row.template_id,
+            "store": row.store_code,
+            "channel": row.channel,
+            "order_id": row.order_id,
+            "order_amount": row.order_amount,
+            "discount": row.discount,
+            "redeemed_at": iso(row.occurred_at),
+            "recorded_at": iso(row.recorded_at),
+            "reversed_at": iso(row.reversed_at),
+        }
+        for row in page
+    ]
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]

@@ -46,18 +46,28 @@ class Settings:
 
 
 _COUPON_COLUMNS = (
-    coupons.c.id, coupons.c.code, coupons.c.status, coupons.c.valid_from, coupons.c.valid_until,
-    coupons.c.redemption_id, coupons.c.template_id, coupon_templates.c.name.label("template_name"),
-    coupon_templates.c.kind, coupon_templates.c.rules, customers.c.external_id.label("customer"),
+    coupons.c.id,
+    coupons.c.code,
+    coupons.c.status,
+    coupons.c.valid_from,
+    coupons.c.valid_until,
+    coupons.c.redemption_id,
+    coupons.c.template_id,
+    coupon_templates.c.name.label("template_name"),
+    coupon_templates.c.kind,
+    coupon_templates.c.rules,
+    customers.c.external_id.label("customer"),
 )
 
 
 def _coupon_query(merchant_id: str, code: str) -> Any:
     return (
         select(*_COUPON_COLUMNS)
-        .select_from(coupons.join(coupon_templates,
-                                  coupon_templates.c.id == coupons.c.template_id)
-                     .outerjoin(customers, customers.c.id == coupons.c.customer_id))
+        .select_from(
+            coupons.join(
+                coupon_templates, coupon_templates.c.id == coupons.c.template_id
+            ).outerjoin(customers, customers.c.id == coupons.c.customer_id)
+        )
         .where(coupons.c.code == code, coupons.c.merchant_id == merchant_id)
     )
 
@@ -66,33 +76,44 @@ def _judged_at(cmd: RedeemCommand, now: datetime, settings: Settings) -> datetim
     if cmd.occurred_at is None:
         return now
     if cmd.occurred_at > now + CLOCK_SKEW:
-        raise refuse("occurred_at_in_future", "occurred_at is in the future; check the "
-                     "terminal's clock.", occurred_at=iso(cmd.occurred_at))
+        raise refuse(
+            "occurred_at_in_future",
+            "occurred_at is in the future; check the terminal's clock.",
+            occurred_at=iso(cmd.occurred_at),
+        )
     if cmd.occurred_at < now - settings.max_offline_age:
-        raise refuse("occurred_at_too_old",
-                     f"occurred_at is older than {settings.max_offline_age.days} days.",
-                     occurred_at=iso(cmd.occurred_at))
+        raise refuse(
+            "occurred_at_too_old",
+            f"occurred_at is older than {settings.max_offline_age.days} days.",
+            occurred_at=iso(cmd.occurred_at),
+        )
     return cmd.occurred_at
 
 
 def _check_channel(channel: str) -> None:
     if channel not in CHANNELS:
-        raise refuse("invalid_request", f"channel must be one of {list(CHANNELS)}",
-                     errors=[{"field": "channel", "message": "unknown channel"}])
+        raise refuse(
+            "invalid_request",
+            f"channel must be one of {list(CHANNELS)}",
+            errors=[{"field": "channel", "message": "unknown channel"}],
+        )
 
 
 def _resolve_store(conn: Connection, p: Principal, requested: str | None) -> tuple[str, str]:
     """(store_id, store_code) the redemption happens at."""
     if p.store_id is not None and p.store_code is not None:
         if requested is not None and requested != p.store_code:
-            raise refuse("store_forbidden",
-                         f"This key belongs to store {p.store_code}; it cannot act at "
-                         f"{requested}.", status=403)
+            raise refuse(
+                "store_forbidden",
+                f"This key belongs to store {p.store_code}; it cannot act at {requested}.",
+                status=403,
+            )
         return p.store_id, p.store_code
     if requested is None:
         raise refuse("store_required", "Name the store (store code) this redemption is at.")
-    store_id = conn.execute(select(stores.c.id).where(stores.c.merchant_id == p.merchant_id,
-                                                      stores.c.code == requested)).scalar()
+    store_id = conn.execute(
+        select(stores.c.id).where(stores.c.merchant_id == p.merchant_id, stores.c.code == requested)
+    ).scalar()
     if store_id is None:
         raise refuse("store_not_found", f"No store with code {requested}.", store=requested)
     return store_id, requested
@@ -101,26 +122,32 @@ def _resolve_store(conn: Connection, p: Principal, requested: str | None) -> tup
 def _already_redeemed(conn: Connection, redemption_id: str | None) -> DomainError:
     row = None
     if redemption_id is not None:
-        row = conn.execute(select(redemptions.c.store_code, redemptions.c.occurred_at)
-                           .where(redemptions.c.id == redemption_id)).first()
+        row = conn.execute(
+            select(redemptions.c.store_code, redemptions.c.occurred_at).where(
+                redemptions.c.id == redemption_id
+            )
+        ).first()
     if row is None:
-        return refuse("coupon_already_redeemed", "The coupon was redeemed already.",
-                      status=409)
+        return refuse("coupon_already_redeemed", "The coupon was redeemed already.", status=409)
     return refuse(
         "coupon_already_redeemed",
         f"The coupon was redeemed at store {row.store_code} at {iso(row.occurred_at)}.",
-        status=409, redeemed_at=iso(row.occurred_at), redeemed_store=row.store_code,
+        status=409,
+        redeemed_at=iso(row.occurred_at),
+        redeemed_store=row.store_code,
     )
 
 
-def _decide(conn: Connection, row: Row[Any], store_code: str, cmd: RedeemCommand,
-            at: datetime, p: Principal) -> Discount:
-    facts = CouponFacts(state=CouponState(row.status),
-                        window=Window(row.valid_from, row.valid_until),
-                        template=template_of(row.template_id, row.rules))
+def _decide(
+    conn: Connection, row: Row[Any], store_code: str, cmd: RedeemCommand, at: datetime, p: Principal
+) -> Discount:
+    facts = CouponFacts(
+        state=CouponState(row.status),
+        window=Window(row.valid_from, row.valid_until),
+        template=template_of(row.template_id, row.rules),
+    )
     try:
-        return check_redeemable(facts, RedeemContext(store_code, cmd.channel, at, p.tz),
-                                cmd.order)
+        return check_redeemable(facts, RedeemContext(store_code, cmd.channel, at, p.tz), cmd.order)
     except DomainError as err:
         if err.code == "coupon_already_redeemed":
             raise _already_redeemed(conn, row.redemption_id) from None
@@ -139,8 +166,7 @@ def _discount_view(d: Discount, order: Order) -> dict[str, Any]:
         "discount": d.total,
         "eligible_amount": d.eligible_amount,
         "payable": order.amount - d.total,
-        "lines": [{"index": ld.index, "sku": ld.sku, "discount": ld.discount}
-                  for ld in d.lines],
+        "lines": [{"index": ld.index, "sku": ld.sku, "discount": ld.discount} for ld in d.lines],
     }
 
 
@@ -151,13 +177,16 @@ def _template_view(row: Row[Any]) -> dict[str, Any]:
 def _order_view(order: Order) -> dict[str, Any]:
     view: dict[str, Any] = {"id": order.id, "amount": order.amount}
     if order.lines is not None:
-        view["lines"] = [{"sku": ln.sku, "category": ln.category, "qty": ln.qty,
-                          "unit_price": ln.unit_price} for ln in order.lines]
+        view["lines"] = [
+            {"sku": ln.sku, "category": ln.category, "qty": ln.qty, "unit_price": ln.unit_price}
+            for ln in order.lines
+        ]
     return view
 
 
-def validate(engine: Engine, p: Principal, cmd: RedeemCommand, now: datetime,
-             settings: Settings = Settings()) -> dict[str, Any]:
+def validate(
+    engine: Engine, p: Principal, cmd: RedeemCommand, now: datetime, settings: Settings = Settings()
+) -> dict[str, Any]:
     """The dry run: every redeem check, no change. Returns the would-be discount."""
     code = parse_code(cmd.code)
     _check_channel(cmd.channel)
@@ -166,12 +195,19 @@ def validate(engine: Engine, p: Principal, cmd: RedeemCommand, now: datetime,
         _store_id, store_code = _resolve_store(conn, p, cmd.store)
         row = _find_coupon(conn, p, code)
         discount = _decide(conn, row, store_code, cmd, at, p)
-    return {"status": "valid", "code": code, "store": store_code, "channel": cmd.channel,
-            "template": _template_view(row), **_discount_view(discount, cmd.order)}
+    return {
+        "status": "valid",
+        "code": code,
+        "store": store_code,
+        "channel": cmd.channel,
+        "template": _template_view(row),
+        **_discount_view(discount, cmd.order),
+    }
 
 
-def _redeem_in_txn(conn: Connection, p: Principal, cmd: RedeemCommand, code: str,
-                   at: datetime, now: datetime) -> tuple[int, bytes]:
+def _redeem_in_txn(
+    conn: Connection, p: Principal, cmd: RedeemCommand, code: str, at: datetime, now: datetime
+) -> tuple[int, bytes]:
     store_id, store_code = _resolve_store(conn, p, cmd.store)
     row = _find_coupon(conn, p, code)
     discount = _decide(conn, row, store_code, cmd, at, p)
@@ -179,8 +215,11 @@ def _redeem_in_txn(conn: Connection, p: Principal, cmd: RedeemCommand, code: str
     changed = conn.execute(
         update(coupons)
         .where(coupons.c.id == row.id, coupons.c.status == CouponState.ISSUED.value)
-        .values(status=transition(CouponState.ISSUED, Action.REDEEM).value,
-                redemption_id=redemption_id, version=coupons.c.version + 1)
+        .values(
+            status=transition(CouponState.ISSUED, Action.REDEEM).value,
+            redemption_id=redemption_id,
+            version=coupons.c.version + 1,
+        )
         .returning(coupons.c.id)
     ).first()
     if changed is None:  # lost a race: someone else redeemed (or voided) it meanwhile
@@ -190,13 +229,25 @@ def _redeem_in_txn(conn: Connection, p: Principal, cmd: RedeemCommand, code: str
         transition(CouponState(current.status), Action.REDEEM)
         raise refuse("coupon_already_redeemed", "The coupon was redeemed already.", status=409)
     detail = {"order": _order_view(cmd.order), **_discount_view(discount, cmd.order)}
-    conn.execute(insert(redemptions).values(
-        id=redemption_id, merchant_id=p.merchant_id, coupon_id=row.id,
-        template_id=row.template_id, store_id=store_id, store_code=store_code,
-        channel=cmd.channel, order_id=cmd.order.id, order_amount=cmd.order.amount,
-        discount=discount.total, detail=detail, status="redeemed", occurred_at=at,
-        recorded_at=now, api_key_id=p.key_id,
-    ))
+    conn.execute(
+        insert(redemptions).values(
+            id=redemption_id,
+            merchant_id=p.merchant_id,
+            coupon_id=row.id,
+            template_id=row.template_id,
+            store_id=store_id,
+            store_code=store_code,
+            channel=cmd.channel,
+            order_id=cmd.order.id,
+            order_amount=cmd.order.amount,
+            discount=discount.total,
+            detail=detail,
+            status="redeemed",
+            occurred_at=at,
+            recorded_at=now,
+            api_key_id=p.key_id,
+        )
+    )
     body = {
         "redemption_id": redemption_id,
         "status": "redeemed",
@@ -210,18 +261,40 @@ def _redeem_in_txn(conn: Connection, p: Principal, cmd: RedeemCommand, code: str
         "redeemed_at": iso(at),
         "recorded_at": iso(now),
     }
-    outbox.append(conn, [outbox.event_row(
-        type="coupon.redeemed", merchant_id=p.merchant_id, coupon_id=row.id,
-        store_code=store_code, occurred_at=at, recorded_at=now,
-        data={**body, "order": detail["order"]},
-    )])
-    log.info("coupon.redeemed", redemption_id=redemption_id, code=mask(code),
-             store=store_code, discount=discount.total)
+    outbox.append(
+        conn,
+        [
+            outbox.event_row(
+                type="coupon.redeemed",
+                merchant_id=p.merchant_id,
+                coupon_id=row.id,
+                store_code=store_code,
+                occurred_at=at,
+                recorded_at=now,
+                data={**body, "order": detail["order"]},
+            )
+        ],
+    )
+    log.info(
+        "coupon.redeemed",
+        redemption_id=redemption_id,
+        code=mask(code),
+        store=store_code,
+        discount=discount.total,
+    )
     return 201, dumps(body)
 
 
-def redeem(engine: Engine, p: Principal, cmd: RedeemCommand, *, idempotency_key: str | None,
-           canonical_body: bytes, now: datetime, settings: Settings = Settings()) -> HttpResult:
+def redeem(
+    engine: Engine,
+    p: Principal,
+    cmd: RedeemCommand,
+    *,
+    idempotency_key: str | None,
+    canonical_body: bytes,
+    now: datetime,
+    settings: Settings = Settings(),
+) -> HttpResult:
     """Redeem a coupon exactly once for this idempotency key (see idempotency.py)."""
     key = idempotency.check_key(idempotency_key)
     code = parse_code(cmd.code)
@@ -230,8 +303,15 @@ def redeem(engine: Engine, p: Principal, cmd: RedeemCommand, *, idempotency_key:
     endpoint = "POST /v1/redemptions"
     req_hash = idempotency.request_hash(endpoint, canonical_body)
     with write_conn(engine) as conn:
-        stored = idempotency.claim(conn, scope=p.key_id, key=key, endpoint=endpoint,
-                                   req_hash=req_hash, now=now, ttl=settings.idempotency_ttl)
+        stored = idempotency.claim(
+            conn,
+            scope=p.key_id,
+            key=key,
+            endpoint=endpoint,
+            req_hash=req_hash,
+            now=now,
+            ttl=settings.idempotency_ttl,
+        )
         if stored is not None:
             return _replay(stored)
         try:
@@ -252,41 +332,56 @@ def _replay(stored: idempotency.StoredResponse) -> HttpResult:
     return _result(stored.status, stored.body, replayed=True)
 
 
-def _reverse_in_txn(conn: Connection, p: Principal, redemption_id: str, reason: str | None,
-                    now: datetime) -> tuple[int, bytes]:
+def _reverse_in_txn(
+    conn: Connection, p: Principal, redemption_id: str, reason: str | None, now: datetime
+) -> tuple[int, bytes]:
     where = [redemptions.c.id == redemption_id, redemptions.c.merchant_id == p.merchant_id]
     if p.store_id is not None:
         where.append(redemptions.c.store_id == p.store_id)
     red = conn.execute(
-        select(redemptions.c.coupon_id, redemptions.c.status, redemptions.c.reversed_at,
-               redemptions.c.store_code, redemptions.c.discount, redemptions.c.order_id,
-               redemptions.c.detail, redemptions.c.channel, redemptions.c.template_id)
-        .where(*where)
+        select(
+            redemptions.c.coupon_id,
+            redemptions.c.status,
+            redemptions.c.reversed_at,
+            redemptions.c.store_code,
+            redemptions.c.discount,
+            redemptions.c.order_id,
+            redemptions.c.detail,
+            redemptions.c.channel,
+            redemptions.c.template_id,
+        ).where(*where)
     ).first()
     if red is None:
         raise refuse("redemption_not_found", "No redemption with this id.", status=404)
     reversed_now = conn.execute(
-        update(redemptions).where(redemptions.c.id == redemption_id,
-                                  redemptions.c.status == "redeemed")
+        update(redemptions)
+        .where(redemptions.c.id == redemption_id, redemptions.c.status == "redeemed")
         .values(status="reversed", reversed_at=now, reversal_reason=reason)
         .returning(redemptions.c.id)
     ).first()
     if reversed_now is None:
-        when = conn.execute(select(redemptions.c.reversed_at)
-                            .where(redemptions.c.id == redemption_id)).scalar()
-        raise refuse("redemption_already_reversed",
-                     f"This redemption was reversed at {iso(when)}.", status=409,
-                     reversed_at=iso(when))
+        when = conn.execute(
+            select(redemptions.c.reversed_at).where(redemptions.c.id == redemption_id)
+        ).scalar()
+        raise refuse(
+            "redemption_already_reversed",
+            f"This redemption was reversed at {iso(when)}.",
+            status=409,
+            reversed_at=iso(when),
+        )
     coupon = conn.execute(
-        select(coupons.c.code, coupons.c.status, coupons.c.valid_until)
-        .where(coupons.c.id == red.coupon_id)
+        select(coupons.c.code, coupons.c.status, coupons.c.valid_until).where(
+            coupons.c.id == red.coupon_id
+        )
     ).one()
-    new_state = transition(CouponState(coupon.status), Action.REVERSE,
-                           window_open=now < coupon.valid_until)
-    conn.execute(update(coupons)
-                 .where(coupons.c.id == red.coupon_id, coupons.c.redemption_id == redemption_id)
-                 .values(status=new_state.value, redemption_id=None,
-                         version=coupons.c.version + 1))
+    new_state = transition(
+        CouponState(coupon.status), Action.REVERSE, window_open=now < coupon.valid_until
+    )
+    conn.execute(
+        update(coupons)
+        .where(coupons.c.id == red.coupon_id, coupons.c.redemption_id == redemption_id)
+        .values(status=new_state.value, redemption_id=None, version=coupons.c.version + 1)
+    )
     body = {
         "redemption_id": redemption_id,
         "status": "reversed",
@@ -298,33 +393,67 @@ def _reverse_in_txn(conn: Connection, p: Principal, redemption_id: str, reason: 
         "reversed_at": iso(now),
         "coupon_status": new_state.value,
     }
-    outbox.append(conn, [outbox.event_row(
-        type="coupon.redemption_reversed", merchant_id=p.merchant_id, coupon_id=red.coupon_id,
-        store_code=red.store_code, occurred_at=now, recorded_at=now,
-        data={**body, "channel": red.channel, "template_id": red.template_id,
-              "order": red.detail.get("order")},
-    )])
-    log.info("coupon.redemption_reversed", redemption_id=redemption_id,
-             code=mask(coupon.code), coupon_status=new_state.value)
+    outbox.append(
+        conn,
+        [
+            outbox.event_row(
+                type="coupon.redemption_reversed",
+                merchant_id=p.merchant_id,
+                coupon_id=red.coupon_id,
+                store_code=red.store_code,
+                occurred_at=now,
+                recorded_at=now,
+                data={
+                    **body,
+                    "channel": red.channel,
+                    "template_id": red.template_id,
+                    "order": red.detail.get("order"),
+                },
+            )
+        ],
+    )
+    log.info(
+        "coupon.redemption_reversed",
+        redemption_id=redemption_id,
+        code=mask(coupon.code),
+        coupon_status=new_state.value,
+    )
     return 201, dumps(body)
 
 
-def reverse(engine: Engine, p: Principal, redemption_id: str, reason: str | None, *,
-            idempotency_key: str | None, canonical_body: bytes, now: datetime,
-            settings: Settings = Settings()) -> HttpResult:
+def reverse(
+    engine: Engine,
+    p: Principal,
+    redemption_id: str,
+    reason: str | None,
+    *,
+    idempotency_key: str | None,
+    canonical_body: bytes,
+    now: datetime,
+    settings: Settings = Settings(),
+) -> HttpResult:
     """Reverse (refund/void) a redemption; idempotent like :func:`redeem`."""
     key = idempotency.check_key(idempotency_key)
     endpoint = f"POST /v1/redemptions/{redemption_id}/reversal"
     req_hash = idempotency.request_hash(endpoint, canonical_body)
     with write_conn(engine) as conn:
-        stored = idempotency.claim(conn, scope=p.key_id, key=key, endpoint=endpoint,
-                                   req_hash=req_hash, now=now, ttl=settings.idempotency_ttl)
+        stored = idempotency.claim(
+            conn,
+            scope=p.key_id,
+            key=key,
+            endpoint=endpoint,
+            req_hash=req_hash,
+            now=now,
+            ttl=settings.idempotency_ttl,
+        )
         if stored is not None:
             return _replay(stored)
         try:
             status, body = _reverse_in_txn(conn, p, redemption_id, reason, now)
         except DomainError as err:
-            status, body = err.status, problem_bytes(
-                err, instance=f"/v1/redemptions/{redemption_id}/reversal")
+            status, body = (
+                err.status,
+                problem_bytes(err, instance=f"/v1/redemptions/{redemption_id}/reversal"),
+            )
         idempotency.complete(conn, scope=p.key_id, key=key, status=status, body=body)
     return _result(status, body)

@@ -1,0 +1,242 @@
+"""Shared fixtures. Every test that touches the database runs on SQLite *and* PostgreSQL.
+
+PostgreSQL comes from ``HUB_TEST_PG_URL`` (default: the local server, database
+``test``); each run creates and drops its own database there. It is never skipped
+silently: if it does not answer, the PostgreSQL half fails with a clear message.
+Set ``HUB_TEST_BACKENDS=sqlite`` to run SQLite only on a machine without PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from litestar.testing import TestClient
+from sqlalchemy import Engine
+
+from hub.api.app import create_app
+from hub.db.engine import make_engine
+from hub.db.migrate import upgrade
+from hub.db.schema import metadata
+from hub.services import catalog, issuing
+from hub.services.principal import Principal
+
+PG_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = [b for b in os.environ.get("HUB_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+
+
+@dataclass
+class Clock:
+    """A settable clock for the app under test (UTC)."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+def _pg_database(base_url: str) -> Iterator[str]:
+    name = f"hub_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = base_url.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:  # pragma: no cover - environment problem
+        pytest.fail(
+            f"PostgreSQL at {admin} does not answer ({exc}). Start it (see .ci/run) "
+            "or set HUB_TEST_BACKENDS=sqlite to run SQLite only."
+        )
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    head, _, _ = admin.rpartition("/")
+    try:
+        yield f"{head}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """A migrated database of one backend, shared by the session."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("db") / "hub.db"
+        eng = make_engine(str(path))
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+    else:
+        gen = _pg_database(PG_URL)
+        url = next(gen)
+        eng = make_engine(url)
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        for _ in gen:
+            pass
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Engine]:
+    """The backend's engine, emptied before each test."""
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+    yield engine
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@dataclass
+class Merchant:
+    """A merchant with stores SH-001/SH-002/BJ-001, an admin key and one key per store."""
+
+    id: str
+    admin_key: str
+    store_keys: dict[str, str]
+    principal: Principal
+    tz: ZoneInfo
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.admin_key}"}
+
+
+def make_merchant(
+    engine: Engine,
+    now: datetime,
+    name: str = "Test Tea",
+    stores: tuple[str, ...] = ("SH-001", "SH-002", "BJ-001"),
+    customers: int = 5,
+) -> Merchant:
+    tz = "Asia/Shanghai"
+    mid = catalog.create_merchant(engine, name, tz, now)
+    admin = catalog.create_key(engine, mid, "admin", now)
+    p = Principal(key_id=admin.id, merchant_id=mid, role="admin", tz=ZoneInfo(tz))
+    for code in stores:
+        catalog.create_store(engine, p, code, f"Store {code}", now)
+    for i in range(1, customers + 1):
+        catalog.create_customer(engine, p, f"M{i:04d}", f"Customer {i}", None, now)
+    keys = {
+        code: catalog.create_key(engine, mid, "store", now, store_code=code).token
+        for code in stores
+    }
+    return Merchant(id=mid, admin_key=admin.token, store_keys=keys, principal=p, tz=ZoneInfo(tz))
+
+
+@pytest.fixture
+def merchant(db: Engine, clock: Clock) -> Merchant:
+    return make_merchant(db, clock.now)
+
+
+@pytest.fixture
+def client(db: Engine, clock: Clock) -> Iterator[TestClient[Any]]:
+    app = create_app(db, clock=clock)
+    with TestClient(app) as c:
+        yield c
+
+
+THRESHOLD_SPEC: dict[str, Any] = {
+    "benefit": {"kind": "threshold", "threshold": 10000, "discount": 2000},
+    "validity": {"type": "relative", "days": 30},
+}
+
+
+def make_template(
+    engine: Engine,
+    m: Merchant,
+    now: datetime,
+    spec: dict[str, Any] | None = None,
+    name: str = "满100减20",
+) -> str:
+    created = issuing.create_template(engine, m.principal, name, spec or THRESHOLD_SPEC, now)
+    return str(created["id"])
+
+
+def issue(
+    engine: Engine,
+    m: Merchant,
+    template_id: str,
+    now: datetime,
+    count: int = 1,
+    customers: list[str] | None = None,
+) -> list[str]:
+    out = issuing.issue_coupons(
+        engine,
+        m.principal,
+        template_id,
+        count=count,
+        customer_external_ids=customers,
+        channel=None,
+        now=now,
+    )
+    return [c["code"] for c in out["coupons"]]
+
+
+def order(
+    amount: int = 12800, lines: list[dict[str, Any]] | None = None, order_id: str = "A-1001"
+) -> dict[str, Any]:
+    o: dict[str, Any] = {"id": order_id, "amount": amount}
+    if lines is not None:
+        o["lines"] = lines
+    return o
+
+
+# --- a real server for concurrency tests ----------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(db: Engine, clock: Clock) -> Iterator[str]:
+    """The app served by uvicorn on a loopback port, in a thread; yields its base URL."""
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(db, clock=clock),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:  # pragma: no cover
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30) as c:
+        yield c
