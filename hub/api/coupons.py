@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
 
-from hub.api.dto import ClaimIn
+from hub.api.dto import ClaimIn, VoidIn
 from hub.api.state import hub, principal
 from hub.services import issuing, queries
 
@@ -32,3 +32,20 @@ class CouponController(Controller):
     ) -> dict[str, Any]:
         h = hub(request)
         return issuing.claim_coupon(h.engine, principal(request), code, data.customer, h.clock())
+
+    @post(
+        "/{code:str}/void",
+        sync_to_thread=True,
+        status_code=200,
+        summary="Void an issued coupon (final; it can never be redeemed)",
+    )
+    def void(
+        self,
+        request: Request[Any, Any, Any],
+        code: FromPath[str],
+        data: JSONBody[VoidIn | None] = None,
+    ) -> dict[str, Any]:
+        h = hub(request)
+        return issuing.void_coupon(
+            h.engine, principal(request), code, (data or VoidIn()).reason, h.clock()
+        )

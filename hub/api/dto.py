@@ -225,5 +225,9 @@ class IssueIn(_In):
     channel: Channel | None = None
 
 
+class VoidIn(_In):
+    reason: Annotated[str, Meta(max_length=500)] | None = None
+
+
 class ClaimIn(_In):
     customer: ShortText

@@ -69,8 +69,6 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
         return _problem(problem_dict("not_found", 404, "No such resource.", path))
     if isinstance(exc, MethodNotAllowedException) or status == 405:
         return _problem(problem_dict("method_not_allowed", 405, detail, path))
-    if status == 415:
-        return _problem(problem_dict("unsupported_media_type", 415, detail, path))
     if status == 400:
         return _problem(problem_dict("invalid_request", 400, detail, path))
     if status >= 500:

@@ -49,7 +49,6 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_cursor": (400, "The pagination cursor is not one this API issued."),
     "not_found": (404, "No such resource (or it belongs to another merchant)."),
     "method_not_allowed": (405, "The method is not allowed on this path."),
-    "unsupported_media_type": (415, "The body must be application/json."),
     # auth
     "unauthorized": (401, "Missing or unknown API key."),
     "forbidden": (403, "The key's role may not do this."),
@@ -60,7 +59,6 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "coupon_expired": (422, "The coupon's validity window has ended."),
     "coupon_not_yet_valid": (422, "The coupon's validity window has not started."),
     "coupon_voided": (409, "The coupon was voided."),
-    "coupon_reserved": (409, "The coupon is held for another order."),
     "store_not_allowed": (422, "The coupon may not be used at this store."),
     "channel_not_allowed": (422, "The coupon may not be used on this channel."),
     "outside_usable_time": (422, "Not usable on this weekday or at this hour."),

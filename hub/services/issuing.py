@@ -15,9 +15,11 @@ from hub.db.schema import coupon_templates, coupons, customers
 from hub.domain.codes import generate_code, parse_code
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
+from hub.domain.redeeming import effective_state
+from hub.domain.state import Action, CouponState, transition
 from hub.domain.template_codec import template_from_dict, template_to_dict
 from hub.domain.templates import CHANNELS
-from hub.domain.validity import window_for
+from hub.domain.validity import Window, window_for
 from hub.services import outbox
 from hub.services.jsonio import iso
 from hub.services.principal import Principal
@@ -355,3 +357,50 @@ def claim_coupon(
             ],
         )
     return {"code": code, "customer": customer_external_id, "status": c.status}
+
+
+def void_coupon(
+    engine: Engine, p: Principal, raw_code: str, reason: str | None, now: datetime
+) -> dict[str, Any]:
+    """Void an issued coupon (e.g. issued by mistake); it can never be redeemed after."""
+    p.require_admin()
+    code = parse_code(raw_code)
+    with write_conn(engine) as conn:
+        c = conn.execute(
+            select(
+                coupons.c.id,
+                coupons.c.status,
+                coupons.c.valid_from,
+                coupons.c.valid_until,
+                coupons.c.template_id,
+            ).where(coupons.c.code == code, coupons.c.merchant_id == p.merchant_id)
+        ).first()
+        if c is None:
+            raise refuse("coupon_not_found", "No coupon with this code.", status=404)
+        state = effective_state(CouponState(c.status), Window(c.valid_from, c.valid_until), now)
+        new_state = transition(state, Action.VOID)
+        done = conn.execute(
+            update(coupons)
+            .where(coupons.c.id == c.id, coupons.c.status == state.value)
+            .values(status=new_state.value, version=coupons.c.version + 1)
+            .returning(coupons.c.id)
+        ).first()
+        if done is None:  # changed under us (redeemed meanwhile): report the fresh state
+            current = conn.execute(
+                select(coupons.c.status).where(coupons.c.id == c.id)
+            ).scalar_one()
+            transition(CouponState(current), Action.VOID)
+        outbox.append(
+            conn,
+            [
+                outbox.event_row(
+                    type="coupon.voided",
+                    merchant_id=p.merchant_id,
+                    coupon_id=c.id,
+                    occurred_at=now,
+                    recorded_at=now,
+                    data={"code": code, "template_id": c.template_id, "reason": reason},
+                )
+            ],
+        )
+    return {"code": code, "status": new_state.value, "voided_at": iso(now), "reason": reason}

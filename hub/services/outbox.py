@@ -16,6 +16,7 @@ EVENT_TYPES = (
     "coupon.claimed",
     "coupon.redeemed",
     "coupon.redemption_reversed",
+    "coupon.voided",
     "template.created",
     "template.paused",
     "template.resumed",
