@@ -1,0 +1,86 @@
+"""The README is part of the product: its commands, walkthrough and error table are tested."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hub.domain.errors import ERROR_CODES
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+HUB = str(Path(sys.executable).with_name("hub"))
+
+
+def _block(start: str, end: str) -> str:
+    m = re.search(rf"<!-- {start} -->(.*?)<!-- {end} -->", README, re.S)
+    assert m, f"README lacks the {start} block"
+    return m.group(1)
+
+
+def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
+    first_block = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert first_block and README.index("```sh") < README.index("\n## ")
+    lines = [ln for ln in first_block.group(1).splitlines() if ln.strip()]
+    assert len(lines) == 2
+    run_cmd, test_cmd = lines
+    assert run_cmd.endswith("hub serve") and "pytest" in test_cmd
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert test_cmd in ci.splitlines()
+
+
+def test_error_table_matches_the_catalogue():
+    rows = re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \| (.+?) \|$",
+                      _block("error-codes:start", "error-codes:end"), re.M)
+    assert {code: (int(status), meaning) for code, status, meaning in rows} == ERROR_CODES
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served_demo(tmp_path: Path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "HUB_DATABASE_URL"}
+    proc = subprocess.Popen([HUB, "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read().decode() if proc.stdout else ""
+                    raise RuntimeError(f"hub serve did not start:\n{out}") from None
+                time.sleep(0.1)
+        yield tmp_path
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_walkthrough_runs_as_written(served_demo: Path):
+    script = re.search(r"```sh\n(.*?)```", _block("walkthrough:start", "walkthrough:end"),
+                       re.S)
+    assert script
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script.group(1)],
+                          cwd=served_demo, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert '"status":"issued"' in out  # 1. present
+    assert '"status":"valid"' in out and '"discount":2000' in out  # 2. verify
+    assert out.count('"status":"redeemed"') == 2  # 3. done, and its replay
+    assert "idempotent-replayed: true" in out.lower()
+    assert '"code":"coupon_already_redeemed"' in out and "SH-001" in out
