@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -50,7 +51,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         url,
         pool_size=kwargs.pop("pool_size", 10),
         max_overflow=kwargs.pop("max_overflow", 40),
-        pool_pre_ping=True,
         **kwargs,
     )
 
@@ -75,10 +75,37 @@ def _sqlite_setup(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+_SQLITE_WRITERS: dict[int, threading.Lock] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.Lock | None:
+    """One in-process lock per SQLite engine.
+
+    SQLite allows one writer at a time; when several threads wait for the file lock
+    they poll it with sleeps of up to 100 ms (the busy handler), which wrecks latency.
+    Queueing on a Python lock first hands the write lock over at once. Other processes
+    on the same file still wait through ``busy_timeout``.
+    """
+    if not is_sqlite(engine):
+        return None
+    key = id(engine)
+    lock = _SQLITE_WRITERS.get(key)
+    if lock is None:
+        with _REGISTRY_LOCK:
+            lock = _SQLITE_WRITERS.setdefault(key, threading.Lock())
+    return lock
+
+
 @contextmanager
 def write_conn(engine: Engine) -> Iterator[Connection]:
     """A connection in a write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on exit."""
-    with engine.connect().execution_options(hub_write=True) as conn, conn.begin():
+    lock = _writer_lock(engine)
+    with (
+        lock if lock is not None else nullcontext(),
+        engine.connect().execution_options(hub_write=True) as conn,
+        conn.begin(),
+    ):
         yield conn
 
 

@@ -22,7 +22,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -67,15 +67,32 @@ def _lock_id(scope: str, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+# Hot-path statements, built once (building Core statements per call costs more than
+# executing them).
+_PG_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("lock_id")))
+_PG_INSERT = pg_insert(t).on_conflict_do_nothing().returning(t.c.key)
+_SQLITE_INSERT = sqlite_insert(t).on_conflict_do_nothing().returning(t.c.key)
+_SELECT = select(
+    t.c.endpoint, t.c.request_hash, t.c.response_status, t.c.response_body, t.c.expires_at
+).where(t.c.api_key_id == bindparam("b_scope"), t.c.key == bindparam("b_key"))
+_DELETE_EXPIRED = delete(t).where(
+    t.c.api_key_id == bindparam("b_scope"),
+    t.c.key == bindparam("b_key"),
+    t.c.expires_at <= bindparam("b_now"),
+)
+_COMPLETE = (
+    update(t)
+    .where(t.c.api_key_id == bindparam("b_scope"), t.c.key == bindparam("b_key"))
+    .values(response_status=bindparam("b_status"), response_body=bindparam("b_body"))
+)
+
+
 def _try_insert(conn: Connection, values: dict[str, object], lock_id: int) -> bool:
     if conn.dialect.name == "postgresql":
-        locked = conn.execute(select(func.pg_try_advisory_xact_lock(lock_id))).scalar_one()
-        if not locked:
+        if not conn.execute(_PG_LOCK, {"lock_id": lock_id}).scalar_one():
             return False
-        stmt = pg_insert(t).values(**values).on_conflict_do_nothing().returning(t.c.key)
-    else:
-        stmt = sqlite_insert(t).values(**values).on_conflict_do_nothing().returning(t.c.key)
-    return conn.execute(stmt).first() is not None
+        return conn.execute(_PG_INSERT, values).first() is not None
+    return conn.execute(_SQLITE_INSERT, values).first() is not None
 
 
 def claim(
@@ -104,15 +121,10 @@ def claim(
     lock_id = _lock_id(scope, key)
     if _try_insert(conn, values, lock_id):
         return None
-    row = conn.execute(
-        select(
-            t.c.endpoint, t.c.request_hash, t.c.response_status, t.c.response_body, t.c.expires_at
-        ).where(t.c.api_key_id == scope, t.c.key == key)
-    ).first()
+    ident = {"b_scope": scope, "b_key": key}
+    row = conn.execute(_SELECT, ident).first()
     if row is not None and row.expires_at <= now:
-        conn.execute(
-            delete(t).where(t.c.api_key_id == scope, t.c.key == key, t.c.expires_at <= now)
-        )
+        conn.execute(_DELETE_EXPIRED, {**ident, "b_now": now})
         if _try_insert(conn, values, lock_id):
             return None
         row = None
@@ -134,11 +146,7 @@ def claim(
 
 
 def complete(conn: Connection, *, scope: str, key: str, status: int, body: bytes) -> None:
-    conn.execute(
-        update(t)
-        .where(t.c.api_key_id == scope, t.c.key == key)
-        .values(response_status=status, response_body=body)
-    )
+    conn.execute(_COMPLETE, {"b_scope": scope, "b_key": key, "b_status": status, "b_body": body})
 
 
 def purge_expired(conn: Connection, now: datetime) -> int:

@@ -46,7 +46,10 @@ def event_row(
     }
 
 
+_INSERT = insert(outbox_events)
+
+
 def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert event rows in the current transaction (commit makes them visible)."""
     if rows:
-        conn.execute(insert(outbox_events), list(rows))
+        conn.execute(_INSERT, list(rows))

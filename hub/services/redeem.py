@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 
 from hub.db.engine import read_conn, write_conn
 from hub.db.schema import coupon_templates, coupons, customers, redemptions, stores
@@ -60,16 +60,33 @@ _COUPON_COLUMNS = (
 )
 
 
-def _coupon_query(merchant_id: str, code: str) -> Any:
-    return (
-        select(*_COUPON_COLUMNS)
-        .select_from(
-            coupons.join(
-                coupon_templates, coupon_templates.c.id == coupons.c.template_id
-            ).outerjoin(customers, customers.c.id == coupons.c.customer_id)
+# Hot-path statements, built once: building a Core statement costs more than running it.
+_COUPON_BY_CODE = (
+    select(*_COUPON_COLUMNS)
+    .select_from(
+        coupons.join(coupon_templates, coupon_templates.c.id == coupons.c.template_id).outerjoin(
+            customers, customers.c.id == coupons.c.customer_id
         )
-        .where(coupons.c.code == code, coupons.c.merchant_id == merchant_id)
     )
+    .where(coupons.c.code == bindparam("b_code"), coupons.c.merchant_id == bindparam("b_merchant"))
+)
+_STORE_ID = select(stores.c.id).where(
+    stores.c.merchant_id == bindparam("b_merchant"), stores.c.code == bindparam("b_code")
+)
+_REDEMPTION_WHERE = select(redemptions.c.store_code, redemptions.c.occurred_at).where(
+    redemptions.c.id == bindparam("b_id")
+)
+_MARK_REDEEMED = (
+    update(coupons)
+    .where(coupons.c.id == bindparam("b_id"), coupons.c.status == CouponState.ISSUED.value)
+    .values(
+        status=transition(CouponState.ISSUED, Action.REDEEM).value,
+        redemption_id=bindparam("b_redemption_id"),
+        version=coupons.c.version + 1,
+    )
+    .returning(coupons.c.id)
+)
+_INSERT_REDEMPTION = insert(redemptions)
 
 
 def _judged_at(cmd: RedeemCommand, now: datetime, settings: Settings) -> datetime:
@@ -111,9 +128,7 @@ def _resolve_store(conn: Connection, p: Principal, requested: str | None) -> tup
         return p.store_id, p.store_code
     if requested is None:
         raise refuse("store_required", "Name the store (store code) this redemption is at.")
-    store_id = conn.execute(
-        select(stores.c.id).where(stores.c.merchant_id == p.merchant_id, stores.c.code == requested)
-    ).scalar()
+    store_id = conn.execute(_STORE_ID, {"b_merchant": p.merchant_id, "b_code": requested}).scalar()
     if store_id is None:
         raise refuse("store_not_found", f"No store with code {requested}.", store=requested)
     return store_id, requested
@@ -122,11 +137,7 @@ def _resolve_store(conn: Connection, p: Principal, requested: str | None) -> tup
 def _already_redeemed(conn: Connection, redemption_id: str | None) -> DomainError:
     row = None
     if redemption_id is not None:
-        row = conn.execute(
-            select(redemptions.c.store_code, redemptions.c.occurred_at).where(
-                redemptions.c.id == redemption_id
-            )
-        ).first()
+        row = conn.execute(_REDEMPTION_WHERE, {"b_id": redemption_id}).first()
     if row is None:
         return refuse("coupon_already_redeemed", "The coupon was redeemed already.", status=409)
     return refuse(
@@ -154,8 +165,8 @@ def _decide(
         raise
 
 
-def _find_coupon(conn: Connection, p: Principal, code: str) -> Row[Any]:
-    row = conn.execute(_coupon_query(p.merchant_id, code)).first()
+def _find_coupon(conn: Connection, p: Principal, code: str) -> Any:
+    row = conn.execute(_COUPON_BY_CODE, {"b_code": code, "b_merchant": p.merchant_id}).first()
     if row is None:
         raise refuse("coupon_not_found", "No coupon with this code.", status=404)
     return row
@@ -213,14 +224,7 @@ def _redeem_in_txn(
     discount = _decide(conn, row, store_code, cmd, at, p)
     redemption_id = new_id("rdm")
     changed = conn.execute(
-        update(coupons)
-        .where(coupons.c.id == row.id, coupons.c.status == CouponState.ISSUED.value)
-        .values(
-            status=transition(CouponState.ISSUED, Action.REDEEM).value,
-            redemption_id=redemption_id,
-            version=coupons.c.version + 1,
-        )
-        .returning(coupons.c.id)
+        _MARK_REDEEMED, {"b_id": row.id, "b_redemption_id": redemption_id}
     ).first()
     if changed is None:  # lost a race: someone else redeemed (or voided) it meanwhile
         current = _find_coupon(conn, p, code)
@@ -230,23 +234,24 @@ def _redeem_in_txn(
         raise refuse("coupon_already_redeemed", "The coupon was redeemed already.", status=409)
     detail = {"order": _order_view(cmd.order), **_discount_view(discount, cmd.order)}
     conn.execute(
-        insert(redemptions).values(
-            id=redemption_id,
-            merchant_id=p.merchant_id,
-            coupon_id=row.id,
-            template_id=row.template_id,
-            store_id=store_id,
-            store_code=store_code,
-            channel=cmd.channel,
-            order_id=cmd.order.id,
-            order_amount=cmd.order.amount,
-            discount=discount.total,
-            detail=detail,
-            status="redeemed",
-            occurred_at=at,
-            recorded_at=now,
-            api_key_id=p.key_id,
-        )
+        _INSERT_REDEMPTION,
+        {
+            "id": redemption_id,
+            "merchant_id": p.merchant_id,
+            "coupon_id": row.id,
+            "template_id": row.template_id,
+            "store_id": store_id,
+            "store_code": store_code,
+            "channel": cmd.channel,
+            "order_id": cmd.order.id,
+            "order_amount": cmd.order.amount,
+            "discount": discount.total,
+            "detail": detail,
+            "status": "redeemed",
+            "occurred_at": at,
+            "recorded_at": now,
+            "api_key_id": p.key_id,
+        },
     )
     body = {
         "redemption_id": redemption_id,

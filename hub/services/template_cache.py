@@ -1,21 +1,30 @@
-"""Parsed template rules, cached by template id (rules never change after creation)."""
+"""Parsed template rules, cached by template id.
+
+A template's rules never change after creation (only its status does), so the id is
+enough of a key; parsing and checking the rules on every redeem would be wasted work.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from threading import Lock
 from typing import Any
-
-import msgspec
 
 from hub.domain.template_codec import template_from_dict
 from hub.domain.templates import Template
 
-
-@lru_cache(maxsize=4096)
-def _parse(template_id: str, rules_json: bytes) -> Template:
-    return template_from_dict(msgspec.json.decode(rules_json))
+_MAX = 10_000
+_cache: dict[str, Template] = {}
+_lock = Lock()
 
 
 def template_of(template_id: str, rules: dict[str, Any]) -> Template:
-    """The domain :class:`Template` for stored ``rules`` (cached per id and content)."""
-    return _parse(template_id, msgspec.json.encode(rules))
+    """The domain :class:`Template` for a stored template's ``rules``."""
+    found = _cache.get(template_id)
+    if found is not None:
+        return found
+    parsed = template_from_dict(rules)
+    with _lock:
+        if len(_cache) >= _MAX:
+            _cache.clear()
+        _cache[template_id] = parsed
+    return parsed

@@ -1,0 +1,306 @@
+"""Rough redeem throughput: the hub against the raw driver doing the same transaction.
+
+    .venv/bin/python -m bench.redeem [--n 2000] [--backend sqlite|postgresql|both] [--http]
+
+For each backend it prints redeems/s of
+  * baseline  — the raw driver (sqlite3 / psycopg) running the redeem transaction's five
+                statements (idempotency insert, conditional UPDATE … RETURNING, redemption
+                insert, outbox insert, idempotency update) in a loop;
+  * service   — hub.services.redeem.redeem() in a loop (domain checks, Core, idempotency);
+  * http      — (with --http) POST /v1/redemptions against `hub serve`'s app under uvicorn,
+                16 concurrent clients on loopback, with p50/p99 latency;
+and each figure as a ratio of the baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import psycopg
+from sqlalchemy import Engine
+
+from hub.db.engine import make_engine
+from hub.db.migrate import upgrade
+from hub.domain.cart import Order
+from hub.logs import configure_logging
+from hub.services import catalog, issuing
+from hub.services.commands import RedeemCommand
+from hub.services.principal import Principal
+from hub.services.redeem import redeem
+
+PG_ADMIN = os.environ.get("HUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _setup(engine: Engine, n: int) -> tuple[Principal, str, list[str]]:
+    now = datetime.now(UTC)
+    mid = catalog.create_merchant(engine, "Bench", "Asia/Shanghai", now)
+    admin = catalog.create_key(engine, mid, "admin", now)
+    p0 = catalog.authenticate(engine, admin.token)
+    assert p0 is not None
+    catalog.create_store(engine, p0, "SH-001", "bench store", now)
+    store = catalog.create_key(engine, mid, "store", now, store_code="SH-001")
+    p = catalog.authenticate(engine, store.token)
+    assert p is not None
+    tpl = issuing.create_template(
+        engine,
+        p0,
+        "bench",
+        {
+            "benefit": {"kind": "threshold", "threshold": 10000, "discount": 2000},
+            "validity": {"type": "relative", "days": 30},
+        },
+        now,
+    )
+    codes: list[str] = []
+    while len(codes) < n:
+        batch = min(10_000, n - len(codes))
+        out = issuing.issue_coupons(
+            engine, p0, tpl["id"], count=batch, customer_external_ids=None, channel=None, now=now
+        )
+        codes += [c["code"] for c in out["coupons"]]
+    return p, store.token, codes
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds else float("inf")
+
+
+def bench_service(engine: Engine, p: Principal, codes: list[str]) -> float:
+    t0 = time.perf_counter()
+    for i, code in enumerate(codes):
+        cmd = RedeemCommand(
+            code=code, store=None, channel="pos", order=Order(id=f"B-{i}", amount=12800)
+        )
+        body = msgspec.json.encode({"code": code, "i": i})
+        r = redeem(
+            engine,
+            p,
+            cmd,
+            idempotency_key=f"svc-{code}",
+            canonical_body=body,
+            now=datetime.now(UTC),
+        )
+        assert r.status == 201, r.body
+    return _rate(len(codes), time.perf_counter() - t0)
+
+
+_BASELINE_SQL = [
+    (
+        "INSERT INTO idempotency_keys (api_key_id, key, endpoint, request_hash, created_at, "
+        "expires_at) VALUES ({p}, {p}, 'POST /v1/redemptions', 'h', {p}, {p}) "
+        "ON CONFLICT DO NOTHING RETURNING key"
+    ),
+    (
+        "UPDATE coupons SET status = 'redeemed', redemption_id = {p}, version = version + 1 "
+        "WHERE code = {p} AND status = 'issued' RETURNING id, template_id, merchant_id"
+    ),
+    (
+        "INSERT INTO redemptions (id, merchant_id, coupon_id, template_id, store_id, store_code, "
+        "channel, order_id, order_amount, discount, detail, status, occurred_at, recorded_at, "
+        "api_key_id) VALUES ({p}, {p}, {p}, {p}, {p}, 'SH-001', 'pos', {p}, 12800, 2000, '{{}}', "
+        "'redeemed', {p}, {p}, 'k')"
+    ),
+    (
+        "INSERT INTO outbox_events (id, merchant_id, type, coupon_id, occurred_at, recorded_at, "
+        "data) VALUES ({p}, {p}, 'coupon.redeemed', {p}, {p}, {p}, '{{}}')"
+    ),
+    (
+        "UPDATE idempotency_keys SET response_status = 201, response_body = {p} "
+        "WHERE api_key_id = {p} AND key = {p}"
+    ),
+]
+
+
+def _baseline(
+    execute: Callable[[str, tuple[Any, ...]], Any],
+    begin: Callable[[], None],
+    commit: Callable[[], None],
+    codes: list[str],
+    store_id: str,
+    now: Callable[[], Any],
+    p: str,
+) -> float:
+    sql = [s.format(p=p) for s in _BASELINE_SQL]
+    t0 = time.perf_counter()
+    for i, code in enumerate(codes):
+        ts = now()
+        rid = uuid.uuid4().hex
+        begin()
+        execute(sql[0], ("bench", f"raw-{i}", ts, ts))
+        row = execute(sql[1], (rid, code))
+        assert row is not None
+        execute(sql[2], (rid, row[2], row[0], row[1], store_id, f"R-{i}", ts, ts))
+        execute(sql[3], (uuid.uuid4().hex, row[2], row[0], ts, ts))
+        execute(sql[4], (b'{"status":"redeemed"}', "bench", f"raw-{i}"))
+        commit()
+    return _rate(len(codes), time.perf_counter() - t0)
+
+
+def bench_raw_sqlite(path: str, codes: list[str], store_id: str) -> float:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+    def execute(sql: str, params: tuple[Any, ...]) -> Any:
+        return conn.execute(sql, params).fetchone()
+
+    rate = _baseline(
+        execute,
+        lambda: conn.execute("BEGIN IMMEDIATE"),
+        lambda: conn.execute("COMMIT"),
+        codes,
+        store_id,
+        lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "?",
+    )
+    conn.close()
+    return rate
+
+
+def bench_raw_pg(url: str, codes: list[str], store_id: str) -> float:
+    conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+    def execute(sql: str, params: tuple[Any, ...]) -> Any:
+        return (
+            conn.execute(sql, params).fetchone()
+            if "RETURNING" in sql
+            else conn.execute(sql, params)
+        )
+
+    def commit() -> None:
+        conn.commit()
+
+    rate = _baseline(
+        execute, lambda: None, commit, codes, store_id, lambda: datetime.now(UTC), "%s"
+    )
+    conn.close()
+    return rate
+
+
+def _store_id(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return str(conn.exec_driver_sql("SELECT id FROM stores LIMIT 1").scalar_one())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _http_load(
+    base: str, token: str, codes: list[str], concurrency: int
+) -> tuple[float, float, float]:
+    latencies: list[float] = []
+    queue = list(enumerate(codes))
+    limits = httpx.Limits(max_connections=concurrency)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while queue:
+            i, code = queue.pop()
+            t = time.perf_counter()
+            r = await client.post(
+                "/v1/redemptions",
+                json={"code": code, "order": {"id": f"H-{i}", "amount": 12800}},
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"http-{i}"},
+            )
+            latencies.append(time.perf_counter() - t)
+            assert r.status_code == 201, r.text
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    q = statistics.quantiles(latencies, n=100)
+    return _rate(len(codes), elapsed), q[49] * 1000, q[98] * 1000
+
+
+def bench_http(url: str, token: str, codes: list[str]) -> tuple[float, float, float]:
+    port = _free_port()
+    env = {**os.environ, "HUB_LOG_LEVEL": "WARNING"}
+    code = (
+        "import uvicorn; from hub.logs import configure_logging; configure_logging(); "
+        "from hub.api.app import create_app; from hub.db.engine import "
+        f"make_engine; uvicorn.run(create_app(make_engine({url!r})), host='127.0.0.1', "
+        f"port={port}, log_level='warning', access_log=False)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        return asyncio.run(_http_load(f"http://127.0.0.1:{port}", token, codes, 16))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def run_backend(name: str, url: str, n: int, http: bool) -> None:
+    engine = make_engine(url)
+    upgrade(engine)
+    p, token, codes = _setup(engine, n * 3)
+    store_id = _store_id(engine)
+    raw_codes, svc_codes, http_codes = codes[:n], codes[n : 2 * n], codes[2 * n :]
+    if name == "sqlite":
+        base = bench_raw_sqlite(url, raw_codes, store_id)
+    else:
+        base = bench_raw_pg(url, raw_codes, store_id)
+    svc = bench_service(engine, p, svc_codes)
+    print(f"{name:<10} baseline (raw driver, sequential) {base:8.0f} redeems/s   1.00")
+    print(
+        f"{name:<10} hub service (sequential)          {svc:8.0f} redeems/s   "
+        f"{svc / base:4.2f} × baseline"
+    )
+    if http:
+        engine.dispose()
+        rate, p50, p99 = bench_http(url, token, http_codes)
+        print(
+            f"{name:<10} hub HTTP (16 concurrent clients)  {rate:8.0f} redeems/s   "
+            f"{rate / base:4.2f} × baseline   p50 {p50:.1f} ms  p99 {p99:.1f} ms"
+        )
+    engine.dispose()
+
+
+def main() -> None:
+    os.environ.setdefault("HUB_LOG_LEVEL", "WARNING")
+    configure_logging()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2000, help="redeems per measurement")
+    ap.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--http", action="store_true", help="also measure over HTTP")
+    args = ap.parse_args()
+    if args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            run_backend("sqlite", str(Path(tmp) / "bench.db"), args.n, args.http)
+    if args.backend in ("postgresql", "both"):
+        name = f"hub_bench_{os.getpid()}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            run_backend("postgresql", PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.n, args.http)
+        finally:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
