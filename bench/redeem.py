@@ -30,11 +30,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import psycopg
 from sqlalchemy import Engine
 
+from bench import loadgen
 from hub.db.engine import make_engine
 from hub.db.migrate import upgrade
 from hub.domain.cart import Order
@@ -204,31 +204,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _http_load(
-    base: str, token: str, codes: list[str], concurrency: int
+def _http_load(
+    port: int, token: str, codes: list[str], concurrency: int
 ) -> tuple[float, float, float]:
-    latencies: list[float] = []
-    queue = list(enumerate(codes))
-    limits = httpx.Limits(max_connections=concurrency)
+    pending = list(enumerate(codes))
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        while queue:
-            i, code = queue.pop()
-            t = time.perf_counter()
-            r = await client.post(
-                "/v1/redemptions",
-                json={"code": code, "order": {"id": f"H-{i}", "amount": 12800}},
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"http-{i}"},
-            )
-            latencies.append(time.perf_counter() - t)
-            assert r.status_code == 201, r.text
+    def next_request() -> bytes | None:
+        if not pending:
+            return None
+        i, code = pending.pop()
+        body = msgspec.json.encode({"code": code, "order": {"id": f"H-{i}", "amount": 12800}})
+        return loadgen.request_bytes(
+            "POST", "/v1/redemptions", "127.0.0.1", {**auth, "Idempotency-Key": f"http-{i}"}, body
+        )
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - t0
-    q = statistics.quantiles(latencies, n=100)
-    return _rate(len(codes), elapsed), q[49] * 1000, q[98] * 1000
+    result = asyncio.run(loadgen.run("127.0.0.1", port, next_request, concurrency))
+    assert result.statuses == {201: len(codes)}, result.statuses
+    q = statistics.quantiles(result.latencies, n=100)
+    return _rate(len(codes), result.elapsed), q[49] * 1000, q[98] * 1000
 
 
 def bench_http(url: str, token: str, codes: list[str]) -> tuple[float, float, float]:
@@ -248,7 +242,7 @@ def bench_http(url: str, token: str, codes: list[str]) -> tuple[float, float, fl
                 break
             except OSError:
                 time.sleep(0.05)
-        return asyncio.run(_http_load(f"http://127.0.0.1:{port}", token, codes, 16))
+        return _http_load(port, token, codes, 16)
     finally:
         proc.terminate()
         proc.wait(timeout=20)

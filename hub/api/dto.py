@@ -141,9 +141,9 @@ class StoreIn(_In):
 
 
 class ProductIn(_In):
-    sku: ShortText
+    sku: Annotated[str, Meta(min_length=1, max_length=64)]  # the column holds 64
     name: Name
-    category: ShortText
+    category: Annotated[str, Meta(min_length=1, max_length=64)]
     price: Fen
 
 

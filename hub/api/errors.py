@@ -13,6 +13,7 @@ from litestar.exceptions import (
     NotFoundException,
     ValidationException,
 )
+from sqlalchemy.exc import DataError
 
 from hub.domain.errors import DomainError
 from hub.services.jsonio import dumps
@@ -31,7 +32,9 @@ def _problem(doc: dict[str, Any], headers: dict[str, str] | None = None) -> Resp
 
 
 def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
-    return _problem(problem_for(exc, instance=request.url.path))
+    # RFC 9110 §15.5.2: a 401 response must carry WWW-Authenticate.
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return _problem(problem_for(exc, instance=request.url.path), headers=headers)
 
 
 def _field_errors(extra: Any) -> list[dict[str, str]]:
@@ -68,12 +71,36 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     if isinstance(exc, NotFoundException) or status == 404:
         return _problem(problem_dict("not_found", 404, "No such resource.", path))
     if isinstance(exc, MethodNotAllowedException) or status == 405:
-        return _problem(problem_dict("method_not_allowed", 405, detail, path))
+        # RFC 9110 §15.5.6: a 405 response must carry Allow (litestar puts it on the exception).
+        return _problem(
+            problem_dict("method_not_allowed", 405, detail, path), headers=exc.headers or None
+        )
     if status == 400:
         return _problem(problem_dict("invalid_request", 400, detail, path))
     if status >= 500:
         return internal_error(request, exc)
     return _problem(problem_dict("invalid_request", status, detail, path))
+
+
+def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[bytes]:
+    """msgspec raises RecursionError (not a DecodeError) on JSON nested too deeply."""
+    if "deserializing" not in str(exc):
+        return internal_error(request, exc)
+    detail = "JSON is malformed: nested too deeply."
+    return _problem(problem_dict("malformed_json", 400, detail, request.url.path))
+
+
+def data_error(request: Request[Any, Any, Any], exc: DataError) -> Response[bytes]:
+    """The database refused a value (e.g. a NUL character, which PostgreSQL text cannot hold)."""
+    log.info("data_error", path=request.url.path, error=type(exc.orig).__name__)
+    return _problem(
+        problem_dict(
+            "invalid_request",
+            422,
+            "A value cannot be stored (it contains a NUL character or is too long).",
+            request.url.path,
+        )
+    )
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -91,5 +118,7 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     DomainError: domain_error,
     HTTPException: http_error,
+    RecursionError: too_deep,
+    DataError: data_error,
     Exception: internal_error,
 }

@@ -45,6 +45,27 @@ def to_command(data: JSONBody[RedeemIn]) -> RedeemCommand:
     )
 
 
+def _query_time(name: str, raw: str | None) -> datetime | None:
+    """An ISO 8601 time with an offset from the query string, or a 422 naming ``name``."""
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise refuse(
+            "invalid_request",
+            f"{name} must be an ISO 8601 time with an offset, e.g. 2026-11-25T08:00:00Z",
+            errors=[{"field": name, "message": "not an ISO 8601 time"}],
+        ) from None
+    if value.tzinfo is None:
+        raise refuse(
+            "invalid_request",
+            f"{name} needs a time zone offset",
+            errors=[{"field": name, "message": "naive time"}],
+        )
+    return value
+
+
 def send(result: HttpResult) -> Response[bytes]:
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return Response(
@@ -162,12 +183,20 @@ class RedemptionController(Controller):
         request: Request[Any, Any, Any],
         store: FromQuery[str | None] = None,
         since: Annotated[
-            datetime | None,
-            QueryParameter(name="from", description="occurred_at ≥ this (ISO 8601 with offset)"),
+            str | None,
+            QueryParameter(
+                name="from",
+                description="occurred_at ≥ this (ISO 8601 with offset)",
+                format="date-time",
+            ),
         ] = None,
         until: Annotated[
-            datetime | None,
-            QueryParameter(name="to", description="occurred_at < this (ISO 8601 with offset)"),
+            str | None,
+            QueryParameter(
+                name="to",
+                description="occurred_at < this (ISO 8601 with offset)",
+                format="date-time",
+            ),
         ] = None,
         template: FromQuery[str | None] = None,
         channel: FromQuery[str | None] = None,
@@ -175,16 +204,14 @@ class RedemptionController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: FromQuery[str | None] = None,
     ) -> RedemptionPage:
-        for name, value in (("from", since), ("to", until)):
-            if value is not None and value.tzinfo is None:
-                raise refuse(
-                    "invalid_request",
-                    f"{name} needs a time zone offset",
-                    errors=[{"field": name, "message": "naive time"}],
-                )
         h = hub(request)
         f = queries.RedemptionFilter(
-            store=store, since=since, until=until, template=template, channel=channel, status=status
+            store=store,
+            since=_query_time("from", since),
+            until=_query_time("to", until),
+            template=template,
+            channel=channel,
+            status=status,
         )
         page = queries.list_redemptions(h.engine, principal(request), f, limit, cursor)
         return msgspec.convert(page, RedemptionPage)

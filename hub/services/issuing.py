@@ -200,14 +200,20 @@ def issue_coupons(
     Stock and per-customer limits are checked under the template's row lock.
     """
     p.require_admin()
+    if (count is None) == (customer_external_ids is None):
+        raise refuse(
+            "invalid_request",
+            "Give either count (unassigned coupons) or customers (one coupon each), not both.",
+            errors=[{"field": "count", "message": "exactly one of count and customers"}],
+        )
     holders: list[str | None] = (
-        list(customer_external_ids) if customer_external_ids else [None] * (count or 0)
+        list(customer_external_ids) if customer_external_ids is not None else [None] * (count or 0)
     )
     if not holders:
         raise refuse(
             "invalid_request",
-            "Give count ≥ 1 or a non-empty customers list.",
-            errors=[{"field": "count", "message": "nothing to issue"}],
+            "The customers list is empty: nothing to issue.",
+            errors=[{"field": "customers", "message": "empty list"}],
         )
     if len(holders) > MAX_BATCH:
         raise refuse("batch_too_large", f"At most {MAX_BATCH} coupons per call.", max=MAX_BATCH)
@@ -319,13 +325,21 @@ def claim_coupon(
     with write_conn(engine) as conn:
         c = conn.execute(
             select(
-                coupons.c.id, coupons.c.template_id, coupons.c.customer_id, coupons.c.status
+                coupons.c.id,
+                coupons.c.template_id,
+                coupons.c.customer_id,
+                coupons.c.status,
+                coupons.c.valid_from,
+                coupons.c.valid_until,
             ).where(coupons.c.code == code, coupons.c.merchant_id == p.merchant_id)
         ).first()
         if c is None:
             raise refuse("coupon_not_found", "No coupon with this code.", status=404)
         if c.customer_id is not None:
             raise refuse("coupon_already_claimed", "The coupon already has a holder.", status=409)
+        # A coupon that could not be redeemed (redeemed, voided, expired) is not handed out.
+        state = effective_state(CouponState(c.status), Window(c.valid_from, c.valid_until), now)
+        transition(state, Action.REDEEM)
         tpl = _get_row(conn, p, c.template_id, lock=True)
         customer_id = _customer_ids(conn, p, [customer_external_id])[customer_external_id]
         _check_customer_limit(

@@ -439,6 +439,8 @@ def reverse(
 ) -> HttpResult:
     """Reverse (refund/void) a redemption; idempotent like :func:`redeem`."""
     key = idempotency.check_key(idempotency_key)
+    if len(redemption_id) > 40:  # longer than any id; would not fit the endpoint column either
+        raise refuse("redemption_not_found", "No redemption with this id.", status=404)
     endpoint = f"POST /v1/redemptions/{redemption_id}/reversal"
     req_hash = idempotency.request_hash(endpoint, canonical_body)
     with write_conn(engine) as conn:
