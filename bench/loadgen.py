@@ -19,27 +19,31 @@ class Result:
         self.elapsed = 0.0
 
 
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, result: Result
+) -> None:
+    """Send one request, read its response, record status and latency."""
+    t0 = time.perf_counter()
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    result.latencies.append(time.perf_counter() - t0)
+    result.statuses[status] = result.statuses.get(status, 0) + 1
+
+
 async def _one_connection(
     host: str, port: int, next_request: Callable[[], bytes | None], result: Result
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        while True:
-            request = next_request()
-            if request is None:
-                return
-            t0 = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
-            result.latencies.append(time.perf_counter() - t0)
-            result.statuses[status] = result.statuses.get(status, 0) + 1
+        while (request := next_request()) is not None:
+            await _exchange(reader, writer, request, result)
     finally:
         writer.close()
 
@@ -81,18 +85,7 @@ async def run_paced(
                 if delay > 0:
                     await asyncio.sleep(delay)
                 next_at += interval
-                t0 = time.perf_counter()
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head[9:12])
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                if length:
-                    await reader.readexactly(length)
-                result.latencies.append(time.perf_counter() - t0)
-                result.statuses[status] = result.statuses.get(status, 0) + 1
+                await _exchange(reader, writer, request, result)
         finally:
             writer.close()
 

@@ -9,6 +9,7 @@ at most once under any race; the domain decides everything else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -305,7 +306,38 @@ def redeem(
     code = parse_code(cmd.code)
     _check_channel(cmd.channel)
     at = _judged_at(cmd, now, settings)
-    endpoint = "POST /v1/redemptions"
+    return _run_once(
+        engine,
+        p,
+        key,
+        "POST /v1/redemptions",
+        canonical_body,
+        now,
+        settings,
+        instance="/v1/redemptions",
+        work=lambda conn: _redeem_in_txn(conn, p, cmd, code, at, now),
+        on_refusal=lambda err: log.info("redeem.refused", code=mask(code), reason=err.code),
+    )
+
+
+def _run_once(
+    engine: Engine,
+    p: Principal,
+    key: str,
+    endpoint: str,
+    canonical_body: bytes,
+    now: datetime,
+    settings: Settings,
+    *,
+    instance: str,
+    work: Callable[[Connection], tuple[int, bytes]],
+    on_refusal: Callable[[DomainError], None] | None = None,
+) -> HttpResult:
+    """Run ``work`` once per (API key, Idempotency-Key), in one transaction with its record.
+
+    A refusal (:class:`DomainError`) is an outcome like a success: it is stored and
+    replayed. Any other exception rolls everything back, the key included.
+    """
     req_hash = idempotency.request_hash(endpoint, canonical_body)
     with write_conn(engine) as conn:
         stored = idempotency.claim(
@@ -318,12 +350,13 @@ def redeem(
             ttl=settings.idempotency_ttl,
         )
         if stored is not None:
-            return _replay(stored)
+            return _result(stored.status, stored.body, replayed=True)
         try:
-            status, body = _redeem_in_txn(conn, p, cmd, code, at, now)
+            status, body = work(conn)
         except DomainError as err:
-            status, body = err.status, problem_bytes(err, instance="/v1/redemptions")
-            log.info("redeem.refused", code=mask(code), reason=err.code)
+            status, body = err.status, problem_bytes(err, instance=instance)
+            if on_refusal is not None:
+                on_refusal(err)
         idempotency.complete(conn, scope=p.key_id, key=key, status=status, body=body)
     return _result(status, body)
 
@@ -331,10 +364,6 @@ def redeem(
 def _result(status: int, body: bytes, replayed: bool = False) -> HttpResult:
     media = "application/json" if status < 400 else "application/problem+json"
     return HttpResult(status=status, body=body, replayed=replayed, media_type=media)
-
-
-def _replay(stored: idempotency.StoredResponse) -> HttpResult:
-    return _result(stored.status, stored.body, replayed=True)
 
 
 def _reverse_in_txn(
@@ -441,26 +470,15 @@ def reverse(
     key = idempotency.check_key(idempotency_key)
     if len(redemption_id) > 40:  # longer than any id; would not fit the endpoint column either
         raise refuse("redemption_not_found", "No redemption with this id.", status=404)
-    endpoint = f"POST /v1/redemptions/{redemption_id}/reversal"
-    req_hash = idempotency.request_hash(endpoint, canonical_body)
-    with write_conn(engine) as conn:
-        stored = idempotency.claim(
-            conn,
-            scope=p.key_id,
-            key=key,
-            endpoint=endpoint,
-            req_hash=req_hash,
-            now=now,
-            ttl=settings.idempotency_ttl,
-        )
-        if stored is not None:
-            return _replay(stored)
-        try:
-            status, body = _reverse_in_txn(conn, p, redemption_id, reason, now)
-        except DomainError as err:
-            status, body = (
-                err.status,
-                problem_bytes(err, instance=f"/v1/redemptions/{redemption_id}/reversal"),
-            )
-        idempotency.complete(conn, scope=p.key_id, key=key, status=status, body=body)
-    return _result(status, body)
+    instance = f"/v1/redemptions/{redemption_id}/reversal"
+    return _run_once(
+        engine,
+        p,
+        key,
+        f"POST {instance}",
+        canonical_body,
+        now,
+        settings,
+        instance=instance,
+        work=lambda conn: _reverse_in_txn(conn, p, redemption_id, reason, now),
+    )
