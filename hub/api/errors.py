@@ -11,6 +11,7 @@ from litestar.exceptions import (
     MethodNotAllowedException,
     NotAuthorizedException,
     NotFoundException,
+    SerializationException,
     ValidationException,
 )
 from sqlalchemy.exc import DataError
@@ -58,7 +59,13 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
         if any(e["message"] == "'data'" for e in errors):
             message = "A JSON body is required."
         return _problem(problem_dict("invalid_request", 422, message, path, errors=errors))
-    if status == 400 and "JSON is malformed" in detail:
+    # litestar wraps msgspec's DecodeError ("JSON is malformed: …", "Input data was
+    # truncated", …) in a SerializationException, re-raised as a 400 ClientException.
+    if status == 400 and (
+        isinstance(exc.__cause__, SerializationException) or "JSON is malformed" in detail
+    ):
+        if not detail.startswith("JSON is malformed"):
+            detail = f"JSON is malformed: {detail}"
         return _problem(problem_dict("malformed_json", 400, detail, path))
     if status == 413:
         return _problem(
@@ -87,6 +94,12 @@ def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[b
     if "deserializing" not in str(exc):
         return internal_error(request, exc)
     detail = "JSON is malformed: nested too deeply."
+    return _problem(problem_dict("malformed_json", 400, detail, request.url.path))
+
+
+def not_utf8(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[bytes]:
+    """msgspec raises UnicodeDecodeError (not a DecodeError) on invalid UTF-8 inside a string."""
+    detail = "JSON is malformed: the body is not valid UTF-8."
     return _problem(problem_dict("malformed_json", 400, detail, request.url.path))
 
 
@@ -119,6 +132,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     DomainError: domain_error,
     HTTPException: http_error,
     RecursionError: too_deep,
+    UnicodeDecodeError: not_utf8,
     DataError: data_error,
     Exception: internal_error,
 }

@@ -11,8 +11,9 @@ Rounding rule (documented in the README):
   the fen left over go one each to the lines with the largest remainders (earlier
   line first on a tie). Line discounts therefore sum exactly to the total and no
   line is discounted below zero.
-* 兑换 (exchange): up to ``qty`` units of the SKU, taken from its lines in order, each
-  discounted by ``unit_price − price`` (never below zero).
+* 兑换 (exchange): up to ``qty`` units of the SKU, taken in order from its lines that
+  the coupon's product rules cover, each discounted by ``unit_price − price`` (never
+  below zero).
 
 Lines not covered by the coupon are never discounted.
 """
@@ -100,7 +101,7 @@ def compute_discount(template: Template, order: Order) -> Discount:
             eligible_amount=eligible,
         )
     if isinstance(b, ExchangeBenefit):
-        return _exchange(b, order, eligible)
+        return _exchange(b, template.usage, order, eligible)
     if isinstance(b, ThresholdBenefit):
         total = min(b.discount, eligible)
     else:
@@ -125,14 +126,14 @@ def _percentage(b: PercentageBenefit, eligible: int) -> int:
     return total
 
 
-def _exchange(b: ExchangeBenefit, order: Order, eligible: int) -> Discount:
+def _exchange(b: ExchangeBenefit, usage: UsageRules, order: Order, eligible: int) -> Discount:
     assert order.lines is not None  # check_order guarantees it for exchange coupons
     wanted = b.qty
     parts: list[LineDiscount] = []
     for i, ln in enumerate(order.lines):
         if wanted == 0:
             break
-        if ln.sku != b.sku or ln.qty <= 0:
+        if ln.sku != b.sku or ln.qty <= 0 or not covered(ln, usage):
             continue
         units = min(wanted, ln.qty)
         wanted -= units

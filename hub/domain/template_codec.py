@@ -129,12 +129,15 @@ def validity_to_dict(v: Validity) -> dict[str, Any]:
     return {"type": "relative", "days": v.days, "start_after_days": v.start_after_days}
 
 
+def _hhmm(t: time) -> str:
+    """``HH:MM``, or the full ISO time when it has seconds (nothing is dropped)."""
+    return t.strftime("%H:%M") if not (t.second or t.microsecond) else t.isoformat()
+
+
 def usage_to_dict(u: UsageRules) -> dict[str, Any]:
     return {
         "weekdays": sorted(u.weekdays),
-        "hours": [
-            {"start": h.start.strftime("%H:%M"), "end": h.end.strftime("%H:%M")} for h in u.hours
-        ],
+        "hours": [{"start": _hhmm(h.start), "end": _hhmm(h.end)} for h in u.hours],
         "skus": sorted(u.skus),
         "categories": sorted(u.categories),
         "stores": sorted(u.stores),

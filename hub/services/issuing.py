@@ -206,6 +206,9 @@ def issue_coupons(
             "Give either count (unassigned coupons) or customers (one coupon each), not both.",
             errors=[{"field": "count", "message": "exactly one of count and customers"}],
         )
+    # before building [None] * count: a count of 10**30 overflowed (500), 10**9 ate memory
+    if count is not None and count > MAX_BATCH:
+        raise refuse("batch_too_large", f"At most {MAX_BATCH} coupons per call.", max=MAX_BATCH)
     holders: list[str | None] = (
         list(customer_external_ids) if customer_external_ids is not None else [None] * (count or 0)
     )
