@@ -184,7 +184,7 @@ def issue(
         engine,
         m.principal,
         template_id,
-        count=count,
+        count=None if customers is not None else count,
         customer_external_ids=customers,
         channel=None,
         now=now,

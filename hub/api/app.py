@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from litestar import Litestar, get
+from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -18,6 +19,7 @@ from hub.api.coupons import CouponController
 from hub.api.errors import EXCEPTION_HANDLERS
 from hub.api.redemptions import REDEEM_MAX_BODY, RedemptionController
 from hub.api.state import HubState, utcnow
+from hub.api.strict import raw_body
 from hub.services.redeem import Settings
 
 
@@ -42,6 +44,7 @@ def create_app(
         ],
         middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS])],
         exception_handlers=EXCEPTION_HANDLERS,
+        dependencies={"raw_body": Provide(raw_body)},
         request_max_body_size=REDEEM_MAX_BODY,
         openapi_config=OpenAPIConfig(
             title="Redemption Hub",

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from hub.api.dto import CustomerIn, ProductIn, StoreIn
 from hub.api.state import hub, principal
+from hub.api.strict import strict
 from hub.services import catalog
 
 
@@ -33,8 +35,12 @@ class CatalogController(Controller):
 
     @post("/products", sync_to_thread=True, summary="Create a product")
     def create_product(
-        self, request: Request[Any, Any, Any], data: JSONBody[ProductIn]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ProductIn],
+        raw_body: NamedDependency[bytes],
     ) -> dict[str, Any]:
+        data = strict(raw_body, ProductIn)
         h = hub(request)
         return catalog.create_product(
             h.engine, principal(request), data.sku, data.name, data.category, data.price, h.clock()

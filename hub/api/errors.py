@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
@@ -38,14 +39,26 @@ def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[
     return _problem(problem_for(exc, instance=request.url.path), headers=headers)
 
 
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]*)`")
+
+
 def _field_errors(extra: Any) -> list[dict[str, str]]:
+    """Litestar's validation details as ``[{"field": "order.lines[0].qty", "message"}]``.
+
+    Litestar names the *parent* object for unknown and missing fields; the field itself
+    is only in the message, so it is appended to the path here.
+    """
     out = []
     for item in extra if isinstance(extra, list) else []:
         if isinstance(item, dict):
             key = str(item.get("key") or "")
-            out.append(
-                {"field": "body" if key == "data" else key, "message": str(item.get("message", ""))}
-            )
+            message = str(item.get("message", ""))
+            field = "" if key in ("data", "body") else key
+            named = _UNKNOWN_FIELD.search(message) or _MISSING_FIELD.search(message)
+            if named:
+                field = f"{field}.{named.group(1)}" if field else named.group(1)
+            out.append({"field": field or "body", "message": message})
     return out
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from hub.api.dto import (
@@ -19,6 +20,7 @@ from hub.api.dto import (
     ValidationOut,
 )
 from hub.api.state import hub, principal
+from hub.api.strict import strict
 from hub.domain.cart import Line, Order
 from hub.domain.errors import refuse
 from hub.services import queries
@@ -105,6 +107,7 @@ class RedemptionController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[RedeemIn],
+        raw_body: NamedDependency[bytes],
         idempotency_key: Annotated[
             str | None,
             HeaderParameter(
@@ -115,6 +118,7 @@ class RedemptionController(Controller):
             ),
         ] = None,
     ) -> Response[RedemptionOut]:
+        data = strict(raw_body, RedeemIn)
         h = hub(request)
         result = svc.redeem(
             h.engine,
@@ -134,7 +138,13 @@ class RedemptionController(Controller):
         responses=_problem_docs(400, 401, 403, 404, 409, 413, 422),
         summary="Dry run: every redeem check, no change",
     )
-    def validate(self, request: Request[Any, Any, Any], data: JSONBody[RedeemIn]) -> ValidationOut:
+    def validate(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RedeemIn],
+        raw_body: NamedDependency[bytes],
+    ) -> ValidationOut:
+        data = strict(raw_body, RedeemIn)
         h = hub(request)
         body = svc.validate(h.engine, principal(request), to_command(data), h.clock(), h.settings)
         return msgspec.convert(body, ValidationOut)

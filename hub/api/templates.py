@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from hub.api.dto import IssueIn, TemplateIn
 from hub.api.state import hub, principal
+from hub.api.strict import strict
 from hub.services import issuing
 
 ISSUE_MAX_BODY = 2 * 1024 * 1024  # 10,000 customer ids fit comfortably
@@ -19,7 +21,13 @@ class TemplateController(Controller):
     tags = ["templates"]
 
     @post("/", sync_to_thread=True, summary="Create a coupon template")
-    def create(self, request: Request[Any, Any, Any], data: JSONBody[TemplateIn]) -> dict[str, Any]:
+    def create(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[TemplateIn],
+        raw_body: NamedDependency[bytes],
+    ) -> dict[str, Any]:
+        data = strict(raw_body, TemplateIn)
         h = hub(request)
         return issuing.create_template(
             h.engine, principal(request), data.name, data.spec(), h.clock()
@@ -64,8 +72,13 @@ class TemplateController(Controller):
         summary="Issue coupons: count unassigned, or one per customer (≤ 10,000)",
     )
     def issue(
-        self, request: Request[Any, Any, Any], template_id: FromPath[str], data: JSONBody[IssueIn]
+        self,
+        request: Request[Any, Any, Any],
+        template_id: FromPath[str],
+        data: JSONBody[IssueIn],
+        raw_body: NamedDependency[bytes],
     ) -> dict[str, Any]:
+        data = strict(raw_body, IssueIn)
         h = hub(request)
         return issuing.issue_coupons(
             h.engine,
