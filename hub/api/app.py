@@ -33,7 +33,7 @@ def create_app(
 ) -> Litestar:
     from hub.api.templates import TemplateController
 
-    state = HubState(engine=engine, settings=settings or Settings(), clock=clock)
+    state = HubState.for_engine(engine, settings=settings or Settings(), clock=clock)
     app = Litestar(
         route_handlers=[
             health,

@@ -8,7 +8,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
 
 from hub.api.dto import ClaimIn, VoidIn
-from hub.api.state import hub, principal
+from hub.api.state import hub, principal, run_db
 from hub.services import issuing, queries
 
 
@@ -16,10 +16,14 @@ class CouponController(Controller):
     path = "/v1/coupons"
     tags = ["coupons"]
 
-    @get("/{code:str}", sync_to_thread=True, summary="A coupon's status, rules and history")
-    def get_coupon(self, request: Request[Any, Any, Any], code: FromPath[str]) -> dict[str, Any]:
+    @get("/{code:str}", summary="A coupon's status, rules and history")
+    async def get_coupon(
+        self, request: Request[Any, Any, Any], code: FromPath[str]
+    ) -> dict[str, Any]:
         h = hub(request)
-        return queries.coupon_status(h.engine, principal(request), code, h.clock())
+        return await run_db(
+            request, queries.coupon_status, h.engine, principal(request), code, h.clock()
+        )
 
     @post(
         "/{code:str}/claim",

@@ -19,7 +19,7 @@ from hub.api.dto import (
     ReversalOut,
     ValidationOut,
 )
-from hub.api.state import hub, principal
+from hub.api.state import hub, principal, run_db
 from hub.api.strict import strict
 from hub.domain.cart import Line, Order
 from hub.domain.errors import refuse
@@ -98,12 +98,11 @@ class RedemptionController(Controller):
 
     @post(
         "/",
-        sync_to_thread=True,
         status_code=201,
         responses=_problem_docs(400, 401, 403, 404, 409, 413, 422),
         summary="Redeem a coupon (核销), exactly once per Idempotency-Key",
     )
-    def redeem(
+    async def redeem(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[RedeemIn],
@@ -120,7 +119,9 @@ class RedemptionController(Controller):
     ) -> Response[RedemptionOut]:
         data = strict(raw_body, RedeemIn)
         h = hub(request)
-        result = svc.redeem(
+        result = await run_db(
+            request,
+            svc.redeem,
             h.engine,
             principal(request),
             to_command(data),
@@ -133,12 +134,11 @@ class RedemptionController(Controller):
 
     @post(
         "/validate",
-        sync_to_thread=True,
         status_code=200,
         responses=_problem_docs(400, 401, 403, 404, 409, 413, 422),
         summary="Dry run: every redeem check, no change",
     )
-    def validate(
+    async def validate(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[RedeemIn],
@@ -146,17 +146,24 @@ class RedemptionController(Controller):
     ) -> ValidationOut:
         data = strict(raw_body, RedeemIn)
         h = hub(request)
-        body = svc.validate(h.engine, principal(request), to_command(data), h.clock(), h.settings)
+        body = await run_db(
+            request,
+            svc.validate,
+            h.engine,
+            principal(request),
+            to_command(data),
+            h.clock(),
+            h.settings,
+        )
         return msgspec.convert(body, ValidationOut)
 
     @post(
         "/{redemption_id:str}/reversal",
-        sync_to_thread=True,
         status_code=201,
         responses=_problem_docs(400, 401, 404, 409, 422),
         summary="Reverse (refund/void) a redemption; idempotent",
     )
-    def reverse(
+    async def reverse(
         self,
         request: Request[Any, Any, Any],
         redemption_id: FromPath[str],
@@ -170,7 +177,9 @@ class RedemptionController(Controller):
     ) -> Response[ReversalOut]:
         h = hub(request)
         body = data or ReversalIn()
-        result = svc.reverse(
+        result = await run_db(
+            request,
+            svc.reverse,
             h.engine,
             principal(request),
             redemption_id,

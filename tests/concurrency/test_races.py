@@ -111,9 +111,9 @@ def test_fifty_redeems_of_one_code_redeem_it_once(live_server, db, merchant, clo
     assert event_counts(db, cp.id) == {"coupon.issued": 1, "coupon.redeemed": 1}
     with db.connect() as conn:
         stored = conn.execute(
-            select(func.count()).select_from(idempotency_keys).where(
-                idempotency_keys.c.key.like("one-code-%")
-            )
+            select(func.count())
+            .select_from(idempotency_keys)
+            .where(idempotency_keys.c.key.like("one-code-%"))
         ).scalar_one()
     assert stored == 50  # every outcome, refusals included, is kept for replay
 
@@ -179,8 +179,11 @@ def test_redeems_racing_a_reversal_leave_a_consistent_state(live_server, db, mer
         assert reversed_ == [rid]
         assert len(rows) == 1 + won
         if won:
-            new_id = next(r.json()["redemption_id"] for r in responses if r.status_code == 201
-                          and r.json()["status"] == "redeemed")
+            new_id = next(
+                r.json()["redemption_id"]
+                for r in responses
+                if r.status_code == 201 and r.json()["status"] == "redeemed"
+            )
             assert live == [new_id]
             assert cp.status == "redeemed" and cp.redemption_id == new_id
         else:
@@ -247,9 +250,7 @@ def test_many_codes_redeemed_concurrently_all_succeed(live_server, db, merchant,
 
     with db.connect() as conn:
         statuses = Counter(
-            conn.execute(
-                select(coupons.c.status).where(coupons.c.code.in_(codes))
-            ).scalars()
+            conn.execute(select(coupons.c.status).where(coupons.c.code.in_(codes))).scalars()
         )
         n_redemptions = conn.execute(
             select(func.count()).select_from(redemptions).where(redemptions.c.status == "redeemed")
