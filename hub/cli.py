@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import structlog
 from sqlalchemy import Engine
 
 from hub.db.engine import DEFAULT_SQLITE_PATH, make_engine
@@ -147,6 +148,20 @@ def idempotency_purge(db: str | None) -> None:
     click.echo(f"purged {purge_idempotency(_engine(db), _now())} expired records")
 
 
+@main.group()
+def coupons() -> None:
+    """Coupons."""
+
+
+@coupons.command("expire")
+@db_option
+def coupons_expire(db: str | None) -> None:
+    """Mark issued coupons past their validity window as expired (with events)."""
+    from hub.services.housekeeping import expire_coupons
+
+    click.echo(f"expired {expire_coupons(_engine(db), _now())} coupons")
+
+
 def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any] | None:
     """Seed an empty database, or refresh the demo facts of an existing one."""
     from hub.seeding import demo_codes, first_merchant, is_empty, store_codes
@@ -183,11 +198,16 @@ def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any
     return {"base_url": base_url, **facts}
 
 
-def _purge_loop(engine: Engine, stop: threading.Event) -> None:
-    from hub.services.housekeeping import purge_idempotency
+def _housekeeping_loop(engine: Engine, stop: threading.Event) -> None:
+    from hub.services.housekeeping import expire_coupons, purge_idempotency
 
+    log = structlog.get_logger("hub.housekeeping")
     while not stop.wait(PURGE_EVERY_SECONDS):
-        purge_idempotency(engine, _now())
+        try:
+            expire_coupons(engine, _now())
+            purge_idempotency(engine, _now())
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("housekeeping.failed")
 
 
 @main.command()
@@ -202,12 +222,13 @@ def serve(db: str | None, host: str, port: int, no_demo: bool, demo_file: str) -
 
     from hub.api.app import create_app
     from hub.logs import configure_logging
-    from hub.services.housekeeping import purge_idempotency
+    from hub.services.housekeeping import expire_coupons, purge_idempotency
 
     configure_logging()
     engine = _engine(db)
     upgrade(engine)
     purge_idempotency(engine, _now())
+    expire_coupons(engine, _now())
     base_url = f"http://{host}:{port}"
     if not no_demo:
         facts = _demo_facts(engine, base_url, Path(demo_file))
@@ -218,7 +239,7 @@ def serve(db: str | None, host: str, port: int, no_demo: bool, demo_file: str) -
             _print_banner(facts, demo_file)
     click.echo(f"Redemption Hub on {base_url}  (API docs: {base_url}/schema)", err=True)
     stop = threading.Event()
-    threading.Thread(target=_purge_loop, args=(engine, stop), daemon=True).start()
+    threading.Thread(target=_housekeeping_loop, args=(engine, stop), daemon=True).start()
     try:
         uvicorn.run(create_app(engine), host=host, port=port, log_level="warning", access_log=False)
     finally:

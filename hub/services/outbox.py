@@ -17,6 +17,7 @@ EVENT_TYPES = (
     "coupon.redeemed",
     "coupon.redemption_reversed",
     "coupon.voided",
+    "coupon.expired",
     "template.created",
     "template.paused",
     "template.resumed",
