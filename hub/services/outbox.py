@@ -21,7 +21,11 @@ EVENT_TYPES = (
     "template.created",
     "template.paused",
     "template.resumed",
+    "alert.raised",
 )
+
+# alert.raised data: {"alert": <kind>, "severity": "warning"|"critical", "message": str,
+#                     "details": {...}}; kinds so far: "subscription_circuit_open".
 
 
 def event_row(
@@ -54,3 +58,25 @@ def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert event rows in the current transaction (commit makes them visible)."""
     if rows:
         conn.execute(_INSERT, list(rows))
+
+
+def envelope(
+    *,
+    id: str,
+    type: str,
+    merchant_id: str,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """The published form of an event (DESIGN.md "Events out"); ``id`` is the dedupe key."""
+    from hub.services.jsonio import iso
+
+    return {
+        "id": id,
+        "type": type,
+        "occurred_at": iso(occurred_at),
+        "recorded_at": iso(recorded_at),
+        "merchant_id": merchant_id,
+        "data": data,
+    }
