@@ -162,6 +162,252 @@ def coupons_expire(db: str | None) -> None:
     click.echo(f"expired {expire_coupons(_engine(db), _now())} coupons")
 
 
+def _admin(engine: Engine, merchant_id: str | None) -> Any:
+    """An admin principal of the merchant (the only/first one by default), for CLI use."""
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from hub.db.schema import merchants
+    from hub.seeding import first_merchant
+    from hub.services.principal import Principal
+
+    merchant_id = merchant_id or first_merchant(engine)
+    if merchant_id is None:
+        raise click.ClickException("no merchant yet: run `hub merchants create` first")
+    with engine.connect() as conn:
+        tz = conn.execute(
+            select(merchants.c.timezone).where(merchants.c.id == merchant_id)
+        ).scalar()
+    if tz is None:
+        raise click.ClickException(f"no merchant {merchant_id}")
+    return Principal(key_id="cli", merchant_id=merchant_id, role="admin", tz=ZoneInfo(tz))
+
+
+def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except DomainError as err:
+        raise click.ClickException(f"{err.code}: {err.message}") from None
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+merchant_option = click.option(
+    "--merchant", "merchant_id", default=None, help="merchant id (default: the only/first merchant)"
+)
+
+
+@main.group()
+def subscriptions() -> None:
+    """Subscriptions: connectors that receive events."""
+
+
+@subscriptions.command("create")
+@db_option
+@merchant_option
+@click.option("--connector", required=True, help="e.g. webhook")
+@click.option("--config", "config_json", required=True, help="connector config as JSON")
+@click.option("--events", required=True, help="comma-separated event types, or *")
+@click.option("--stores", default="", help="comma-separated store codes to filter on")
+@click.option("--templates", default="", help="comma-separated template ids to filter on")
+@click.option("--retry-schedule", default="", help="comma-separated seconds, e.g. 5,30,120")
+def subscriptions_create(
+    db: str | None,
+    merchant_id: str | None,
+    connector: str,
+    config_json: str,
+    events: str,
+    stores: str,
+    templates: str,
+    retry_schedule: str,
+) -> None:
+    """Create a subscription (secrets in the config are never shown again)."""
+    from hub.services import subscriptions as svc
+
+    engine = _engine(db)
+    try:
+        config = json.loads(config_json)
+    except ValueError as exc:
+        raise click.ClickException(f"--config is not JSON: {exc}") from None
+    _print_json(
+        _run(
+            svc.create,
+            engine,
+            _admin(engine, merchant_id),
+            connector=connector,
+            config=config,
+            events=[e for e in events.split(",") if e],
+            flt={
+                "stores": [x for x in stores.split(",") if x],
+                "templates": [x for x in templates.split(",") if x],
+            },
+            retry_schedule=[int(x) for x in retry_schedule.split(",") if x] or None,
+            description=None,
+            now=_now(),
+        )
+    )
+
+
+@subscriptions.command("list")
+@db_option
+@merchant_option
+def subscriptions_list(db: str | None, merchant_id: str | None) -> None:
+    """List subscriptions."""
+    from hub.services import subscriptions as svc
+
+    engine = _engine(db)
+    _print_json(_run(svc.list_all, engine, _admin(engine, merchant_id)))
+
+
+@subscriptions.command("update")
+@db_option
+@merchant_option
+@click.argument("subscription_id")
+@click.option(
+    "--config",
+    "config_json",
+    default=None,
+    help="new config as JSON (secret fields left out are kept)",
+)
+@click.option("--events", default=None, help="comma-separated event types")
+def subscriptions_update(
+    db: str | None,
+    merchant_id: str | None,
+    subscription_id: str,
+    config_json: str | None,
+    events: str | None,
+) -> None:
+    """Change a subscription's config or event types."""
+    from hub.services import subscriptions as svc
+
+    engine = _engine(db)
+    config = json.loads(config_json) if config_json else None
+    _print_json(
+        _run(
+            svc.update_subscription,
+            engine,
+            _admin(engine, merchant_id),
+            subscription_id,
+            config=config,
+            events=events.split(",") if events else None,
+            flt=None,
+            retry_schedule=None,
+            description=None,
+            now=_now(),
+            fields_set=set(),
+        )
+    )
+
+
+@subscriptions.command("pause")
+@db_option
+@merchant_option
+@click.argument("subscription_id")
+def subscriptions_pause(db: str | None, merchant_id: str | None, subscription_id: str) -> None:
+    """Pause deliveries to a subscription."""
+    from hub.services import subscriptions as svc
+
+    engine = _engine(db)
+    _print_json(
+        _run(svc.set_status, engine, _admin(engine, merchant_id), subscription_id, "paused", _now())
+    )
+
+
+@subscriptions.command("resume")
+@db_option
+@merchant_option
+@click.argument("subscription_id")
+def subscriptions_resume(db: str | None, merchant_id: str | None, subscription_id: str) -> None:
+    """Resume deliveries (also closes an open circuit)."""
+    from hub.services import subscriptions as svc
+
+    engine = _engine(db)
+    _print_json(
+        _run(svc.set_status, engine, _admin(engine, merchant_id), subscription_id, "active", _now())
+    )
+
+
+@subscriptions.command("delete")
+@db_option
+@merchant_option
+@click.argument("subscription_id")
+def subscriptions_delete(db: str | None, merchant_id: str | None, subscription_id: str) -> None:
+    """Delete a subscription."""
+    from hub.services import subscriptions as svc
+
+    engine = _engine(db)
+    _print_json(
+        _run(
+            svc.set_status, engine, _admin(engine, merchant_id), subscription_id, "deleted", _now()
+        )
+    )
+
+
+@main.group()
+def deliveries() -> None:
+    """Deliveries: the dead-letter list and replays."""
+
+
+@deliveries.command("list")
+@db_option
+@merchant_option
+@click.option("--subscription", default=None)
+@click.option("--status", default=None, help="pending|delivering|succeeded|retrying|dead")
+@click.option("--event-type", default=None)
+@click.option("--limit", default=100, show_default=True, type=int)
+def deliveries_list(
+    db: str | None,
+    merchant_id: str | None,
+    subscription: str | None,
+    status: str | None,
+    event_type: str | None,
+    limit: int,
+) -> None:
+    """List deliveries, newest first (e.g. --status dead)."""
+    from hub.services import subscriptions as svc
+
+    engine = _engine(db)
+    _print_json(
+        _run(
+            svc.list_deliveries,
+            engine,
+            _admin(engine, merchant_id),
+            subscription=subscription,
+            status=status,
+            event_type=event_type,
+            since=None,
+            until=None,
+            limit=limit,
+            cursor=None,
+        )
+    )
+
+
+@deliveries.command("replay")
+@db_option
+@merchant_option
+@click.argument("delivery_id", required=False)
+@click.option("--subscription", default=None, help="replay every dead delivery of it")
+def deliveries_replay(
+    db: str | None, merchant_id: str | None, delivery_id: str | None, subscription: str | None
+) -> None:
+    """Replay one delivery, or all dead deliveries of --subscription. The running
+    workers pick them up (the event id stays the same)."""
+    from hub.services import subscriptions as svc
+
+    engine = _engine(db)
+    p = _admin(engine, merchant_id)
+    if (delivery_id is None) == (subscription is None):
+        raise click.ClickException("give a DELIVERY_ID or --subscription")
+    if subscription is not None:
+        _print_json(_run(svc.replay_dead, engine, p, subscription, _now()))
+    else:
+        _print_json(_run(svc.replay, engine, p, delivery_id, _now()))
+
+
 def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any] | None:
     """Seed an empty database, or refresh the demo facts of an existing one."""
     from hub.seeding import demo_codes, first_merchant, is_empty, store_codes
@@ -216,7 +462,14 @@ def _housekeeping_loop(engine: Engine, stop: threading.Event) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--no-demo", is_flag=True, help="do not load demo data into an empty database")
 @click.option("--demo-file", default=DEMO_FILE, show_default=True, type=click.Path())
-def serve(db: str | None, host: str, port: int, no_demo: bool, demo_file: str) -> None:
+@click.option(
+    "--with-worker",
+    is_flag=True,
+    help="also run a delivery worker in this process when HUB_BROKER_URL is set",
+)
+def serve(
+    db: str | None, host: str, port: int, no_demo: bool, demo_file: str, with_worker: bool
+) -> None:
     """Run the hub: migrations applied, demo data on an empty database, API on HOST:PORT."""
     import uvicorn
 
@@ -237,13 +490,51 @@ def serve(db: str | None, host: str, port: int, no_demo: bool, demo_file: str) -
                 json.dumps(facts, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
             )
             _print_banner(facts, demo_file)
-    click.echo(f"Redemption Hub on {base_url}  (API docs: {base_url}/schema)", err=True)
+    from hub.delivery.queue import broker_url
+    from hub.delivery.runtime import Runtime
+
+    embedded = broker_url() is None
+    runtime = Runtime(engine)
+    runtime.start(worker=embedded or with_worker)
+    mode = "in-process delivery worker" if embedded or with_worker else "deliveries enqueued"
+    click.echo(f"Redemption Hub on {base_url}  (API docs: {base_url}/schema; {mode})", err=True)
     stop = threading.Event()
     threading.Thread(target=_housekeeping_loop, args=(engine, stop), daemon=True).start()
     try:
         uvicorn.run(create_app(engine), host=host, port=port, log_level="warning", access_log=False)
     finally:
         stop.set()
+        runtime.stop()
+
+
+@main.command()
+@db_option
+@click.option(
+    "--threads", default=8, show_default=True, type=int, help="delivery threads in this process"
+)
+def worker(db: str | None, threads: int) -> None:
+    """Run a delivery worker: consumes HUB_BROKER_URL (redis://… or amqp://…) and sweeps
+    the database for due deliveries. Run as many as you like."""
+    import signal
+
+    from hub.delivery.queue import broker_url
+    from hub.delivery.runtime import Runtime
+    from hub.logs import configure_logging
+
+    configure_logging()
+    engine = _engine(db)
+    upgrade(engine)
+    runtime = Runtime(engine)
+    runtime.start(worker=True, threads=threads)
+    click.echo(
+        f"hub worker: broker {broker_url() or 'none (database polling only)'}, {threads} threads",
+        err=True,
+    )
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    runtime.stop()
 
 
 def _print_banner(facts: dict[str, Any], demo_file: str) -> None:

@@ -15,6 +15,7 @@ def configure_logging() -> None:
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

@@ -31,6 +31,7 @@ async def health() -> dict[str, str]:
 def create_app(
     engine: Engine, settings: Settings | None = None, clock: Callable[[], datetime] = utcnow
 ) -> Litestar:
+    from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.templates import TemplateController
 
     state = HubState.for_engine(engine, settings=settings or Settings(), clock=clock)
@@ -41,6 +42,8 @@ def create_app(
             CouponController,
             TemplateController,
             CatalogController,
+            SubscriptionController,
+            DeliveryController,
         ],
         middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS])],
         exception_handlers=EXCEPTION_HANDLERS,

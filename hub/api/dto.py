@@ -231,3 +231,38 @@ class VoidIn(_In):
 
 class ClaimIn(_In):
     customer: ShortText
+
+
+# --- subscriptions ---------------------------------------------------------------------
+
+
+class SubscriptionFilterIn(_In):
+    stores: Annotated[list[StoreCode], Meta(max_length=1000)] = []
+    templates: Annotated[list[ShortText], Meta(max_length=1000)] = []
+
+
+RetrySchedule = Annotated[
+    list[Annotated[int, Meta(ge=0, le=604_800)]], Meta(min_length=1, max_length=30)
+]
+
+
+class SubscriptionIn(_In):
+    """A connector instance: its config (validated by the connector's JSON Schema; secret
+    fields are write-only), the event types it wants and optional filters."""
+
+    connector: ShortText
+    config: dict[str, Any]
+    events: Annotated[list[ShortText], Meta(min_length=1, max_length=50)]
+    filter: SubscriptionFilterIn | None = None
+    retry_schedule: RetrySchedule | None = None
+    description: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class SubscriptionPatch(_In):
+    """Fields to change. A config without its secret fields keeps the stored secrets."""
+
+    config: dict[str, Any] | None = None
+    events: Annotated[list[ShortText], Meta(min_length=1, max_length=50)] | None = None
+    filter: SubscriptionFilterIn | None = None
+    retry_schedule: RetrySchedule | None = None
+    description: Annotated[str, Meta(max_length=200)] | None = None

@@ -47,7 +47,7 @@ def to_command(data: JSONBody[RedeemIn]) -> RedeemCommand:
     )
 
 
-def _query_time(name: str, raw: str | None) -> datetime | None:
+def query_time(name: str, raw: str | None) -> datetime | None:
     """An ISO 8601 time with an offset from the query string, or a 422 naming ``name``."""
     if raw is None:
         return None
@@ -226,8 +226,8 @@ class RedemptionController(Controller):
         h = hub(request)
         f = queries.RedemptionFilter(
             store=store,
-            since=_query_time("from", since),
-            until=_query_time("to", until),
+            since=query_time("from", since),
+            until=query_time("to", until),
             template=template,
             channel=channel,
             status=status,

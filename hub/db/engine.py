@@ -9,14 +9,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 DEFAULT_SQLITE_PATH = "hub.db"
+
+log = structlog.get_logger("hub.db")
 
 
 def normalize_url(url: str) -> str:
@@ -97,16 +100,36 @@ def _writer_lock(engine: Engine) -> threading.Lock | None:
     return lock
 
 
+AFTER_COMMIT_KEY = "hub_after_commit"
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the transaction of ``conn`` (a :func:`write_conn`) commits.
+
+    Used to enqueue work that must not be seen before the commit (new deliveries).
+    Never runs if the transaction rolls back.
+    """
+    conn.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
+
+
 @contextmanager
 def write_conn(engine: Engine) -> Iterator[Connection]:
     """A connection in a write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on exit."""
     lock = _writer_lock(engine)
+    callbacks: list[Callable[[], None]] = []
     with (
         lock if lock is not None else nullcontext(),
         engine.connect().execution_options(hub_write=True) as conn,
-        conn.begin(),
     ):
-        yield conn
+        conn.info.pop(AFTER_COMMIT_KEY, None)
+        with conn.begin():
+            yield conn
+        callbacks = conn.info.pop(AFTER_COMMIT_KEY, [])
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # the commit stands; sweepers pick up whatever was missed
+            log.exception("after_commit.failed")
 
 
 @contextmanager

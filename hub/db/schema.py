@@ -180,3 +180,69 @@ idempotency_keys = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Index("ix_idempotency_keys_expires", "expires_at"),
 )
+
+# --- outbound delivery ---------------------------------------------------------------
+
+# A subscription: a connector instance (with its config) that wants some event types of
+# one merchant, optionally filtered by store codes and template ids.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("connector", String(64), nullable=False),
+    Column("config", JSONDoc, nullable=False),  # secrets included: never returned or logged
+    Column("events", JSONDoc, nullable=False),  # list of event types
+    Column("filter", JSONDoc, nullable=False),  # {"stores": [...], "templates": [...]}
+    Column("retry_schedule", JSONDoc, nullable=True),  # seconds; null = the default
+    Column("status", String(16), nullable=False),  # active | paused | circuit_open | deleted
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("circuit_retry_at", UTCDateTime(), nullable=True),
+    Column("description", String(200), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_subscriptions_merchant", "merchant_id", "status"),
+)
+
+# One delivery record per (event, subscription). ``event_seq`` and ``coupon_id`` give the
+# per-coupon order: a delivery waits while an earlier one of the same coupon and
+# subscription has not succeeded.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("subscription_id", ForeignKey("subscriptions.id"), nullable=False),
+    Column("event_id", String(40), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("coupon_id", String(40), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("event_id", "subscription_id", name="uq_deliveries_event_subscription"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_order", "subscription_id", "coupon_id", "event_seq"),
+    Index("ix_deliveries_merchant", "merchant_id", "created_at"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("delivery_id", ForeignKey("deliveries.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("latency_ms", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),  # delivered | retry | failed
+    Column("http_status", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("response_body", Text, nullable=True),  # truncated
+    Index("ix_delivery_attempts_delivery", "delivery_id", "attempt"),
+)

@@ -87,5 +87,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "coupon_already_claimed": (409, "The coupon already has a holder."),
     "already_exists": (409, "A resource with this identifier exists already."),
     "batch_too_large": (422, "At most 10,000 coupons per issue call."),
+    # subscriptions and deliveries
+    "unknown_connector": (422, "No connector with this name is installed."),
+    "invalid_config": (422, "The connector configuration fails its JSON Schema."),
+    "unknown_event_type": (422, "An event type that does not exist or the connector ignores."),
+    "subscription_not_found": (404, "No such subscription for this merchant."),
+    "delivery_not_found": (404, "No such delivery for this merchant."),
+    "delivery_in_progress": (409, "Only dead or succeeded deliveries can be replayed."),
     "internal_error": (500, "Unexpected failure; nothing was changed. Retry with the same key."),
 }

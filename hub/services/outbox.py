@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
-from hub.db.schema import outbox_events
 from hub.domain.ids import new_id
 
 EVENT_TYPES = (
@@ -51,13 +50,12 @@ def event_row(
     }
 
 
-_INSERT = insert(outbox_events)
-
-
 def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert event rows in the current transaction (commit makes them visible)."""
     if rows:
-        conn.execute(_INSERT, list(rows))
+        from hub.delivery.fanout import insert_events
+
+        insert_events(conn, rows)
 
 
 def envelope(

@@ -106,11 +106,11 @@ class _Cursor(msgspec.Struct, array_like=True):
     id: str
 
 
-def _encode_cursor(at: datetime, rid: str) -> str:
+def encode_cursor(at: datetime, rid: str) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode(_Cursor(at, rid))).decode().rstrip("=")
 
 
-def _decode_cursor(raw: str) -> _Cursor:
+def decode_cursor(raw: str) -> _Cursor:
     try:
         padded = raw + "=" * (-len(raw) % 4)
         cur = msgspec.json.decode(base64.urlsafe_b64decode(padded), type=_Cursor)
@@ -144,7 +144,7 @@ def list_redemptions(
     if f.status is not None:
         q = q.where(r.c.status == f.status)
     if cursor is not None:
-        c = _decode_cursor(cursor)
+        c = decode_cursor(cursor)
         q = q.where(or_(r.c.occurred_at < c.at, and_(r.c.occurred_at == c.at, r.c.id < c.id)))
     q = q.order_by(r.c.occurred_at.desc(), r.c.id.desc()).limit(limit + 1)
     with read_conn(engine) as conn:
@@ -178,5 +178,5 @@ def list_redemptions(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
-        next_cursor = _encode_cursor(last.occurred_at, last.id)
+        next_cursor = encode_cursor(last.occurred_at, last.id)
     return {"items": items, "next_cursor": next_cursor}

@@ -1,0 +1,1 @@
+"""Outbound delivery: outbox → per-subscription delivery records → dramatiq workers."""

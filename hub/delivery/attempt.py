@@ -1,0 +1,344 @@
+"""One delivery attempt: claim the record, send, classify, record the outcome.
+
+Claim and record are two short transactions; the HTTP call happens between them, with
+no transaction open. A worker that dies mid-call leaves the record ``delivering`` with a
+lease; when the lease runs out the sweeper makes it due again (at-least-once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+import tenacity
+from sqlalchemy import Connection, Engine, and_, bindparam, exists, insert, select, update
+from sqlalchemy.orm import aliased
+
+from hub.connectors import (
+    Delivered,
+    Failed,
+    OutboundRequest,
+    OutboundResponse,
+    Outcome,
+    Retry,
+    get_connector,
+)
+from hub.db.engine import after_commit, write_conn
+from hub.db.schema import deliveries, delivery_attempts, outbox_events, subscriptions
+from hub.delivery import policy
+from hub.services import outbox
+
+log = structlog.get_logger("hub.delivery")
+
+MAX_BODY_LOGGED = 2000
+CLAIMABLE = ("pending", "retrying")
+
+_earlier = aliased(deliveries)
+# An earlier event about the same coupon for the same subscription has not succeeded yet.
+_BLOCKED = exists().where(
+    _earlier.c.subscription_id == deliveries.c.subscription_id,
+    _earlier.c.coupon_id == deliveries.c.coupon_id,
+    _earlier.c.event_seq < deliveries.c.event_seq,
+    _earlier.c.status != "succeeded",
+)
+_SUB_OPEN = (subscriptions.c.status == "active") | and_(
+    subscriptions.c.status == "circuit_open",
+    subscriptions.c.circuit_retry_at <= bindparam("b_now"),
+)
+
+
+def claimable_condition() -> Any:
+    """Due, not blocked by order, and its subscription takes deliveries now."""
+    return and_(
+        deliveries.c.status.in_(CLAIMABLE),
+        deliveries.c.next_attempt_at <= bindparam("b_now"),
+        ~_BLOCKED,
+        exists().where(subscriptions.c.id == deliveries.c.subscription_id, _SUB_OPEN),
+    )
+
+
+_CLAIM_SELECT = select(deliveries.c.id).where(
+    deliveries.c.id == bindparam("b_id"), claimable_condition()
+)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery_id: str
+    attempt: int
+    subscription_id: str
+    merchant_id: str
+    coupon_id: str | None
+    connector: str
+    config: dict[str, Any]
+    schedule: list[int] | None
+    event: dict[str, Any]
+
+
+def claim(conn: Connection, delivery_id: str, now: datetime) -> Claimed | None:
+    q = _CLAIM_SELECT
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True, of=deliveries)
+    if conn.execute(q, {"b_id": delivery_id, "b_now": now}).first() is None:
+        return None
+    row = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(CLAIMABLE))
+        .values(
+            status="delivering",
+            attempts=deliveries.c.attempts + 1,
+            lease_until=now + timedelta(seconds=policy.LEASE_SECONDS),
+            updated_at=now,
+        )
+        .returning(
+            deliveries.c.attempts,
+            deliveries.c.subscription_id,
+            deliveries.c.event_id,
+            deliveries.c.merchant_id,
+            deliveries.c.coupon_id,
+        )
+    ).first()
+    if row is None:
+        return None
+    sub = conn.execute(
+        select(
+            subscriptions.c.connector, subscriptions.c.config, subscriptions.c.retry_schedule
+        ).where(subscriptions.c.id == row.subscription_id)
+    ).one()
+    ev = conn.execute(select(outbox_events).where(outbox_events.c.id == row.event_id)).one()
+    event = outbox.envelope(
+        id=ev.id,
+        type=ev.type,
+        merchant_id=ev.merchant_id,
+        occurred_at=ev.occurred_at,
+        recorded_at=ev.recorded_at,
+        data=ev.data,
+    )
+    return Claimed(
+        delivery_id=delivery_id,
+        attempt=row.attempts,
+        subscription_id=row.subscription_id,
+        merchant_id=row.merchant_id,
+        coupon_id=row.coupon_id,
+        connector=sub.connector,
+        config=dict(sub.config),
+        schedule=sub.retry_schedule,
+        event=event,
+    )
+
+
+@dataclass(frozen=True)
+class Sent:
+    outcome: Outcome
+    http_status: int | None
+    error: str | None
+    body: str | None
+    latency_ms: int
+
+
+_TRANSIENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.PoolTimeout,
+)
+
+
+def _send_one(client: httpx.Client, req: OutboundRequest) -> httpx.Response:
+    """The short, in-attempt retries: connection errors and timeouts, three tries."""
+    for attempt in tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(3),
+        wait=tenacity.wait_exponential(multiplier=0.1, max=1.0),
+        retry=tenacity.retry_if_exception_type(_TRANSIENT),
+        reraise=True,
+    ):
+        with attempt:
+            return client.request(
+                req.method,
+                req.url,
+                headers=dict(req.headers),
+                content=req.body,
+                timeout=req.timeout,
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def send(client: httpx.Client, claimed: Claimed, now: datetime) -> Sent:
+    connector = get_connector(claimed.connector)
+    t0 = time.perf_counter()
+    status: int | None = None
+    body: str | None = None
+    error: str | None = None
+    outcome: Outcome = Delivered()
+    try:
+        requests = connector.build_requests(claimed.event, claimed.config, now=now)
+    except Exception as exc:  # a connector that cannot translate: permanent
+        outcome = Failed(f"connector error: {type(exc).__name__}: {exc}")
+        requests = []
+    for req in requests:
+        response: OutboundResponse | None = None
+        err: Exception | None = None
+        try:
+            r = _send_one(client, req)
+            response = OutboundResponse(r.status_code, dict(r.headers), r.content)
+            status, body = r.status_code, r.text[:MAX_BODY_LOGGED]
+        except httpx.HTTPError as exc:
+            err = exc
+            error = f"{type(exc).__name__}: {exc}"[:MAX_BODY_LOGGED]
+        outcome = connector.classify(response, err)
+        if not isinstance(outcome, Delivered):
+            break
+    latency = int((time.perf_counter() - t0) * 1000)
+    if isinstance(outcome, (Retry, Failed)) and error is None:
+        error = outcome.reason
+    return Sent(outcome=outcome, http_status=status, error=error, body=body, latency_ms=latency)
+
+
+def record(
+    engine: Engine,
+    claimed: Claimed,
+    sent: Sent,
+    started: datetime,
+    now: datetime,
+    on_next: Callable[[list[str]], None],
+) -> str:
+    """Store the attempt and move the delivery on; returns its new status."""
+    outcome = sent.outcome
+    if isinstance(outcome, Delivered):
+        status, next_at = "succeeded", now
+    elif isinstance(outcome, Retry):
+        delay = policy.next_delay(claimed.attempt, claimed.schedule, outcome.after)
+        status = "retrying" if delay is not None else "dead"
+        next_at = now + timedelta(seconds=delay or 0)
+    else:
+        status, next_at = "dead", now
+    with write_conn(engine) as conn:
+        conn.execute(
+            insert(delivery_attempts).values(
+                delivery_id=claimed.delivery_id,
+                attempt=claimed.attempt,
+                started_at=started,
+                latency_ms=sent.latency_ms,
+                outcome=type(outcome).__name__.lower(),
+                http_status=sent.http_status,
+                error=sent.error,
+                response_body=sent.body,
+            )
+        )
+        done = conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id == claimed.delivery_id,
+                deliveries.c.status == "delivering",
+                deliveries.c.attempts == claimed.attempt,
+            )
+            .values(
+                status=status,
+                next_attempt_at=next_at,
+                lease_until=None,
+                last_status=sent.http_status,
+                last_error=sent.error,
+                updated_at=now,
+                delivered_at=now if status == "succeeded" else None,
+            )
+            .returning(deliveries.c.id)
+        ).first()
+        if done is None:  # our lease ran out and someone else took over: theirs counts
+            return "superseded"
+        _circuit(conn, claimed, ok=status == "succeeded", now=now)
+        if status == "succeeded" and claimed.coupon_id is not None:
+            nxt = (
+                conn.execute(
+                    select(deliveries.c.id)
+                    .where(
+                        deliveries.c.subscription_id == claimed.subscription_id,
+                        deliveries.c.coupon_id == claimed.coupon_id,
+                        deliveries.c.status.in_(CLAIMABLE),
+                    )
+                    .order_by(deliveries.c.event_seq)
+                    .limit(1)
+                )
+                .scalars()
+                .all()
+            )
+            if nxt:
+                after_commit(conn, lambda: on_next(list(nxt)))
+    log.info(
+        "delivery.attempted",
+        delivery_id=claimed.delivery_id,
+        attempt=claimed.attempt,
+        status=status,
+        http_status=sent.http_status,
+        latency_ms=sent.latency_ms,
+    )
+    return status
+
+
+def _circuit(conn: Connection, claimed: Claimed, *, ok: bool, now: datetime) -> None:
+    s = subscriptions
+    if ok:
+        conn.execute(
+            update(s)
+            .where(
+                s.c.id == claimed.subscription_id,
+                (s.c.consecutive_failures != 0) | (s.c.status == "circuit_open"),
+            )
+            .values(
+                consecutive_failures=0, circuit_retry_at=None, updated_at=now, status=_case_reopen()
+            )
+        )
+        return
+    row = conn.execute(
+        update(s)
+        .where(s.c.id == claimed.subscription_id)
+        .values(consecutive_failures=s.c.consecutive_failures + 1, updated_at=now)
+        .returning(s.c.consecutive_failures, s.c.status)
+    ).one()
+    retry_at = now + timedelta(seconds=policy.CIRCUIT_COOLDOWN)
+    if row.status == "circuit_open":
+        conn.execute(
+            update(s).where(s.c.id == claimed.subscription_id).values(circuit_retry_at=retry_at)
+        )
+    elif row.status == "active" and row.consecutive_failures >= policy.CIRCUIT_THRESHOLD:
+        conn.execute(
+            update(s)
+            .where(s.c.id == claimed.subscription_id)
+            .values(status="circuit_open", circuit_retry_at=retry_at)
+        )
+        outbox.append(
+            conn,
+            [
+                outbox.event_row(
+                    type="alert.raised",
+                    merchant_id=claimed.merchant_id,
+                    occurred_at=now,
+                    recorded_at=now,
+                    data={
+                        "alert": "subscription_circuit_open",
+                        "severity": "warning",
+                        "message": f"Subscription {claimed.subscription_id} failed "
+                        f"{row.consecutive_failures} times in a row; deliveries are "
+                        "paused and probed again later.",
+                        "details": {
+                            "subscription_id": claimed.subscription_id,
+                            "consecutive_failures": row.consecutive_failures,
+                            "probe_at": retry_at.isoformat(),
+                        },
+                    },
+                )
+            ],
+        )
+        log.warning("subscription.circuit_open", subscription_id=claimed.subscription_id)
+
+
+def _case_reopen() -> Any:
+    from sqlalchemy import case
+
+    return case((subscriptions.c.status == "circuit_open", "active"), else_=subscriptions.c.status)

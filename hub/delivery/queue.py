@@ -1,0 +1,90 @@
+"""The broker (Redis, RabbitMQ, or in-process) and the ``deliver`` actor.
+
+The database is the source of truth: a message only says "look at delivery X now".
+Lost, duplicated or late messages are harmless — the worker re-checks the record, and
+the sweeper re-enqueues whatever is due.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import dramatiq
+import structlog
+from dramatiq.brokers.stub import StubBroker
+
+log = structlog.get_logger("hub.delivery")
+
+QUEUE = "hub-deliveries"
+_state: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def broker_url() -> str | None:
+    return os.environ.get("HUB_BROKER_URL") or None
+
+
+def make_broker(url: str | None) -> dramatiq.Broker:
+    if url is None:
+        return StubBroker()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=url)  # type: ignore[no-untyped-call]
+    if url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=url)
+    raise ValueError(f"HUB_BROKER_URL must be redis://… or amqp://…, not {url!r}")
+
+
+def configure(url: str | None) -> dramatiq.Broker:
+    """Create the broker and declare the actor on it (once per process)."""
+    with _lock:
+        if "broker" in _state:
+            return _state["broker"]  # type: ignore[no-any-return]
+        broker = make_broker(url)
+        dramatiq.set_broker(broker)
+        actor = dramatiq.actor(
+            actor_name="hub_deliver",
+            queue_name=QUEUE,
+            broker=broker,
+            max_retries=0,
+            time_limit=300_000,
+        )(_deliver)
+        _state.update(broker=broker, actor=actor, url=url)
+        return broker
+
+
+def reset() -> None:
+    """Forget the broker (tests)."""
+    with _lock:
+        broker = _state.pop("broker", None)
+        _state.clear()
+    if broker is not None:
+        broker.close()
+
+
+def is_configured() -> bool:
+    return "broker" in _state
+
+
+def enqueue(ids: list[str]) -> None:
+    """Ask a worker to look at these deliveries (no-op when no broker is set up here)."""
+    actor = _state.get("actor")
+    if actor is None:
+        return
+    for delivery_id in ids:
+        actor.send(delivery_id)
+
+
+def _deliver(delivery_id: str) -> None:
+    from hub.delivery.runtime import current
+
+    rt = current()
+    if rt is None:
+        log.warning("delivery.no_runtime", delivery_id=delivery_id)
+        return
+    rt.deliver(delivery_id)

@@ -1,0 +1,112 @@
+"""A process's delivery runtime: engine, HTTP client, dramatiq worker and sweeper.
+
+* ``hub serve`` with no ``HUB_BROKER_URL`` (embedded): an in-process dramatiq worker on a
+  stub broker plus the sweeper — the two-command demo delivers for real.
+* ``hub serve`` with ``HUB_BROKER_URL``: the API only enqueues; ``hub worker`` processes
+  (any number) consume, each with its own sweeper.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import dramatiq
+import httpx
+import structlog
+from sqlalchemy import Engine
+
+from hub.db.engine import write_conn
+from hub.delivery import queue
+from hub.delivery.attempt import claim, record, send
+from hub.delivery.sweeper import sweep
+
+log = structlog.get_logger("hub.delivery")
+
+SWEEP_INTERVAL = 1.0
+_current: Runtime | None = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runtime:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Callable[[], datetime] = _utcnow,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.client = client or httpx.Client(
+            follow_redirects=False, limits=httpx.Limits(max_connections=64)
+        )
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._worker: dramatiq.Worker | None = None
+
+    # --- work ---------------------------------------------------------------------
+    def deliver(self, delivery_id: str) -> str:
+        """Attempt one delivery if it is claimable now; returns its new status."""
+        started = self.clock()
+        with write_conn(self.engine) as conn:
+            claimed = claim(conn, delivery_id, started)
+        if claimed is None:
+            return "skipped"
+        sent = send(self.client, claimed, started)
+        return record(self.engine, claimed, sent, started, self.clock(), queue.enqueue)
+
+    def sweep_once(self) -> list[str]:
+        ids = sweep(self.engine, self.clock())
+        queue.enqueue(ids)
+        return ids
+
+    def drain(self, rounds: int = 100) -> int:
+        """Deliver everything due, synchronously (tests and one-shot tools)."""
+        done = 0
+        for _ in range(rounds):
+            ids = sweep(self.engine, self.clock(), grace=timedelta(0))
+            if not ids:
+                break
+            for delivery_id in ids:
+                if self.deliver(delivery_id) != "skipped":
+                    done += 1
+        return done
+
+    # --- threads ------------------------------------------------------------------
+    def start(self, *, worker: bool, threads: int = 8) -> None:
+        """Install as this process's runtime; start the sweeper (and a dramatiq worker)."""
+        global _current
+        _current = self
+        broker = queue.configure(queue.broker_url())
+        if worker:
+            self._worker = dramatiq.Worker(broker, worker_threads=threads, queues={queue.QUEUE})
+            self._worker.start()
+        t = threading.Thread(target=self._sweep_loop, name="hub-sweeper", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(SWEEP_INTERVAL):
+            try:
+                self.sweep_once()
+            except Exception:  # keep sweeping; the database may be back next round
+                log.exception("sweeper.failed")
+
+    def stop(self) -> None:
+        global _current
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.stop()
+        for t in self._threads:
+            t.join(timeout=5)
+        if _current is self:
+            _current = None
+        self.client.close()
+
+
+def current() -> Runtime | None:
+    return _current

@@ -1,0 +1,514 @@
+"""JSON Schemas (draft 2020-12) of the event envelope and of each event type's ``data``.
+
+Each data schema is read off the code that builds that event's ``data`` (the
+``outbox.event_row`` calls in ``hub/services/issuing.py``, ``redeem.py`` and
+``housekeeping.py``); the envelope is what ``outbox.envelope`` publishes.
+
+Rules the schemas follow:
+
+* The envelope is closed (``additionalProperties: false``): its six members are the
+  whole contract, so a misspelt or leaked member is an error.
+* ``data`` is open: its objects accept members not listed here, so adding a field is
+  not a breaking change for a receiver that validates. What *is* listed is strict:
+  required members, JSON types, integer fen for money, RFC 3339 times, identifier
+  and code shapes, and the enumerations the code fixes.
+* Self-contained: no ``$ref``; each schema can be copied and used on its own.
+
+Note: :mod:`jsonschema` checks ``format: date-time`` only when the optional
+``rfc3339-validator`` package is installed; :data:`FORMAT_CHECKER` registers its own
+check so that times are always verified here.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import datetime
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+
+from hub.domain.state import CouponState
+from hub.domain.templates import CHANNELS, KINDS
+from hub.services.outbox import EVENT_TYPES
+
+Schema = dict[str, Any]
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+URN = "urn:redemption-hub:events:"
+ENVELOPE_ID = URN + "envelope"
+
+ALERT_SEVERITIES = ("warning", "critical")
+
+_ULID = "[0-9A-HJKMNP-TV-Z]{26}"  # hub.domain.ids: 26 Crockford base32 characters
+_CODE = "^[2-9A-HJ-NP-Z]{14}$"  # hub.domain.codes: 13 payload + 1 check character
+_STORE_CODE = r"^[A-Za-z0-9_.\-]+$"
+_HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
+
+
+# --- date-time format check -------------------------------------------------------------
+
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def is_date_time(value: object) -> bool:
+    """RFC 3339 ``date-time`` (offset required); non-strings pass (``type`` judges them)."""
+    if not isinstance(value, str):
+        return True
+    if _RFC3339.fullmatch(value) is None:
+        return False
+    try:
+        datetime.fromisoformat(value.upper())  # ranges: month 13, 30 February, hour 24, …
+    except ValueError:
+        return False
+    return True
+
+
+FORMAT_CHECKER = FormatChecker()
+FORMAT_CHECKER.checks("date-time")(is_date_time)
+
+
+# --- building blocks (fresh dicts each call, so nothing is shared between schemas) --------
+
+
+def _id(prefix: str, description: str) -> Schema:
+    return {"type": "string", "pattern": f"^{prefix}_{_ULID}$", "description": description}
+
+
+def _code() -> Schema:
+    return {
+        "type": "string",
+        "pattern": _CODE,
+        "description": "Coupon code, normalised: 14 characters, no separators.",
+    }
+
+
+def _time(description: str) -> Schema:
+    return {"type": "string", "format": "date-time", "description": description}
+
+
+def _fen(description: str, minimum: int = 0) -> Schema:
+    return {
+        "type": "integer",
+        "minimum": minimum,
+        "description": f"{description} (integer fen, 1/100 yuan).",
+    }
+
+
+def _text(description: str, *, nullable: bool = False) -> Schema:
+    if nullable:
+        return {"type": ["string", "null"], "minLength": 1, "description": description}
+    return {"type": "string", "minLength": 1, "description": description}
+
+
+def _store() -> Schema:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64,
+        "pattern": _STORE_CODE,
+        "description": "Store code.",
+    }
+
+
+def _channel(*, nullable: bool = False) -> Schema:
+    values: list[Any] = list(CHANNELS)
+    if nullable:
+        values.append(None)
+    return {"enum": values, "description": "Sales channel."}
+
+
+def _kind() -> Schema:
+    return {"enum": list(KINDS), "description": "Benefit kind of the template."}
+
+
+def _template_id() -> Schema:
+    return _id("tpl", "Template id.")
+
+
+def _object(
+    required: dict[str, Schema], optional: dict[str, Schema] | None = None, **extra: Any
+) -> Schema:
+    """An object with these members; further members are allowed (forward compatible)."""
+    return {
+        "type": "object",
+        **extra,
+        "required": list(required),
+        "properties": {**required, **(optional or {})},
+    }
+
+
+def _strings(description: str, item: Schema | None = None) -> Schema:
+    return {
+        "type": "array",
+        "items": item or {"type": "string", "minLength": 1},
+        "uniqueItems": True,
+        "description": description,
+    }
+
+
+def _when(field: str, value: str, then: Schema) -> Schema:
+    return {"if": {"properties": {field: {"const": value}}, "required": [field]}, "then": then}
+
+
+def _benefit() -> Schema:
+    return _object(
+        {"kind": _kind()},
+        description="What the coupon gives (hub.domain.template_codec.benefit_to_dict).",
+        allOf=[
+            _when(
+                "kind",
+                "threshold",
+                _object(
+                    {
+                        "threshold": _fen("Minimum eligible amount"),
+                        "discount": _fen("Amount off", minimum=1),
+                    }
+                ),
+            ),
+            _when(
+                "kind",
+                "percentage",
+                _object(
+                    {
+                        "percent_off": {"type": "integer", "minimum": 1, "maximum": 99},
+                        "threshold": _fen("Minimum eligible amount"),
+                        "cap": {
+                            "type": ["integer", "null"],
+                            "minimum": 1,
+                            "description": "Largest discount (integer fen), or null.",
+                        },
+                    }
+                ),
+            ),
+            _when(
+                "kind",
+                "exchange",
+                _object(
+                    {
+                        "sku": _text("SKU the coupon gives."),
+                        "qty": {"type": "integer", "minimum": 1},
+                        "price": _fen("Price paid per unit (0 = free)"),
+                        "threshold": _fen("Minimum eligible amount"),
+                    }
+                ),
+            ),
+        ],
+    )
+
+
+def _validity() -> Schema:
+    return _object(
+        {"type": {"enum": ["fixed", "relative"]}},
+        description="The template's validity rule (validity_to_dict).",
+        allOf=[
+            _when(
+                "type",
+                "fixed",
+                _object({"start": _time("Window start."), "end": _time("Window end (exclusive).")}),
+            ),
+            _when(
+                "type",
+                "relative",
+                _object(
+                    {
+                        "days": {"type": "integer", "minimum": 1},
+                        "start_after_days": {"type": "integer", "minimum": 0},
+                    }
+                ),
+            ),
+        ],
+    )
+
+
+def _usage() -> Schema:
+    hhmm = {"type": "string", "pattern": _HHMM}
+    return _object(
+        {
+            "weekdays": _strings(
+                "ISO weekdays 1 (Monday) to 7 (Sunday); empty = any day.",
+                {"type": "integer", "minimum": 1, "maximum": 7},
+            ),
+            "hours": {
+                "type": "array",
+                "items": _object({"start": dict(hhmm), "end": dict(hhmm)}),
+                "description": "Local time ranges (may wrap midnight); empty = any time.",
+            },
+            "skus": _strings("SKUs covered; empty with no categories = whole order."),
+            "categories": _strings("Product categories covered."),
+            "stores": _strings("Store codes allowed; empty = every store."),
+            "channels": _strings("Channels allowed; empty = every channel.", _channel()),
+        },
+        description="Where and when coupons may be used (usage_to_dict).",
+    )
+
+
+def _order() -> Schema:
+    line = _object(
+        {
+            "sku": _text("SKU."),
+            "category": _text("Product category, or null.", nullable=True),
+            "qty": {"type": "integer", "minimum": 1},
+            "unit_price": _fen("Unit price"),
+        }
+    )
+    return _object(
+        {"id": _text("The merchant's order id."), "amount": _fen("Order amount")},
+        {
+            "lines": {
+                "type": "array",
+                "items": line,
+                "description": "Present only when the redeem request sent order lines.",
+            }
+        },
+        description="The order as presented at redemption.",
+    )
+
+
+def _discount_lines() -> Schema:
+    return {
+        "type": "array",
+        "items": _object(
+            {
+                "index": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Position in order.lines.",
+                },
+                "sku": _text("SKU of that line."),
+                "discount": _fen("Discount on that line"),
+            }
+        ),
+        "description": "Split of the discount over order lines; empty without order lines.",
+    }
+
+
+# --- data of each event type ---------------------------------------------------------------
+
+
+def _data_schemas() -> dict[str, Schema]:
+    template_ref = _object({"id": _template_id(), "name": _text("Template name."), "kind": _kind()})
+    return {
+        "coupon.issued": _object(
+            {
+                "code": _code(),
+                "customer": _text(
+                    "Holder's external id, or null for an unassigned coupon.", nullable=True
+                ),
+                "channel": _channel(nullable=True),
+                "valid_from": _time("Start of the coupon's window."),
+                "valid_until": _time("End of the coupon's window (exclusive)."),
+                "template_id": _template_id(),
+                "kind": _kind(),
+            },
+            description="A coupon was issued (issuing._insert_coupons).",
+        ),
+        "coupon.claimed": _object(
+            {
+                "code": _code(),
+                "customer": _text("External id of the customer who now holds the coupon."),
+                "template_id": _template_id(),
+            },
+            description="An unassigned coupon was given to a customer (issuing.claim_coupon).",
+        ),
+        "coupon.redeemed": _object(
+            {
+                "redemption_id": _id("rdm", "Redemption id (reverse with it)."),
+                "status": {"const": "redeemed"},
+                "code": _code(),
+                "store": _store(),
+                "channel": _channel(),
+                "order_id": _text("The merchant's order id."),
+                "template": template_ref,
+                "customer": _text("Holder's external id, or null.", nullable=True),
+                "discount": _fen("Total discount"),
+                "eligible_amount": _fen("Amount of the order the coupon applies to"),
+                "payable": _fen("Order amount minus discount"),
+                "lines": _discount_lines(),
+                "redeemed_at": _time("When the redemption happened (offline: at the till)."),
+                "recorded_at": _time("When the hub recorded it."),
+                "order": _order(),
+            },
+            description="A coupon was redeemed: the redeem response body plus the order "
+            "(redeem._redeem_in_txn).",
+        ),
+        "coupon.redemption_reversed": _object(
+            {
+                "redemption_id": _id("rdm", "The reversed redemption."),
+                "status": {"const": "reversed"},
+                "code": _code(),
+                "store": _store(),
+                "order_id": _text("The merchant's order id."),
+                "discount": _fen("Discount that was given and is now reversed"),
+                "reason": _text("Reason given by the caller, or null.", nullable=True),
+                "reversed_at": _time("When it was reversed."),
+                "coupon_status": {
+                    "enum": [CouponState.ISSUED.value, CouponState.EXPIRED.value],
+                    "description": "The coupon's state after the reversal: issued again, or "
+                    "expired when its window has closed.",
+                },
+                "channel": _channel(),
+                "template_id": _template_id(),
+                "order": _order(),
+            },
+            description="A redemption was reversed: the reversal response body plus channel, "
+            "template and order (redeem._reverse_in_txn).",
+        ),
+        "coupon.voided": _object(
+            {
+                "code": _code(),
+                "template_id": _template_id(),
+                "reason": _text("Reason given by the caller, or null.", nullable=True),
+            },
+            description="A coupon was voided; final (issuing.void_coupon).",
+        ),
+        "coupon.expired": _object(
+            {
+                "code": _code(),
+                "template_id": _template_id(),
+                "valid_until": _time("End of the coupon's window (the event's occurred_at)."),
+            },
+            description="An issued coupon's window closed (housekeeping.expire_coupons).",
+        ),
+        "template.created": _object(
+            {
+                "template_id": _template_id(),
+                "name": _text("Template name."),
+                "kind": _kind(),
+                "benefit": _benefit(),
+                "validity": _validity(),
+                "usage": _usage(),
+                "total_quantity": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "description": "Stock of coupons, or null for unlimited.",
+                },
+                "per_customer_limit": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "description": "Most coupons one customer may hold, or null.",
+                },
+            },
+            description="A template was created; its stored rules (issuing.create_template).",
+        ),
+        "template.paused": _object(
+            {"template_id": _template_id()},
+            description="A template stopped issuing (issuing.set_template_status).",
+        ),
+        "template.resumed": _object(
+            {"template_id": _template_id()},
+            description="A paused template issues again (issuing.set_template_status).",
+        ),
+        "alert.raised": _object(
+            {
+                "alert": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "Kind of alert, e.g. subscription_circuit_open.",
+                    "examples": ["subscription_circuit_open"],
+                },
+                "severity": {"enum": list(ALERT_SEVERITIES)},
+                "message": {"type": "string", "description": "Human-readable summary."},
+                "details": {"type": "object", "description": "Alert-specific facts."},
+            },
+            description="The hub needs an operator's attention.",
+        ),
+    }
+
+
+DATA_SCHEMAS: dict[str, Schema] = _data_schemas()
+
+ENVELOPE_SCHEMA: Schema = {
+    "$schema": DIALECT,
+    "$id": ENVELOPE_ID,
+    "title": "Redemption Hub event",
+    "description": "Envelope of every event the hub publishes (DESIGN.md, Events out). "
+    "`id` is stable across redeliveries: receivers deduplicate on it.",
+    "type": "object",
+    "required": ["id", "type", "occurred_at", "recorded_at", "merchant_id", "data"],
+    "additionalProperties": False,
+    "properties": {
+        "id": _id("evt", "Event id; stable, the receiver's dedupe key."),
+        "type": {"enum": list(EVENT_TYPES), "description": "Event type."},
+        "occurred_at": _time("When it happened (UTC)."),
+        "recorded_at": _time("When the hub recorded it (UTC)."),
+        "merchant_id": _id("mch", "The merchant the event belongs to."),
+        "data": {"type": "object", "description": "Type-specific body; see each type's schema."},
+    },
+}
+
+
+class UnknownEventType(LookupError):
+    """No schema for this event type."""
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__(f"No event type {event_type!r}; known: {', '.join(DATA_SCHEMAS)}.")
+        self.event_type = event_type
+
+
+class InvalidEvent(ValueError):
+    """An event that does not match its schema; ``errors`` lists ``"<json path>: <why>"``."""
+
+    def __init__(self, event_id: object, event_type: object, errors: list[str]) -> None:
+        self.event_id = event_id
+        self.event_type = event_type
+        self.errors = errors
+        ident = event_id if isinstance(event_id, str) else "without id"
+        kind = event_type if isinstance(event_type, str) else "unknown type"
+        super().__init__(f"Event {ident} ({kind}) does not match its schema: " + "; ".join(errors))
+
+
+def schema_for(event_type: str) -> Schema:
+    """The full schema of one event type: the envelope with ``data`` constrained."""
+    if event_type not in DATA_SCHEMAS:
+        raise UnknownEventType(event_type)
+    schema = copy.deepcopy(ENVELOPE_SCHEMA)
+    schema["$id"] = URN + event_type
+    schema["title"] = f"Redemption Hub event {event_type}"
+    schema["properties"]["type"] = {"const": event_type, "description": "Event type."}
+    schema["properties"]["data"] = copy.deepcopy(DATA_SCHEMAS[event_type])
+    return schema
+
+
+def all_schemas() -> Schema:
+    """``{"envelope": …, "types": {type: schema_for(type)}}`` (what the API serves)."""
+    return {
+        "envelope": copy.deepcopy(ENVELOPE_SCHEMA),
+        "types": {t: schema_for(t) for t in DATA_SCHEMAS},
+    }
+
+
+def _validator(schema: Schema) -> Draft202012Validator:
+    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+
+
+_ENVELOPE_VALIDATOR = _validator(ENVELOPE_SCHEMA)
+_VALIDATORS: dict[str, Draft202012Validator] = {t: _validator(schema_for(t)) for t in DATA_SCHEMAS}
+_MAX_MESSAGE = 300
+
+
+def validate_event(event: object) -> None:
+    """Check a published envelope against its type's schema; raise :class:`InvalidEvent`.
+
+    An event of an unknown type is checked against the envelope alone (which then
+    refuses the type).
+    """
+    event_id: object = None
+    event_type: object = None
+    validator = _ENVELOPE_VALIDATOR
+    if isinstance(event, dict):
+        event_id, event_type = event.get("id"), event.get("type")
+        if isinstance(event_type, str) and event_type in _VALIDATORS:
+            validator = _VALIDATORS[event_type]
+    errors = sorted(
+        (f"{e.json_path}: {_short(e.message)}" for e in validator.iter_errors(event)),
+    )
+    if errors:
+        raise InvalidEvent(event_id, event_type, errors)
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 1] + "…"

@@ -1,0 +1,410 @@
+"""Subscriptions (a connector instance with its config) and their delivery records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, bindparam, insert, or_, select, update
+
+from hub.connectors import get_connector
+from hub.db.engine import after_commit, read_conn, write_conn
+from hub.db.schema import (
+    coupon_templates,
+    deliveries,
+    delivery_attempts,
+    stores,
+    subscriptions,
+)
+from hub.domain.errors import refuse
+from hub.domain.ids import new_id
+from hub.services.jsonio import iso
+from hub.services.outbox import EVENT_TYPES
+from hub.services.principal import Principal
+from hub.services.queries import decode_cursor, encode_cursor
+
+DELIVERY_STATUSES = ("pending", "delivering", "succeeded", "retrying", "dead")
+
+
+def _view(row: Any) -> dict[str, Any]:
+    connector = get_connector(row.connector)
+    return {
+        "id": row.id,
+        "connector": row.connector,
+        "config": connector.redact(dict(row.config)),
+        "events": list(row.events),
+        "filter": dict(row.filter),
+        "retry_schedule": row.retry_schedule,
+        "status": row.status,
+        "consecutive_failures": row.consecutive_failures,
+        "circuit_retry_at": iso(row.circuit_retry_at),
+        "description": row.description,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def _check_events(connector_name: str, events: list[str]) -> list[str]:
+    if not events:
+        raise refuse(
+            "invalid_request",
+            "events must name at least one event type (or *).",
+            errors=[{"field": "events", "message": "empty"}],
+        )
+    connector = get_connector(connector_name)
+    for ev in events:
+        if ev != "*" and ev not in EVENT_TYPES:
+            raise refuse(
+                "unknown_event_type", f"Unknown event type {ev!r}.", known=list(EVENT_TYPES)
+            )
+        if "*" not in connector.consumes and ev != "*" and ev not in connector.consumes:
+            raise refuse(
+                "unknown_event_type",
+                f"Connector {connector_name} does not consume {ev!r}.",
+                known=list(connector.consumes),
+            )
+    return sorted(set(events))
+
+
+def _check_filter(engine: Engine, p: Principal, flt: dict[str, Any]) -> dict[str, Any]:
+    store_codes = sorted(set(flt.get("stores") or []))
+    template_ids = sorted(set(flt.get("templates") or []))
+    with read_conn(engine) as conn:
+        if store_codes:
+            known = set(
+                conn.execute(
+                    select(stores.c.code).where(
+                        stores.c.merchant_id == p.merchant_id, stores.c.code.in_(store_codes)
+                    )
+                ).scalars()
+            )
+            missing = [c for c in store_codes if c not in known]
+            if missing:
+                raise refuse("store_not_found", f"Unknown store(s) {missing}.", stores=missing)
+        if template_ids:
+            known = set(
+                conn.execute(
+                    select(coupon_templates.c.id).where(
+                        coupon_templates.c.merchant_id == p.merchant_id,
+                        coupon_templates.c.id.in_(template_ids),
+                    )
+                ).scalars()
+            )
+            missing = [t for t in template_ids if t not in known]
+            if missing:
+                raise refuse("template_not_found", f"Unknown template(s) {missing}.", status=404)
+    return {"stores": store_codes, "templates": template_ids}
+
+
+def _check_schedule(schedule: list[int] | None) -> list[int] | None:
+    if schedule is None:
+        return None
+    if not 1 <= len(schedule) <= 30 or any(s < 0 or s > 7 * 86400 for s in schedule):
+        raise refuse(
+            "invalid_request",
+            "retry_schedule: 1–30 waits of 0–604800 seconds.",
+            errors=[{"field": "retry_schedule", "message": "out of range"}],
+        )
+    return list(schedule)
+
+
+def create(
+    engine: Engine,
+    p: Principal,
+    *,
+    connector: str,
+    config: dict[str, Any],
+    events: list[str],
+    flt: dict[str, Any] | None,
+    retry_schedule: list[int] | None,
+    description: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    p.require_admin()
+    conn_impl = get_connector(connector)
+    conn_impl.check_config(config)
+    sub_id = new_id("sub")
+    values: dict[str, Any] = {
+        "id": sub_id,
+        "merchant_id": p.merchant_id,
+        "connector": connector,
+        "config": config,
+        "events": _check_events(connector, events),
+        "filter": _check_filter(engine, p, flt or {}),
+        "retry_schedule": _check_schedule(retry_schedule),
+        "status": "active",
+        "consecutive_failures": 0,
+        "description": description,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with write_conn(engine) as conn:
+        conn.execute(insert(subscriptions).values(**values))
+        row = _get_row(conn, p, sub_id)
+    return _view(row)
+
+
+def _get_row(conn: Any, p: Principal, sub_id: str) -> Any:
+    row = conn.execute(
+        select(subscriptions).where(
+            subscriptions.c.id == sub_id,
+            subscriptions.c.merchant_id == p.merchant_id,
+            subscriptions.c.status != "deleted",
+        )
+    ).first()
+    if row is None:
+        raise refuse("subscription_not_found", f"No subscription {sub_id}.", status=404)
+    return row
+
+
+def get(engine: Engine, p: Principal, sub_id: str) -> dict[str, Any]:
+    p.require_admin()
+    with read_conn(engine) as conn:
+        return _view(_get_row(conn, p, sub_id))
+
+
+def list_all(engine: Engine, p: Principal) -> list[dict[str, Any]]:
+    p.require_admin()
+    with read_conn(engine) as conn:
+        rows = conn.execute(
+            select(subscriptions)
+            .where(
+                subscriptions.c.merchant_id == p.merchant_id, subscriptions.c.status != "deleted"
+            )
+            .order_by(subscriptions.c.created_at, subscriptions.c.id)
+        ).all()
+    return [_view(r) for r in rows]
+
+
+def update_subscription(
+    engine: Engine,
+    p: Principal,
+    sub_id: str,
+    *,
+    config: dict[str, Any] | None,
+    events: list[str] | None,
+    flt: dict[str, Any] | None,
+    retry_schedule: list[int] | None,
+    description: str | None,
+    now: datetime,
+    fields_set: set[str],
+) -> dict[str, Any]:
+    """Change the given fields. A config update may leave secrets out: they are kept."""
+    p.require_admin()
+    with read_conn(engine) as conn:
+        current = _get_row(conn, p, sub_id)
+    changes: dict[str, Any] = {"updated_at": now}
+    if config is not None:
+        connector = get_connector(current.connector)
+        merged = dict(config)
+        for secret in connector.secret_fields:
+            if secret not in merged and secret in current.config:
+                merged[secret] = current.config[secret]
+        changes["config"] = connector.check_config(merged)
+    if events is not None:
+        changes["events"] = _check_events(current.connector, events)
+    if flt is not None:
+        changes["filter"] = _check_filter(engine, p, flt)
+    if "retry_schedule" in fields_set:
+        changes["retry_schedule"] = _check_schedule(retry_schedule)
+    if "description" in fields_set:
+        changes["description"] = description
+    with write_conn(engine) as conn:
+        conn.execute(
+            update(subscriptions).where(subscriptions.c.id == current.id).values(**changes)
+        )
+        return _view(_get_row(conn, p, sub_id))
+
+
+def set_status(
+    engine: Engine, p: Principal, sub_id: str, status: str, now: datetime
+) -> dict[str, Any]:
+    """pause | active (resume; also closes an open circuit) | deleted."""
+    p.require_admin()
+    with write_conn(engine) as conn:
+        row = _get_row(conn, p, sub_id)
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if status == "active":
+            values.update(consecutive_failures=0, circuit_retry_at=None)
+        conn.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**values))
+        if status == "deleted":
+            return {"id": sub_id, "status": "deleted"}
+        if status == "active":
+            _enqueue_due_later(conn, sub_id)
+        return _view(_get_row(conn, p, sub_id))
+
+
+def _enqueue_due_later(conn: Any, sub_id: str) -> None:
+    ids = list(
+        conn.execute(
+            select(deliveries.c.id).where(
+                deliveries.c.subscription_id == sub_id,
+                deliveries.c.status.in_(("pending", "retrying")),
+            )
+        ).scalars()
+    )
+    if ids:
+        from hub.delivery.queue import enqueue
+
+        after_commit(conn, lambda: enqueue(ids))
+
+
+# --- deliveries --------------------------------------------------------------------------
+
+
+def _delivery_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "subscription_id": row.subscription_id,
+        "event_id": row.event_id,
+        "event_type": row.event_type,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": iso(row.next_attempt_at),
+        "last_status": row.last_status,
+        "last_error": row.last_error,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+        "delivered_at": iso(row.delivered_at),
+    }
+
+
+def list_deliveries(
+    engine: Engine,
+    p: Principal,
+    *,
+    subscription: str | None,
+    status: str | None,
+    event_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    p.require_admin()
+    d = deliveries
+    q = select(d).where(d.c.merchant_id == p.merchant_id)
+    if subscription is not None:
+        q = q.where(d.c.subscription_id == subscription)
+    if status is not None:
+        if status not in DELIVERY_STATUSES:
+            raise refuse(
+                "invalid_request",
+                f"status must be one of {list(DELIVERY_STATUSES)}",
+                errors=[{"field": "status", "message": "unknown status"}],
+            )
+        q = q.where(d.c.status == status)
+    if event_type is not None:
+        q = q.where(d.c.event_type == event_type)
+    if since is not None:
+        q = q.where(d.c.created_at >= since)
+    if until is not None:
+        q = q.where(d.c.created_at < until)
+    if cursor is not None:
+        c = decode_cursor(cursor)
+        q = q.where(or_(d.c.created_at < c.at, and_(d.c.created_at == c.at, d.c.id < c.id)))
+    q = q.order_by(d.c.created_at.desc(), d.c.id.desc()).limit(limit + 1)
+    with read_conn(engine) as conn:
+        rows = conn.execute(q).all()
+    page = rows[:limit]
+    nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return {"items": [_delivery_view(r) for r in page], "next_cursor": nxt}
+
+
+def get_delivery(engine: Engine, p: Principal, delivery_id: str) -> dict[str, Any]:
+    p.require_admin()
+    with read_conn(engine) as conn:
+        row = conn.execute(
+            select(deliveries).where(
+                deliveries.c.id == delivery_id, deliveries.c.merchant_id == p.merchant_id
+            )
+        ).first()
+        if row is None:
+            raise refuse("delivery_not_found", f"No delivery {delivery_id}.", status=404)
+        attempts = conn.execute(
+            select(delivery_attempts)
+            .where(delivery_attempts.c.delivery_id == delivery_id)
+            .order_by(delivery_attempts.c.id)
+        ).all()
+    return {
+        **_delivery_view(row),
+        "attempt_log": [
+            {
+                "attempt": a.attempt,
+                "started_at": iso(a.started_at),
+                "latency_ms": a.latency_ms,
+                "outcome": a.outcome,
+                "http_status": a.http_status,
+                "error": a.error,
+                "response_body": a.response_body,
+            }
+            for a in attempts
+        ],
+    }
+
+
+_REPLAY = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"), deliveries.c.status.in_(("dead", "succeeded")))
+    .values(
+        status="pending",
+        attempts=0,
+        next_attempt_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        lease_until=None,
+        delivered_at=None,
+    )
+    .returning(deliveries.c.id)
+)
+
+
+def replay(engine: Engine, p: Principal, delivery_id: str, now: datetime) -> dict[str, Any]:
+    """Send a dead (or delivered) delivery again, with the same event id."""
+    p.require_admin()
+    with write_conn(engine) as conn:
+        row = conn.execute(
+            select(deliveries.c.id, deliveries.c.status).where(
+                deliveries.c.id == delivery_id, deliveries.c.merchant_id == p.merchant_id
+            )
+        ).first()
+        if row is None:
+            raise refuse("delivery_not_found", f"No delivery {delivery_id}.", status=404)
+        if conn.execute(_REPLAY, {"b_id": delivery_id, "b_now": now}).first() is None:
+            raise refuse(
+                "delivery_in_progress",
+                f"The delivery is {row.status}; only dead or succeeded deliveries are replayed.",
+                status=409,
+                delivery_status=row.status,
+            )
+        _enqueue_after(conn, [delivery_id])
+    return get_delivery(engine, p, delivery_id)
+
+
+def replay_dead(engine: Engine, p: Principal, sub_id: str, now: datetime) -> dict[str, Any]:
+    """Replay every dead delivery of a subscription (e.g. after the receiver is fixed)."""
+    p.require_admin()
+    with write_conn(engine) as conn:
+        _get_row(conn, p, sub_id)
+        ids = list(
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.subscription_id == sub_id, deliveries.c.status == "dead")
+                .values(
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    lease_until=None,
+                )
+                .returning(deliveries.c.id)
+            ).scalars()
+        )
+        _enqueue_after(conn, ids)
+    return {"subscription_id": sub_id, "replayed": len(ids)}
+
+
+def _enqueue_after(conn: Any, ids: list[str]) -> None:
+    if ids:
+        from hub.delivery.queue import enqueue
+
+        after_commit(conn, lambda: enqueue(ids))
