@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from litestar import Litestar, get
+from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -17,15 +17,11 @@ from hub.api.auth import PUBLIC_PATHS, ApiKeyMiddleware
 from hub.api.catalog import CatalogController
 from hub.api.coupons import CouponController
 from hub.api.errors import EXCEPTION_HANDLERS
+from hub.api.ops import health, metrics, ready
 from hub.api.redemptions import REDEEM_MAX_BODY, RedemptionController
 from hub.api.state import HubState, utcnow
 from hub.api.strict import raw_body
 from hub.services.redeem import Settings
-
-
-@get("/health", summary="Liveness", tags=["ops"])
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
 
 
 def create_app(
@@ -38,6 +34,8 @@ def create_app(
     app = Litestar(
         route_handlers=[
             health,
+            ready,
+            metrics,
             RedemptionController,
             CouponController,
             TemplateController,

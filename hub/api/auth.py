@@ -15,7 +15,7 @@ from hub.domain.errors import DomainError, refuse
 from hub.services.catalog import authenticate
 from hub.services.principal import Principal
 
-PUBLIC_PATHS = {"/schema", "/health"}
+PUBLIC_PATHS = {"/schema", "/health", "/ready", "/metrics"}
 CACHE_SECONDS = 5.0  # a key change is seen by every process within this time
 _CACHE_SIZE = 10_000
 

@@ -71,6 +71,31 @@ def is_configured() -> bool:
     return "broker" in _state
 
 
+def check_broker() -> str:
+    """ "ok" if this process's broker answers (or none is needed), else raises."""
+    broker = _state.get("broker")
+    url = _state.get("url") if broker is not None else broker_url()
+    if url is None:
+        return "ok"  # embedded: the in-process stub broker
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return "ok"
+    import pika  # type: ignore[import-untyped]
+
+    params = pika.URLParameters(url)
+    params.socket_timeout = 2
+    params.blocked_connection_timeout = 2
+    connection = pika.BlockingConnection(params)
+    connection.close()
+    return "ok"
+
+
 def enqueue(ids: list[str]) -> None:
     """Ask a worker to look at these deliveries (no-op when no broker is set up here)."""
     actor = _state.get("actor")

@@ -23,7 +23,7 @@ from hub.services import catalog
 from hub.services.problems import PROBLEM_MEDIA_TYPE
 from tests.conftest import Clock, Merchant, issue, make_merchant, make_template, order
 
-OPEN_PATHS = ("/health", "/schema")
+OPEN_PATHS = ("/health", "/ready", "/metrics", "/schema")
 IGNORED_METHODS = {"OPTIONS", "HEAD"}
 
 

@@ -1,0 +1,56 @@
+"""Operations endpoints: /health (alive), /ready (database and broker), /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response, get
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import Engine, text
+
+from hub.api.state import hub
+from hub.delivery import queue
+from hub.delivery.metrics import render
+from hub.services.jsonio import dumps
+
+
+@get("/health", summary="Liveness: the process answers", tags=["ops"])
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _check_database(engine: Engine) -> str:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return "ok"
+
+
+def _check(engine: Engine) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    try:
+        checks["database"] = _check_database(engine)
+    except Exception as exc:  # reported, not raised: this endpoint exists to say so
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        checks["broker"] = queue.check_broker()
+    except Exception as exc:
+        checks["broker"] = f"error: {type(exc).__name__}"
+    return checks
+
+
+@get("/ready", summary="Readiness: database and broker reachable", tags=["ops"])
+async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
+    checks = await anyio.to_thread.run_sync(_check, hub(request).engine)
+    ok = all(v == "ok" for v in checks.values())
+    return Response(
+        content=dumps({"status": "ready" if ok else "not_ready", **checks}),
+        status_code=200 if ok else 503,
+        media_type="application/json",
+    )
+
+
+@get("/metrics", summary="Prometheus metrics", tags=["ops"], include_in_schema=True)
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    body = await anyio.to_thread.run_sync(render, hub(request).engine)
+    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
