@@ -17,6 +17,7 @@ from hub.api.auth import PUBLIC_PATHS, ApiKeyMiddleware
 from hub.api.catalog import CatalogController
 from hub.api.coupons import CouponController
 from hub.api.errors import EXCEPTION_HANDLERS
+from hub.api.events import EventsController
 from hub.api.ops import health, metrics, ready
 from hub.api.redemptions import REDEEM_MAX_BODY, RedemptionController
 from hub.api.state import HubState, utcnow
@@ -42,6 +43,7 @@ def create_app(
             CatalogController,
             SubscriptionController,
             DeliveryController,
+            EventsController,
         ],
         middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS])],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -43,7 +43,7 @@ def start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
     holder: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             body = self.rfile.read(length)
             rec = holder["r"]
