@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Sequence
 
@@ -10,7 +11,9 @@ from collections.abc import Sequence
 DEFAULT_SCHEDULE: tuple[int, ...] = (5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200)
 CIRCUIT_THRESHOLD = 10  # consecutive failed attempts that open a subscription's circuit
 CIRCUIT_COOLDOWN = 300.0  # seconds before a probe delivery is let through
-LEASE_SECONDS = 120.0  # a claimed delivery not finished by then is retried
+# A claimed delivery not finished by then is retried (set lower with the environment
+# variable, e.g. in the worker crash tests; keep it above the connectors' HTTP timeout).
+LEASE_SECONDS = float(os.environ.get("HUB_DELIVERY_LEASE_SECONDS") or 120.0)
 
 
 def next_delay(
