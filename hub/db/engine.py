@@ -40,6 +40,9 @@ def is_sqlite(engine: Engine) -> bool:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     u = make_url(url)
+    # Statement parameters carry secrets (subscription configs): keep them out of
+    # SQLAlchemy's SQL log lines and of exception messages (which end up in error logs).
+    kwargs.setdefault("hide_parameters", True)
     if u.get_backend_name() == "sqlite":
         engine = create_engine(
             url,

@@ -221,6 +221,9 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UTCDateTime(), nullable=False),
     Column("lease_until", UTCDateTime(), nullable=True),
+    # when a message was last sent for it: the sweeper re-sends only what no recent
+    # message covers
+    Column("enqueued_at", UTCDateTime(), nullable=True),
     Column("last_status", Integer, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),

@@ -73,6 +73,7 @@ def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
                         "status": "pending",
                         "attempts": 0,
                         "next_attempt_at": now,
+                        "enqueued_at": now,  # enqueued right after the commit
                         "created_at": now,
                         "updated_at": now,
                     }

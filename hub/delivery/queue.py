@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from queue import SimpleQueue
 from typing import Any
 
 import dramatiq
@@ -18,6 +19,7 @@ from dramatiq.brokers.stub import StubBroker
 log = structlog.get_logger("hub.delivery")
 
 QUEUE = "hub-deliveries"
+BROKER_TIMEOUT = 2.0
 _state: dict[str, Any] = {}
 _lock = threading.Lock()
 
@@ -32,7 +34,10 @@ def make_broker(url: str | None) -> dramatiq.Broker:
     if url.startswith(("redis://", "rediss://", "unix://")):
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=url)  # type: ignore[no-untyped-call]
+        # Short socket timeouts: a hung broker must not hold a sender or a worker for long.
+        return RedisBroker(  # type: ignore[no-untyped-call]
+            url=url, socket_timeout=BROKER_TIMEOUT, socket_connect_timeout=BROKER_TIMEOUT
+        )
     if url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -54,7 +59,7 @@ def configure(url: str | None) -> dramatiq.Broker:
             max_retries=0,
             time_limit=300_000,
         )(_deliver)
-        _state.update(broker=broker, actor=actor, url=url)
+        _state.update(broker=broker, actor=actor, url=url, outgoing=SimpleQueue())
         return broker
 
 
@@ -62,6 +67,9 @@ def reset() -> None:
     """Forget the broker (tests)."""
     with _lock:
         broker = _state.pop("broker", None)
+        outgoing = _state.get("outgoing")
+        if outgoing is not None:
+            outgoing.put(None)  # stops the sender thread
         _state.clear()
     if broker is not None:
         broker.close()
@@ -97,12 +105,37 @@ def check_broker() -> str:
 
 
 def enqueue(ids: list[str]) -> None:
-    """Ask a worker to look at these deliveries (no-op when no broker is set up here)."""
+    """Ask a worker to look at these deliveries (no-op when no broker is set up here).
+
+    Never blocks the caller on the network: with a real broker the ids go to a sender
+    thread. A message that cannot be sent is only logged — the delivery record is
+    already committed, and the sweeper re-enqueues it (see ``sweeper.STALE``).
+    """
     actor = _state.get("actor")
-    if actor is None:
+    if actor is None or not ids:
         return
+    if isinstance(_state.get("broker"), StubBroker):
+        for delivery_id in ids:
+            actor.send(delivery_id)
+        return
+    with _lock:
+        sender = _state.get("sender")
+        if sender is None or not sender.is_alive():
+            sender = threading.Thread(
+                target=_send_loop, args=(actor, _state["outgoing"]), name="hub-enqueue", daemon=True
+            )
+            _state["sender"] = sender
+            sender.start()
     for delivery_id in ids:
-        actor.send(delivery_id)
+        _state["outgoing"].put(delivery_id)
+
+
+def _send_loop(actor: Any, outgoing: SimpleQueue[str | None]) -> None:
+    while (delivery_id := outgoing.get()) is not None:
+        try:
+            actor.send(delivery_id)
+        except Exception as exc:  # the sweeper re-enqueues it later
+            log.warning("enqueue.failed", delivery_id=delivery_id, error=type(exc).__name__)
 
 
 def _deliver(delivery_id: str) -> None:

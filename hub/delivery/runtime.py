@@ -68,7 +68,7 @@ class Runtime:
         """Deliver everything due, synchronously (tests and one-shot tools)."""
         done = 0
         for _ in range(rounds):
-            ids = sweep(self.engine, self.clock(), grace=timedelta(0))
+            ids = sweep(self.engine, self.clock(), stale=timedelta(0))
             if not ids:
                 break
             for delivery_id in ids:

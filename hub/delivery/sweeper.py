@@ -16,7 +16,11 @@ from hub.db.schema import deliveries
 from hub.delivery.attempt import claimable_condition
 
 SWEEP_BATCH = 1000
-FRESH_GRACE = timedelta(seconds=2)  # new deliveries were enqueued by their writer
+FRESH_GRACE = timedelta(seconds=2)  # kept for callers; superseded by enqueued_at
+# A delivery is re-sent when no message was sent since it became due, or when the last
+# message is this old and it is still waiting (the message was lost, or the broker was
+# down). Without this, every sweeper would re-send the whole backlog every second.
+STALE = timedelta(seconds=10)
 
 _REVIVE = (
     update(deliveries)
@@ -33,21 +37,35 @@ _DUE = (
     select(deliveries.c.id)
     .where(
         claimable_condition(),
-        (deliveries.c.status == "retrying")
-        | (deliveries.c.next_attempt_at <= bindparam("b_fresh")),
+        (deliveries.c.enqueued_at.is_(None))
+        | (deliveries.c.enqueued_at < deliveries.c.next_attempt_at)
+        | (deliveries.c.enqueued_at <= bindparam("b_stale")),
     )
     .order_by(deliveries.c.next_attempt_at)
     .limit(bindparam("b_limit"))
 )
+_MARK_ENQUEUED = (
+    update(deliveries)
+    .where(deliveries.c.id.in_(bindparam("b_ids", expanding=True)))
+    .values(enqueued_at=bindparam("b_now"))
+)
 
 
 def sweep(
-    engine: Engine, now: datetime, limit: int = SWEEP_BATCH, grace: timedelta = FRESH_GRACE
+    engine: Engine,
+    now: datetime,
+    limit: int = SWEEP_BATCH,
+    grace: timedelta = FRESH_GRACE,
+    stale: timedelta = STALE,
 ) -> list[str]:
-    """Revive lost leases; return the ids of deliveries due now (to enqueue). Pending
-    deliveries younger than ``grace`` are left to the message their writer sent."""
+    """Revive lost leases; return the ids of due deliveries that no recent message
+    covers (and mark them enqueued now). ``grace`` is accepted for compatibility; a
+    ``stale`` of zero returns everything due (synchronous draining)."""
     with write_conn(engine) as conn:
         conn.execute(_REVIVE, {"b_now": now})
-        return list(
-            conn.execute(_DUE, {"b_now": now, "b_fresh": now - grace, "b_limit": limit}).scalars()
+        ids = list(
+            conn.execute(_DUE, {"b_now": now, "b_stale": now - stale, "b_limit": limit}).scalars()
         )
+        if ids:
+            conn.execute(_MARK_ENQUEUED, {"b_ids": ids, "b_now": now})
+        return ids

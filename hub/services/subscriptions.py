@@ -353,6 +353,7 @@ _REPLAY = (
         updated_at=bindparam("b_now"),
         lease_until=None,
         delivered_at=None,
+        enqueued_at=bindparam("b_now"),
     )
     .returning(deliveries.c.id)
 )
@@ -395,6 +396,7 @@ def replay_dead(engine: Engine, p: Principal, sub_id: str, now: datetime) -> dic
                     next_attempt_at=now,
                     updated_at=now,
                     lease_until=None,
+                    enqueued_at=now,
                 )
                 .returning(deliveries.c.id)
             ).scalars()
