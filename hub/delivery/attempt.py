@@ -80,37 +80,41 @@ class Claimed:
     event: dict[str, Any]
 
 
+# Built once: constructing Core statements per call cost ~15 % of a worker's CPU.
+_CLAIM_SELECT_PG = _CLAIM_SELECT.with_for_update(skip_locked=True, of=deliveries)
+_CLAIM_UPDATE = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"), deliveries.c.status.in_(CLAIMABLE))
+    .values(
+        status="delivering",
+        attempts=deliveries.c.attempts + 1,
+        lease_until=bindparam("b_lease"),
+        updated_at=bindparam("b_now"),
+    )
+    .returning(
+        deliveries.c.attempts,
+        deliveries.c.subscription_id,
+        deliveries.c.event_id,
+        deliveries.c.merchant_id,
+        deliveries.c.coupon_id,
+    )
+)
+_SUBSCRIPTION = select(
+    subscriptions.c.connector, subscriptions.c.config, subscriptions.c.retry_schedule
+).where(subscriptions.c.id == bindparam("b_id"))
+_EVENT = select(outbox_events).where(outbox_events.c.id == bindparam("b_id"))
+
+
 def claim(conn: Connection, delivery_id: str, now: datetime) -> Claimed | None:
-    q = _CLAIM_SELECT
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True, of=deliveries)
+    q = _CLAIM_SELECT_PG if conn.dialect.name == "postgresql" else _CLAIM_SELECT
     if conn.execute(q, {"b_id": delivery_id, "b_now": now}).first() is None:
         return None
-    row = conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(CLAIMABLE))
-        .values(
-            status="delivering",
-            attempts=deliveries.c.attempts + 1,
-            lease_until=now + timedelta(seconds=policy.LEASE_SECONDS),
-            updated_at=now,
-        )
-        .returning(
-            deliveries.c.attempts,
-            deliveries.c.subscription_id,
-            deliveries.c.event_id,
-            deliveries.c.merchant_id,
-            deliveries.c.coupon_id,
-        )
-    ).first()
+    lease = now + timedelta(seconds=policy.LEASE_SECONDS)
+    row = conn.execute(_CLAIM_UPDATE, {"b_id": delivery_id, "b_lease": lease, "b_now": now}).first()
     if row is None:
         return None
-    sub = conn.execute(
-        select(
-            subscriptions.c.connector, subscriptions.c.config, subscriptions.c.retry_schedule
-        ).where(subscriptions.c.id == row.subscription_id)
-    ).one()
-    ev = conn.execute(select(outbox_events).where(outbox_events.c.id == row.event_id)).one()
+    sub = conn.execute(_SUBSCRIPTION, {"b_id": row.subscription_id}).one()
+    ev = conn.execute(_EVENT, {"b_id": row.event_id}).one()
     event = outbox.envelope(
         id=ev.id,
         type=ev.type,
@@ -201,6 +205,37 @@ def send(client: httpx.Client, claimed: Claimed, now: datetime) -> Sent:
     return Sent(outcome=outcome, http_status=status, error=error, body=body, latency_ms=latency)
 
 
+_INSERT_ATTEMPT = insert(delivery_attempts)
+_RECORD = (
+    update(deliveries)
+    .where(
+        deliveries.c.id == bindparam("b_id"),
+        deliveries.c.status == "delivering",
+        deliveries.c.attempts == bindparam("b_attempt"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next"),
+        lease_until=None,
+        last_status=bindparam("b_http"),
+        last_error=bindparam("b_error"),
+        updated_at=bindparam("b_now"),
+        delivered_at=bindparam("b_delivered"),
+    )
+    .returning(deliveries.c.id)
+)
+_NEXT_OF_COUPON = (
+    select(deliveries.c.id)
+    .where(
+        deliveries.c.subscription_id == bindparam("b_sub"),
+        deliveries.c.coupon_id == bindparam("b_coupon"),
+        deliveries.c.status.in_(CLAIMABLE),
+    )
+    .order_by(deliveries.c.event_seq)
+    .limit(1)
+)
+
+
 def record(
     engine: Engine,
     claimed: Claimed,
@@ -221,34 +256,30 @@ def record(
         status, next_at = "dead", now
     with write_conn(engine) as conn:
         conn.execute(
-            insert(delivery_attempts).values(
-                delivery_id=claimed.delivery_id,
-                attempt=claimed.attempt,
-                started_at=started,
-                latency_ms=sent.latency_ms,
-                outcome=type(outcome).__name__.lower(),
-                http_status=sent.http_status,
-                error=sent.error,
-                response_body=sent.body,
-            )
+            _INSERT_ATTEMPT,
+            {
+                "delivery_id": claimed.delivery_id,
+                "attempt": claimed.attempt,
+                "started_at": started,
+                "latency_ms": sent.latency_ms,
+                "outcome": type(outcome).__name__.lower(),
+                "http_status": sent.http_status,
+                "error": sent.error,
+                "response_body": sent.body,
+            },
         )
         done = conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.id == claimed.delivery_id,
-                deliveries.c.status == "delivering",
-                deliveries.c.attempts == claimed.attempt,
-            )
-            .values(
-                status=status,
-                next_attempt_at=next_at,
-                lease_until=None,
-                last_status=sent.http_status,
-                last_error=sent.error,
-                updated_at=now,
-                delivered_at=now if status == "succeeded" else None,
-            )
-            .returning(deliveries.c.id)
+            _RECORD,
+            {
+                "b_id": claimed.delivery_id,
+                "b_attempt": claimed.attempt,
+                "b_status": status,
+                "b_next": next_at,
+                "b_http": sent.http_status,
+                "b_error": sent.error,
+                "b_now": now,
+                "b_delivered": now if status == "succeeded" else None,
+            },
         ).first()
         if done is None:  # our lease ran out and someone else took over: theirs counts
             return "superseded"
@@ -256,14 +287,8 @@ def record(
         if status == "succeeded" and claimed.coupon_id is not None:
             nxt = (
                 conn.execute(
-                    select(deliveries.c.id)
-                    .where(
-                        deliveries.c.subscription_id == claimed.subscription_id,
-                        deliveries.c.coupon_id == claimed.coupon_id,
-                        deliveries.c.status.in_(CLAIMABLE),
-                    )
-                    .order_by(deliveries.c.event_seq)
-                    .limit(1)
+                    _NEXT_OF_COUPON,
+                    {"b_sub": claimed.subscription_id, "b_coupon": claimed.coupon_id},
                 )
                 .scalars()
                 .all()
@@ -281,19 +306,33 @@ def record(
     return status
 
 
+def _case_reopen() -> Any:
+    from sqlalchemy import case
+
+    return case((subscriptions.c.status == "circuit_open", "active"), else_=subscriptions.c.status)
+
+
+# a success resets the failure count and closes an open circuit (a no-op row match
+# otherwise, so the common case writes nothing)
+_CLOSE_CIRCUIT = (
+    update(subscriptions)
+    .where(
+        subscriptions.c.id == bindparam("b_id"),
+        (subscriptions.c.consecutive_failures != 0) | (subscriptions.c.status == "circuit_open"),
+    )
+    .values(
+        consecutive_failures=0,
+        circuit_retry_at=None,
+        updated_at=bindparam("b_now"),
+        status=_case_reopen(),
+    )
+)
+
+
 def _circuit(conn: Connection, claimed: Claimed, *, ok: bool, now: datetime) -> None:
     s = subscriptions
     if ok:
-        conn.execute(
-            update(s)
-            .where(
-                s.c.id == claimed.subscription_id,
-                (s.c.consecutive_failures != 0) | (s.c.status == "circuit_open"),
-            )
-            .values(
-                consecutive_failures=0, circuit_retry_at=None, updated_at=now, status=_case_reopen()
-            )
-        )
+        conn.execute(_CLOSE_CIRCUIT, {"b_id": claimed.subscription_id, "b_now": now})
         return
     row = conn.execute(
         update(s)
@@ -336,9 +375,3 @@ def _circuit(conn: Connection, claimed: Claimed, *, ok: bool, now: datetime) -> 
             ],
         )
         log.warning("subscription.circuit_open", subscription_id=claimed.subscription_id)
-
-
-def _case_reopen() -> Any:
-    from sqlalchemy import case
-
-    return case((subscriptions.c.status == "circuit_open", "active"), else_=subscriptions.c.status)
