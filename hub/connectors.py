@@ -121,8 +121,13 @@ class Connector:
             key=lambda e: list(e.absolute_path),
         )
         if errors:
-            raise _config_error(errors[0])
+            raise _config_error(errors[0], self._secret_values(config))
         return config
+
+    def _secret_values(self, config: dict[str, Any]) -> list[str]:
+        """How this config's secret values could appear in a validator's message."""
+        values = [config[k] for k in self.secret_fields if k in config]
+        return [s for v in values for s in (str(v), repr(v)[1:-1]) if s]
 
     def redact(self, config: dict[str, Any]) -> dict[str, Any]:
         """``config`` without its secrets (what the API may show)."""
@@ -136,13 +141,15 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def _config_error(err: ValidationError) -> Exception:
+def _config_error(err: ValidationError, secrets: Sequence[str] = ()) -> Exception:
     path = ".".join(str(p) for p in err.absolute_path)
     field_name = f"config.{path}" if path else "config"
     if err.validator == "required" and isinstance(err.message, str):
         missing = err.message.split("'")[1] if "'" in err.message else ""
         field_name = f"{field_name}.{missing}" if missing else field_name
     message = err.message
+    if any(s in message for s in secrets):  # jsonschema quotes the value: never echo secrets
+        message = f"invalid value (fails `{err.validator}`; secret values are not shown)"
     return refuse(
         "invalid_config",
         f"{field_name}: {message}",

@@ -65,6 +65,8 @@ class World:
     spare: str  # issued, unassigned
     redeemed: str
     rid: str
+    sub: str  # a webhook subscription
+    dlv: str  # its delivery of the redemption
 
     def params(self) -> dict[str, str]:
         return {
@@ -72,6 +74,8 @@ class World:
             "template_id": self.tpl,
             "redemption_id": self.rid,
             "event_type": "coupon.redeemed",
+            "subscription_id": self.sub,
+            "delivery_id": self.dlv,
         }
 
     def call(
@@ -132,6 +136,12 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/stores"): {"code": "NEW-1", "name": "New"},
     ("POST", "/v1/products"): {"sku": "TEA-9", "name": "Tea", "category": "drinks", "price": 900},
     ("POST", "/v1/customers"): {"external_id": "C-NEW"},
+    ("POST", "/v1/subscriptions"): {
+        "connector": "webhook",
+        "config": {"url": "https://receiver.example/new", "secret": "whsec_" + "QUJDRA" * 4},
+        "events": ["*"],
+    },
+    ("PATCH", "/v1/subscriptions/{subscription_id:str}"): {"description": "changed"},
 }
 
 
@@ -139,13 +149,27 @@ BODIES: dict[tuple[str, str], Any] = {
 def world(client, db, merchant, clock) -> World:
     tpl = make_template(db, merchant, clock.now)
     code, spare, redeemed = issue(db, merchant, tpl, clock.now, count=3)
+    sub = client.post(
+        "/v1/subscriptions",
+        json={
+            "connector": "webhook",
+            "config": {"url": "https://receiver.example/a", "secret": "whsec_" + "QUJDRA" * 4},
+            "events": ["coupon.redeemed"],
+        },
+        headers=merchant.auth(),
+    )
+    assert sub.status_code == 201, sub.text
     r = client.post(
         "/v1/redemptions",
         json={"code": redeemed, "store": "SH-001", "order": order()},
         headers={**merchant.auth(), "Idempotency-Key": "setup"},
     )
     assert r.status_code == 201, r.text
-    return World(client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"])
+    [dlv] = client.get("/v1/deliveries", headers=merchant.auth()).json()["items"]
+    return World(
+        client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
+        sub.json()["id"], dlv["id"],
+    )
 
 
 # --- every operation needs a key --------------------------------------------------------------
@@ -391,6 +415,8 @@ def test_no_endpoint_leaks_another_merchants_data(world: World) -> None:
         world.redeemed,
         world.rid,
         rid_spare,
+        world.sub,
+        world.dlv,
         "A-ONLY",
         "A-SKU",
         "a-cat",

@@ -927,6 +927,110 @@ def customers_list_of_10001(env: Env) -> httpx.Response:
     return env.post(f"/v1/templates/{env.template()}/coupons", {"customers": customers})
 
 
+# --- subscriptions and deliveries ---------------------------------------------------------
+
+HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def subscription_body(**changes: Any) -> dict[str, Any]:
+    return {
+        "connector": "webhook",
+        "config": {"url": "https://receiver.example/hook", "secret": HOOK_SECRET},
+        "events": ["coupon.redeemed"],
+        **changes,
+    }
+
+
+def env_subscription(env: Env) -> str:
+    r = env.post("/v1/subscriptions", subscription_body())
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+@produces("unknown_connector")
+def subscribe_an_unknown_connector(env: Env) -> httpx.Response:
+    r = env.post("/v1/subscriptions", subscription_body(connector="erp.nonesuch"))
+    assert "webhook" in r.json()["known"]
+    return r
+
+
+@produces("invalid_config")
+def subscription_config_without_url(env: Env) -> httpx.Response:
+    r = env.post("/v1/subscriptions", subscription_body(config={"secret": HOOK_SECRET}))
+    assert r.json()["errors"][0]["field"] == "config.url"
+    return r
+
+
+@produces("invalid_config")
+def subscription_secret_not_base64(env: Env) -> httpx.Response:
+    bad = {"url": "https://receiver.example/hook", "secret": "whsec_" + "A" * 17}
+    r = env.post("/v1/subscriptions", subscription_body(config=bad))
+    assert r.json()["errors"][0]["field"] == "config.secret"
+    return r
+
+
+@produces("invalid_config")
+def subscription_config_patched_to_a_bad_url(env: Env) -> httpx.Response:
+    sub = env_subscription(env)
+    r = env.client.patch(f"/v1/subscriptions/{sub}", json={"config": {"url": "ftp://x"}},
+                         headers=env.admin)
+    assert HOOK_SECRET[6:] not in r.text
+    return r
+
+
+@produces("unknown_event_type")
+def subscribe_to_an_unknown_event_type(env: Env) -> httpx.Response:
+    return env.post("/v1/subscriptions", subscription_body(events=["coupon.redeemed", "x.y"]))
+
+
+@produces("store_not_found")
+def subscription_filter_on_an_unknown_store(env: Env) -> httpx.Response:
+    return env.post("/v1/subscriptions", subscription_body(filter={"stores": ["XX-404"]}))
+
+
+@produces("subscription_not_found")
+def get_an_unknown_subscription(env: Env) -> httpx.Response:
+    return env.get("/v1/subscriptions/sub_nonesuch")
+
+
+@produces("subscription_not_found")
+def resume_a_deleted_subscription(env: Env) -> httpx.Response:
+    sub = env_subscription(env)
+    assert env.client.delete(f"/v1/subscriptions/{sub}", headers=env.admin).status_code == 200
+    return env.post(f"/v1/subscriptions/{sub}/resume")
+
+
+@produces("delivery_not_found")
+def get_an_unknown_delivery(env: Env) -> httpx.Response:
+    return env.get("/v1/deliveries/dlv_nonesuch")
+
+
+@produces("delivery_not_found")
+def replay_an_unknown_delivery(env: Env) -> httpx.Response:
+    return env.post("/v1/deliveries/dlv_nonesuch/replay")
+
+
+@produces("delivery_in_progress")
+def replay_a_pending_delivery(env: Env) -> httpx.Response:
+    env_subscription(env)
+    assert env.redeem(env.coupon()).status_code == 201
+    [pending] = env.get("/v1/deliveries").json()["items"]
+    assert pending["status"] == "pending"
+    r = env.post(f"/v1/deliveries/{pending['id']}/replay")
+    assert r.json()["delivery_status"] == "pending"
+    return r
+
+
+@produces("forbidden")
+def store_key_listing_deliveries(env: Env) -> httpx.Response:
+    return env.get("/v1/deliveries", auth=env.store_auth())
+
+
+@produces("forbidden")
+def store_key_creating_a_subscription(env: Env) -> httpx.Response:
+    return env.post("/v1/subscriptions", subscription_body(), auth=env.store_auth())
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [
@@ -1060,7 +1164,8 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
 
     Path parameters name things that do not exist, so no garbage can succeed.
     """
-    absent = {"code": generate_code(), "template_id": "tpl_absent", "redemption_id": "rdm_absent"}
+    absent = {"code": generate_code(), "template_id": "tpl_absent", "redemption_id": "rdm_absent",
+              "subscription_id": "sub_absent", "delivery_id": "dlv_absent"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
     failures = []
@@ -1155,7 +1260,20 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "benefit": {"kind": "exchange", "sku": "TEA-01", "qty": 1, "price": 0, "threshold": 0},
         "validity": {"type": "relative", "days": 3, "start_after_days": 1},
     }
-    params = {"code": codes[2], "template_id": tpl, "redemption_id": rid}
+    subscription = subscription_body(
+        config={"url": "https://receiver.example/hook", "secret": HOOK_SECRET,
+                "headers": {"x-tenant": "t1"}, "timeout": 5},
+        events=["coupon.redeemed", "coupon.redemption_reversed"],
+        filter={"stores": ["SH-001"], "templates": [tpl]},
+        retry_schedule=[5, 60],
+        description="fuzz",
+    )
+    sub = env.post("/v1/subscriptions", subscription).json()["id"]
+    [extra] = issue(env.db, env.m, tpl, env.clock.now)
+    assert env.redeem(extra).status_code == 201  # gives the subscription a delivery
+    delivery_id = env.get("/v1/deliveries").json()["items"][0]["id"]
+    params = {"code": codes[2], "template_id": tpl, "redemption_id": rid,
+              "subscription_id": sub, "delivery_id": delivery_id}
     bodies = {
         "/v1/redemptions": [redeem],
         "/v1/redemptions/validate": [{**redeem, "code": codes[3]}],
@@ -1172,6 +1290,11 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/stores": [{"code": "NEW-1", "name": "New store"}],
         "/v1/products": [{"sku": "TEA-01", "name": "Tea", "category": "drinks", "price": 1200}],
         "/v1/customers": [{"external_id": "C-1", "name": "Zhang", "phone": "13800000000"}],
+        "/v1/subscriptions": [subscription],
+        "/v1/subscriptions/{subscription_id:str}/pause": [],
+        "/v1/subscriptions/{subscription_id:str}/resume": [],
+        "/v1/subscriptions/{subscription_id:str}/replay-dead": [],
+        "/v1/deliveries/{delivery_id:str}/replay": [],
     }
     return params, bodies
 
