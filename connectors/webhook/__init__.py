@@ -26,17 +26,19 @@ _encoder = msgspec.json.Encoder()
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a ``whsec_…`` secret (or a bare base64 one)."""
-    raw = secret[len("whsec_"):] if secret.startswith("whsec_") else secret
+    raw = secret[len("whsec_") :] if secret.startswith("whsec_") else secret
     try:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
-        raise refuse("invalid_config", "config.secret must be whsec_ + base64",
-                     errors=[{"field": "config.secret", "message": "not base64"}]) from None
+        raise refuse(
+            "invalid_config",
+            "config.secret must be whsec_ + base64",
+            errors=[{"field": "config.secret", "message": "not base64"}],
+        ) from None
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret_key(secret), f"{msg_id}.{timestamp}.".encode() + body,
-                   hashlib.sha256)
+    mac = hmac.new(secret_key(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256)
     return "v1," + base64.b64encode(mac.digest()).decode()
 
 
@@ -44,7 +46,8 @@ class WebhookConnector(Connector):
     name: ClassVar[str] = "webhook"
     kind: ClassVar[str] = "webhook"
     version: ClassVar[str] = "1.0"
-    secret_fields: ClassVar[tuple[str, ...]] = ("secret",)
+    # extra headers often carry credentials: write-only like the secret
+    secret_fields: ClassVar[tuple[str, ...]] = ("secret", "headers")
     consumes: ClassVar[tuple[str, ...]] = ("*",)
     config_schema: ClassVar[dict[str, Any]] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -53,10 +56,16 @@ class WebhookConnector(Connector):
         "additionalProperties": False,
         "properties": {
             "url": {"type": "string", "pattern": "^https?://", "maxLength": 2000},
-            "secret": {"type": "string", "pattern": "^(whsec_)?[A-Za-z0-9+/]{16,}={0,2}$",
-                       "description": "Standard Webhooks secret, whsec_ + base64"},
-            "headers": {"type": "object", "additionalProperties": {"type": "string"},
-                        "description": "extra request headers"},
+            "secret": {
+                "type": "string",
+                "pattern": "^(whsec_)?[A-Za-z0-9+/]{16,}={0,2}$",
+                "description": "Standard Webhooks secret, whsec_ + base64",
+            },
+            "headers": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "extra request headers",
+            },
             "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
         },
     }
@@ -66,8 +75,9 @@ class WebhookConnector(Connector):
         secret_key(config["secret"])
         return config
 
-    def build_requests(self, event: dict[str, Any], config: dict[str, Any], *,
-                       now: datetime) -> Sequence[OutboundRequest]:
+    def build_requests(
+        self, event: dict[str, Any], config: dict[str, Any], *, now: datetime
+    ) -> Sequence[OutboundRequest]:
         body = _encoder.encode(event)
         timestamp = int(now.timestamp())
         headers = {
@@ -77,5 +87,8 @@ class WebhookConnector(Connector):
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(config["secret"], str(event["id"]), timestamp, body),
         }
-        return [OutboundRequest("POST", config["url"], headers, body,
-                                timeout=float(config.get("timeout", 10.0)))]
+        return [
+            OutboundRequest(
+                "POST", config["url"], headers, body, timeout=float(config.get("timeout", 10.0))
+            )
+        ]

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, case, func, select
 from hub.db.schema import deliveries, delivery_attempts
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-STATUSES = ("pending", "delivering", "succeeded", "retrying", "dead")
+STATUSES = ("pending", "delivering", "succeeded", "retrying", "dead", "cancelled")
 
 
 def _histogram(

@@ -23,7 +23,7 @@ from hub.services.outbox import EVENT_TYPES
 from hub.services.principal import Principal
 from hub.services.queries import decode_cursor, encode_cursor
 
-DELIVERY_STATUSES = ("pending", "delivering", "succeeded", "retrying", "dead")
+DELIVERY_STATUSES = ("pending", "delivering", "succeeded", "retrying", "dead", "cancelled")
 
 
 def _view(row: Any) -> dict[str, Any]:
@@ -228,6 +228,21 @@ def set_status(
             values.update(consecutive_failures=0, circuit_retry_at=None)
         conn.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**values))
         if status == "deleted":
+            # nothing will ever send them: close them so they neither count as waiting
+            # nor age in the metrics
+            conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.subscription_id == row.id,
+                    deliveries.c.status.in_(("pending", "retrying", "delivering")),
+                )
+                .values(
+                    status="cancelled",
+                    updated_at=now,
+                    lease_until=None,
+                    last_error="subscription deleted",
+                )
+            )
             return {"id": sub_id, "status": "deleted"}
         if status == "active":
             _enqueue_due_later(conn, sub_id)

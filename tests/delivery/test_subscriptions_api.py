@@ -86,8 +86,11 @@ def test_create_answers_201_with_the_subscription(client, merchant):
     ],
 )
 def test_config_is_validated_against_the_connectors_schema(client, merchant, config, field):
-    r = client.post("/v1/subscriptions", headers=merchant.auth(), json={
-        "connector": "webhook", "config": config, "events": ["coupon.redeemed"]})
+    r = client.post(
+        "/v1/subscriptions",
+        headers=merchant.auth(),
+        json={"connector": "webhook", "config": config, "events": ["coupon.redeemed"]},
+    )
     body = problem(r, 422, "invalid_config")
     assert body["errors"][0]["field"] == field
     assert listed(client, merchant) == []
@@ -102,8 +105,11 @@ def test_a_rejected_secret_is_not_echoed(client, merchant):
 
 
 def test_unknown_connector_event_type_store_or_template(client, db, merchant, clock):
-    r = client.post("/v1/subscriptions", headers=merchant.auth(), json={
-        "connector": "erp.nonesuch", "config": {}, "events": ["coupon.redeemed"]})
+    r = client.post(
+        "/v1/subscriptions",
+        headers=merchant.auth(),
+        json={"connector": "erp.nonesuch", "config": {}, "events": ["coupon.redeemed"]},
+    )
     assert "webhook" in problem(r, 422, "unknown_connector")["known"]
     r = subscribe_raw(client, merchant, events=["coupon.redeemed", "coupon.exploded"])
     assert "coupon.redeemed" in problem(r, 422, "unknown_event_type")["known"]
@@ -117,10 +123,12 @@ def test_unknown_connector_event_type_store_or_template(client, db, merchant, cl
     # another merchant's store or template is unknown here
     other = make_merchant(db, clock.now, name="Other", stores=("ZZ-001",))
     other_tpl = make_template(db, other, clock.now)
-    problem(subscribe_raw(client, merchant, filter={"stores": ["ZZ-001"]}), 422,
-            "store_not_found")
-    problem(subscribe_raw(client, merchant, filter={"templates": [other_tpl]}), 404,
-            "template_not_found")
+    problem(subscribe_raw(client, merchant, filter={"stores": ["ZZ-001"]}), 422, "store_not_found")
+    problem(
+        subscribe_raw(client, merchant, filter={"templates": [other_tpl]}),
+        404,
+        "template_not_found",
+    )
     assert listed(client, merchant) == []
 
 
@@ -138,8 +146,9 @@ def test_secrets_are_never_returned(client, db, merchant, clock):
     r = client.patch(f"/v1/subscriptions/{sub}", headers=auth, json={"config": {"url": URL2}})
     assert r.status_code == 200, r.text
     texts.append(r.text)
-    r = client.patch(f"/v1/subscriptions/{sub}", headers=auth,
-                     json={"config": {"url": URL, "secret": SECRET2}})
+    r = client.patch(
+        f"/v1/subscriptions/{sub}", headers=auth, json={"config": {"url": URL, "secret": SECRET2}}
+    )
     assert r.status_code == 200 and r.json()["config"] == {"url": URL, "secret": "***"}
     texts.append(r.text)
     for action in ("pause", "resume"):
@@ -153,8 +162,11 @@ def test_secrets_are_never_returned(client, db, merchant, clock):
 
 def test_patch_without_the_secret_keeps_it(client, db, merchant, clock):
     sub = subscribe(client, merchant)
-    r = client.patch(f"/v1/subscriptions/{sub}", headers=merchant.auth(),
-                     json={"config": {"url": URL2}, "description": "moved"})
+    r = client.patch(
+        f"/v1/subscriptions/{sub}",
+        headers=merchant.auth(),
+        json={"config": {"url": URL2}, "description": "moved"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["config"] == {"url": URL2, "secret": "***"}
     assert r.json()["description"] == "moved"
@@ -168,8 +180,11 @@ def test_patch_without_the_secret_keeps_it(client, db, merchant, clock):
         [req] = [c.request for c in route.calls]
         assert Webhook(SECRET).verify(req.content, dict(req.headers))["data"]["code"] == a
         # a new secret signs what follows (and the old one no longer verifies)
-        r = client.patch(f"/v1/subscriptions/{sub}", headers=merchant.auth(),
-                         json={"config": {"url": URL2, "secret": SECRET2}})
+        r = client.patch(
+            f"/v1/subscriptions/{sub}",
+            headers=merchant.auth(),
+            json={"config": {"url": URL2, "secret": SECRET2}},
+        )
         assert r.status_code == 200, r.text
         redeem(client, merchant, b)
         drain(db, clock)
@@ -182,18 +197,34 @@ def test_patch_without_the_secret_keeps_it(client, db, merchant, clock):
 def test_patch_events_and_filter(client, db, merchant, clock):
     sub = subscribe(client, merchant)
     auth = merchant.auth()
-    r = client.patch(f"/v1/subscriptions/{sub}", headers=auth,
-                     json={"events": ["coupon.redeemed"], "filter": {"stores": ["SH-002"]}})
+    r = client.patch(
+        f"/v1/subscriptions/{sub}",
+        headers=auth,
+        json={"events": ["coupon.redeemed"], "filter": {"stores": ["SH-002"]}},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["events"] == ["coupon.redeemed"]
     assert r.json()["filter"] == {"stores": ["SH-002"], "templates": []}
     assert r.json()["config"] == {"url": URL, "secret": "***"}
-    problem(client.patch(f"/v1/subscriptions/{sub}", headers=auth,
-                         json={"events": ["nope.nope"]}), 422, "unknown_event_type")
-    problem(client.patch(f"/v1/subscriptions/{sub}", headers=auth,
-                         json={"config": {"url": "mailto:x"}}), 422, "invalid_config")
-    problem(client.patch(f"/v1/subscriptions/{sub}", headers=auth,
-                         json={"filter": {"stores": ["XX-1"]}}), 422, "store_not_found")
+    problem(
+        client.patch(f"/v1/subscriptions/{sub}", headers=auth, json={"events": ["nope.nope"]}),
+        422,
+        "unknown_event_type",
+    )
+    problem(
+        client.patch(
+            f"/v1/subscriptions/{sub}", headers=auth, json={"config": {"url": "mailto:x"}}
+        ),
+        422,
+        "invalid_config",
+    )
+    problem(
+        client.patch(
+            f"/v1/subscriptions/{sub}", headers=auth, json={"filter": {"stores": ["XX-1"]}}
+        ),
+        422,
+        "store_not_found",
+    )
     assert subscription(client, merchant, sub)["events"] == ["coupon.redeemed"]
     assert stored_secret(db, sub) == SECRET
     tpl = make_template(db, merchant, clock.now)
@@ -203,8 +234,7 @@ def test_patch_events_and_filter(client, db, merchant, clock):
     with respx.mock() as mock:
         route = mock.post(URL).mock(return_value=httpx.Response(200))
         drain(db, clock)
-    assert [(e["type"], e["data"]["code"]) for e in sent_events(route)] == [
-        ("coupon.redeemed", a)]
+    assert [(e["type"], e["data"]["code"]) for e in sent_events(route)] == [("coupon.redeemed", a)]
 
 
 # --- pause, resume, delete --------------------------------------------------------------------
@@ -243,13 +273,18 @@ def test_deleted_subscription_is_gone_and_gets_nothing(client, db, merchant, clo
     r = client.delete(f"/v1/subscriptions/{sub}", headers=auth)
     assert r.status_code == 200 and r.json() == {"id": sub, "status": "deleted"}
     problem(client.get(f"/v1/subscriptions/{sub}", headers=auth), 404, "subscription_not_found")
-    problem(client.delete(f"/v1/subscriptions/{sub}", headers=auth), 404,
-            "subscription_not_found")
-    problem(client.patch(f"/v1/subscriptions/{sub}", headers=auth, json={"description": "x"}),
-            404, "subscription_not_found")
+    problem(client.delete(f"/v1/subscriptions/{sub}", headers=auth), 404, "subscription_not_found")
+    problem(
+        client.patch(f"/v1/subscriptions/{sub}", headers=auth, json={"description": "x"}),
+        404,
+        "subscription_not_found",
+    )
     for action in ("pause", "resume", "replay-dead"):
-        problem(client.post(f"/v1/subscriptions/{sub}/{action}", headers=auth), 404,
-                "subscription_not_found")
+        problem(
+            client.post(f"/v1/subscriptions/{sub}/{action}", headers=auth),
+            404,
+            "subscription_not_found",
+        )
     assert [s["id"] for s in listed(client, merchant)] == [keep]
     redeem(client, merchant, b)
     with respx.mock(assert_all_called=False) as mock:
@@ -277,15 +312,18 @@ def test_store_filter_keeps_only_events_at_those_stores(client, db, merchant, cl
         route = mock.post(only).mock(return_value=httpx.Response(200))
         drain(db, clock)
     assert [(e["type"], e["data"]["code"]) for e in sent_events(route)] == [
-        ("coupon.redeemed", b), ("coupon.redemption_reversed", b)]
+        ("coupon.redeemed", b),
+        ("coupon.redemption_reversed", b),
+    ]
     assert len(deliveries(client, merchant, subscription=sub)) == 2
 
 
 def test_template_filter_keeps_only_events_about_those_templates(client, db, merchant, clock):
     tpl_a = make_template(db, merchant, clock.now, name="A")
     tpl_b = make_template(db, merchant, clock.now, name="B")
-    sub = subscribe(client, merchant, events=["coupon.issued", "coupon.redeemed"],
-                    filter={"templates": [tpl_a]})
+    sub = subscribe(
+        client, merchant, events=["coupon.issued", "coupon.redeemed"], filter={"templates": [tpl_a]}
+    )
     [a] = issue(db, merchant, tpl_a, clock.now)
     [b] = issue(db, merchant, tpl_b, clock.now)
     redeem(client, merchant, a)
@@ -294,7 +332,9 @@ def test_template_filter_keeps_only_events_about_those_templates(client, db, mer
         route = mock.post(URL).mock(return_value=httpx.Response(200))
         drain(db, clock)
     assert [(e["type"], e["data"]["code"]) for e in sent_events(route)] == [
-        ("coupon.issued", a), ("coupon.redeemed", a)]
+        ("coupon.issued", a),
+        ("coupon.redeemed", a),
+    ]
     assert len(deliveries(client, merchant, subscription=sub)) == 2
 
 
@@ -307,10 +347,14 @@ def test_star_subscribes_to_every_event(client, db, merchant, clock):
     tpl = make_template(db, merchant, clock.now)
     a, b = issue(db, merchant, tpl, clock.now, count=2)
     reverse(client, merchant, redeem(client, merchant, a))
-    assert client.post(f"/v1/coupons/{b}/claim", json={"customer": "M0001"},
-                       headers=auth).status_code == 200
-    assert client.post(f"/v1/coupons/{b}/void", json={"reason": "test"},
-                       headers=auth).status_code == 200
+    assert (
+        client.post(f"/v1/coupons/{b}/claim", json={"customer": "M0001"}, headers=auth).status_code
+        == 200
+    )
+    assert (
+        client.post(f"/v1/coupons/{b}/void", json={"reason": "test"}, headers=auth).status_code
+        == 200
+    )
     for action in ("pause", "resume"):
         assert client.post(f"/v1/templates/{tpl}/{action}", headers=auth).status_code == 200
     with respx.mock() as mock:
@@ -322,15 +366,23 @@ def test_star_subscribes_to_every_event(client, db, merchant, clock):
     sent = {e["id"]: e["type"] for e in sent_events(route)}
     assert sent == new
     assert set(new.values()) >= {
-        "template.created", "coupon.issued", "coupon.redeemed", "coupon.redemption_reversed",
-        "coupon.claimed", "coupon.voided", "template.paused", "template.resumed"}
+        "template.created",
+        "coupon.issued",
+        "coupon.redeemed",
+        "coupon.redemption_reversed",
+        "coupon.claimed",
+        "coupon.voided",
+        "template.paused",
+        "template.resumed",
+    }
 
 
 # --- deliveries: list, one, replay -----------------------------------------------------------
 
 
-def test_replay_dead_replays_every_dead_delivery_with_the_same_event_ids(client, db, merchant,
-                                                                        clock):
+def test_replay_dead_replays_every_dead_delivery_with_the_same_event_ids(
+    client, db, merchant, clock
+):
     sub = subscribe(client, merchant, events=["coupon.redeemed"])
     tpl = make_template(db, merchant, clock.now)
     a, b, c = issue(db, merchant, tpl, clock.now, count=3)
@@ -392,16 +444,20 @@ def test_list_deliveries_filters_and_pages(client, db, merchant, clock):
     assert len(every) == 7
     keys = [(d["created_at"], d["id"]) for d in every]
     assert keys == sorted(keys, reverse=True)  # newest first
-    assert {d["subscription_id"] for d in deliveries(client, merchant, subscription=sub_b)} \
-        == {sub_b}
+    assert {d["subscription_id"] for d in deliveries(client, merchant, subscription=sub_b)} == {
+        sub_b
+    }
     assert len(deliveries(client, merchant, subscription=sub_a)) == 4
     dead = deliveries(client, merchant, status="dead")
     assert len(dead) == 2 and {d["last_status"] for d in dead} == {400}
     assert len(deliveries(client, merchant, subscription=sub_a, status="succeeded")) == 3
     [rev] = deliveries(client, merchant, event_type="coupon.redemption_reversed")
     assert rev["subscription_id"] == sub_a
-    window = deliveries(client, merchant, **{"from": iso_z(t0 + timedelta(seconds=10)),
-                                            "to": iso_z(t0 + timedelta(seconds=30))})
+    window = deliveries(
+        client,
+        merchant,
+        **{"from": iso_z(t0 + timedelta(seconds=10)), "to": iso_z(t0 + timedelta(seconds=30))},
+    )
     assert len(window) == 4  # c2 and c3, to both subscriptions; `to` is exclusive
     assert deliveries(client, merchant, **{"from": iso_z(t0 + timedelta(hours=1))}) == []
     assert deliveries(client, merchant, subscription="sub_nonesuch") == []
@@ -419,11 +475,13 @@ def test_list_deliveries_filters_and_pages(client, db, merchant, clock):
         if cursor is None:
             break
     assert pages == 4 and seen == [d["id"] for d in every]
-    r = client.get("/v1/deliveries", headers=merchant.auth(),
-                   params={"status": "dead", "limit": 1})
+    r = client.get("/v1/deliveries", headers=merchant.auth(), params={"status": "dead", "limit": 1})
     assert len(r.json()["items"]) == 1 and r.json()["next_cursor"]
-    nxt = client.get("/v1/deliveries", headers=merchant.auth(),
-                     params={"status": "dead", "limit": 1, "cursor": r.json()["next_cursor"]})
+    nxt = client.get(
+        "/v1/deliveries",
+        headers=merchant.auth(),
+        params={"status": "dead", "limit": 1, "cursor": r.json()["next_cursor"]},
+    )
     assert nxt.json()["next_cursor"] is None
     assert {r.json()["items"][0]["id"], nxt.json()["items"][0]["id"]} == {d["id"] for d in dead}
 
@@ -481,12 +539,14 @@ def test_replay_only_dead_or_succeeded_deliveries(client, db, merchant, clock):
     auth = merchant.auth()
     r = client.post(f"/v1/deliveries/{pending['id']}/replay", headers=auth)
     assert problem(r, 409, "delivery_in_progress")["delivery_status"] == "pending"
-    problem(client.post("/v1/deliveries/dlv_nonesuch/replay", headers=auth), 404,
-            "delivery_not_found")
+    problem(
+        client.post("/v1/deliveries/dlv_nonesuch/replay", headers=auth), 404, "delivery_not_found"
+    )
     problem(client.get("/v1/deliveries/dlv_nonesuch", headers=auth), 404, "delivery_not_found")
     with respx.mock() as mock:
-        route = mock.post(URL).mock(side_effect=[httpx.Response(503), httpx.Response(200),
-                                                 httpx.Response(200)])
+        route = mock.post(URL).mock(
+            side_effect=[httpx.Response(503), httpx.Response(200), httpx.Response(200)]
+        )
         drain(db, clock)  # 503: retrying
         r = client.post(f"/v1/deliveries/{pending['id']}/replay", headers=auth)
         assert problem(r, 409, "delivery_in_progress")["delivery_status"] == "retrying"
@@ -524,9 +584,11 @@ def _world(client, db, merchant, clock):
 
 
 BODIES = {
-    ("POST", "/v1/subscriptions"): {"connector": "webhook",
-                                    "config": {"url": URL2, "secret": SECRET2},
-                                    "events": ["*"]},
+    ("POST", "/v1/subscriptions"): {
+        "connector": "webhook",
+        "config": {"url": URL2, "secret": SECRET2},
+        "events": ["*"],
+    },
     ("PATCH", "/v1/subscriptions/{subscription_id:str}"): {"description": "changed"},
 }
 
@@ -573,8 +635,49 @@ def test_another_merchant_cannot_see_or_touch_them(client, db, merchant, clock):
     [b_code] = issue(db, other, b_tpl, clock.now)
     redeem(client, other, b_code)
     with db.connect() as conn:
-        n = conn.execute(select(func.count()).select_from(deliveries_table).where(
-            deliveries_table.c.subscription_id == b_sub)).scalar()
+        n = conn.execute(
+            select(func.count())
+            .select_from(deliveries_table)
+            .where(deliveries_table.c.subscription_id == b_sub)
+        ).scalar()
     assert n == 1
     assert [d["subscription_id"] for d in deliveries(client, other)] == [b_sub]
     assert [d["id"] for d in deliveries(client, merchant)] == [dlv]
+
+
+def test_deleting_a_subscription_cancels_its_waiting_deliveries(client, db, merchant, clock):
+    from sqlalchemy import select
+
+    from hub.db.schema import deliveries
+
+    r = client.post(
+        "/v1/subscriptions",
+        headers=merchant.auth(),
+        json={
+            "connector": "webhook",
+            "config": {
+                "url": "http://127.0.0.1:9/hook",
+                "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                "headers": {"Authorization": "Bearer erp-token-123"},
+            },
+            "events": ["*"],
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert "erp-token-123" not in r.text and r.json()["config"]["headers"] == "***"
+    sub = r.json()["id"]
+    from tests.conftest import issue, make_template
+
+    tpl = make_template(db, merchant, clock.now)
+    issue(db, merchant, tpl, clock.now, count=2)
+    assert client.delete(f"/v1/subscriptions/{sub}", headers=merchant.auth()).status_code == 200
+    with db.connect() as conn:
+        statuses = set(
+            conn.execute(
+                select(deliveries.c.status).where(deliveries.c.subscription_id == sub)
+            ).scalars()
+        )
+    assert statuses == {"cancelled"}
+    metrics = client.get("/metrics").text
+    assert 'hub_deliveries{status="cancelled"}' in metrics
+    assert sub not in metrics
