@@ -37,13 +37,13 @@ import msgspec
 import redis
 from sqlalchemy import Engine, select
 
+from bench.redeem import setup_merchant
 from connectors.webhook import WebhookConnector
 from hub.db.schema import deliveries, outbox_events
 from hub.delivery import queue
 from hub.delivery.runtime import Runtime
 from hub.domain.cart import Order
 from hub.logs import configure_logging
-from hub.services import catalog, issuing
 from hub.services.commands import RedeemCommand
 from hub.services.principal import Principal
 from hub.services.redeem import redeem
@@ -130,38 +130,7 @@ class Receiver:
 
 
 def _setup(engine: Engine, n: int) -> tuple[Principal, Principal, str, list[str]]:
-    now = datetime.now(UTC)
-    mid = catalog.create_merchant(engine, "Bench", "Asia/Shanghai", now)
-    admin = catalog.create_key(engine, mid, "admin", now)
-    pa = catalog.authenticate(engine, admin.token)
-    assert pa is not None
-    catalog.create_store(engine, pa, "SH-001", "bench store", now)
-    store = catalog.create_key(engine, mid, "store", now, store_code="SH-001")
-    ps = catalog.authenticate(engine, store.token)
-    assert ps is not None
-    tpl = issuing.create_template(
-        engine,
-        pa,
-        "bench",
-        {
-            "benefit": {"kind": "threshold", "threshold": 10000, "discount": 2000},
-            "validity": {"type": "relative", "days": 30},
-        },
-        now,
-    )
-    codes: list[str] = []
-    while len(codes) < n:
-        out = issuing.issue_coupons(
-            engine,
-            pa,
-            tpl["id"],
-            count=min(10_000, n - len(codes)),
-            customer_external_ids=None,
-            channel=None,
-            now=now,
-        )
-        codes += [c["code"] for c in out["coupons"]]
-    return pa, ps, store.token, codes
+    return setup_merchant(engine, n)
 
 
 class _MerchantRef:

@@ -47,7 +47,9 @@ from hub.services.redeem import redeem
 PG_ADMIN = os.environ.get("HUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _setup(engine: Engine, n: int) -> tuple[Principal, str, list[str]]:
+def setup_merchant(engine: Engine, n: int) -> tuple[Principal, Principal, str, list[str]]:
+    """A bench merchant with store SH-001 and ``n`` issued 满100减20 codes: (admin
+    principal, store principal, store key token, codes)."""
     now = datetime.now(UTC)
     mid = catalog.create_merchant(engine, "Bench", "Asia/Shanghai", now)
     admin = catalog.create_key(engine, mid, "admin", now)
@@ -74,7 +76,12 @@ def _setup(engine: Engine, n: int) -> tuple[Principal, str, list[str]]:
             engine, p0, tpl["id"], count=batch, customer_external_ids=None, channel=None, now=now
         )
         codes += [c["code"] for c in out["coupons"]]
-    return p, store.token, codes
+    return p0, p, store.token, codes
+
+
+def _setup(engine: Engine, n: int) -> tuple[Principal, str, list[str]]:
+    _admin, p, token, codes = setup_merchant(engine, n)
+    return p, token, codes
 
 
 def _rate(n: int, seconds: float) -> float:
