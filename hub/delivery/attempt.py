@@ -62,8 +62,25 @@ def claimable_condition() -> Any:
     )
 
 
-_CLAIM_SELECT = select(deliveries.c.id).where(
-    deliveries.c.id == bindparam("b_id"), claimable_condition()
+_CLAIM_SELECT = select(
+    deliveries.c.id,
+    deliveries.c.subscription_id,
+    select(subscriptions.c.status)
+    .where(subscriptions.c.id == deliveries.c.subscription_id)
+    .scalar_subquery()
+    .label("sub_status"),
+).where(deliveries.c.id == bindparam("b_id"), claimable_condition())
+# Half-open circuit: the first claimer after the cooldown takes the single probe by
+# moving the probe time on; everyone else finds the circuit still closed to them.
+_TAKE_PROBE = (
+    update(subscriptions)
+    .where(
+        subscriptions.c.id == bindparam("b_sub"),
+        subscriptions.c.status == "circuit_open",
+        subscriptions.c.circuit_retry_at <= bindparam("b_now"),
+    )
+    .values(circuit_retry_at=bindparam("b_next_probe"))
+    .returning(subscriptions.c.id)
 )
 
 
@@ -107,8 +124,16 @@ _EVENT = select(outbox_events).where(outbox_events.c.id == bindparam("b_id"))
 
 def claim(conn: Connection, delivery_id: str, now: datetime) -> Claimed | None:
     q = _CLAIM_SELECT_PG if conn.dialect.name == "postgresql" else _CLAIM_SELECT
-    if conn.execute(q, {"b_id": delivery_id, "b_now": now}).first() is None:
+    found = conn.execute(q, {"b_id": delivery_id, "b_now": now}).first()
+    if found is None:
         return None
+    if found.sub_status == "circuit_open":
+        next_probe = now + timedelta(seconds=policy.CIRCUIT_COOLDOWN)
+        taken = conn.execute(
+            _TAKE_PROBE, {"b_sub": found.subscription_id, "b_now": now, "b_next_probe": next_probe}
+        ).first()
+        if taken is None:
+            return None
     lease = now + timedelta(seconds=policy.LEASE_SECONDS)
     row = conn.execute(_CLAIM_UPDATE, {"b_id": delivery_id, "b_lease": lease, "b_now": now}).first()
     if row is None:

@@ -83,8 +83,12 @@ def test_circuit_opens_holds_and_closes_after_a_successful_probe(client, db, mer
                 assert rt.drain() == 0
             assert route.call_count == 3
             waiting = deliveries(client, merchant, subscription=sub)
-            assert sorted(d["status"] for d in waiting) == ["pending", "retrying", "retrying",
-                                                            "retrying"]
+            assert sorted(d["status"] for d in waiting) == [
+                "pending",
+                "retrying",
+                "retrying",
+                "retrying",
+            ]
 
             # after the cooldown one probe goes out; it fails: open for another cooldown
             clock.now = probe_at
@@ -161,3 +165,47 @@ def test_pausing_an_open_circuit_keeps_it_quiet_until_resumed(client, db, mercha
             assert rt.drain() == 0  # no probe for a paused subscription
     assert route.call_count == 3
     assert subscription(client, merchant, sub)["status"] == "paused"
+
+
+def test_half_open_circuit_lets_exactly_one_probe_through(client, db, merchant, clock):
+    """Several due deliveries of an open circuit: the first claim takes the probe, the
+    others are refused until the probe's outcome is known (or the next cooldown)."""
+    from sqlalchemy import select, update
+
+    from hub.db.engine import write_conn
+    from hub.db.schema import deliveries, subscriptions
+    from hub.delivery.attempt import claim
+
+    r = client.post(
+        "/v1/subscriptions",
+        headers=merchant.auth(),
+        json={
+            "connector": "webhook",
+            "config": {
+                "url": "http://127.0.0.1:9/hook",
+                "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            },
+            "events": ["coupon.issued"],
+        },
+    )
+    sub = r.json()["id"]
+    tpl = make_template(db, merchant, clock.now)
+    issue(db, merchant, tpl, clock.now, count=4)
+    with db.begin() as conn:
+        conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == sub)
+            .values(status="circuit_open", circuit_retry_at=clock.now + timedelta(seconds=60))
+        )
+        ids = list(
+            conn.execute(
+                select(deliveries.c.id).where(deliveries.c.subscription_id == sub)
+            ).scalars()
+        )
+    assert len(ids) == 4
+    with write_conn(db) as conn:  # still cooling down: nobody
+        assert all(claim(conn, i, clock.now) is None for i in ids)
+    clock.advance(seconds=61)
+    with write_conn(db) as conn:
+        claimed = [claim(conn, i, clock.now) for i in ids]
+    assert sum(c is not None for c in claimed) == 1
