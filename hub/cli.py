@@ -408,6 +408,44 @@ def deliveries_replay(
         _print_json(_run(svc.replay, engine, p, delivery_id, _now()))
 
 
+@main.group()
+def connectors() -> None:
+    """Installed connector plugins (entry-point group hub.connectors)."""
+
+
+@connectors.command("list")
+def connectors_list() -> None:
+    """Every installed connector, and every one that failed to load (with why)."""
+    from hub.connectors import broken_connectors, load_connectors
+
+    for name, c in sorted(load_connectors().items()):
+        click.echo(f"{name:<24} {c.kind:<8} {c.version:<8} consumes {', '.join(c.consumes)}")
+    for name, why in sorted(broken_connectors().items()):
+        click.echo(f"{name:<24} UNAVAILABLE  {why}")
+
+
+@connectors.command("about")
+@click.argument("name")
+def connectors_about(name: str) -> None:
+    """A connector's kind, version, events, secret fields and configuration schema."""
+    from hub.connectors import broken_connectors, get_connector
+
+    broken = broken_connectors()
+    if name in broken:
+        raise click.ClickException(f"connector {name} failed to load: {broken[name]}")
+    c = _run(get_connector, name)
+    _print_json(
+        {
+            "name": c.name,
+            "kind": c.kind,
+            "version": c.version,
+            "consumes": list(c.consumes),
+            "secret_fields": list(c.secret_fields),
+            "config_schema": c.config_schema,
+        }
+    )
+
+
 def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any] | None:
     """Seed an empty database, or refresh the demo facts of an existing one."""
     from hub.seeding import demo_codes, first_merchant, is_empty, store_codes
