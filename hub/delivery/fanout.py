@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select
 
-from hub.db.engine import after_commit
 from hub.db.schema import deliveries, outbox_events, subscriptions
+from hub.delivery.queue import enqueue_after_commit
 from hub.domain.ids import new_id
 
 LIVE_STATUSES = ("active", "paused", "circuit_open")
@@ -80,11 +80,4 @@ def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
                 )
     if created:
         conn.execute(_INSERT_DELIVERIES, created)
-        ids = [d["id"] for d in created]
-        after_commit(conn, lambda: _enqueue(ids))
-
-
-def _enqueue(ids: list[str]) -> None:
-    from hub.delivery.queue import enqueue
-
-    enqueue(ids)
+        enqueue_after_commit(conn, [d["id"] for d in created])

@@ -15,6 +15,9 @@ from typing import Any
 import dramatiq
 import structlog
 from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import Connection
+
+from hub.db.engine import after_commit
 
 log = structlog.get_logger("hub.delivery")
 
@@ -128,6 +131,13 @@ def enqueue(ids: list[str]) -> None:
             sender.start()
     for delivery_id in ids:
         _state["outgoing"].put(delivery_id)
+
+
+def enqueue_after_commit(conn: Connection, ids: list[str]) -> None:
+    """Enqueue ``ids`` once ``conn``'s write transaction has committed (never before:
+    a worker must find the records)."""
+    if ids:
+        after_commit(conn, lambda: enqueue(ids))
 
 
 def _send_loop(actor: Any, outgoing: SimpleQueue[str | None]) -> None:

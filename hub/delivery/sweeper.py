@@ -16,7 +16,6 @@ from hub.db.schema import deliveries
 from hub.delivery.attempt import claimable_condition
 
 SWEEP_BATCH = 1000
-FRESH_GRACE = timedelta(seconds=2)  # kept for callers; superseded by enqueued_at
 # A delivery is re-sent when no message was sent since it became due, or when the last
 # message is this old and it is still waiting (the message was lost, or the broker was
 # down). Without this, every sweeper would re-send the whole backlog every second.
@@ -55,12 +54,11 @@ def sweep(
     engine: Engine,
     now: datetime,
     limit: int = SWEEP_BATCH,
-    grace: timedelta = FRESH_GRACE,
     stale: timedelta = STALE,
 ) -> list[str]:
     """Revive lost leases; return the ids of due deliveries that no recent message
-    covers (and mark them enqueued now). ``grace`` is accepted for compatibility; a
-    ``stale`` of zero returns everything due (synchronous draining)."""
+    covers (and mark them enqueued now). A ``stale`` of zero returns everything due
+    (synchronous draining)."""
     with write_conn(engine) as conn:
         conn.execute(_REVIVE, {"b_now": now})
         ids = list(

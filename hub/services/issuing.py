@@ -319,6 +319,25 @@ def _insert_coupons(
     raise RuntimeError("could not draw unique coupon codes")  # pragma: no cover
 
 
+def _coupon_for_change(
+    conn: Connection, p: Principal, code: str, now: datetime
+) -> tuple[Any, CouponState]:
+    """The merchant's coupon with this code and its effective state, or coupon_not_found."""
+    c = conn.execute(
+        select(
+            coupons.c.id,
+            coupons.c.template_id,
+            coupons.c.customer_id,
+            coupons.c.status,
+            coupons.c.valid_from,
+            coupons.c.valid_until,
+        ).where(coupons.c.code == code, coupons.c.merchant_id == p.merchant_id)
+    ).first()
+    if c is None:
+        raise refuse("coupon_not_found", "No coupon with this code.", status=404)
+    return c, effective_state(CouponState(c.status), Window(c.valid_from, c.valid_until), now)
+
+
 def claim_coupon(
     engine: Engine, p: Principal, raw_code: str, customer_external_id: str, now: datetime
 ) -> dict[str, Any]:
@@ -326,22 +345,10 @@ def claim_coupon(
     p.require_admin()
     code = parse_code(raw_code)
     with write_conn(engine) as conn:
-        c = conn.execute(
-            select(
-                coupons.c.id,
-                coupons.c.template_id,
-                coupons.c.customer_id,
-                coupons.c.status,
-                coupons.c.valid_from,
-                coupons.c.valid_until,
-            ).where(coupons.c.code == code, coupons.c.merchant_id == p.merchant_id)
-        ).first()
-        if c is None:
-            raise refuse("coupon_not_found", "No coupon with this code.", status=404)
+        c, state = _coupon_for_change(conn, p, code, now)
         if c.customer_id is not None:
             raise refuse("coupon_already_claimed", "The coupon already has a holder.", status=409)
         # A coupon that could not be redeemed (redeemed, voided, expired) is not handed out.
-        state = effective_state(CouponState(c.status), Window(c.valid_from, c.valid_until), now)
         transition(state, Action.REDEEM)
         tpl = _get_row(conn, p, c.template_id, lock=True)
         customer_id = _customer_ids(conn, p, [customer_external_id])[customer_external_id]
@@ -383,18 +390,7 @@ def void_coupon(
     p.require_admin()
     code = parse_code(raw_code)
     with write_conn(engine) as conn:
-        c = conn.execute(
-            select(
-                coupons.c.id,
-                coupons.c.status,
-                coupons.c.valid_from,
-                coupons.c.valid_until,
-                coupons.c.template_id,
-            ).where(coupons.c.code == code, coupons.c.merchant_id == p.merchant_id)
-        ).first()
-        if c is None:
-            raise refuse("coupon_not_found", "No coupon with this code.", status=404)
-        state = effective_state(CouponState(c.status), Window(c.valid_from, c.valid_until), now)
+        c, state = _coupon_for_change(conn, p, code, now)
         new_state = transition(state, Action.VOID)
         done = conn.execute(
             update(coupons)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, bindparam, insert, or_, select, update
 
 from hub.connectors import get_connector
-from hub.db.engine import after_commit, read_conn, write_conn
+from hub.db.engine import read_conn, write_conn
 from hub.db.schema import (
     coupon_templates,
     deliveries,
@@ -16,6 +16,7 @@ from hub.db.schema import (
     stores,
     subscriptions,
 )
+from hub.delivery.queue import enqueue_after_commit
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
 from hub.services.jsonio import iso
@@ -258,10 +259,7 @@ def _enqueue_due_later(conn: Any, sub_id: str) -> None:
             )
         ).scalars()
     )
-    if ids:
-        from hub.delivery.queue import enqueue
-
-        after_commit(conn, lambda: enqueue(ids))
+    enqueue_after_commit(conn, ids)
 
 
 # --- deliveries --------------------------------------------------------------------------
@@ -392,7 +390,7 @@ def replay(engine: Engine, p: Principal, delivery_id: str, now: datetime) -> dic
                 status=409,
                 delivery_status=row.status,
             )
-        _enqueue_after(conn, [delivery_id])
+        enqueue_after_commit(conn, [delivery_id])
     return get_delivery(engine, p, delivery_id)
 
 
@@ -416,12 +414,5 @@ def replay_dead(engine: Engine, p: Principal, sub_id: str, now: datetime) -> dic
                 .returning(deliveries.c.id)
             ).scalars()
         )
-        _enqueue_after(conn, ids)
+        enqueue_after_commit(conn, ids)
     return {"subscription_id": sub_id, "replayed": len(ids)}
-
-
-def _enqueue_after(conn: Any, ids: list[str]) -> None:
-    if ids:
-        from hub.delivery.queue import enqueue
-
-        after_commit(conn, lambda: enqueue(ids))
