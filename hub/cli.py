@@ -45,6 +45,9 @@ db_option = click.option(
 @click.group()
 def main() -> None:
     """Redemption Hub: coupon redemption (核销) middleware."""
+    from hub.logs import configure_logging
+
+    configure_logging()  # logs on stderr: stdout carries the commands' output
 
 
 @main.command()
@@ -419,7 +422,17 @@ def connectors_list() -> None:
     from hub.connectors import broken_connectors, load_connectors
 
     for name, c in sorted(load_connectors().items()):
-        click.echo(f"{name:<24} {c.kind:<8} {c.version:<8} consumes {', '.join(c.consumes)}")
+        does = ", ".join(c.consumes) if c.consumes else ", ".join(c.operations)
+        verb = "consumes" if c.consumes else "serves"
+        click.echo(f"{name:<24} {c.kind:<8} {c.version:<8} {verb} {does}")
+        for variant in c.variants():
+            impl = c.variant(variant)
+            click.echo(
+                f"{impl.name:<24} {impl.kind:<8} {impl.version:<8} serves "
+                f"{', '.join(impl.operations)}"
+            )
+        for where, why in sorted(c.problems().items()):
+            click.echo(f"{name + ':':<24} BROKEN {where}: {why}")
     for name, why in sorted(broken_connectors().items()):
         click.echo(f"{name:<24} UNAVAILABLE  {why}")
 
@@ -427,23 +440,67 @@ def connectors_list() -> None:
 @connectors.command("about")
 @click.argument("name")
 def connectors_about(name: str) -> None:
-    """A connector's kind, version, events, secret fields and configuration schema."""
+    """A connector's kind, capabilities, events or operations, secret fields and config schema."""
     from hub.connectors import broken_connectors, get_connector
 
     broken = broken_connectors()
     if name in broken:
         raise click.ClickException(f"connector {name} failed to load: {broken[name]}")
     c = _run(get_connector, name)
+    _print_json(c.describe())
+
+
+@connectors.command("check")
+@click.argument("name")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.File("r"),
+    required=True,
+    help="JSON file with the connector's configuration (- for stdin)",
+)
+def connectors_check(name: str, config_file: Any) -> None:
+    """Check a configuration: its schema, then connectivity and credentials."""
+    from hub.connectors import Delivered, OutboundRequest, OutboundResponse, get_connector
+    from hub.delivery.exchange import check_connection
+    from hub.delivery.runtime import delivery_client
+
+    try:
+        config = json.load(config_file)
+    except ValueError as exc:
+        raise click.ClickException(f"--config is not JSON: {exc}") from None
+    c = _run(get_connector, name)
+    _run(c.check_config, config)
+    with delivery_client() as client:
+
+        def transport(req: OutboundRequest) -> OutboundResponse:
+            r = client.request(
+                req.method,
+                req.url,
+                headers=dict(req.headers),
+                content=req.body,
+                timeout=req.timeout,
+            )
+            return OutboundResponse(
+                r.status_code, dict(r.headers), r.content, tuple(r.headers.multi_items())
+            )
+
+        outcome, trace = check_connection(c, config, transport=transport)
+    steps = [
+        f"{req.method} {req.url} -> {resp.status if resp else trace.error}"
+        for req, resp in trace.steps
+    ]
     _print_json(
         {
-            "name": c.name,
-            "kind": c.kind,
-            "version": c.version,
-            "consumes": list(c.consumes),
-            "secret_fields": list(c.secret_fields),
-            "config_schema": c.config_schema,
+            "connector": name,
+            "ok": isinstance(outcome, Delivered),
+            "outcome": type(outcome).__name__.lower(),
+            "reason": getattr(outcome, "reason", None),
+            "requests": steps,
         }
     )
+    if not isinstance(outcome, Delivered):
+        raise SystemExit(1)
 
 
 def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import structlog
 
@@ -24,4 +25,6 @@ def configure_logging() -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
+        # sys.stderr looked up per logger, not bound once: tests and tools swap it
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
     )

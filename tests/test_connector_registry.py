@@ -10,9 +10,8 @@ from typing import Any, ClassVar
 import pytest
 from click.testing import CliRunner
 
-from hub import connectors as registry
 from hub.cli import main
-from hub.connectors import Connector
+from hub.connectors import Connector, registry
 
 
 class BadSchema(Connector):
@@ -41,8 +40,27 @@ def test_builtin_webhook_is_found_through_the_entry_point_group():
     assert registry.broken_connectors() == {}
 
 
+BUILT_INS = {
+    "webhook",
+    "pos.native",
+    "pos.poslog",
+    "pos.mapped",
+    "erp.tryton",
+    "erp.sap",
+    "erp.webhook",
+    "crm.salesforce",
+    "crm.hubspot",
+    "crm.webhook",
+}
+
+
+def test_every_built_in_registers_through_the_entry_point_group():
+    assert set(registry.load_connectors(force=True)) == BUILT_INS
+    assert registry.broken_connectors() == {}
+
+
 def test_broken_plugins_are_reported_by_name_and_left_out(plugins):
-    assert set(registry.load_connectors()) == {"webhook"}
+    assert set(registry.load_connectors()) == BUILT_INS
     broken = registry.broken_connectors()
     assert set(broken) == {"broken.import", "bad.schema"}
     assert "ModuleNotFoundError" in broken["broken.import"]

@@ -11,12 +11,13 @@ BIN = Path(sys.executable).parent
 
 
 def test_ruff_clean():
-    done = subprocess.run([str(BIN / "ruff"), "check", "hub", "tests", "bench"], cwd=ROOT,
+    paths = ["hub", "connectors", "tests", "bench", "examples"]
+    done = subprocess.run([str(BIN / "ruff"), "check", *paths], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_mypy_clean():
-    done = subprocess.run([sys.executable, "-m", "mypy", "hub"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "mypy", "hub", "connectors"], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -31,6 +31,8 @@ from hub.connectors import (
 from hub.db.engine import after_commit, write_conn
 from hub.db.schema import deliveries, delivery_attempts, outbox_events, subscriptions
 from hub.delivery import policy
+from hub.delivery.exchange import SessionCache, Trace, run_exchange
+from hub.domain.errors import DomainError
 from hub.services import outbox
 
 log = structlog.get_logger("hub.delivery")
@@ -199,35 +201,43 @@ def _send_one(client: httpx.Client, req: OutboundRequest) -> httpx.Response:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+SESSIONS = SessionCache()  # connector sessions (OAuth, CSRF tokens) of this process
+
+
 def send(client: httpx.Client, claimed: Claimed, now: datetime) -> Sent:
-    connector = get_connector(claimed.connector)
     t0 = time.perf_counter()
-    status: int | None = None
-    body: str | None = None
-    error: str | None = None
-    outcome: Outcome = Delivered()
+
+    def transport(req: OutboundRequest) -> OutboundResponse:
+        r = _send_one(client, req)
+        return OutboundResponse(
+            r.status_code, dict(r.headers), r.content, tuple(r.headers.multi_items())
+        )
+
     try:
-        requests = connector.build_requests(claimed.event, claimed.config, now=now)
-    except Exception as exc:  # a connector that cannot translate: permanent
-        outcome = Failed(f"connector error: {type(exc).__name__}: {exc}")
-        requests = []
-    for req in requests:
-        response: OutboundResponse | None = None
-        err: Exception | None = None
-        try:
-            r = _send_one(client, req)
-            response = OutboundResponse(r.status_code, dict(r.headers), r.content)
-            status, body = r.status_code, r.text[:MAX_BODY_LOGGED]
-        except httpx.HTTPError as exc:
-            err = exc
-            error = f"{type(exc).__name__}: {exc}"[:MAX_BODY_LOGGED]
-        outcome = connector.classify(response, err)
-        if not isinstance(outcome, Delivered):
-            break
+        connector = get_connector(claimed.connector)
+    except DomainError as exc:  # uninstalled since the subscription was made: retry later
+        outcome: Outcome = Retry(f"connector unavailable: {exc.message}")
+        trace = Trace()
+    else:
+        outcome, trace = run_exchange(
+            connector,
+            claimed.event,
+            claimed.config,
+            now=now,
+            transport=transport,
+            sessions=SESSIONS,
+            session_owner=claimed.subscription_id,
+        )
     latency = int((time.perf_counter() - t0) * 1000)
+    error = trace.error[:MAX_BODY_LOGGED] if trace.error else None
     if isinstance(outcome, (Retry, Failed)) and error is None:
-        error = outcome.reason
-    return Sent(outcome=outcome, http_status=status, error=error, body=body, latency_ms=latency)
+        error = outcome.reason[:MAX_BODY_LOGGED]
+    body = None
+    if trace.body is not None:
+        body = trace.body.decode("utf-8", "replace")[:MAX_BODY_LOGGED]
+    return Sent(
+        outcome=outcome, http_status=trace.status, error=error, body=body, latency_ms=latency
+    )
 
 
 _INSERT_ATTEMPT = insert(delivery_attempts)

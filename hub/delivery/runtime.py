@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import dramatiq
 import httpx
@@ -32,6 +33,17 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def delivery_client() -> httpx.Client:
+    """The HTTP client deliveries go out on. It keeps no cookies: one subscription's
+    session cookie must never ride along on another's request to the same host
+    (connectors that need cookies carry them in their session headers)."""
+    return httpx.Client(
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=64),
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+    )
+
+
 class Runtime:
     def __init__(
         self,
@@ -41,9 +53,7 @@ class Runtime:
     ) -> None:
         self.engine = engine
         self.clock = clock
-        self.client = client or httpx.Client(
-            follow_redirects=False, limits=httpx.Limits(max_connections=64)
-        )
+        self.client = client or delivery_client()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._worker: dramatiq.Worker | None = None

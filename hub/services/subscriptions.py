@@ -53,6 +53,15 @@ def _check_events(connector_name: str, events: list[str]) -> list[str]:
             errors=[{"field": "events", "message": "empty"}],
         )
     connector = get_connector(connector_name)
+    if not connector.consumes:
+        raise refuse(
+            "invalid_request",
+            f"Connector {connector_name} takes no events (it is an inbound {connector.kind} "
+            "connector).",
+            errors=[{"field": "connector", "message": "not an outbound connector"}],
+        )
+    if "*" not in connector.consumes and "*" in events:  # "*": all the connector takes
+        events = [e for e in events if e != "*"] + list(connector.consumes)
     for ev in events:
         if ev != "*" and ev not in EVENT_TYPES:
             raise refuse(

@@ -1,0 +1,197 @@
+"""Sample event envelopes, exactly as the hub publishes them (checked against the event
+schemas by the hub's own tests), for connector authors' tests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hub.domain.codes import check_character
+
+AT = "2026-11-25T06:30:00Z"
+GIFT_CODE = "K7Q2M9XW4RTB8" + check_character("K7Q2M9XW4RTB8")
+CASH_CODE = "P3N8V6CJ2RDF5" + check_character("P3N8V6CJ2RDF5")
+MERCHANT = "mch_01JDK000000000000000000012"
+TEMPLATE_GIFT = "tpl_01JDK000000000000000000017"
+TEMPLATE_CASH = "tpl_01JDK000000000000000000016"
+
+_ORDER = {
+    "id": "A-1001",
+    "amount": 12800,
+    "lines": [
+        {"sku": "SKU-TEA-1", "category": "tea", "qty": 2, "unit_price": 4400},
+        {"sku": "SKU-GIFT-1", "category": "gift", "qty": 1, "unit_price": 4000},
+    ],
+}
+
+_REDEEMED_GIFT: dict[str, Any] = {
+    "id": "evt_01JDK000000000000000000007",
+    "type": "coupon.redeemed",
+    "occurred_at": AT,
+    "recorded_at": AT,
+    "merchant_id": MERCHANT,
+    "data": {
+        "redemption_id": "rdm_01JDK000000000000000000013",
+        "status": "redeemed",
+        "code": GIFT_CODE,
+        "store": "SH-001",
+        "channel": "pos",
+        "order_id": "A-1001",
+        "template": {"id": TEMPLATE_GIFT, "name": "Free gift tea", "kind": "exchange"},
+        "customer": "C-0001",
+        "discount": 4000,
+        "eligible_amount": 4000,
+        "payable": 8800,
+        "lines": [{"index": 1, "sku": "SKU-GIFT-1", "discount": 4000}],
+        "redeemed_at": AT,
+        "recorded_at": AT,
+        "order": _ORDER,
+        "gift": {"sku": "SKU-GIFT-1", "qty": 1},
+    },
+}
+
+_REDEEMED_CASH: dict[str, Any] = {
+    **_REDEEMED_GIFT,
+    "id": "evt_01JDK000000000000000000006",
+    "data": {
+        **_REDEEMED_GIFT["data"],
+        "redemption_id": "rdm_01JDK000000000000000000014",
+        "code": CASH_CODE,
+        "template": {"id": TEMPLATE_CASH, "name": "满100减20", "kind": "threshold"},
+        "discount": 2000,
+        "eligible_amount": 12800,
+        "payable": 10800,
+        "lines": [
+            {"index": 0, "sku": "SKU-TEA-1", "discount": 1375},
+            {"index": 1, "sku": "SKU-GIFT-1", "discount": 625},
+        ],
+        "gift": None,
+    },
+}
+
+
+def _reversed(redeemed: dict[str, Any], event_id: str) -> dict[str, Any]:
+    d = redeemed["data"]
+    return {
+        **redeemed,
+        "id": event_id,
+        "type": "coupon.redemption_reversed",
+        "occurred_at": "2026-11-25T07:00:00Z",
+        "recorded_at": "2026-11-25T07:00:00Z",
+        "data": {
+            "redemption_id": d["redemption_id"],
+            "status": "reversed",
+            "code": d["code"],
+            "store": d["store"],
+            "order_id": d["order_id"],
+            "discount": d["discount"],
+            "reason": "refund",
+            "reversed_at": "2026-11-25T07:00:00Z",
+            "coupon_status": "issued",
+            "channel": d["channel"],
+            "template_id": d["template"]["id"],
+            "template": d["template"],
+            "customer": d["customer"],
+            "order": d["order"],
+            "gift": d["gift"],
+        },
+    }
+
+
+def _simple(event_type: str, event_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": event_type,
+        "occurred_at": AT,
+        "recorded_at": AT,
+        "merchant_id": MERCHANT,
+        "data": data,
+    }
+
+
+_SAMPLES: dict[str, list[dict[str, Any]]] = {
+    "coupon.redeemed": [_REDEEMED_GIFT, _REDEEMED_CASH],
+    "coupon.redemption_reversed": [
+        _reversed(_REDEEMED_GIFT, "evt_01JDK000000000000000000010"),
+        _reversed(_REDEEMED_CASH, "evt_01JDK000000000000000000009"),
+    ],
+    "coupon.issued": [
+        _simple(
+            "coupon.issued",
+            "evt_01JDK000000000000000000004",
+            {
+                "code": GIFT_CODE,
+                "customer": "C-0001",
+                "channel": "pos",
+                "valid_from": AT,
+                "valid_until": "2026-12-25T16:00:00Z",
+                "template_id": TEMPLATE_GIFT,
+                "kind": "exchange",
+            },
+        )
+    ],
+    "coupon.claimed": [
+        _simple(
+            "coupon.claimed",
+            "evt_01JDK000000000000000000002",
+            {"code": GIFT_CODE, "customer": "C-0001", "template_id": TEMPLATE_GIFT},
+        )
+    ],
+    "coupon.voided": [
+        _simple(
+            "coupon.voided",
+            "evt_01JDK000000000000000000011",
+            {"code": GIFT_CODE, "template_id": TEMPLATE_GIFT, "reason": None},
+        )
+    ],
+    "coupon.expired": [
+        _simple(
+            "coupon.expired",
+            "evt_01JDK000000000000000000003",
+            {
+                "code": GIFT_CODE,
+                "template_id": TEMPLATE_GIFT,
+                "valid_until": "2026-12-25T16:00:00Z",
+            },
+        )
+    ],
+    "template.paused": [
+        _simple("template.paused", "evt_01JDK000000000000000000005", {"template_id": TEMPLATE_GIFT})
+    ],
+    "template.resumed": [
+        _simple(
+            "template.resumed", "evt_01JDK000000000000000000008", {"template_id": TEMPLATE_GIFT}
+        )
+    ],
+    "alert.raised": [
+        _simple(
+            "alert.raised",
+            "evt_01JDK000000000000000000001",
+            {
+                "alert": "subscription_circuit_open",
+                "severity": "warning",
+                "message": "Subscription failed 10 times in a row.",
+                "details": {"subscription_id": "sub_01JDK000000000000000000015"},
+            },
+        )
+    ],
+}
+
+
+def sample_events(event_type: str) -> list[dict[str, Any]]:
+    """Sample envelopes of ``event_type`` (a fresh deep copy each call). Redemption events
+    come in an exchange (gift, moves stock) and a threshold (no stock) variant."""
+    return copy.deepcopy(_SAMPLES.get(event_type, []))
+
+
+def sample_event(event_type: str, *, kind: str | None = None) -> dict[str, Any]:
+    """One sample of ``event_type``; ``kind`` picks the template kind where samples vary."""
+    for event in sample_events(event_type):
+        template = event["data"].get("template") or {}
+        if kind is None or template.get("kind", kind) == kind:
+            return event
+    raise LookupError(f"no sample {event_type} event of kind {kind!r}")
+
+
+def all_samples() -> list[dict[str, Any]]:
+    return [e for t in _SAMPLES for e in sample_events(t)]
