@@ -321,6 +321,7 @@ def _redeemed() -> dict[str, Any]:
             "redeemed_at": iso(NOW),
             "recorded_at": iso(NOW),
             "order": {"id": "A-1001", "amount": 12800},
+            "gift": None,
         },
     }
 

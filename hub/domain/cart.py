@@ -40,3 +40,4 @@ class Discount:
     total: int
     eligible_amount: int
     lines: tuple[LineDiscount, ...] = ()
+    units_given: int | None = None  # exchange coupons: units of the gift SKU handed over

@@ -146,5 +146,8 @@ def _exchange(b: ExchangeBenefit, usage: UsageRules, order: Order, eligible: int
             sku=b.sku,
         )
     return Discount(
-        total=sum(p.discount for p in parts), eligible_amount=eligible, lines=tuple(parts)
+        total=sum(p.discount for p in parts),
+        eligible_amount=eligible,
+        lines=tuple(parts),
+        units_given=b.qty - wanted,
     )

@@ -246,6 +246,22 @@ def _usage() -> Schema:
     )
 
 
+def _gift() -> Schema:
+    return {
+        "oneOf": [
+            {"type": "null"},
+            _object(
+                {
+                    "sku": _text("SKU handed over (stock moves out of the store)."),
+                    "qty": {"type": "integer", "minimum": 1},
+                }
+            ),
+        ],
+        "description": "Exchange coupons (兑换券): the SKU and quantity the coupon gives; "
+        "null for other kinds. ERP connectors move stock by it.",
+    }
+
+
 def _order() -> Schema:
     line = _object(
         {
@@ -331,6 +347,7 @@ def _data_schemas() -> dict[str, Schema]:
                 "redeemed_at": _time("When the redemption happened (offline: at the till)."),
                 "recorded_at": _time("When the hub recorded it."),
                 "order": _order(),
+                "gift": _gift(),
             },
             description="A coupon was redeemed: the redeem response body plus the order "
             "(redeem._redeem_in_txn).",
@@ -352,10 +369,13 @@ def _data_schemas() -> dict[str, Schema]:
                 },
                 "channel": _channel(),
                 "template_id": _template_id(),
+                "template": template_ref,
+                "customer": _text("Holder's external id, or null.", nullable=True),
                 "order": _order(),
+                "gift": _gift(),
             },
             description="A redemption was reversed: the reversal response body plus channel, "
-            "template and order (redeem._reverse_in_txn).",
+            "template, holder, order and gift (redeem._reverse_in_txn).",
         ),
         "coupon.voided": _object(
             {

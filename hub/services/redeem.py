@@ -182,6 +182,17 @@ def _discount_view(d: Discount, order: Order) -> dict[str, Any]:
     }
 
 
+def gift_of(kind: str, rules: dict[str, Any], units: int | None) -> dict[str, Any] | None:
+    """What an exchange coupon handed over (stock-moving connectors use it), else None:
+    its SKU and the units the order actually got (fewer than the coupon gives when the
+    order has fewer)."""
+    if kind != "exchange":
+        return None
+    benefit = rules.get("benefit", {})
+    qty = int(benefit.get("qty", 1)) if units is None else units
+    return {"sku": benefit.get("sku"), "qty": qty}
+
+
 def _template_view(row: Row[Any]) -> dict[str, Any]:
     return {"id": row.template_id, "name": row.template_name, "kind": row.kind}
 
@@ -233,7 +244,10 @@ def _redeem_in_txn(
             raise _already_redeemed(conn, current.redemption_id)
         transition(CouponState(current.status), Action.REDEEM)
         raise refuse("coupon_already_redeemed", "The coupon was redeemed already.", status=409)
+    gift = gift_of(row.kind, row.rules, discount.units_given)
     detail = {"order": _order_view(cmd.order), **_discount_view(discount, cmd.order)}
+    if gift is not None:
+        detail["gift"] = gift  # kept for the reversal's event
     conn.execute(
         _INSERT_REDEMPTION,
         {
@@ -277,7 +291,7 @@ def _redeem_in_txn(
                 store_code=store_code,
                 occurred_at=at,
                 recorded_at=now,
-                data={**body, "order": detail["order"]},
+                data={**body, "order": detail["order"], "gift": gift},
             )
         ],
     )
@@ -383,7 +397,14 @@ def _reverse_in_txn(
             redemptions.c.detail,
             redemptions.c.channel,
             redemptions.c.template_id,
-        ).where(*where)
+            coupon_templates.c.name.label("template_name"),
+            coupon_templates.c.kind,
+            coupon_templates.c.rules,
+        )
+        .join_from(
+            redemptions, coupon_templates, coupon_templates.c.id == redemptions.c.template_id
+        )
+        .where(*where)
     ).first()
     if red is None:
         raise refuse("redemption_not_found", "No redemption with this id.", status=404)
@@ -404,9 +425,14 @@ def _reverse_in_txn(
             reversed_at=iso(when),
         )
     coupon = conn.execute(
-        select(coupons.c.code, coupons.c.status, coupons.c.valid_until).where(
-            coupons.c.id == red.coupon_id
+        select(
+            coupons.c.code,
+            coupons.c.status,
+            coupons.c.valid_until,
+            customers.c.external_id.label("customer"),
         )
+        .select_from(coupons.outerjoin(customers, customers.c.id == coupons.c.customer_id))
+        .where(coupons.c.id == red.coupon_id)
     ).one()
     new_state = transition(
         CouponState(coupon.status), Action.REVERSE, window_open=now < coupon.valid_until
@@ -441,7 +467,14 @@ def _reverse_in_txn(
                     **body,
                     "channel": red.channel,
                     "template_id": red.template_id,
+                    "template": {
+                        "id": red.template_id,
+                        "name": red.template_name,
+                        "kind": red.kind,
+                    },
+                    "customer": coupon.customer,
                     "order": red.detail.get("order"),
+                    "gift": red.detail.get("gift") or gift_of(red.kind, red.rules, None),
                 },
             )
         ],

@@ -338,7 +338,7 @@ def test_exchange_free_item():
     t = tpl(ExchangeBenefit("TEA"))
     o = order(Line("CAKE", 1, 1200), Line("TEA", 2, 450))
     d = compute_discount(t, o)
-    assert d == Discount(450, 2100, (LineDiscount(1, "TEA", 450),))
+    assert d == Discount(450, 2100, (LineDiscount(1, "TEA", 450),), units_given=1)
 
 
 def test_exchange_units_taken_from_lines_in_order_at_fixed_price():
@@ -348,7 +348,7 @@ def test_exchange_units_taken_from_lines_in_order_at_fixed_price():
     o = order(Line("TEA", 1, 500), Line("CAKE", 1, 1200), Line("TEA", 3, 600), Line("TEA", 1, 700))
     d = compute_discount(t, o)
     assert shares(d) == [(0, 400), (2, 500)]
-    assert d.total == 900
+    assert d.total == 900 and d.units_given == 2
     assert [ld.sku for ld in d.lines] == ["TEA", "TEA"]
 
 
@@ -356,6 +356,7 @@ def test_exchange_takes_what_is_there():
     t = tpl(ExchangeBenefit("TEA", qty=5))
     d = compute_discount(t, order(Line("TEA", 2, 450)))
     assert d.total == 900 and shares(d) == [(0, 900)]
+    assert d.units_given == 2  # the event's gift says 2 units left the store, not 5
 
 
 def test_exchange_price_above_unit_price_discounts_nothing():
@@ -391,7 +392,7 @@ def test_exchange_threshold_on_whole_order():
 def test_exchange_with_sku_rules_covering_the_item():
     t = tpl(ExchangeBenefit("TEA"), skus=frozenset({"TEA"}))
     d = compute_discount(t, order(Line("CAKE", 1, 1200), Line("TEA", 1, 450)))
-    assert d == Discount(450, 450, (LineDiscount(1, "TEA", 450),))
+    assert d == Discount(450, 450, (LineDiscount(1, "TEA", 450),), units_given=1)
 
 
 def test_exchange_never_discounts_a_line_outside_the_product_rules():
