@@ -28,6 +28,7 @@ from hub.services.redeem import Settings
 def create_app(
     engine: Engine, settings: Settings | None = None, clock: Callable[[], datetime] = utcnow
 ) -> Litestar:
+    from hub.api.pos import PosController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.templates import TemplateController
 
@@ -44,6 +45,7 @@ def create_app(
             SubscriptionController,
             DeliveryController,
             EventsController,
+            PosController,
         ],
         middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS])],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -39,6 +39,10 @@ def refuse(code: str, message: str, status: int = 422, **extra: Any) -> DomainEr
 ERROR_CODES: dict[str, tuple[int, str]] = {
     # request shape
     "malformed_json": (400, "The body is not valid JSON."),
+    "malformed_xml": (400, "The body is not well-formed XML."),
+    "xml_forbidden": (400, "The XML declares a DTD or entities; they are refused (XXE, bombs)."),
+    "unsupported_media_type": (415, "The Content-Type is not one the endpoint accepts."),
+    "invalid_pos_payload": (422, "A POS payload field is missing or wrong for its format."),
     "invalid_request": (422, "The body or query has a wrong type, a missing or an unknown field."),
     "payload_too_large": (413, "The body is larger than the endpoint accepts (64 KiB for redeem)."),
     "idempotency_key_required": (400, "The Idempotency-Key header is missing."),

@@ -76,6 +76,9 @@ class World:
             "event_type": "coupon.redeemed",
             "subscription_id": self.sub,
             "delivery_id": self.dlv,
+            # POS formats: the native one, on its harmless dry run
+            "connector": "pos.native",
+            "operation": "validate",
         }
 
     def call(
@@ -84,7 +87,7 @@ class World:
         """One operation with a valid body, as if the caller were entitled to it."""
         headers = {**auth, "Idempotency-Key": new_key()}
         body = BODIES.get((method, route))
-        if method == "POST" and route == "/v1/redemptions/validate":
+        if method == "POST" and route in ("/v1/redemptions/validate", POS_ROUTE):
             body = {**BODIES[("POST", "/v1/redemptions")], "code": self.spare}
         elif method == "POST" and route == "/v1/redemptions":
             body = {**BODIES[("POST", "/v1/redemptions")], "code": self.code}
@@ -122,6 +125,7 @@ class World:
             )
 
 
+POS_ROUTE = "/v1/pos/{connector:str}/{operation:str}"
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/redemptions"): {"store": "SH-001", "order": order()},
     ("POST", "/v1/redemptions/{redemption_id:str}/reversal"): {"reason": "refund"},
@@ -283,6 +287,7 @@ STORE_OPERATIONS = {
     ("GET", "/v1/redemptions"),
     ("GET", "/v1/events/schemas"),
     ("GET", "/v1/events/schemas/{event_type:str}"),
+    ("POST", POS_ROUTE),
 }
 # Paths whose parameter names public information (an event type), not a merchant's record.
 PUBLIC_PARAM_ROUTES = {"/v1/events/schemas/{event_type:str}"}

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
@@ -29,6 +30,7 @@ from hub.domain.codes import ALPHABET, display, generate_code
 from hub.domain.errors import ERROR_CODES
 from hub.services import idempotency
 from hub.services.problems import PROBLEM_MEDIA_TYPE, TYPE_BASE
+from hub.testing import EXTERNAL_ENTITY
 from tests.conftest import THRESHOLD_SPEC, Clock, Merchant, issue, make_template, order
 
 # Codes that no HTTP request can produce today, each with the reason.
@@ -512,7 +514,7 @@ def unknown_path(env: Env) -> httpx.Response:
 
 @produces("not_found")
 def unknown_path_without_a_key(env: Env) -> httpx.Response:
-    return env.client.post("/v1/pos/acme/redeem", json={})
+    return env.client.post("/v1/no-such-thing/redeem", json={})
 
 
 @produces("method_not_allowed")
@@ -1067,10 +1069,47 @@ def test_numbers_as_strings_are_refused(env: Env, path: str, body: dict) -> None
 # --- the tests ----------------------------------------------------------------------------
 
 
+# --- POS formats (POST /v1/pos/{connector}/{operation}) ------------------------------------
+
+POSLOG = "/v1/pos/pos.poslog/redeem"
+
+
+@produces("invalid_pos_payload")
+def pos_reversal_naming_no_redemption(env: Env) -> httpx.Response:
+    return env.post("/v1/pos/pos.native/reverse", {"reason": "refund"})
+
+
+@produces("unsupported_media_type")
+def pos_json_to_the_xml_format(env: Env) -> httpx.Response:
+    return env.raw(POSLOG, b'{"code": "x"}')
+
+
+@produces("malformed_xml")
+def pos_truncated_xml(env: Env) -> httpx.Response:
+    return env.raw(POSLOG, b"<POSLog><Transaction>", **{"Content-Type": "application/xml"})
+
+
+@produces("xml_forbidden")
+def pos_xml_with_an_external_entity(env: Env) -> httpx.Response:
+    return env.raw(POSLOG, EXTERNAL_ENTITY, **{"Content-Type": "application/xml"})
+
+
+def assert_refusal(r: httpx.Response, code: str) -> None:
+    """A problem document, or — for POS formats that answer in XML — the vendor's reply
+    with the catalogue's status and the code (POSLog: ``Transaction/Reason/@Code``)."""
+    if media_type(r) != "application/xml":
+        assert_problem(r, code)
+        return
+    assert r.status_code == ERROR_CODES[code][0], r.text
+    reason = ET.fromstring(r.content).find(".//{*}Reason")
+    assert reason is not None and reason.get("Code") == code, r.text
+    assert reason.text and "traceback" not in r.text.lower()
+
+
 @pytest.mark.parametrize(("code", "scenario"), SCENARIOS)
 def test_error_scenario(env: Env, code: str, scenario: Scenario) -> None:
     r = scenario(env)
-    assert_problem(r, code)
+    assert_refusal(r, code)
 
 
 def test_every_code_is_produced_or_declared_unreachable() -> None:
@@ -1165,7 +1204,8 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
     Path parameters name things that do not exist, so no garbage can succeed.
     """
     absent = {"code": generate_code(), "template_id": "tpl_absent", "redemption_id": "rdm_absent",
-              "subscription_id": "sub_absent", "delivery_id": "dlv_absent"}
+              "subscription_id": "sub_absent", "delivery_id": "dlv_absent",
+              "connector": "pos.absent", "operation": "redeem"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
     failures = []
@@ -1229,7 +1269,7 @@ def _mutations(body: dict[str, Any]) -> Iterator[tuple[str, Any]]:
 
 def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, Any]]]]:
     tpl = env.template()
-    codes = issue(env.db, env.m, tpl, env.clock.now, count=4)
+    codes = issue(env.db, env.m, tpl, env.clock.now, count=5)
     rid = env.redeem(codes[0]).json()["redemption_id"]
     redeem = {
         "code": codes[1],
@@ -1273,7 +1313,8 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
     assert env.redeem(extra).status_code == 201  # gives the subscription a delivery
     delivery_id = env.get("/v1/deliveries").json()["items"][0]["id"]
     params = {"code": codes[2], "template_id": tpl, "redemption_id": rid,
-              "subscription_id": sub, "delivery_id": delivery_id}
+              "subscription_id": sub, "delivery_id": delivery_id,
+              "connector": "pos.native", "operation": "redeem"}
     bodies = {
         "/v1/redemptions": [redeem],
         "/v1/redemptions/validate": [{**redeem, "code": codes[3]}],
@@ -1295,6 +1336,7 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/subscriptions/{subscription_id:str}/resume": [],
         "/v1/subscriptions/{subscription_id:str}/replay-dead": [],
         "/v1/deliveries/{delivery_id:str}/replay": [],
+        "/v1/pos/{connector:str}/{operation:str}": [{**redeem, "code": codes[4]}],
     }
     return params, bodies
 

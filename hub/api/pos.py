@@ -1,0 +1,97 @@
+"""``POST /v1/pos/{connector}/{operation}``: POS terminals in their own formats.
+
+The connector (``pos.native``, ``pos.poslog``, ``pos.mapped.<mapping>``, or a plugin's)
+reads the body; the hub redeems, validates or reverses exactly as ``/v1/redemptions``
+does; the answer goes back in the vendor's format. Authentication and store scope are
+the native API's: a store key acts only at its own store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, post
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath
+
+from hub.api.state import hub, principal, run_db
+from hub.connectors import OPERATIONS, Connector, get_connector
+from hub.domain.errors import DomainError, refuse
+from hub.services import inbound
+
+POS_MAX_BODY = 256 * 1024
+
+
+def _inbound_connector(name: str, operation: str) -> Connector:
+    try:
+        connector = get_connector(name)
+    except DomainError:
+        connector = None
+    if connector is None or operation not in connector.operations:
+        known = "" if connector is None else f" ({', '.join(connector.operations) or 'none'})"
+        raise refuse(
+            "not_found",
+            f"No POS connector {name!r} with operation {operation!r}{known}.",
+            status=404,
+        )
+    return connector
+
+
+def _media_type(request: Request[Any, Any, Any]) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+class PosController(Controller):
+    path = "/v1/pos"
+    tags = ["pos"]
+    request_max_body_size = POS_MAX_BODY
+
+    @post(
+        "/{connector:str}/{operation:str}",
+        status_code=200,
+        summary="Redeem, validate or reverse in a POS vendor's format",
+        description="`connector`: an inbound connector (`hub connectors list`), e.g. "
+        "`pos.native`, `pos.poslog`, `pos.mapped.acme`; `operation`: "
+        f"{', '.join(OPERATIONS)}. The body and the reply are in the connector's format "
+        "(JSON or POSLog XML); the vendor's request id is the idempotency key.",
+        responses={
+            404: ResponseSpec(data_container=dict, description="Unknown connector/operation"),
+            415: ResponseSpec(data_container=dict, description="Content-Type not accepted"),
+        },
+    )
+    async def pos(
+        self,
+        request: Request[Any, Any, Any],
+        connector: FromPath[str],
+        operation: FromPath[str],
+        raw_body: NamedDependency[bytes],
+    ) -> Response[bytes]:
+        impl = _inbound_connector(connector, operation)
+        media = _media_type(request)
+        if impl.media_types and media not in impl.media_types:
+            raise refuse(
+                "unsupported_media_type",
+                f"{impl.name} takes {', '.join(impl.media_types)}, not {media or 'no type'}.",
+                status=415,
+                accepted=list(impl.media_types),
+            )
+        h = hub(request)
+        reply = await run_db(
+            request,
+            inbound.handle,
+            h.engine,
+            principal(request),
+            impl,
+            operation,  # checked against impl.operations above
+            raw_body,
+            dict(request.headers),
+            now=h.clock(),
+            settings=h.settings,
+        )
+        return Response(
+            content=reply.body,
+            status_code=reply.status,
+            media_type=reply.media_type,
+            headers=dict(reply.headers) or None,
+        )

@@ -1,0 +1,201 @@
+"""Inbound POS requests: a connector reads the vendor payload, the hub runs the same
+redeem/validate/reverse as ``/v1/redemptions`` (same idempotency contract), and the
+connector writes the vendor's reply.
+
+The vendor's own request id becomes the idempotency key (prefixed with the connector's
+name, so two formats never collide); without one, the ``Idempotency-Key`` header is
+used, as on the native API.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import structlog
+from sqlalchemy import Engine, select
+
+from hub.connectors import (
+    Connector,
+    InboundCommand,
+    InboundReply,
+    InboundResult,
+    Operation,
+    header,
+)
+from hub.db.engine import read_conn
+from hub.db.schema import coupons, redemptions
+from hub.domain.codes import parse_code
+from hub.domain.errors import DomainError, refuse
+from hub.services import redeem as svc
+from hub.services.commands import HttpResult
+from hub.services.principal import Principal
+from hub.services.problems import problem_dict, problem_for
+
+log = structlog.get_logger("hub.inbound")
+
+
+def idempotency_key(
+    connector: Connector, command: InboundCommand, headers: Mapping[str, str]
+) -> str | None:
+    if command.request_id:
+        return f"{connector.name}:{command.request_id}"
+    return header(headers, "idempotency-key")
+
+
+def _from_http(result: HttpResult) -> InboundResult:
+    return InboundResult(result.status, json.loads(result.body), replayed=result.replayed)
+
+
+def _redemption_of(engine: Engine, p: Principal, code: str) -> str:
+    """The coupon's current redemption, else its latest one (so a retried reversal meets
+    its idempotency record instead of a new refusal)."""
+    normalised = parse_code(code)
+    with read_conn(engine) as conn:
+        coupon = conn.execute(
+            select(coupons.c.id, coupons.c.redemption_id).where(
+                coupons.c.code == normalised, coupons.c.merchant_id == p.merchant_id
+            )
+        ).first()
+        if coupon is None:
+            raise refuse("coupon_not_found", "No coupon with this code.", status=404)
+        if coupon.redemption_id is not None:
+            return str(coupon.redemption_id)
+        latest = conn.execute(
+            select(redemptions.c.id)
+            .where(redemptions.c.coupon_id == coupon.id)
+            .order_by(redemptions.c.recorded_at.desc())
+            .limit(1)
+        ).scalar()
+    if latest is None:
+        raise refuse("coupon_not_redeemed", "The coupon has not been redeemed.", status=409)
+    return str(latest)
+
+
+def execute(
+    engine: Engine,
+    p: Principal,
+    connector: Connector,
+    command: InboundCommand,
+    headers: Mapping[str, str],
+    *,
+    now: datetime,
+    settings: svc.Settings,
+) -> InboundResult:
+    """Run ``command`` as the native API would; refusals come back as problem results."""
+    key = idempotency_key(connector, command, headers)
+    try:
+        if command.operation == "reverse":
+            redemption_id = command.redemption_id or (
+                _redemption_of(engine, p, command.code) if command.code else None
+            )
+            if redemption_id is None:
+                raise refuse(
+                    "invalid_pos_payload",
+                    "A reversal names the coupon code or the redemption id.",
+                    errors=[{"field": "code", "message": "missing"}],
+                )
+            return _from_http(
+                svc.reverse(
+                    engine,
+                    p,
+                    redemption_id,
+                    command.reason,
+                    idempotency_key=key,
+                    canonical_body=msgspec.json.encode({"reason": command.reason}),
+                    now=now,
+                    settings=settings,
+                )
+            )
+        if command.redeem is None:
+            raise refuse("invalid_pos_payload", "The payload names no coupon to redeem.")
+        if command.operation == "validate":
+            return InboundResult(200, svc.validate(engine, p, command.redeem, now, settings))
+        return _from_http(
+            svc.redeem(
+                engine,
+                p,
+                command.redeem,
+                idempotency_key=key,
+                canonical_body=msgspec.json.encode(command.redeem),
+                now=now,
+                settings=settings,
+            )
+        )
+    except DomainError as err:
+        return InboundResult(err.status, problem_for(err))
+
+
+def _parse(
+    connector: Connector, operation: Operation, body: bytes, headers: Mapping[str, str]
+) -> InboundCommand:
+    try:
+        return connector.parse(operation, body, headers)
+    except DomainError:
+        raise
+    except Exception as exc:  # a connector's bug: refuse the payload, never a 500
+        log.error("pos.parse_failed", connector=connector.name, error=type(exc).__name__)
+        raise refuse(
+            "invalid_pos_payload", f"The {connector.name} connector could not read the payload."
+        ) from None
+
+
+def handle(
+    engine: Engine,
+    p: Principal,
+    connector: Connector,
+    operation: Operation,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    now: datetime,
+    settings: svc.Settings,
+) -> InboundReply:
+    """Parse, execute and reply, all in the vendor's format. Never raises for a
+    connector's fault: a connector that cannot render its reply gets a problem+json."""
+    command: InboundCommand | None = None
+    try:
+        command = _parse(connector, operation, body, headers)
+        if command.operation != operation:
+            raise refuse(
+                "invalid_pos_payload", f"The payload is a {command.operation}, not a {operation}."
+            )
+        if (
+            command.store is not None
+            and command.redeem is None
+            and p.store_code is not None
+            and command.store != p.store_code
+        ):
+            raise refuse(
+                "store_forbidden",
+                f"This key belongs to store {p.store_code}; it cannot act at {command.store}.",
+                status=403,
+            )
+        result = execute(engine, p, connector, command, headers, now=now, settings=settings)
+    except DomainError as err:
+        result = InboundResult(err.status, problem_for(err))
+    log.info(
+        "pos.request",
+        connector=connector.name,
+        operation=operation,
+        status=result.status,
+        code=result.code,
+        replayed=result.replayed,
+    )
+    try:
+        return connector.reply(operation, command, result)
+    except Exception as exc:  # a connector bug must not become a 500 with a stack trace
+        log.error(
+            "pos.reply_failed", connector=connector.name, error=f"{type(exc).__name__}: {exc}"
+        )
+        doc: dict[str, Any] = problem_dict(
+            result.code or "internal_error",
+            result.status,
+            f"The {connector.name} connector could not write its reply; the hub's "
+            f"answer is attached.",
+            hub_result=dict(result.body),
+        )
+        return InboundReply(result.status, "application/problem+json", msgspec.json.encode(doc))
