@@ -1,0 +1,1 @@
+"""Tests of the CRM loyalty connectors (connectors.crm)."""
