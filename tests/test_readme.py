@@ -84,3 +84,5 @@ def test_walkthrough_runs_as_written(served_demo: Path):
     assert out.count('"status":"redeemed"') == 2  # 3. done, and its replay
     assert "idempotent-replayed: true" in out.lower()
     assert '"code":"coupon_already_redeemed"' in out and "SH-001" in out
+    assert '{"ret":0,"msg":"ok","req_id":"T02-000187"' in out  # 4. a vendor's own format
+    assert '"discount_amt":"20.00"' in out
