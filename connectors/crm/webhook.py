@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from connectors.crm.points import PointsError, points_for, with_points_schema
-from connectors.webhook import secret_key, sign
+from connectors.webhook import secret_key, signed_request
 from hub.connectors import (
     Connector,
     Delivered,
@@ -85,21 +85,7 @@ class CrmWebhookConnector(Connector):
         message = self.message(event, config)
         if message is None:
             return []
-        body = _encoder.encode(message)
-        timestamp = int(now.timestamp())
-        event_id = str(message["id"])
-        headers = {
-            **config.get("headers", {}),
-            "content-type": "application/json",
-            "webhook-id": event_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(config["secret"], event_id, timestamp, body),
-        }
-        return [
-            OutboundRequest(
-                "POST", config["url"], headers, body, timeout=float(config.get("timeout", 10.0))
-            )
-        ]
+        return [signed_request(config, str(message["id"]), _encoder.encode(message), now)]
 
     def exchange(self, event: dict[str, Any], config: dict[str, Any], *, now: datetime) -> Exchange:
         try:

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from connectors.erp.stock import StockError, StockMovement, movements, plan
-from connectors.webhook import secret_key, sign
+from connectors.webhook import secret_key, signed_request
 from hub.connectors import (
     Connector,
     Delivered,
@@ -113,23 +113,7 @@ def message(
             "redemption_id": planned[0].redemption_id,
         }
     )
-    timestamp = int(now.timestamp())
-    request = OutboundRequest(
-        "POST",
-        config["url"],
-        dict(config.get("headers", {})),
-        body,
-        timeout=float(config.get("timeout", 10.0)),
-    )
-    # the signed headers win over same-named extra headers, whatever their case
-    return request.with_headers(
-        {
-            "content-type": "application/json",
-            "webhook-id": event_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(config["secret"], event_id, timestamp, body),
-        }
-    )
+    return signed_request(config, event_id, body, now)
 
 
 __all__ = ["ErpWebhookConnector", "message"]

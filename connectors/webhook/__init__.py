@@ -78,17 +78,28 @@ class WebhookConnector(Connector):
     def build_requests(
         self, event: dict[str, Any], config: dict[str, Any], *, now: datetime
     ) -> Sequence[OutboundRequest]:
-        body = _encoder.encode(event)
-        timestamp = int(now.timestamp())
-        headers = {
-            **config.get("headers", {}),
+        return [signed_request(config, str(event["id"]), _encoder.encode(event), now)]
+
+
+def signed_request(
+    config: dict[str, Any], message_id: str, body: bytes, now: datetime
+) -> OutboundRequest:
+    """A JSON ``POST`` to ``config["url"]`` signed per Standard Webhooks with
+    ``config["secret"]``; ``config["headers"]`` are added, but the signed headers win
+    over same-named ones whatever their case. Shared by every signed-webhook connector."""
+    timestamp = int(now.timestamp())
+    request = OutboundRequest(
+        "POST",
+        config["url"],
+        dict(config.get("headers", {})),
+        body,
+        timeout=float(config.get("timeout", 10.0)),
+    )
+    return request.with_headers(
+        {
             "content-type": "application/json",
-            "webhook-id": str(event["id"]),
+            "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(config["secret"], str(event["id"]), timestamp, body),
+            "webhook-signature": sign(config["secret"], message_id, timestamp, body),
         }
-        return [
-            OutboundRequest(
-                "POST", config["url"], headers, body, timeout=float(config.get("timeout", 10.0))
-            )
-        ]
+    )

@@ -18,6 +18,7 @@ import httpx
 import structlog
 from sqlalchemy import Engine
 
+from hub.connectors import load_connectors
 from hub.db.engine import write_conn
 from hub.delivery import queue
 from hub.delivery.attempt import claim, record, send
@@ -91,6 +92,7 @@ class Runtime:
         """Install as this process's runtime; start the sweeper (and a dramatiq worker)."""
         global _current
         _current = self
+        load_connectors()  # import every plugin now, not inside the first deliveries
         broker = queue.configure(queue.broker_url())
         if worker:
             self._worker = dramatiq.Worker(broker, worker_threads=threads, queues={queue.QUEUE})
