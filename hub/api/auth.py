@@ -11,11 +11,13 @@ import anyio.to_thread
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from hub.api.permissions import PUBLIC_PREFIXES, allowed
 from hub.domain.errors import DomainError, refuse
+from hub.services import audit
 from hub.services.catalog import authenticate
 from hub.services.principal import Principal
 
-PUBLIC_PATHS = {"/schema", "/health", "/ready", "/metrics"}
+PUBLIC_PATHS = set(PUBLIC_PREFIXES)
 CACHE_SECONDS = 5.0  # a key change is seen by every process within this time
 _CACHE_SIZE = 10_000
 
@@ -61,9 +63,25 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         digest = hashlib.sha256(token.encode()).hexdigest()
         principal = _cache.get(digest)
         if principal is None:
-            engine = connection.app.state.hub.engine
-            principal = await anyio.to_thread.run_sync(authenticate, engine, token)
+            state = connection.app.state.hub
+            principal = await anyio.to_thread.run_sync(
+                authenticate, state.engine, token, state.clock()
+            )
             if principal is None:
-                raise _unauthorized("Unknown or revoked API key.")
+                raise _unauthorized("Unknown, revoked or expired API key.")
             _cache.put(digest, principal)
+        method = str(connection.scope.get("method", "GET"))
+        template = str(connection.scope.get("path_template", connection.scope["path"]))
+        if not allowed(method, template, principal.role):
+            raise refuse(
+                "forbidden",
+                f"A key with role {principal.role} may not {method} {template} "
+                "(see the role table in the README).",
+                status=403,
+            )
+        peer = connection.client.host if connection.client else None
+        guard = connection.app.state.hub.settings.guard
+        audit.CLIENT_ADDRESS.set(
+            guard.client_address(peer, connection.headers.get("x-forwarded-for"))
+        )
         return AuthenticationResult(user=principal, auth=principal)

@@ -1,11 +1,7 @@
-"""Merchants, stores, products, customers and API keys (admin CRUD, off the hot path)."""
+"""Merchants, stores, products and customers (admin CRUD, off the hot path)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,13 +10,11 @@ from sqlalchemy import Connection, Engine, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from hub.db.engine import read_conn, write_conn
-from hub.db.schema import api_keys, customers, merchants, products, stores
+from hub.db.schema import customers, merchants, products, stores
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
 from hub.services.jsonio import iso
-from hub.services.principal import ROLES, Principal
-
-TOKEN_PREFIX = "hk"
+from hub.services.principal import Principal
 
 
 def check_timezone(name: str) -> ZoneInfo:
@@ -55,110 +49,8 @@ def get_merchant(engine: Engine, p: Principal) -> dict[str, Any]:
     }
 
 
-# --- API keys ---------------------------------------------------------------------
-
-
-def _hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class NewKey:
-    id: str
-    token: str  # shown once; only its hash is stored
-    role: str
-    store: str | None
-
-
-def create_key(
-    engine: Engine,
-    merchant_id: str,
-    role: str,
-    now: datetime,
-    store_code: str | None = None,
-    name: str = "",
-) -> NewKey:
-    if role not in ROLES:
-        raise refuse(
-            "invalid_request",
-            f"role must be one of {list(ROLES)}",
-            errors=[{"field": "role", "message": "unknown role"}],
-        )
-    if (role == "store") != (store_code is not None):
-        raise refuse(
-            "invalid_request",
-            "A store key names exactly one store; an admin key names none.",
-            errors=[{"field": "store", "message": "store required for role store"}],
-        )
-    key_id = new_id("key")
-    secret = secrets.token_urlsafe(32)
-    with write_conn(engine) as conn:
-        if (
-            conn.execute(select(merchants.c.id).where(merchants.c.id == merchant_id)).first()
-            is None
-        ):
-            raise refuse("not_found", f"No merchant {merchant_id}", status=404)
-        store_id = None
-        if store_code is not None:
-            store_id = conn.execute(
-                select(stores.c.id).where(
-                    stores.c.merchant_id == merchant_id, stores.c.code == store_code
-                )
-            ).scalar()
-            if store_id is None:
-                raise refuse("store_not_found", f"No store with code {store_code}.")
-        conn.execute(
-            insert(api_keys).values(
-                id=key_id,
-                merchant_id=merchant_id,
-                role=role,
-                store_id=store_id,
-                name=name or f"{role} key",
-                secret_hash=_hash_secret(secret),
-                created_at=now,
-            )
-        )
-    return NewKey(id=key_id, token=f"{TOKEN_PREFIX}.{key_id}.{secret}", role=role, store=store_code)
-
-
-def authenticate(engine: Engine, token: str) -> Principal | None:
-    """The principal for a bearer token, or ``None`` if unknown/revoked/malformed."""
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
-        return None
-    _prefix, key_id, secret = parts
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(
-                api_keys.c.id,
-                api_keys.c.merchant_id,
-                api_keys.c.role,
-                api_keys.c.store_id,
-                api_keys.c.secret_hash,
-                api_keys.c.revoked_at,
-                stores.c.code,
-                merchants.c.timezone,
-            )
-            .select_from(
-                api_keys.join(merchants, merchants.c.id == api_keys.c.merchant_id).outerjoin(
-                    stores, stores.c.id == api_keys.c.store_id
-                )
-            )
-            .where(api_keys.c.id == key_id)
-        ).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    if not hmac.compare_digest(row.secret_hash, _hash_secret(secret)):
-        return None
-    return Principal(
-        key_id=row.id,
-        merchant_id=row.merchant_id,
-        role=row.role,
-        tz=ZoneInfo(row.timezone),
-        store_id=row.store_id,
-        store_code=row.code,
-    )
-
+# API keys live in hub/services/keys.py; re-exported here for existing callers.
+from hub.services.keys import NewKey, authenticate, create_key  # noqa: E402
 
 # --- stores, products, customers ------------------------------------------------------
 
@@ -195,6 +87,8 @@ def list_stores(engine: Engine, p: Principal) -> list[dict[str, Any]]:
     )
     if p.store_id is not None:
         q = q.where(stores.c.id == p.store_id)
+    elif p.stores is not None:
+        q = q.where(stores.c.code.in_(p.stores))
     with read_conn(engine) as conn:
         return [
             {"code": r.code, "name": r.name, "created_at": iso(r.created_at)}
@@ -255,7 +149,7 @@ def create_customer(
 def list_customers(
     engine: Engine, p: Principal, limit: int = 200, after: str | None = None
 ) -> list[dict[str, Any]]:
-    p.require_admin()
+    p.require("admin", "analyst")
     q = (
         select(customers.c.external_id, customers.c.name, customers.c.phone)
         .where(customers.c.merchant_id == p.merchant_id)
@@ -266,3 +160,6 @@ def list_customers(
         q = q.where(customers.c.external_id > after)
     with read_conn(engine) as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
+
+
+__all__ = ["NewKey", "authenticate", "create_key"]

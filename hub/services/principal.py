@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from hub.domain.errors import refuse
 
-Role = Literal["admin", "store"]
-ROLES: tuple[Role, ...] = ("admin", "store")
+Role = Literal["admin", "store", "integrator", "analyst"]
+ROLES: tuple[Role, ...] = ("admin", "store", "integrator", "analyst")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ class Principal:
     tz: ZoneInfo
     store_id: str | None = None
     store_code: str | None = None
+    # analyst keys may be limited to these store codes (None: every store)
+    stores: tuple[str, ...] | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -28,3 +30,23 @@ class Principal:
     def require_admin(self) -> None:
         if not self.is_admin:
             raise refuse("forbidden", "This needs an admin key.", status=403)
+
+    def require(self, *roles: Role) -> None:
+        """Defence in depth behind the API's permission table (hub/api/permissions.py)."""
+        if self.role not in roles:
+            raise refuse(
+                "forbidden", f"This needs a key with role {' or '.join(roles)}.", status=403
+            )
+
+    def sees_store(self, store_code: str) -> bool:
+        """Whether this key may read data of ``store_code``."""
+        if self.store_code is not None:
+            return store_code == self.store_code
+        return self.stores is None or store_code in self.stores
+
+    @property
+    def store_scope(self) -> tuple[str, ...] | None:
+        """The store codes this key's reads are limited to (None: all)."""
+        if self.store_code is not None:
+            return (self.store_code,)
+        return self.stores

@@ -131,6 +131,8 @@ def list_redemptions(
     q = select(r).where(r.c.merchant_id == p.merchant_id)
     if p.store_id is not None:
         q = q.where(r.c.store_id == p.store_id)
+    elif p.stores is not None:  # an analyst key limited to some stores
+        q = q.where(r.c.store_code.in_(p.stores))
     if f.store is not None:
         q = q.where(r.c.store_code == f.store)
     if f.since is not None:

@@ -12,6 +12,7 @@ import base64
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -67,6 +68,7 @@ class World:
     rid: str
     sub: str  # a webhook subscription
     dlv: str  # its delivery of the redemption
+    spare_key: str = ""  # an API key's id that calls may revoke
 
     def params(self) -> dict[str, str]:
         return {
@@ -79,6 +81,7 @@ class World:
             # POS formats: the native one, on its harmless dry run
             "connector": "pos.native",
             "operation": "validate",
+            "key_id": self.spare_key,
         }
 
     def call(
@@ -127,6 +130,7 @@ class World:
 
 POS_ROUTE = "/v1/pos/{connector:str}/{operation:str}"
 BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/v1/keys"): {"role": "analyst", "name": "matrix", "stores": ["SH-001"]},
     ("POST", "/v1/redemptions"): {"store": "SH-001", "order": order()},
     ("POST", "/v1/redemptions/{redemption_id:str}/reversal"): {"reason": "refund"},
     ("POST", "/v1/coupons/{code:str}/claim"): {"customer": "M0001"},
@@ -170,9 +174,10 @@ def world(client, db, merchant, clock) -> World:
     )
     assert r.status_code == 201, r.text
     [dlv] = client.get("/v1/deliveries", headers=merchant.auth()).json()["items"]
+    spare_key = catalog.create_key(db, merchant.id, "analyst", clock.now, name="spare").id
     return World(
         client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
-        sub.json()["id"], dlv["id"],
+        sub.json()["id"], dlv["id"], spare_key,
     )
 
 
@@ -213,6 +218,7 @@ CREDENTIALS = [
     "wrong secret",
     "extra part",
     "revoked key",
+    "expired key",
     "key in another header",
 ]
 
@@ -230,6 +236,13 @@ def bad_credentials(world: World, name: str) -> dict[str, str]:
                 .values(revoked_at=world.clock.now)
             )
         return {"Authorization": f"Bearer {revoked.token}"}
+    if name == "expired key":
+        expiring = catalog.create_key(
+            world.db, world.m.id, "admin", world.clock.now,
+            expires_at=world.clock.now + timedelta(minutes=5),
+        )
+        world.clock.advance(minutes=5)  # expired exactly now
+        return {"Authorization": f"Bearer {expiring.token}"}
     return {
         "none": {},
         "empty": {"Authorization": ""},

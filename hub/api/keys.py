@@ -1,0 +1,64 @@
+"""API keys over the API: create (the token is shown once), list, revoke. Admin only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, JSONBody
+from msgspec import Meta, Struct
+
+from hub.api.dto import Name, StoreCode, UtcTime
+from hub.api.state import hub, principal
+from hub.services import keys
+
+
+class KeyIn(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    role: Literal["admin", "store", "integrator", "analyst"]
+    name: Name | None = None
+    store: StoreCode | None = None  # store keys: their store
+    stores: Annotated[list[StoreCode], Meta(min_length=1, max_length=500)] | None = None
+    expires_at: UtcTime | None = None
+
+
+class KeyController(Controller):
+    path = "/v1/keys"
+    tags = ["keys"]
+
+    @post(
+        "/",
+        sync_to_thread=True,
+        status_code=201,
+        summary="Create an API key; the token is in this answer only",
+    )
+    def create(self, request: Request[Any, Any, Any], data: JSONBody[KeyIn]) -> dict[str, Any]:
+        h, p = hub(request), principal(request)
+        p.require("admin")
+        made = keys.create_key(
+            h.engine,
+            p.merchant_id,
+            data.role,
+            h.clock(),
+            store_code=data.store,
+            name=data.name or "",
+            store_codes=data.stores,
+            expires_at=data.expires_at,
+            created_by=p,
+        )
+        [view] = [k for k in keys.list_keys(h.engine, p, h.clock()) if k["id"] == made.id]
+        return {**view, "token": made.token}
+
+    @get("/", sync_to_thread=True, summary="List the merchant's API keys (never their tokens)")
+    def list(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        h = hub(request)
+        return {"items": keys.list_keys(h.engine, principal(request), h.clock())}
+
+    @post(
+        "/{key_id:str}/revoke",
+        sync_to_thread=True,
+        status_code=200,
+        summary="Revoke an API key (within seconds in every process)",
+    )
+    def revoke(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> dict[str, Any]:
+        h = hub(request)
+        return keys.revoke_key(h.engine, principal(request), key_id, h.clock())

@@ -1,0 +1,107 @@
+"""Who may call what: the one table the API enforces (and the README shows).
+
+Every route of the API is a key of :data:`PERMISSIONS` (method, litestar path template)
+mapped to the roles allowed to call it. The authentication middleware refuses anything
+else with ``403 forbidden``, so a route added without an entry here is closed to every
+key (and ``tests/security/test_role_matrix.py`` fails until the table says who may
+use it). Services keep the finer rules (a store key acts only at its own store; an
+analyst key may be limited to a list of stores).
+
+Roles:
+- ``admin``: the whole merchant.
+- ``store``: one store's till: redeem, validate, reverse its own redemptions, read its
+  own data.
+- ``integrator``: subscriptions, connectors, deliveries and dead letters, alerts; no
+  coupon changes.
+- ``analyst``: read-only: coupons, redemptions, templates, catalogue, alerts — every
+  store or a list of stores.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+ROLES: Final = ("admin", "store", "integrator", "analyst")
+
+ALL: Final = frozenset(ROLES)
+ADMIN: Final = frozenset({"admin"})
+TILL: Final = frozenset({"admin", "store"})
+READERS: Final = frozenset({"admin", "store", "analyst"})
+INTEGRATION: Final = frozenset({"admin", "integrator"})
+OVERSIGHT: Final = frozenset({"admin", "integrator", "analyst"})
+
+# Paths served without a key (health, metrics, the OpenAPI document).
+PUBLIC_PREFIXES: Final = ("/health", "/ready", "/metrics", "/schema")
+
+PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
+    # the caller's own merchant and catalogue
+    ("GET", "/v1/merchant"): ALL,
+    ("GET", "/v1/stores"): ALL,
+    ("POST", "/v1/stores"): ADMIN,
+    ("GET", "/v1/products"): READERS,
+    ("POST", "/v1/products"): ADMIN,
+    ("GET", "/v1/customers"): frozenset({"admin", "analyst"}),
+    ("POST", "/v1/customers"): ADMIN,
+    # templates and coupons
+    ("GET", "/v1/templates"): READERS,
+    ("POST", "/v1/templates"): ADMIN,
+    ("GET", "/v1/templates/{template_id:str}"): READERS,
+    ("POST", "/v1/templates/{template_id:str}/coupons"): ADMIN,
+    ("POST", "/v1/templates/{template_id:str}/pause"): ADMIN,
+    ("POST", "/v1/templates/{template_id:str}/resume"): ADMIN,
+    ("GET", "/v1/coupons/{code:str}"): READERS,
+    ("POST", "/v1/coupons/{code:str}/claim"): ADMIN,
+    ("POST", "/v1/coupons/{code:str}/void"): ADMIN,
+    # redemption (the till)
+    ("POST", "/v1/redemptions"): TILL,
+    ("POST", "/v1/redemptions/validate"): TILL,
+    ("POST", "/v1/redemptions/{redemption_id:str}/reversal"): TILL,
+    ("GET", "/v1/redemptions"): READERS,
+    ("POST", "/v1/pos/{connector:str}/{operation:str}"): TILL,
+    # integration
+    ("GET", "/v1/subscriptions"): INTEGRATION,
+    ("POST", "/v1/subscriptions"): INTEGRATION,
+    ("GET", "/v1/subscriptions/{subscription_id:str}"): INTEGRATION,
+    ("PATCH", "/v1/subscriptions/{subscription_id:str}"): INTEGRATION,
+    ("DELETE", "/v1/subscriptions/{subscription_id:str}"): INTEGRATION,
+    ("POST", "/v1/subscriptions/{subscription_id:str}/pause"): INTEGRATION,
+    ("POST", "/v1/subscriptions/{subscription_id:str}/resume"): INTEGRATION,
+    ("POST", "/v1/subscriptions/{subscription_id:str}/replay-dead"): INTEGRATION,
+    ("GET", "/v1/deliveries"): INTEGRATION,
+    ("GET", "/v1/deliveries/{delivery_id:str}"): INTEGRATION,
+    ("POST", "/v1/deliveries/{delivery_id:str}/replay"): INTEGRATION,
+    ("GET", "/v1/events/schemas"): ALL,
+    ("GET", "/v1/events/schemas/{event_type:str}"): ALL,
+    # keys
+    ("GET", "/v1/keys"): ADMIN,
+    ("POST", "/v1/keys"): ADMIN,
+    ("POST", "/v1/keys/{key_id:str}/revoke"): ADMIN,
+    # audit
+    ("GET", "/v1/audit"): ADMIN,
+    # alerts (guessing, repeat redemption attempts, delivery circuits)
+    ("GET", "/v1/alerts"): OVERSIGHT,
+}
+
+
+def bare(path_template: str) -> str:
+    """``/v1/coupons/{code:str}`` → ``/v1/coupons/{code}`` (the OpenAPI spelling, and
+    what litestar puts in the request scope)."""
+    return _TYPED.sub(r"{\1}", path_template)
+
+
+_TYPED = re.compile(r"\{(\w+):\w+\}")
+_BY_BARE = {(m, bare(p)): roles for (m, p), roles in PERMISSIONS.items()}
+
+
+def allowed(method: str, path_template: str, role: str) -> bool:
+    return role in _BY_BARE.get((method.upper(), bare(path_template)), frozenset())
+
+
+def markdown_table() -> str:
+    """The table as the README shows it (between ``<!-- roles:start/end -->``)."""
+    lines = ["| operation | " + " | ".join(ROLES) + " |", "|---|" + "---|" * len(ROLES)]
+    for (method, path), roles in PERMISSIONS.items():
+        marks = " | ".join("✓" if r in roles else "" for r in ROLES)
+        lines.append(f"| `{method} {bare(path)}` | {marks} |")
+    return "\n".join(lines) + "\n"
