@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
 
+from hub.api.alerts import client_address, too_many_docs
 from hub.api.dto import ClaimIn, VoidIn
 from hub.api.state import hub, principal, run_db
 from hub.services import issuing, queries
@@ -16,13 +18,16 @@ class CouponController(Controller):
     path = "/v1/coupons"
     tags = ["coupons"]
 
-    @get("/{code:str}", summary="A coupon's status, rules and history")
+    @get("/{code:str}", summary="A coupon's status, rules and history", responses=too_many_docs())
     async def get_coupon(
         self, request: Request[Any, Any, Any], code: FromPath[str]
     ) -> dict[str, Any]:
         h = hub(request)
+        p, now = principal(request), h.clock()
+        look_up = partial(queries.coupon_status, h.engine, p, code, now)
+        # behind the guessing defence: unknown or mistyped codes count, a blocked key gets 429
         return await run_db(
-            request, queries.coupon_status, h.engine, principal(request), code, h.clock()
+            request, h.settings.guard.guarded, h.engine, p, client_address(request), now, look_up
         )
 
     @post(

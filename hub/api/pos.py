@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
+from hub.api.alerts import client_address
 from hub.api.state import hub, principal, run_db
 from hub.connectors import OPERATIONS, Connector, get_connector
 from hub.domain.errors import DomainError, refuse
@@ -55,9 +56,18 @@ class PosController(Controller):
         "`pos.native`, `pos.poslog`, `pos.mapped.acme`; `operation`: "
         f"{', '.join(OPERATIONS)}. The body and the reply are in the connector's format "
         "(JSON or POSLog XML); the vendor's request id is the idempotency key.",
+        # The reply (and a refusal of the payload) is in the connector's format, JSON or
+        # XML, so it has no one schema; 401/403/404/413/415 come before the connector and
+        # are problem+json (documented by hub.api.hardening.document_problems).
         responses={
-            404: ResponseSpec(data_container=dict, description="Unknown connector/operation"),
-            415: ResponseSpec(data_container=dict, description="Content-Type not accepted"),
+            s: ResponseSpec(data_container=None, description=f"{what}, in the connector's format")
+            for s, what in (
+                (200, "The outcome"),
+                (400, "The payload is not well-formed"),
+                (409, "The coupon's state refuses the operation"),
+                (422, "The payload or a redemption rule refuses the operation"),
+                (429, "Too many unknown or mistyped codes from this key or address"),
+            )
         },
     )
     async def pos(
@@ -88,6 +98,7 @@ class PosController(Controller):
             dict(request.headers),
             now=h.clock(),
             settings=h.settings,
+            client=client_address(request),
         )
         return Response(
             content=reply.body,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -10,6 +9,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from hub.api.alerts import client_address, too_many_docs
 from hub.api.dto import (
     Problem,
     RedeemIn,
@@ -19,10 +19,10 @@ from hub.api.dto import (
     ReversalOut,
     ValidationOut,
 )
+from hub.api.params import Since, Until, query_time
 from hub.api.state import hub, principal, run_db
 from hub.api.strict import strict
 from hub.domain.cart import Line, Order
-from hub.domain.errors import refuse
 from hub.services import queries
 from hub.services import redeem as svc
 from hub.services.commands import HttpResult, RedeemCommand
@@ -45,27 +45,6 @@ def to_command(data: JSONBody[RedeemIn]) -> RedeemCommand:
         order=Order(id=data.order.id, amount=data.order.amount, lines=lines),
         occurred_at=data.occurred_at,
     )
-
-
-def query_time(name: str, raw: str | None) -> datetime | None:
-    """An ISO 8601 time with an offset from the query string, or a 422 naming ``name``."""
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError:
-        raise refuse(
-            "invalid_request",
-            f"{name} must be an ISO 8601 time with an offset, e.g. 2026-11-25T08:00:00Z",
-            errors=[{"field": name, "message": "not an ISO 8601 time"}],
-        ) from None
-    if value.tzinfo is None:
-        raise refuse(
-            "invalid_request",
-            f"{name} needs a time zone offset",
-            errors=[{"field": name, "message": "naive time"}],
-        )
-    return value
 
 
 def send(result: HttpResult) -> Response[bytes]:
@@ -99,7 +78,7 @@ class RedemptionController(Controller):
     @post(
         "/",
         status_code=201,
-        responses=_problem_docs(400, 401, 403, 404, 409, 413, 422),
+        responses=_problem_docs(400, 401, 403, 404, 409, 413, 422) | too_many_docs(),
         summary="Redeem a coupon (核销), exactly once per Idempotency-Key",
     )
     async def redeem(
@@ -129,13 +108,14 @@ class RedemptionController(Controller):
             canonical_body=msgspec.json.encode(data),
             now=h.clock(),
             settings=h.settings,
+            client=client_address(request),
         )
         return send(result)  # type: ignore[return-value]
 
     @post(
         "/validate",
         status_code=200,
-        responses=_problem_docs(400, 401, 403, 404, 409, 413, 422),
+        responses=_problem_docs(400, 401, 403, 404, 409, 413, 422) | too_many_docs(),
         summary="Dry run: every redeem check, no change",
     )
     async def validate(
@@ -154,6 +134,7 @@ class RedemptionController(Controller):
             to_command(data),
             h.clock(),
             h.settings,
+            client_address(request),
         )
         return msgspec.convert(body, ValidationOut)
 
@@ -201,22 +182,8 @@ class RedemptionController(Controller):
         self,
         request: Request[Any, Any, Any],
         store: FromQuery[str | None] = None,
-        since: Annotated[
-            str | None,
-            QueryParameter(
-                name="from",
-                description="occurred_at ≥ this (ISO 8601 with offset)",
-                format="date-time",
-            ),
-        ] = None,
-        until: Annotated[
-            str | None,
-            QueryParameter(
-                name="to",
-                description="occurred_at < this (ISO 8601 with offset)",
-                format="date-time",
-            ),
-        ] = None,
+        since: Since = None,
+        until: Until = None,
         template: FromQuery[str | None] = None,
         channel: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,

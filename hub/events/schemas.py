@@ -427,8 +427,15 @@ def _data_schemas() -> dict[str, Schema]:
                 "alert": {
                     "type": "string",
                     "minLength": 1,
-                    "description": "Kind of alert, e.g. subscription_circuit_open.",
-                    "examples": ["subscription_circuit_open"],
+                    "description": "Kind of alert: subscription_circuit_open, "
+                    "code_enumeration_suspected (a key or address was blocked for guessing "
+                    "codes), repeat_redemption_attempt (a redeemed code presented again, or "
+                    "one code tried at several stores, within the repeat window).",
+                    "examples": [
+                        "subscription_circuit_open",
+                        "code_enumeration_suspected",
+                        "repeat_redemption_attempt",
+                    ],
                 },
                 "severity": {"enum": list(ALERT_SEVERITIES)},
                 "message": {"type": "string", "description": "Human-readable summary."},

@@ -84,6 +84,7 @@ def execute(
     *,
     now: datetime,
     settings: svc.Settings,
+    client: str | None = None,
 ) -> InboundResult:
     """Run ``command`` as the native API would; refusals come back as problem results."""
     key = idempotency_key(connector, command, headers)
@@ -113,7 +114,9 @@ def execute(
         if command.redeem is None:
             raise refuse("invalid_pos_payload", "The payload names no coupon to redeem.")
         if command.operation == "validate":
-            return InboundResult(200, svc.validate(engine, p, command.redeem, now, settings))
+            return InboundResult(
+                200, svc.validate(engine, p, command.redeem, now, settings, client)
+            )
         return _from_http(
             svc.redeem(
                 engine,
@@ -123,6 +126,7 @@ def execute(
                 canonical_body=msgspec.json.encode(command.redeem),
                 now=now,
                 settings=settings,
+                client=client,
             )
         )
     except DomainError as err:
@@ -153,6 +157,7 @@ def handle(
     *,
     now: datetime,
     settings: svc.Settings,
+    client: str | None = None,
 ) -> InboundReply:
     """Parse, execute and reply, all in the vendor's format. Never raises for a
     connector's fault: a connector that cannot render its reply gets a problem+json."""
@@ -174,7 +179,9 @@ def handle(
                 f"This key belongs to store {p.store_code}; it cannot act at {command.store}.",
                 status=403,
             )
-        result = execute(engine, p, connector, command, headers, now=now, settings=settings)
+        result = execute(
+            engine, p, connector, command, headers, now=now, settings=settings, client=client
+        )
     except DomainError as err:
         result = InboundResult(err.status, problem_for(err))
     log.info(

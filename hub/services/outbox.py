@@ -24,7 +24,9 @@ EVENT_TYPES = (
 )
 
 # alert.raised data: {"alert": <kind>, "severity": "warning"|"critical", "message": str,
-#                     "details": {...}}; kinds so far: "subscription_circuit_open".
+#                     "details": {...}}; kinds so far: "subscription_circuit_open",
+#                     "code_enumeration_suspected", "repeat_redemption_attempt"
+#                     (hub/services/alerts.py lists them and explains each).
 
 
 def event_row(

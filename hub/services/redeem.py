@@ -10,7 +10,7 @@ at most once under any race; the domain decides everything else.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,14 @@ import structlog
 from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 
 from hub.db.engine import read_conn, write_conn
-from hub.db.schema import coupon_templates, coupons, customers, redemptions, stores
+from hub.db.schema import (
+    code_attempts,
+    coupon_templates,
+    coupons,
+    customers,
+    redemptions,
+    stores,
+)
 from hub.domain.cart import Discount, Order
 from hub.domain.codes import mask, parse_code
 from hub.domain.errors import DomainError, refuse
@@ -27,8 +34,9 @@ from hub.domain.redeeming import CouponFacts, RedeemContext, check_redeemable
 from hub.domain.state import Action, CouponState, transition
 from hub.domain.templates import CHANNELS
 from hub.domain.validity import Window
-from hub.services import idempotency, outbox
+from hub.services import alerts, audit, idempotency, outbox
 from hub.services.commands import HttpResult, RedeemCommand
+from hub.services.guard import Guard
 from hub.services.jsonio import dumps, iso
 from hub.services.principal import Principal
 from hub.services.problems import problem_bytes
@@ -44,6 +52,8 @@ MAX_OFFLINE_AGE = timedelta(days=7)
 class Settings:
     idempotency_ttl: timedelta = idempotency.DEFAULT_TTL
     max_offline_age: timedelta = MAX_OFFLINE_AGE
+    # guessing defence and repeat-attempt alerts (guard.py, alerts.py); one per app
+    guard: Guard = field(default_factory=Guard.from_env)
 
 
 _COUPON_COLUMNS = (
@@ -58,6 +68,11 @@ _COUPON_COLUMNS = (
     coupon_templates.c.kind,
     coupon_templates.c.rules,
     customers.c.external_id.label("customer"),
+    # recent refused attempts (alerts.py): an index probe inside this read, no round trip
+    select(code_attempts.c.id)
+    .where(code_attempts.c.coupon_id == coupons.c.id, code_attempts.c.at > bindparam("b_since"))
+    .exists()
+    .label("refused_recently"),
 )
 
 
@@ -166,8 +181,10 @@ def _decide(
         raise
 
 
-def _find_coupon(conn: Connection, p: Principal, code: str) -> Any:
-    row = conn.execute(_COUPON_BY_CODE, {"b_code": code, "b_merchant": p.merchant_id}).first()
+def _find_coupon(conn: Connection, p: Principal, code: str, since: datetime) -> Any:
+    row = conn.execute(
+        _COUPON_BY_CODE, {"b_code": code, "b_merchant": p.merchant_id, "b_since": since}
+    ).first()
     if row is None:
         raise refuse("coupon_not_found", "No coupon with this code.", status=404)
     return row
@@ -208,15 +225,50 @@ def _order_view(order: Order) -> dict[str, Any]:
 
 
 def validate(
-    engine: Engine, p: Principal, cmd: RedeemCommand, now: datetime, settings: Settings = Settings()
+    engine: Engine,
+    p: Principal,
+    cmd: RedeemCommand,
+    now: datetime,
+    settings: Settings = Settings(),
+    client: str | None = None,
 ) -> dict[str, Any]:
-    """The dry run: every redeem check, no change. Returns the would-be discount."""
+    """The dry run: every redeem check, no change. Returns the would-be discount.
+
+    ``client`` is the caller's address (the guessing defence counts per key and per
+    address); a refusal is noted for the guard and the repeat-attempt alerts in a short
+    write transaction of its own, so the successful dry run stays read-only."""
+    guard = settings.guard
+    guard.check(engine, p, client, now)
+    seen = alerts.Attempt(since=now - guard.limits.repeat_window)
+    try:
+        body = _validate(engine, p, cmd, now, settings, seen)
+    except DomainError as err:
+        if guard.counts(err) or seen.coupon_id is not None:
+            with write_conn(engine) as conn:
+                guard.count(conn, p, client, err, now)
+                alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, err.code, now)
+        raise
+    if seen.refused_recently:
+        with write_conn(engine) as conn:
+            alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, None, now)
+    return body
+
+
+def _validate(
+    engine: Engine,
+    p: Principal,
+    cmd: RedeemCommand,
+    now: datetime,
+    settings: Settings,
+    seen: alerts.Attempt,
+) -> dict[str, Any]:
     code = parse_code(cmd.code)
     _check_channel(cmd.channel)
     at = _judged_at(cmd, now, settings)
     with read_conn(engine) as conn:
         _store_id, store_code = _resolve_store(conn, p, cmd.store)
-        row = _find_coupon(conn, p, code)
+        row = _find_coupon(conn, p, code, seen.since)
+        seen.saw(row, store_code)
         discount = _decide(conn, row, store_code, cmd, at, p)
     return {
         "status": "valid",
@@ -229,21 +281,30 @@ def validate(
 
 
 def _redeem_in_txn(
-    conn: Connection, p: Principal, cmd: RedeemCommand, code: str, at: datetime, now: datetime
+    conn: Connection,
+    p: Principal,
+    cmd: RedeemCommand,
+    code: str,
+    at: datetime,
+    now: datetime,
+    seen: alerts.Attempt,
 ) -> tuple[int, bytes]:
     store_id, store_code = _resolve_store(conn, p, cmd.store)
-    row = _find_coupon(conn, p, code)
+    row = _find_coupon(conn, p, code, seen.since)
+    seen.saw(row, store_code)
     discount = _decide(conn, row, store_code, cmd, at, p)
     redemption_id = new_id("rdm")
     changed = conn.execute(
         _MARK_REDEEMED, {"b_id": row.id, "b_redemption_id": redemption_id}
     ).first()
     if changed is None:  # lost a race: someone else redeemed (or voided) it meanwhile
-        current = _find_coupon(conn, p, code)
+        current = _find_coupon(conn, p, code, seen.since)
+        seen.redemption_id = current.redemption_id
         if current.status == CouponState.REDEEMED.value:
             raise _already_redeemed(conn, current.redemption_id)
         transition(CouponState(current.status), Action.REDEEM)
         raise refuse("coupon_already_redeemed", "The coupon was redeemed already.", status=409)
+    seen.redemption_id, seen.redeemed_now = redemption_id, True
     gift = gift_of(row.kind, row.rules, discount.units_given)
     detail = {"order": _order_view(cmd.order), **_discount_view(discount, cmd.order)}
     if gift is not None:
@@ -314,12 +375,37 @@ def redeem(
     canonical_body: bytes,
     now: datetime,
     settings: Settings = Settings(),
+    client: str | None = None,
 ) -> HttpResult:
-    """Redeem a coupon exactly once for this idempotency key (see idempotency.py)."""
+    """Redeem a coupon exactly once for this idempotency key (see idempotency.py).
+
+    ``client`` is the caller's address for the guessing defence. A blocked key or
+    address gets 429 before anything else (never stored under the Idempotency-Key);
+    refusals are counted and noted in the redeem's own transaction, so a replayed
+    stored refusal is not a new failure."""
+    guard = settings.guard
+    guard.check(engine, p, client, now)
     key = idempotency.check_key(idempotency_key)
-    code = parse_code(cmd.code)
+    try:
+        code = parse_code(cmd.code)
+    except DomainError as err:
+        guard.count_txn(engine, p, client, err, now)
+        raise
     _check_channel(cmd.channel)
     at = _judged_at(cmd, now, settings)
+    seen = alerts.Attempt(since=now - guard.limits.repeat_window)
+
+    def work(conn: Connection) -> tuple[int, bytes]:
+        try:
+            result = _redeem_in_txn(conn, p, cmd, code, at, now, seen)
+        except DomainError as err:
+            guard.count(conn, p, client, err, now)
+            alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, err.code, now)
+            raise
+        if seen.refused_recently:
+            alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, None, now)
+        return result
+
     return _run_once(
         engine,
         p,
@@ -329,7 +415,7 @@ def redeem(
         now,
         settings,
         instance="/v1/redemptions",
-        work=lambda conn: _redeem_in_txn(conn, p, cmd, code, at, now),
+        work=work,
         on_refusal=lambda err: log.info("redeem.refused", code=mask(code), reason=err.code),
     )
 
@@ -478,6 +564,10 @@ def _reverse_in_txn(
                 },
             )
         ],
+    )
+    audit.record(
+        conn, p, "redemption.reversed", "redemption", redemption_id, now,
+        reason=reason, store=red.store_code,
     )
     log.info(
         "coupon.redemption_reversed",

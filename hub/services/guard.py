@@ -1,0 +1,430 @@
+"""Guessing defence: failed code look-ups throttled per API key and per client address.
+
+A *failure* is a look-up, validate or redeem refused with ``coupon_not_found`` or
+``code_malformed``. Each one is counted in two *scopes*: the API key
+(``key:<key id>``) and the client address (``addr:<merchant id>:<address>``; the
+address is per merchant, so tills of several merchants behind one NAT never block each
+other). When a scope has ``limit`` failures within the last ``window`` (a sliding
+window), it is blocked until the oldest of those failures leaves the window; while
+blocked, *every* look-up, validate and redeem from it answers 429
+``too_many_failed_attempts`` with ``Retry-After`` — valid codes too, since a guesser
+that found one must not learn it. The block raises one ``alert.raised``
+(``code_enumeration_suspected``) in the transaction that creates it.
+
+State lives in the database (works for the embedded SQLite file and for PostgreSQL
+behind any number of API processes; Redis would add a moving part the hub does not
+otherwise need): ``failed_attempts`` (one row per failure and scope, pruned per scope
+as the window slides) and ``throttle_blocks`` (scope → blocked_until).
+
+Cost on the hot path: a successful request writes nothing. Its "blocked?" check is a
+primary-key read of ``throttle_blocks`` that each process caches for
+``Limits.cache_seconds`` (1 s): a process sees a block made by another within that
+time, and its own blocks at once. Failures are counted only when a refusal happens,
+in the refusal's own transaction (a redeem's) or a short one of their own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Literal, TypeVar
+
+import structlog
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from hub.db.engine import after_commit, read_conn, write_conn
+from hub.db.schema import failed_attempts, throttle_blocks
+from hub.domain.errors import DomainError, refuse
+from hub.services import alerts
+from hub.services.jsonio import iso
+from hub.services.principal import Principal
+
+log = structlog.get_logger("hub.guard")
+
+COUNTED = frozenset({"coupon_not_found", "code_malformed"})
+ENUMERATION_ALERT = "code_enumeration_suspected"
+_CACHE_SIZE = 10_000
+
+
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> timedelta:
+    raw = env.get(name)
+    value = default if raw is None or not raw.strip() else float(raw)
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return timedelta(seconds=value)
+
+
+def _env_count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    value = default if raw is None or not raw.strip() else int(raw)
+    if value < 0:
+        raise ValueError(f"{name} must be 0 (off) or a positive count, not {raw!r}")
+    return value
+
+
+def _proxies(raw: str | None) -> tuple[str, ...]:
+    entries = tuple(e.strip() for e in (raw or "").split(",") if e.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"HUB_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+            ) from None
+    return entries
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The guard's knobs (``HUB_GUESS_*``, ``HUB_REPEAT_WINDOW_SECONDS``,
+    ``HUB_TRUSTED_PROXIES``). A limit of 0 switches that scope's counting off."""
+
+    window: timedelta = timedelta(seconds=600)
+    max_per_key: int = 20
+    max_per_address: int = 50
+    repeat_window: timedelta = timedelta(seconds=600)
+    # peers whose X-Forwarded-For is believed: IP addresses or networks (a bare name
+    # such as "testclient" matches that peer literally)
+    trusted_proxies: tuple[str, ...] = ()
+    cache_seconds: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
+        e = os.environ if env is None else env
+        return cls(
+            window=_env_seconds(e, "HUB_GUESS_WINDOW_SECONDS", 600),
+            max_per_key=_env_count(e, "HUB_GUESS_MAX_FAILURES", 20),
+            max_per_address=_env_count(e, "HUB_GUESS_MAX_FAILURES_PER_ADDRESS", 50),
+            repeat_window=_env_seconds(e, "HUB_REPEAT_WINDOW_SECONDS", 600),
+            trusted_proxies=_proxies(e.get("HUB_TRUSTED_PROXIES")),
+        )
+
+
+@dataclass(frozen=True)
+class Scope:
+    name: str
+    kind: Literal["key", "address"]
+    limit: int
+
+
+# statements, built once
+_BLOCKS = select(throttle_blocks.c.scope, throttle_blocks.c.blocked_until).where(
+    throttle_blocks.c.scope.in_(bindparam("b_scopes", expanding=True))
+)
+_INSERT_FAILURE = insert(failed_attempts)
+_PRUNE_SCOPE = delete(failed_attempts).where(
+    failed_attempts.c.scope == bindparam("b_scope"),
+    failed_attempts.c.at <= bindparam("b_before"),
+)
+# the limit-th most recent failure in the window: exists iff the scope is at its limit
+_NTH_FAILURE = (
+    select(failed_attempts.c.at)
+    .where(failed_attempts.c.scope == bindparam("b_scope"))
+    .where(failed_attempts.c.at > bindparam("b_since"))
+    .order_by(failed_attempts.c.at.desc())
+    .limit(1)
+    .offset(bindparam("b_offset"))
+)
+_COUNT = select(func.count()).where(
+    failed_attempts.c.scope == bindparam("b_scope"),
+    failed_attempts.c.at > bindparam("b_since"),
+)
+_PG_NEW_BLOCK = (
+    pg_insert(throttle_blocks).on_conflict_do_nothing().returning(throttle_blocks.c.scope)
+)
+_SQLITE_NEW_BLOCK = (
+    sqlite_insert(throttle_blocks).on_conflict_do_nothing().returning(throttle_blocks.c.scope)
+)
+_REOPEN_BLOCK = (
+    update(throttle_blocks)
+    .where(
+        throttle_blocks.c.scope == bindparam("b_scope"),
+        throttle_blocks.c.blocked_until <= bindparam("b_now"),
+    )
+    .values(
+        blocked_at=bindparam("b_now"),
+        blocked_until=bindparam("b_until"),
+        failures=bindparam("b_failures"),
+    )
+    .returning(throttle_blocks.c.scope)
+)
+_EXTEND_BLOCK = (
+    update(throttle_blocks)
+    .where(
+        throttle_blocks.c.scope == bindparam("b_scope"),
+        throttle_blocks.c.blocked_until < bindparam("b_until"),
+    )
+    .values(blocked_until=bindparam("b_until"), failures=bindparam("b_failures"))
+)
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class Guard:
+    """The limits plus this process's short cache of block state (one per app)."""
+
+    limits: Limits = field(default_factory=Limits)
+    _cache: dict[str, tuple[float, datetime | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    @classmethod
+    def from_env(cls) -> Guard:
+        return cls(Limits.from_env())
+
+    # --- who is asking -----------------------------------------------------------------
+
+    def client_address(self, peer: str | None, forwarded: str | None) -> str | None:
+        """The client's address: the TCP peer, or — when the peer is a trusted proxy —
+        the nearest untrusted hop of ``X-Forwarded-For`` (read right to left)."""
+        if not peer:
+            return None
+        addr = _normalise(peer)
+        if forwarded and self._trusted(addr):
+            for hop in reversed(forwarded.split(",")):
+                hop_addr = _normalise(hop.strip())
+                if not _is_ip(hop_addr):
+                    break  # garbage a proxy passed on: keep the last good hop
+                addr = hop_addr
+                if not self._trusted(addr):
+                    break
+        return addr[:64]
+
+    def _trusted(self, addr: str) -> bool:
+        for entry in self.limits.trusted_proxies:
+            if entry == addr:
+                return True
+            try:
+                if ipaddress.ip_address(addr) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+        return False
+
+    def scopes(self, p: Principal, client: str | None) -> tuple[Scope, ...]:
+        out = []
+        if self.limits.max_per_key > 0:
+            out.append(Scope(f"key:{p.key_id}", "key", self.limits.max_per_key))
+        if client and self.limits.max_per_address > 0:
+            out.append(
+                Scope(f"addr:{p.merchant_id}:{client}", "address", self.limits.max_per_address)
+            )
+        return tuple(out)
+
+    # --- the hot-path check ------------------------------------------------------------
+
+    def check(self, engine: Engine, p: Principal, client: str | None, now: datetime) -> None:
+        """Raise 429 ``too_many_failed_attempts`` while the key or address is blocked."""
+        scopes = self.scopes(p, client)
+        if not scopes:
+            return
+        until = self._blocked_until(engine, scopes, now)
+        if until is None:
+            return
+        retry_after = max(1, math.ceil((until - now).total_seconds()))
+        raise refuse(
+            "too_many_failed_attempts",
+            "Too many unknown or mistyped coupon codes from this key or address; "
+            f"look-ups, validations and redemptions are refused for {retry_after} s.",
+            status=429,
+            retry_after=retry_after,
+            blocked_until=iso(until),
+        )
+
+    def _blocked_until(
+        self, engine: Engine, scopes: tuple[Scope, ...], now: datetime
+    ) -> datetime | None:
+        mono = time.monotonic()
+        known: dict[str, datetime | None] = {}
+        missing: list[str] = []
+        with self._lock:
+            for s in scopes:
+                item = self._cache.get(s.name)
+                if item is not None and item[0] > mono:
+                    known[s.name] = item[1]
+                else:
+                    missing.append(s.name)
+        if missing:
+            with read_conn(engine) as conn:
+                rows: dict[str, datetime] = {
+                    r.scope: r.blocked_until
+                    for r in conn.execute(_BLOCKS, {"b_scopes": missing}).all()
+                }
+            expires = mono + self.limits.cache_seconds
+            with self._lock:
+                if len(self._cache) >= _CACHE_SIZE:
+                    self._cache.clear()
+                for name in missing:
+                    known[name] = rows.get(name)
+                    self._cache[name] = (expires, rows.get(name))
+        active = [u for u in known.values() if u is not None and u > now]
+        return max(active) if active else None
+
+    def _remember(self, name: str, until: datetime) -> None:
+        with self._lock:
+            self._cache[name] = (time.monotonic() + self.limits.cache_seconds, until)
+
+    # --- counting refusals ---------------------------------------------------------------
+
+    def counts(self, err: DomainError) -> bool:
+        return err.code in COUNTED
+
+    def count(
+        self, conn: Connection, p: Principal, client: str | None, err: DomainError, now: datetime
+    ) -> None:
+        """Count a refusal (if it is a guessing failure) in the caller's write
+        transaction; block a scope that reaches its limit, with one alert per block."""
+        if not self.counts(err):
+            return
+        window = self.limits.window
+        since = now - window
+        for scope in self.scopes(p, client):
+            conn.execute(
+                _INSERT_FAILURE, {"scope": scope.name, "merchant_id": p.merchant_id, "at": now}
+            )
+            conn.execute(_PRUNE_SCOPE, {"b_scope": scope.name, "b_before": since})
+            nth = conn.execute(
+                _NTH_FAILURE, {"b_scope": scope.name, "b_since": since, "b_offset": scope.limit - 1}
+            ).scalar()
+            if nth is None:
+                continue
+            until = nth + window
+            failures = int(
+                conn.execute(_COUNT, {"b_scope": scope.name, "b_since": since}).scalar_one()
+            )
+            if self._block(conn, scope, p.merchant_id, until, failures, now):
+                self._alert(conn, scope, p, client, until, failures, now)
+            after_commit(conn, partial(self._remember, scope.name, until))
+
+    def count_txn(
+        self, engine: Engine, p: Principal, client: str | None, err: DomainError, now: datetime
+    ) -> None:
+        """:meth:`count` in a short write transaction of its own (only for failures)."""
+        if self.counts(err):
+            with write_conn(engine) as conn:
+                self.count(conn, p, client, err, now)
+
+    def guarded(
+        self,
+        engine: Engine,
+        p: Principal,
+        client: str | None,
+        now: datetime,
+        fn: Callable[[], T],
+    ) -> T:
+        """Run a read-only look-up (``fn``) behind the check, counting its failures."""
+        self.check(engine, p, client, now)
+        try:
+            return fn()
+        except DomainError as err:
+            self.count_txn(engine, p, client, err, now)
+            raise
+
+    def _block(
+        self,
+        conn: Connection,
+        scope: Scope,
+        merchant_id: str,
+        until: datetime,
+        failures: int,
+        now: datetime,
+    ) -> bool:
+        """Block ``scope`` until ``until``; True when this opened a new block (no row,
+        or the last block had ended), so racing processes raise one alert, not two."""
+        new_block = _PG_NEW_BLOCK if conn.dialect.name == "postgresql" else _SQLITE_NEW_BLOCK
+        row = {
+            "scope": scope.name,
+            "merchant_id": merchant_id,
+            "blocked_at": now,
+            "blocked_until": until,
+            "failures": failures,
+        }
+        if conn.execute(new_block, row).first() is not None:
+            return True
+        ident = {"b_scope": scope.name, "b_until": until, "b_failures": failures}
+        if conn.execute(_REOPEN_BLOCK, {**ident, "b_now": now}).first() is not None:
+            return True
+        conn.execute(_EXTEND_BLOCK, ident)
+        return False
+
+    def _alert(
+        self,
+        conn: Connection,
+        scope: Scope,
+        p: Principal,
+        client: str | None,
+        until: datetime,
+        failures: int,
+        now: datetime,
+    ) -> None:
+        minutes = self.limits.window.total_seconds() / 60
+        who = f"API key {p.key_id}" if scope.kind == "key" else f"address {client}"
+        alerts.raise_alert(
+            conn,
+            merchant_id=p.merchant_id,
+            kind=ENUMERATION_ALERT,
+            severity="warning",
+            message=f"{failures} unknown or mistyped coupon codes from {who} within "
+            f"{minutes:g} min: someone may be guessing codes. Its look-ups, validations "
+            f"and redemptions are refused until {iso(until)}.",
+            details={
+                "scope": scope.kind,
+                "key_id": p.key_id,
+                "store": p.store_code,
+                "address": client,
+                "failures": failures,
+                "limit": scope.limit,
+                "window_seconds": int(self.limits.window.total_seconds()),
+                "blocked_until": iso(until),
+            },
+            now=now,
+            store_code=p.store_code,
+        )
+        log.warning(
+            "guard.blocked",
+            scope=scope.kind,
+            key_id=p.key_id,
+            address=client,
+            failures=failures,
+            blocked_until=iso(until),
+        )
+
+
+def _normalise(addr: str) -> str:
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return addr
+
+
+def _is_ip(addr: str) -> bool:
+    try:
+        ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return True
+
+
+def prune(engine: Engine, now: datetime, limits: Limits | None = None) -> int:
+    """Delete guard rows no window can see any more (for a housekeeping loop); returns
+    how many. Each scope also prunes its own rows whenever it fails again."""
+    lim = limits or Limits.from_env()
+    with write_conn(engine) as conn:
+        n = conn.execute(delete(failed_attempts).where(failed_attempts.c.at <= now - lim.window))
+        b = conn.execute(delete(throttle_blocks).where(throttle_blocks.c.blocked_until <= now))
+        total = int(n.rowcount or 0) + int(b.rowcount or 0)
+        total += alerts.prune(conn, now, lim.repeat_window)
+    return total
