@@ -20,7 +20,7 @@ from hub.domain.state import Action, CouponState, transition
 from hub.domain.template_codec import template_from_dict, template_to_dict
 from hub.domain.templates import CHANNELS
 from hub.domain.validity import Window, window_for
-from hub.services import outbox
+from hub.services import audit, outbox
 from hub.services.jsonio import iso
 from hub.services.principal import Principal
 from hub.services.template_cache import template_of
@@ -81,6 +81,7 @@ def create_template(
                 )
             ],
         )
+        audit.record(conn, p, "template.created", "template", template_id, now, name=name)
         row = _get_row(conn, p, template_id)
     return _template_view(row)
 
@@ -137,6 +138,8 @@ def set_template_status(
                     )
                 ],
             )
+            action = "template.paused" if status == "paused" else "template.resumed"
+            audit.record(conn, p, action, "template", template_id, now)
         return _template_view(_get_row(conn, p, template_id))
 
 
@@ -257,6 +260,10 @@ def issue_coupons(
         template = template_of(row.id, row.rules)
         window = window_for(template.validity, now, p.tz)
         issued = _insert_coupons(conn, p, row, holders, ids_by_ext, channel, window, now)
+        audit.record(
+            conn, p, "coupons.issued", "template", template_id, now,
+            count=len(issued), to_customers=customer_external_ids is not None,
+        )
     return {"template_id": template_id, "issued": len(issued), "coupons": issued}
 
 
@@ -380,6 +387,9 @@ def claim_coupon(
                 )
             ],
         )
+        audit.record(
+            conn, p, "coupon.claimed", "coupon", code, now, customer=customer_external_id
+        )
     return {"code": code, "customer": customer_external_id, "status": c.status}
 
 
@@ -416,4 +426,5 @@ def void_coupon(
                 )
             ],
         )
+        audit.record(conn, p, "coupon.voided", "coupon", code, now, reason=reason)
     return {"code": code, "status": new_state.value, "voided_at": iso(now), "reason": reason}

@@ -19,6 +19,8 @@ from hub.db.schema import (
 from hub.delivery.queue import enqueue_after_commit
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
+from hub.secrets import decrypt_fields, encrypt_config, keyring
+from hub.services import audit
 from hub.services.jsonio import iso
 from hub.services.outbox import EVENT_TYPES
 from hub.services.principal import Principal
@@ -130,7 +132,7 @@ def create(
     description: str | None,
     now: datetime,
 ) -> dict[str, Any]:
-    p.require_admin()
+    p.require("admin", "integrator")
     conn_impl = get_connector(connector)
     conn_impl.check_config(config)
     sub_id = new_id("sub")
@@ -138,7 +140,7 @@ def create(
         "id": sub_id,
         "merchant_id": p.merchant_id,
         "connector": connector,
-        "config": config,
+        "config": encrypt_config(keyring(engine), config, conn_impl.secret_fields),
         "events": _check_events(connector, events),
         "filter": _check_filter(engine, p, flt or {}),
         "retry_schedule": _check_schedule(retry_schedule),
@@ -151,6 +153,10 @@ def create(
     with write_conn(engine) as conn:
         conn.execute(insert(subscriptions).values(**values))
         row = _get_row(conn, p, sub_id)
+        audit.record(
+            conn, p, "subscription.created", "subscription", sub_id, now,
+            connector=connector, events=values["events"],
+        )
     return _view(row)
 
 
@@ -168,13 +174,13 @@ def _get_row(conn: Any, p: Principal, sub_id: str) -> Any:
 
 
 def get(engine: Engine, p: Principal, sub_id: str) -> dict[str, Any]:
-    p.require_admin()
+    p.require("admin", "integrator")
     with read_conn(engine) as conn:
         return _view(_get_row(conn, p, sub_id))
 
 
 def list_all(engine: Engine, p: Principal) -> list[dict[str, Any]]:
-    p.require_admin()
+    p.require("admin", "integrator")
     with read_conn(engine) as conn:
         rows = conn.execute(
             select(subscriptions)
@@ -200,17 +206,29 @@ def update_subscription(
     fields_set: set[str],
 ) -> dict[str, Any]:
     """Change the given fields. A config update may leave secrets out: they are kept."""
-    p.require_admin()
+    p.require("admin", "integrator")
     with read_conn(engine) as conn:
         current = _get_row(conn, p, sub_id)
     changes: dict[str, Any] = {"updated_at": now}
     if config is not None:
         connector = get_connector(current.connector)
-        merged = dict(config)
-        for secret in connector.secret_fields:
-            if secret not in merged and secret in current.config:
-                merged[secret] = current.config[secret]
-        changes["config"] = connector.check_config(merged)
+        ring = keyring(engine)
+        kept = [s for s in connector.secret_fields if s not in config and s in current.config]
+        plain, lost = decrypt_fields(ring, current.config, kept)
+        if lost:  # the stored secret is unreadable with today's keys: ask for it again
+            field_name = f"config.{lost[0]}"
+            message = (
+                "the stored secret cannot be decrypted with the configured HUB_SECRET_KEY; "
+                "send it again"
+            )
+            raise refuse(
+                "invalid_config",
+                f"{field_name}: {message}",
+                errors=[{"field": f"config.{name}", "message": message} for name in lost],
+            )
+        merged = {**config, **plain}
+        connector.check_config(merged)  # on plaintext: the schema sees the real values
+        changes["config"] = encrypt_config(ring, merged, connector.secret_fields)
     if events is not None:
         changes["events"] = _check_events(current.connector, events)
     if flt is not None:
@@ -223,6 +241,9 @@ def update_subscription(
         conn.execute(
             update(subscriptions).where(subscriptions.c.id == current.id).values(**changes)
         )
+        # which fields changed, never their values (a config holds secrets)
+        changed = sorted(k for k in changes if k != "updated_at")
+        audit.record(conn, p, "subscription.updated", "subscription", sub_id, now, fields=changed)
         return _view(_get_row(conn, p, sub_id))
 
 
@@ -230,13 +251,17 @@ def set_status(
     engine: Engine, p: Principal, sub_id: str, status: str, now: datetime
 ) -> dict[str, Any]:
     """pause | active (resume; also closes an open circuit) | deleted."""
-    p.require_admin()
+    p.require("admin", "integrator")
     with write_conn(engine) as conn:
         row = _get_row(conn, p, sub_id)
         values: dict[str, Any] = {"status": status, "updated_at": now}
         if status == "active":
             values.update(consecutive_failures=0, circuit_retry_at=None)
         conn.execute(update(subscriptions).where(subscriptions.c.id == row.id).values(**values))
+        action = {"deleted": "subscription.deleted", "paused": "subscription.paused"}.get(
+            status, "subscription.resumed"
+        )
+        audit.record(conn, p, action, "subscription", sub_id, now, was=row.status)
         if status == "deleted":
             # nothing will ever send them: close them so they neither count as waiting
             # nor age in the metrics
@@ -303,7 +328,7 @@ def list_deliveries(
     limit: int,
     cursor: str | None,
 ) -> dict[str, Any]:
-    p.require_admin()
+    p.require("admin", "integrator")
     d = deliveries
     q = select(d).where(d.c.merchant_id == p.merchant_id)
     if subscription is not None:
@@ -334,7 +359,7 @@ def list_deliveries(
 
 
 def get_delivery(engine: Engine, p: Principal, delivery_id: str) -> dict[str, Any]:
-    p.require_admin()
+    p.require("admin", "integrator")
     with read_conn(engine) as conn:
         row = conn.execute(
             select(deliveries).where(
@@ -383,7 +408,7 @@ _REPLAY = (
 
 def replay(engine: Engine, p: Principal, delivery_id: str, now: datetime) -> dict[str, Any]:
     """Send a dead (or delivered) delivery again, with the same event id."""
-    p.require_admin()
+    p.require("admin", "integrator")
     with write_conn(engine) as conn:
         row = conn.execute(
             select(deliveries.c.id, deliveries.c.status).where(
@@ -400,12 +425,13 @@ def replay(engine: Engine, p: Principal, delivery_id: str, now: datetime) -> dic
                 delivery_status=row.status,
             )
         enqueue_after_commit(conn, [delivery_id])
+        audit.record(conn, p, "deliveries.replayed", "delivery", delivery_id, now, count=1)
     return get_delivery(engine, p, delivery_id)
 
 
 def replay_dead(engine: Engine, p: Principal, sub_id: str, now: datetime) -> dict[str, Any]:
     """Replay every dead delivery of a subscription (e.g. after the receiver is fixed)."""
-    p.require_admin()
+    p.require("admin", "integrator")
     with write_conn(engine) as conn:
         _get_row(conn, p, sub_id)
         ids = list(
@@ -424,4 +450,5 @@ def replay_dead(engine: Engine, p: Principal, sub_id: str, now: datetime) -> dic
             ).scalars()
         )
         enqueue_after_commit(conn, ids)
+        audit.record(conn, p, "deliveries.replayed", "subscription", sub_id, now, count=len(ids))
     return {"subscription_id": sub_id, "replayed": len(ids)}

@@ -1,0 +1,122 @@
+"""The audit log: who (API key), what, when and from where, for every administrative
+change — written in the same transaction as the change, so there is no change without
+its entry and no entry without its change. Append-only (database triggers refuse
+UPDATE and DELETE); admins read it through ``GET /v1/audit``.
+
+The client's address reaches the services through a context variable set by the API's
+authentication middleware, so service signatures need not carry it.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, insert, or_, select
+
+from hub.db.engine import read_conn
+from hub.db.schema import audit_log
+from hub.domain.ids import new_id
+from hub.services.jsonio import iso
+from hub.services.principal import Principal
+from hub.services.queries import decode_cursor, encode_cursor
+
+CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("hub_client_address", default=None)
+
+ACTIONS = (
+    "template.created",
+    "template.paused",
+    "template.resumed",
+    "coupons.issued",
+    "coupon.claimed",
+    "coupon.voided",
+    "redemption.reversed",
+    "key.created",
+    "key.revoked",
+    "subscription.created",
+    "subscription.updated",
+    "subscription.paused",
+    "subscription.resumed",
+    "subscription.deleted",
+    "deliveries.replayed",
+    "secrets.rotated",
+)
+
+
+def record(
+    conn: Connection,
+    p: Principal,
+    action: str,
+    target_type: str,
+    target_id: str,
+    now: datetime,
+    **details: Any,
+) -> None:
+    """Append one entry, inside the caller's transaction."""
+    assert action in ACTIONS, action
+    conn.execute(
+        insert(audit_log).values(
+            id=new_id("aud"),
+            merchant_id=p.merchant_id,
+            at=now,
+            actor_key_id=p.key_id,
+            actor_role=p.role,
+            address=CLIENT_ADDRESS.get(),
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=details,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    action: str | None = None
+    actor: str | None = None
+    target: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": iso(row.at),
+        "actor": {"key_id": row.actor_key_id, "role": row.actor_role, "address": row.address},
+        "action": row.action,
+        "target": {"type": row.target_type, "id": row.target_id},
+        "details": row.details,
+    }
+
+
+def list_entries(
+    engine: Engine, p: Principal, f: AuditFilter, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """Newest first, with a cursor (the time and id of the last entry shown)."""
+    p.require("admin")
+    a = audit_log.c
+    q = select(audit_log).where(a.merchant_id == p.merchant_id)
+    if f.action:
+        q = q.where(a.action == f.action)
+    if f.actor:
+        q = q.where(a.actor_key_id == f.actor)
+    if f.target:
+        q = q.where(a.target_id == f.target)
+    if f.since:
+        q = q.where(a.at >= f.since)
+    if f.until:
+        q = q.where(a.at < f.until)
+    if cursor:
+        cur = decode_cursor(cursor)
+        q = q.where(or_(a.at < cur.at, and_(a.at == cur.at, a.id < cur.id)))
+    with read_conn(engine) as conn:
+        rows = conn.execute(q.order_by(a.at.desc(), a.id.desc()).limit(limit + 1)).all()
+    page = rows[:limit]
+    more = len(rows) > limit
+    return {
+        "items": [_view(r) for r in page],
+        "next_cursor": encode_cursor(page[-1].at, page[-1].id) if more and page else None,
+    }
