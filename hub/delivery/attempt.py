@@ -33,6 +33,15 @@ from hub.db.schema import deliveries, delivery_attempts, outbox_events, subscrip
 from hub.delivery import policy
 from hub.delivery.exchange import SessionCache, Trace, run_exchange
 from hub.domain.errors import DomainError
+from hub.secrets import (
+    SecretKeyError,
+    UndecryptableSecret,
+    credential_strings,
+    decrypt_config,
+    keyring,
+    scrub,
+    secret_strings,
+)
 from hub.services import outbox
 
 log = structlog.get_logger("hub.delivery")
@@ -97,6 +106,8 @@ class Claimed:
     config: dict[str, Any]
     schedule: list[int] | None
     event: dict[str, Any]
+    # set when the config's secrets cannot be decrypted: the attempt retries, sends nothing
+    config_error: str | None = None
 
 
 # Built once: constructing Core statements per call cost ~15 % of a worker's CPU.
@@ -150,6 +161,7 @@ def claim(conn: Connection, delivery_id: str, now: datetime) -> Claimed | None:
         recorded_at=ev.recorded_at,
         data=ev.data,
     )
+    config, config_error = _plain_config(conn, row.subscription_id, sub.config)
     return Claimed(
         delivery_id=delivery_id,
         attempt=row.attempts,
@@ -157,10 +169,31 @@ def claim(conn: Connection, delivery_id: str, now: datetime) -> Claimed | None:
         merchant_id=row.merchant_id,
         coupon_id=row.coupon_id,
         connector=sub.connector,
-        config=dict(sub.config),
+        config=config,
         schedule=sub.retry_schedule,
         event=event,
+        config_error=config_error,
     )
+
+
+def _plain_config(
+    conn: Connection, sub_id: str, stored: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """The subscription's config with its secrets decrypted, or why it cannot be (the
+    message names the subscription and fields, never a value)."""
+    try:
+        return decrypt_config(keyring(conn.engine), stored), None
+    except UndecryptableSecret as exc:
+        fields = ", ".join(f"config.{f}" for f in exc.fields)
+        error = (
+            f"subscription {sub_id}: cannot decrypt {fields} with the configured "
+            "HUB_SECRET_KEY (a wrong key, or the old key removed before `hub secrets "
+            "rotate`); nothing was sent"
+        )
+    except SecretKeyError as exc:
+        error = f"subscription {sub_id}: secret key unusable: {exc}; nothing was sent"
+    log.error("delivery.secret_undecryptable", subscription_id=sub_id, error=error)
+    return {}, error
 
 
 @dataclass(frozen=True)
@@ -213,28 +246,35 @@ def send(client: httpx.Client, claimed: Claimed, now: datetime) -> Sent:
             r.status_code, dict(r.headers), r.content, tuple(r.headers.multi_items())
         )
 
+    hidden: list[str] = []  # the config's secrets: never into the attempt log
     try:
         connector = get_connector(claimed.connector)
     except DomainError as exc:  # uninstalled since the subscription was made: retry later
         outcome: Outcome = Retry(f"connector unavailable: {exc.message}")
         trace = Trace()
     else:
-        outcome, trace = run_exchange(
-            connector,
-            claimed.event,
-            claimed.config,
-            now=now,
-            transport=transport,
-            sessions=SESSIONS,
-            session_owner=claimed.subscription_id,
-        )
+        hidden = secret_strings(claimed.config, connector.secret_fields)
+        if claimed.config_error is not None:  # secrets unreadable: retried, nothing sent
+            outcome, trace = Retry(claimed.config_error), Trace()
+        else:
+            outcome, trace = run_exchange(
+                connector,
+                claimed.event,
+                claimed.config,
+                now=now,
+                transport=transport,
+                sessions=SESSIONS,
+                session_owner=claimed.subscription_id,
+            )
     latency = int((time.perf_counter() - t0) * 1000)
-    error = trace.error[:MAX_BODY_LOGGED] if trace.error else None
+    for req, _ in trace.steps:  # and the credentials the requests carried (sessions …)
+        hidden += credential_strings(req.headers)
+    error = scrub(trace.error, hidden, MAX_BODY_LOGGED) if trace.error else None
     if isinstance(outcome, (Retry, Failed)) and error is None:
-        error = outcome.reason[:MAX_BODY_LOGGED]
+        error = scrub(outcome.reason, hidden, MAX_BODY_LOGGED)
     body = None
     if trace.body is not None:
-        body = trace.body.decode("utf-8", "replace")[:MAX_BODY_LOGGED]
+        body = scrub(trace.body.decode("utf-8", "replace"), hidden, MAX_BODY_LOGGED)
     return Sent(
         outcome=outcome, http_status=trace.status, error=error, body=body, latency_ms=latency
     )

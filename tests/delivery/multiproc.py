@@ -215,6 +215,18 @@ def purge_rabbitmq_queue(url: str, queue: str = "hub-deliveries") -> int:
 # --- hub processes ------------------------------------------------------------------
 
 
+def _secret_keys(db_url: str) -> str:
+    """``HUB_SECRET_KEY`` of this process, else the keys of its key file (made now if
+    need be), as ``HUB_SECRET_KEY`` takes them."""
+    from hub.secrets import ENV_VAR, key_file_for, keyring
+
+    if os.environ.get(ENV_VAR, "").strip():
+        return os.environ[ENV_VAR]
+    keyring(db_url)  # creates the key file on first use
+    path = key_file_for(db_url)
+    return ",".join(path.read_text().split()) if path is not None else ""
+
+
 @dataclass
 class Proc:
     name: str
@@ -269,6 +281,9 @@ class Cluster:
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         env.update(
+            # the keys this test process encrypts subscription secrets with (the processes
+            # run in another directory: a key file of their own would not open them)
+            HUB_SECRET_KEY=_secret_keys(self.db_url),
             HUB_BROKER_URL=self.broker_url,
             HUB_LOG_LEVEL=self.log_level,
             PYTHONUNBUFFERED="1",

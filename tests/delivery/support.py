@@ -121,11 +121,14 @@ def sent_events(route: Any) -> list[dict[str, Any]]:
 
 
 def stored_secret(db: Engine, sub_id: str) -> str:
+    """The subscription's secret as stored, decrypted (it is kept encrypted at rest)."""
+    from hub.secrets import keyring
+
     with db.connect() as conn:
         config = conn.execute(
             select(subscriptions.c.config).where(subscriptions.c.id == sub_id)
         ).scalar_one()
-    return str(config["secret"])
+    return str(keyring(db).decrypt(config["secret"]))
 
 
 def events_of_type(db: Engine, merchant_id: str, event_type: str) -> list[dict[str, Any]]:

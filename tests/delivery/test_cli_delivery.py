@@ -43,7 +43,7 @@ class Hub:
     def ok(self, *args: str) -> Any:
         result = self.run(*args)
         assert result.exit_code == 0, result.output
-        return json.loads(result.output)
+        return json.loads(result.stdout)  # stderr carries the logs (a key-file warning)
 
     def fails(self, *args: str) -> str:
         result = self.run(*args)
@@ -77,7 +77,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     result = CliRunner().invoke(main, ["seed", "--db", str(path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     engine = make_engine(str(path))
-    h = Hub(path, engine, json.loads(result.output), [])
+    h = Hub(path, engine, json.loads(result.stdout), [])
     yield h
     engine.dispose()
     for out in h.outputs:  # whatever the command, the secret is never printed

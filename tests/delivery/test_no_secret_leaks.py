@@ -190,3 +190,175 @@ def _flow(api: Recorder, db: Any, merchant: Any, clock: Any) -> None:
     api("GET", "/metrics", 200)
     api("DELETE", f"/v1/subscriptions/{sub}", 200)
     api("GET", f"/v1/subscriptions/{sub}", 404)
+
+
+# --- every connector's secrets, encrypted at rest, through a full run (issue 5) ---------
+
+SF_CANARY = "sf-canary-3d7e-client-secret-never-logged"
+SAP_CANARY = "Sap-canary-Pw-41b9-never-logged"
+HS_CANARY = "pat-na1-canary-hs-5a0c-never-logged"
+HDR_CANARY = "Bearer hdr-canary-88f1-never-logged"
+SF_HOST, SAP_HOST, HS_HOST = "acme.my.salesforce.com", "my-s4.example", "api.hubapi.com"
+GIFT = {"benefit": {"kind": "exchange", "sku": "SKU-GIFT-1", "qty": 1, "price": 0},
+        "validity": {"type": "relative", "days": 30}}
+
+
+def _every_form() -> list[str]:
+    sap_basic = base64.b64encode(f"HUB_COMM_USER:{SAP_CANARY}".encode()).decode()
+    return [*_forms(SECRET), *_forms(NEW_SECRET), HDR_CANARY, HDR_CANARY.split()[1],
+            SF_CANARY, SAP_CANARY, sap_basic, HS_CANARY]
+
+
+def _configs() -> dict[str, dict[str, Any]]:
+    from tests.connectors.crm.fakes import SF_CONFIG
+    from tests.connectors.erp.sap_fixtures import CONFIG as SAP_CONFIG
+
+    return {
+        "webhook": {"url": URL, "secret": SECRET, "headers": {"Authorization": HDR_CANARY}},
+        "crm.salesforce": {**SF_CONFIG, "client_secret": SF_CANARY},
+        "erp.sap": {**SAP_CONFIG, "password": SAP_CANARY},
+        "crm.hubspot": {"access_token": HS_CANARY, "id_property": "hub_customer_id"},
+    }
+
+
+class Receivers:
+    """The four systems, mocked: each fails its first answers with a body that echoes
+    the request it got (headers, credentials and all), then answers as the real one."""
+
+    def __init__(self, mock: respx.MockRouter) -> None:
+        from tests.connectors.crm.fakes import hubspot_ok, salesforce_ok
+        from tests.connectors.erp.sap_fixtures import realistic
+
+        self.failures = {"webhook": 3, SF_HOST: 1, SAP_HOST: 2, HS_HOST: 1}
+        self.webhook = mock.post(URL).mock(side_effect=self._answer("webhook", None))
+        for host, real in ((SF_HOST, salesforce_ok), (SAP_HOST, realistic),
+                           (HS_HOST, hubspot_ok)):
+            mock.route(host=host).mock(side_effect=self._answer(host, real))
+
+    def _answer(self, name: str, real: Any) -> Any:
+        from hub.connectors import OutboundRequest
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            if self.failures[name] > 0 and request.method != "GET":  # OAuth token too
+                self.failures[name] -= 1
+                status = 400 if name == "webhook" and self.failures[name] == 0 else 503
+                echo = f"refused {dict(request.headers)} {request.content.decode()}"
+                return httpx.Response(status, text=echo)
+            if real is None:
+                return httpx.Response(200)
+            got = real(OutboundRequest(request.method, str(request.url),
+                                       dict(request.headers), request.content))
+            return httpx.Response(got.status, headers=list(got.raw_headers) or
+                                  dict(got.headers), content=got.body)
+
+        return answer
+
+
+def test_no_connector_secret_leaks_through_a_full_run(client, db, merchant, clock, caplog,
+                                                       capfd, monkeypatch, verbose_logs):
+    """Four connectors' secrets through creation, refusals, deliveries that fail with
+    receivers echoing the credentials, dead letters, replays, a key rotation on the command
+    line, a wrong key, a secret change: no form of any secret in stdout, stderr, a log
+    record, an API answer, a command's output or the stored configs."""
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from hub.cli import main
+    from hub.secrets import generate_key
+
+    key_a, key_b, key_c = generate_key(), generate_key(), generate_key()
+    monkeypatch.setenv("HUB_SECRET_KEY", key_a)
+    api = Recorder(client, merchant.auth())
+    cli_outputs: list[str] = []
+    subs: dict[str, str] = {}
+    for connector, config in _configs().items():
+        body = {"connector": connector, "config": config, "events": ["*"],
+                "retry_schedule": [1, 1, 1]}
+        subs[connector] = api("POST", "/v1/subscriptions", 201, json=body).json()["id"]
+        bad = {k: (v + "%" if isinstance(v, str) else v) for k, v in config.items()}
+        api("POST", "/v1/subscriptions", 422, json={**body, "config": {**bad, "extra": 1}})
+
+    members = issue(db, merchant, make_template(db, merchant, clock.now), clock.now,
+                    customers=["M0001", "M0002"])
+    [gift] = issue(db, merchant, make_template(db, merchant, clock.now, GIFT, "兑换"), clock.now)
+    rids = [redeem(api.client, merchant, code) for code in members]
+    r = api.client.post(
+        "/v1/redemptions", headers={**merchant.auth(), "Idempotency-Key": "gift-1"},
+        json={"code": gift, "store": "SH-001", "order": {
+            "id": "G-1", "amount": 990,
+            "lines": [{"sku": "SKU-GIFT-1", "qty": 1, "unit_price": 990}]}})
+    assert r.status_code == 201, r.text
+    reverse(api.client, merchant, rids[0])
+
+    def rotate() -> None:
+        result = CliRunner().invoke(main, ["secrets", "rotate", "--db",
+                                           db.url.render_as_string(hide_password=False)])
+        cli_outputs.append(result.output)
+        assert result.exit_code == 0, result.output
+        logging.getLogger("httpx").setLevel(logging.DEBUG)  # the CLI set its own levels
+
+    with respx.mock(assert_all_called=False) as mock:
+        rx = Receivers(mock)
+        with runtime(db, clock) as rt:
+            for _ in range(4):
+                rt.drain()
+                clock.advance(seconds=3)
+            items = api("GET", "/v1/deliveries", 200, params={"limit": 500}).json()["items"]
+            assert {d["status"] for d in items} >= {"succeeded", "dead"}
+            for d in items:
+                api("GET", f"/v1/deliveries/{d['id']}", 200)
+            dead = [d for d in items if d["status"] == "dead"]
+            api("POST", f"/v1/deliveries/{dead[0]['id']}/replay", 200)
+            api("POST", f"/v1/subscriptions/{subs['webhook']}/replay-dead", 200)
+            rt.drain()
+
+            monkeypatch.setenv("HUB_SECRET_KEY", f"{key_b},{key_a}")
+            rotate()
+            monkeypatch.setenv("HUB_SECRET_KEY", key_b)
+            [fresh] = issue(db, merchant, make_template(db, merchant, clock.now), clock.now,
+                            customers=["M0003"])
+            redeem(api.client, merchant, fresh)
+            monkeypatch.setenv("HUB_SECRET_KEY", key_c)  # a wrong key: clean failures
+            rt.drain()
+            waiting = api("GET", "/v1/deliveries", 200, params={"status": "retrying"})
+            assert any("cannot decrypt" in (d["last_error"] or "")
+                       for d in waiting.json()["items"])
+            monkeypatch.setenv("HUB_SECRET_KEY", key_b)
+            clock.advance(seconds=3)
+            rt.drain()
+            api("PATCH", f"/v1/subscriptions/{subs['webhook']}", 200,
+                json={"config": {"url": URL, "secret": NEW_SECRET}})
+            api("POST", f"/v1/subscriptions/{subs['webhook']}/pause", 200)
+            api("POST", f"/v1/subscriptions/{subs['webhook']}/resume", 200)
+            redeem(api.client, merchant, issue(
+                db, merchant, make_template(db, merchant, clock.now), clock.now)[0])
+            rt.drain()
+            last = rx.webhook.calls.last.request
+            assert Webhook(NEW_SECRET).verify(last.content, dict(last.headers))
+            assert last.headers["authorization"] == HDR_CANARY  # kept, and sent
+        items = api("GET", "/v1/deliveries", 200, params={"limit": 500}).json()["items"]
+        for d in items:
+            api("GET", f"/v1/deliveries/{d['id']}", 200)
+        assert {d["status"] for d in items if d["subscription_id"] != subs["webhook"]} == {
+            "succeeded"}
+    api("GET", "/v1/subscriptions", 200)
+    for sub in subs.values():
+        api("GET", f"/v1/subscriptions/{sub}", 200)
+    api("GET", "/metrics", 200)
+
+    out, err = capfd.readouterr()
+    everything = out + err + caplog.text
+    for seen in ("delivery.attempted", "delivery.secret_undecryptable", "secrets.rotated",
+                 "INSERT INTO subscriptions", "oauth2/token"):
+        assert seen in everything + "".join(cli_outputs), seen  # the capture saw the run
+    with db.connect() as conn:
+        stored = "\n".join(str(v) for v in conn.execute(
+            text("SELECT CAST(config AS TEXT) FROM subscriptions")).scalars())
+    logged = [caplog.text, out, err, *cli_outputs, stored, *api.texts]
+    for record in caplog.records:
+        logged.append(record.getMessage())
+        if record.exc_info:
+            logged.append(logging.Formatter().formatException(record.exc_info))
+    leaked = sorted({form for form in _every_form() for t in logged if form in t})
+    leaks = [f"...{_around(t, form)}..." for form in leaked for t in logged if form in t]
+    assert leaks == [], f"leaked: {leaked}"

@@ -1,0 +1,490 @@
+"""Connector secrets at rest: encrypted inside ``subscriptions.config`` with Fernet.
+
+A connector declares its ``secret_fields``; each such field of a stored config holds
+``{"$enc": "<Fernet token>"}``, the token encrypting the field's value serialised as JSON
+(so an object such as the webhook's ``headers`` is one encrypted value). Everything
+else in the config stays plain JSON (URLs, mappings: what the API shows).
+
+Keys (first match wins):
+
+* ``HUB_SECRET_KEY``: one or more Fernet keys (url-safe base64 of 32 bytes), comma
+  separated. The first encrypts; every one decrypts (:class:`~cryptography.fernet.
+  MultiFernet`), so a new key goes first, ``hub secrets rotate`` re-encrypts, and the
+  old key can then be dropped.
+* otherwise a key file, ``hub-secret.key`` (mode 0600, created on first use; the same
+  format as the variable): next to the SQLite database file, or in the working
+  directory for PostgreSQL. A warning is logged once per process: production should set
+  ``HUB_SECRET_KEY`` (a key kept next to the database ends up in its backups).
+* an in-memory SQLite database gets a key that lives as long as the process.
+
+Values stored before encryption existed (plain JSON) are read as they are and encrypted
+by ``hub secrets rotate``. Nothing here ever logs or puts into an exception message a
+secret or a key; only paths, field names and subscription ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as random_source
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import Engine, select, update
+from sqlalchemy.engine import URL
+
+from hub.db.engine import write_conn
+
+log = structlog.get_logger("hub.secrets")
+
+ENV_VAR = "HUB_SECRET_KEY"
+KEY_FILE_NAME = "hub-secret.key"
+ENC = "$enc"
+
+
+class SecretKeyError(Exception):
+    """The configured key(s) cannot be used (malformed, unreadable key file)."""
+
+
+class UndecryptableSecret(Exception):
+    """Stored secret(s) that no configured key decrypts. Carries field names only."""
+
+    def __init__(self, fields: list[str]) -> None:
+        super().__init__(f"cannot decrypt config field(s) {', '.join(fields)}")
+        self.fields = fields
+
+
+def is_encrypted(value: Any) -> bool:
+    """Whether a stored config value is an encrypted secret (``{"$enc": token}``)."""
+    return isinstance(value, Mapping) and len(value) == 1 and isinstance(value.get(ENC), str)
+
+
+def generate_key() -> str:
+    """A new Fernet key, as ``HUB_SECRET_KEY`` takes it."""
+    return Fernet.generate_key().decode("ascii")
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The keys in use: the first encrypts, all decrypt."""
+
+    fernet: MultiFernet
+    source: str  # where the keys come from, for messages (never the keys)
+    count: int
+
+    def encrypt(self, value: Any) -> dict[str, str]:
+        plain = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return {ENC: self.fernet.encrypt(plain.encode("utf-8")).decode("ascii")}
+
+    def decrypt(self, stored: Any) -> Any:
+        """The value of a stored field; a plaintext (pre-encryption) value as it is.
+        Raises :class:`InvalidToken` when no key decrypts it."""
+        if not is_encrypted(stored):
+            return stored
+        plain = self.fernet.decrypt(_token(stored))
+        try:
+            return json.loads(plain)
+        except ValueError:  # a token of ours always holds JSON: treat it as foreign
+            raise InvalidToken() from None
+
+    def rotate(self, stored: Any) -> dict[str, str]:
+        """``stored`` encrypted with the first key (plaintext values get encrypted)."""
+        if not is_encrypted(stored):
+            return self.encrypt(stored)
+        return {ENC: self.fernet.rotate(_token(stored)).decode("ascii")}
+
+
+def _token(stored: Mapping[str, str]) -> bytes:
+    try:
+        return stored[ENC].encode("ascii")
+    except UnicodeEncodeError:  # not a token: tampered with, or not ours
+        raise InvalidToken() from None
+
+
+def _parse_keys(text: str, source: str) -> Keyring:
+    parts = [p.strip() for p in text.replace("\n", ",").split(",")]
+    parts = [p for p in parts if p]
+    if not parts:
+        raise SecretKeyError(f"{source} holds no key")
+    fernets = []
+    for i, part in enumerate(parts, start=1):
+        try:
+            fernets.append(Fernet(part.encode("ascii")))
+        except (ValueError, UnicodeEncodeError):
+            raise SecretKeyError(
+                f"{source}: key #{i} is not a Fernet key (url-safe base64 of 32 bytes; "
+                "make one with `hub secrets generate-key`)"
+            ) from None
+    return Keyring(MultiFernet(fernets), source, len(fernets))
+
+
+_lock = threading.Lock()
+_by_env: dict[str, Keyring] = {}  # HUB_SECRET_KEY's value -> its keys
+_paths: dict[str, Path | None] = {}  # database URL -> its key file
+_by_path: dict[Path, Keyring] = {}  # key file -> its keys (loaded once per process)
+_memory_key: Keyring | None = None
+
+
+def key_file_for(url: URL | str) -> Path | None:
+    """The key file used without ``HUB_SECRET_KEY``: next to a SQLite file, else in the
+    working directory; ``None`` for an in-memory SQLite database."""
+    from sqlalchemy.engine import make_url
+
+    from hub.db.engine import normalize_url
+
+    u = make_url(normalize_url(url)) if isinstance(url, str) else url
+    if u.get_backend_name() == "sqlite":
+        database = u.database or ""
+        if database in ("", ":memory:") or database.startswith("file::memory:"):
+            return None
+        return Path(database).resolve().parent / KEY_FILE_NAME
+    return Path.cwd().resolve() / KEY_FILE_NAME
+
+
+def keyring(engine: Engine | URL | str) -> Keyring:
+    """The keys for a database (see the module's docstring for where they come from)."""
+    global _memory_key
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        found = _by_env.get(env)
+        if found is None:
+            found = _parse_keys(env, ENV_VAR)  # raises before anything is cached
+            with _lock:
+                found = _by_env.setdefault(env, found)
+        return found
+    url = engine.url if isinstance(engine, Engine) else engine
+    url_key = url if isinstance(url, str) else url.render_as_string(hide_password=True)
+    if url_key not in _paths:
+        _paths[url_key] = key_file_for(url)
+    path = _paths[url_key]
+    found = _by_path.get(path) if path is not None else _memory_key
+    if found is not None:
+        return found
+    with _lock:
+        if path is None:
+            if _memory_key is None:
+                _memory_key = _parse_keys(generate_key(), "a key of this process")
+                log.warning(
+                    "secrets.ephemeral_key",
+                    message=f"{ENV_VAR} is not set and the database is in memory: "
+                    "connector secrets are encrypted with a key that dies with the process",
+                )
+            return _memory_key
+        found = _by_path.get(path)
+        if found is None:
+            found = _by_path[path] = _key_file(path)
+        return found
+
+
+def _key_file(path: Path) -> Keyring:
+    created = False
+    if not path.exists():
+        try:
+            created = _create_key_file(path)
+        except OSError as exc:
+            raise SecretKeyError(
+                f"cannot create the key file {path} ({type(exc).__name__}); set {ENV_VAR}"
+            ) from None
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretKeyError(f"cannot read the key file {path}: {type(exc).__name__}") from None
+    ring = _parse_keys(text, f"the key file {path}")
+    mode = path.stat().st_mode & 0o777
+    log.warning(
+        "secrets.key_file",
+        path=str(path),
+        created=created,
+        message=f"{ENV_VAR} is not set: connector secrets are encrypted with the key in "
+        f"{path}. Production should set {ENV_VAR} (a key next to the database travels "
+        "with its backups).",
+    )
+    if mode & 0o077:
+        log.warning("secrets.key_file_permissions", path=str(path), mode=oct(mode))
+    return ring
+
+
+def _create_key_file(path: Path) -> bool:
+    """Write a new key to ``path`` unless another process got there first (atomic:
+    written aside, then hard-linked into place). Returns whether this call made it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{random_source.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(generate_key() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def reset_cache() -> None:
+    """Forget loaded keys (tests; a process that changed ``HUB_SECRET_KEY`` reloads
+    anyway, the cache being keyed by its value)."""
+    global _memory_key
+    with _lock:
+        _by_env.clear()
+        _paths.clear()
+        _by_path.clear()
+        _memory_key = None
+
+
+# --- configs ----------------------------------------------------------------------------
+
+
+def encrypt_config(
+    ring: Keyring, config: Mapping[str, Any], secret_fields: Iterable[str]
+) -> dict[str, Any]:
+    """``config`` with each secret field encrypted (already encrypted ones are kept)."""
+    fields = set(secret_fields)
+    return {
+        k: (v if is_encrypted(v) or k not in fields else ring.encrypt(v)) for k, v in config.items()
+    }
+
+
+def decrypt_config(ring: Keyring, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with every encrypted field decrypted; raises
+    :class:`UndecryptableSecret` naming the fields no key opens."""
+    out: dict[str, Any] = {}
+    bad: list[str] = []
+    for k, v in config.items():
+        try:
+            out[k] = ring.decrypt(v)
+        except InvalidToken:
+            bad.append(k)
+    if bad:
+        raise UndecryptableSecret(sorted(bad))
+    return out
+
+
+def decrypt_fields(
+    ring: Keyring, config: Mapping[str, Any], names: Iterable[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """The named fields decrypted (those present), and the names no key opens."""
+    out: dict[str, Any] = {}
+    bad: list[str] = []
+    for name in names:
+        if name in config:
+            try:
+                out[name] = ring.decrypt(config[name])
+            except InvalidToken:
+                bad.append(name)
+    return out, bad
+
+
+def secret_strings(config: Mapping[str, Any], secret_fields: Iterable[str]) -> list[str]:
+    """The plaintext strings inside a (decrypted) config's secret fields, longest first,
+    for :func:`scrub`. Strings under 4 characters are left out (scrubbing them would
+    mangle text and hide nothing)."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            if len(value) >= 4:
+                found.append(value)
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v)
+
+    for name in secret_fields:
+        if name in config:
+            walk(config[name])
+    return sorted(set(found), key=len, reverse=True)
+
+
+_CREDENTIAL_HEADER_PARTS = ("authorization", "cookie", "token", "key", "secret", "password")
+
+
+def credential_strings(headers: Mapping[str, str]) -> list[str]:
+    """Values of credential-bearing request headers (``Authorization``, cookies, API
+    keys, CSRF tokens), and the credential after an auth scheme (``Basic …``): what a
+    receiver echoing the request back must not get into the attempt log. Session tokens
+    and encoded passwords are covered too, though no config field holds them as such."""
+    found: list[str] = []
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "idempotency-key" or len(value) < 4:  # an event id: no credential
+            continue
+        if any(part in lowered for part in _CREDENTIAL_HEADER_PARTS):
+            found.append(value)
+            scheme, _, credential = value.partition(" ")
+            if credential and scheme.isalpha() and len(credential) >= 4:
+                found.append(credential.strip())
+    return found
+
+
+def scrub(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
+    """``text`` (its first ``limit`` characters) with every secret replaced by ``***``:
+    a receiver that echoes the request it refused must not put a credential into the
+    attempt log."""
+    ordered = sorted(set(secrets), key=len, reverse=True)
+    if limit is not None:  # a secret starting before the cut is still seen whole
+        text = text[: limit + (len(ordered[0]) if ordered else 0)]
+    for secret in ordered:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text if limit is None else text[:limit]
+
+
+def probe(engine: Engine, limit: int = 200) -> tuple[int, list[str]]:
+    """Try the keys on the stored secrets of live subscriptions (up to ``limit``):
+    how many were tried, and the subscriptions whose secrets no key opens. ``hub serve``
+    and ``hub worker`` run it at start, so a wrong key (or a key file in another working
+    directory) is reported at once rather than by every delivery."""
+    from hub.db.schema import subscriptions as subs
+
+    ring = keyring(engine)
+    tried, failed = 0, []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(subs.c.id, subs.c.config).where(subs.c.status != "deleted").limit(limit)
+        ).all()
+    for row in rows:
+        values = [v for v in dict(row.config).values() if is_encrypted(v)]
+        tried += len(values)
+        for value in values:
+            try:
+                ring.decrypt(value)
+            except InvalidToken:
+                failed.append(row.id)
+                break
+    return tried, failed
+
+
+# --- rotation ---------------------------------------------------------------------------
+
+
+@dataclass
+class Rotation:
+    """What ``hub secrets rotate`` did."""
+
+    subscriptions: int = 0  # subscriptions rewritten
+    rotated: int = 0  # encrypted values re-encrypted with the first key
+    encrypted: int = 0  # plaintext values (stored before encryption) encrypted
+    failed: dict[str, list[str]] = field(default_factory=dict)  # sub id -> fields
+    unknown_connector: dict[str, str] = field(default_factory=dict)  # sub id -> connector
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subscriptions": self.subscriptions,
+            "rotated": self.rotated,
+            "encrypted": self.encrypted,
+            "failed": self.failed,
+            "unknown_connector": self.unknown_connector,
+        }
+
+
+def _operator(merchant_id: str) -> Any:
+    """The command line, acting for the merchant whose secrets it rotates."""
+    from zoneinfo import ZoneInfo
+
+    from hub.services.principal import Principal
+
+    return Principal(key_id="cli", merchant_id=merchant_id, role="admin", tz=ZoneInfo("UTC"))
+
+
+def rotate_all(engine: Engine) -> Rotation:
+    """Re-encrypt every subscription's secrets (deleted ones too) with the first key and
+    encrypt the plaintext ones. A subscription whose secret no key opens is left as it
+    is and reported; the others are rewritten, each in its own short transaction (a
+    concurrent change to the same subscription is never lost)."""
+    from hub.connectors import get_connector
+    from hub.db.schema import subscriptions as subs
+    from hub.domain.errors import DomainError
+    from hub.services import audit
+
+    ring = keyring(engine)
+    result = Rotation()
+    with engine.connect() as conn:
+        ids = list(conn.execute(select(subs.c.id).order_by(subs.c.id)).scalars())
+    for sub_id in ids:
+        with write_conn(engine) as conn:
+            q = select(subs.c.connector, subs.c.config, subs.c.merchant_id).where(
+                subs.c.id == sub_id
+            )
+            if conn.dialect.name == "postgresql":
+                q = q.with_for_update()
+            row = conn.execute(q).first()
+            if row is None:  # deleted since
+                continue
+            try:
+                names = set(get_connector(row.connector).secret_fields)
+            except DomainError:  # plugin uninstalled: rotate what is visibly encrypted
+                names = set()
+                result.unknown_connector[sub_id] = row.connector
+            config = dict(row.config)
+            names |= {k for k, v in config.items() if is_encrypted(v)}
+            names &= set(config)
+            bad: list[str] = []
+            rotated = encrypted = 0
+            for name in sorted(names):
+                was_encrypted = is_encrypted(config[name])
+                try:
+                    config[name] = ring.rotate(config[name])
+                except InvalidToken:
+                    bad.append(name)
+                    continue
+                if was_encrypted:
+                    rotated += 1
+                else:
+                    encrypted += 1
+            if bad:
+                result.failed[sub_id] = bad
+                continue  # leave the row untouched: every field or none
+            if rotated + encrypted == 0:
+                continue
+            conn.execute(update(subs).where(subs.c.id == sub_id).values(config=config))
+            audit.record(
+                conn, _operator(row.merchant_id), "secrets.rotated", "subscription", sub_id,
+                datetime.now(UTC), fields=sorted(names),
+            )
+            result.subscriptions += 1
+            result.rotated += rotated
+            result.encrypted += encrypted
+    log.info(
+        "secrets.rotated",
+        subscriptions=result.subscriptions,
+        rotated=result.rotated,
+        encrypted=result.encrypted,
+        failed=sorted(result.failed),
+    )
+    return result
+
+
+__all__ = [
+    "ENC",
+    "ENV_VAR",
+    "KEY_FILE_NAME",
+    "Keyring",
+    "Rotation",
+    "SecretKeyError",
+    "UndecryptableSecret",
+    "credential_strings",
+    "decrypt_config",
+    "decrypt_fields",
+    "encrypt_config",
+    "generate_key",
+    "is_encrypted",
+    "key_file_for",
+    "keyring",
+    "probe",
+    "reset_cache",
+    "rotate_all",
+    "scrub",
+    "secret_strings",
+]
