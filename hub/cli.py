@@ -83,22 +83,44 @@ def keys() -> None:
 @click.option(
     "--merchant", "merchant_id", default=None, help="merchant id (default: the only/first merchant)"
 )
-@click.option("--role", type=click.Choice(["admin", "store"]), required=True)
+@click.option(
+    "--role", type=click.Choice(["admin", "store", "integrator", "analyst"]), required=True
+)
 @click.option("--store", "store_code", default=None, help="store code (role store)")
+@click.option("--stores", default=None, help="analyst keys: comma-separated store codes")
+@click.option("--expires-in-days", type=click.IntRange(min=1), default=None)
 @click.option("--name", default="", help="a label for the key")
 def keys_create(
-    db: str | None, merchant_id: str | None, role: str, store_code: str | None, name: str
+    db: str | None,
+    merchant_id: str | None,
+    role: str,
+    store_code: str | None,
+    stores: str | None,
+    expires_in_days: int | None,
+    name: str,
 ) -> None:
     """Create an API key; the key is printed once and only its hash is kept."""
-    from hub.seeding import first_merchant
-    from hub.services.catalog import create_key
+    from datetime import timedelta
+
+    from hub.services.keys import create_key
 
     engine = _engine(db)
-    merchant_id = merchant_id or first_merchant(engine)
-    if merchant_id is None:
-        raise click.ClickException("no merchant yet: run `hub merchants create` first")
+    merchant_id = _merchant(engine, merchant_id)
+    now = _now()
+    expires = now + timedelta(days=expires_in_days) if expires_in_days else None
+    store_codes = [c.strip() for c in stores.split(",") if c.strip()] if stores else None
     try:
-        key = create_key(engine, merchant_id, role, _now(), store_code=store_code, name=name)
+        key = create_key(
+            engine,
+            merchant_id,
+            role,
+            now,
+            store_code=store_code,
+            name=name,
+            store_codes=store_codes,
+            expires_at=expires,
+            created_by=_operator(engine, merchant_id),
+        )
     except DomainError as err:
         raise click.ClickException(f"{err.code}: {err.message}") from None
     click.echo(
@@ -108,10 +130,55 @@ def keys_create(
                 "key": key.token,
                 "role": key.role,
                 "store": key.store,
+                "stores": list(key.stores) if key.stores is not None else None,
+                "expires_at": expires.isoformat() if expires else None,
                 "merchant_id": merchant_id,
             }
         )
     )
+
+
+def _merchant(engine: Engine, merchant_id: str | None) -> str:
+    from hub.seeding import first_merchant
+
+    found = merchant_id or first_merchant(engine)
+    if found is None:
+        raise click.ClickException("no merchant yet: run `hub merchants create` first")
+    return found
+
+
+def _operator(engine: Engine, merchant_id: str | None) -> Any:
+    """The CLI acts as the merchant's admin (it has the database, so it is one)."""
+    from zoneinfo import ZoneInfo
+
+    from hub.services.principal import Principal
+
+    return Principal(
+        key_id="cli", merchant_id=_merchant(engine, merchant_id), role="admin", tz=ZoneInfo("UTC")
+    )
+
+
+@keys.command("list")
+@db_option
+@click.option("--merchant", "merchant_id", default=None)
+def keys_list(db: str | None, merchant_id: str | None) -> None:
+    """The merchant's keys: role, store(s), status, expiry, last use (never the tokens)."""
+    from hub.services.keys import list_keys
+
+    engine = _engine(db)
+    _print_json(list_keys(engine, _operator(engine, merchant_id), _now()))
+
+
+@keys.command("revoke")
+@db_option
+@click.option("--merchant", "merchant_id", default=None)
+@click.argument("key_id")
+def keys_revoke(db: str | None, merchant_id: str | None, key_id: str) -> None:
+    """Revoke a key; every process stops accepting it within seconds."""
+    from hub.services.keys import revoke_key
+
+    engine = _engine(db)
+    _print_json(_run(revoke_key, engine, _operator(engine, merchant_id), key_id, _now()))
 
 
 @main.group()
@@ -188,10 +255,32 @@ def _admin(engine: Engine, merchant_id: str | None) -> Any:
 
 
 def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from hub.secrets import SecretKeyError
+
     try:
         return fn(*args, **kwargs)
     except DomainError as err:
         raise click.ClickException(f"{err.code}: {err.message}") from None
+    except SecretKeyError as err:
+        raise click.ClickException(f"secret key: {err}") from None
+
+
+def _check_secret_key(engine: Engine) -> None:
+    """Load the connector-secret key(s) now: a malformed HUB_SECRET_KEY stops the start,
+    the warning about a key file comes at start, and so does an error when the keys do
+    not open stored secrets (deliveries to those subscriptions fail until fixed)."""
+    from hub.secrets import probe
+
+    tried, failed = _run(probe, engine)
+    if failed:
+        structlog.get_logger("hub.secrets").error(
+            "secrets.undecryptable",
+            message=f"the configured keys cannot decrypt the secrets of {len(failed)} "
+            "subscription(s): their deliveries fail until HUB_SECRET_KEY holds the key "
+            "they were stored with (or their secrets are sent again)",
+            subscriptions=failed[:20],
+            checked=tried,
+        )
 
 
 def _print_json(value: Any) -> None:
@@ -411,6 +500,50 @@ def deliveries_replay(
         _print_json(_run(svc.replay, engine, p, delivery_id, _now()))
 
 
+@main.group("secrets")
+def secrets_group() -> None:
+    """Connector secrets at rest (encrypted with HUB_SECRET_KEY)."""
+
+
+@secrets_group.command("rotate")
+@db_option
+def secrets_rotate(db: str | None) -> None:
+    """Re-encrypt every subscription secret with the first key of HUB_SECRET_KEY (and
+    encrypt any stored before encryption). Afterwards the older keys can be removed."""
+    from hub.secrets import rotate_all
+
+    engine = _engine(db)
+    upgrade(engine)
+    done = _run(rotate_all, engine)
+    click.echo(
+        f"re-encrypted {done.rotated} secrets and encrypted {done.encrypted} plaintext ones "
+        f"in {done.subscriptions} subscriptions"
+    )
+    for sub_id, connector in sorted(done.unknown_connector.items()):
+        click.echo(
+            f"{sub_id}: connector {connector} is not installed; only its encrypted fields "
+            "were rotated",
+            err=True,
+        )
+    if done.failed:
+        for sub_id, fields in sorted(done.failed.items()):
+            click.echo(
+                f"{sub_id}: cannot decrypt {', '.join(fields)} with any configured key; "
+                "left unchanged (add the old key to HUB_SECRET_KEY, or send the secret again)",
+                err=True,
+            )
+        raise SystemExit(1)
+
+
+@secrets_group.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new key for HUB_SECRET_KEY (put it first, keep the old ones after it
+    until `hub secrets rotate` has run)."""
+    from hub.secrets import generate_key
+
+    click.echo(generate_key())
+
+
 @main.group()
 def connectors() -> None:
     """Installed connector plugins (entry-point group hub.connectors)."""
@@ -540,6 +673,7 @@ def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any
 
 
 def _housekeeping_loop(engine: Engine, stop: threading.Event) -> None:
+    from hub.services.guard import prune as prune_guard
     from hub.services.housekeeping import expire_coupons, purge_idempotency
 
     log = structlog.get_logger("hub.housekeeping")
@@ -547,6 +681,7 @@ def _housekeeping_loop(engine: Engine, stop: threading.Event) -> None:
         try:
             expire_coupons(engine, _now())
             purge_idempotency(engine, _now())
+            prune_guard(engine, _now())  # failed-attempt rows no window can see any more
         except Exception:  # keep the loop alive; the next round retries
             log.exception("housekeeping.failed")
 
@@ -569,12 +704,14 @@ def serve(
     import uvicorn
 
     from hub.api.app import create_app
+    from hub.api.hardening import MAX_REQUEST_HEAD
     from hub.logs import configure_logging
     from hub.services.housekeeping import expire_coupons, purge_idempotency
 
     configure_logging()
     engine = _engine(db)
     upgrade(engine)
+    _check_secret_key(engine)
     purge_idempotency(engine, _now())
     expire_coupons(engine, _now())
     base_url = f"http://{host}:{port}"
@@ -596,7 +733,14 @@ def serve(
     stop = threading.Event()
     threading.Thread(target=_housekeeping_loop, args=(engine, stop), daemon=True).start()
     try:
-        uvicorn.run(create_app(engine), host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(
+            create_app(engine),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            h11_max_incomplete_event_size=MAX_REQUEST_HEAD,  # request line + headers
+        )
     finally:
         stop.set()
         runtime.stop()
@@ -619,6 +763,7 @@ def worker(db: str | None, threads: int) -> None:
     configure_logging()
     engine = _engine(db)
     upgrade(engine)
+    _check_secret_key(engine)
     runtime = Runtime(engine)
     runtime.start(worker=True, threads=threads)
     click.echo(

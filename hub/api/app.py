@@ -18,8 +18,16 @@ from hub.api.catalog import CatalogController
 from hub.api.coupons import CouponController
 from hub.api.errors import EXCEPTION_HANDLERS
 from hub.api.events import EventsController
+from hub.api.hardening import (
+    DEFAULT_MAX_BODY,
+    HardeningMiddleware,
+    HubRequest,
+    cors_config,
+    document_problems,
+    security_headers,
+)
 from hub.api.ops import health, metrics, ready
-from hub.api.redemptions import REDEEM_MAX_BODY, RedemptionController
+from hub.api.redemptions import RedemptionController
 from hub.api.state import HubState, utcnow
 from hub.api.strict import raw_body
 from hub.services.redeem import Settings
@@ -28,6 +36,9 @@ from hub.services.redeem import Settings
 def create_app(
     engine: Engine, settings: Settings | None = None, clock: Callable[[], datetime] = utcnow
 ) -> Litestar:
+    from hub.api.alerts import AlertController
+    from hub.api.audit import AuditController
+    from hub.api.keys import KeyController
     from hub.api.pos import PosController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.templates import TemplateController
@@ -46,11 +57,20 @@ def create_app(
             DeliveryController,
             EventsController,
             PosController,
+            KeyController,
+            AuditController,
+            AlertController,
         ],
-        middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS])],
+        middleware=[
+            HardeningMiddleware,
+            DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS]),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         dependencies={"raw_body": Provide(raw_body)},
-        request_max_body_size=REDEEM_MAX_BODY,
+        request_max_body_size=DEFAULT_MAX_BODY,  # routes set their own (redeem: 64 KiB)
+        request_class=HubRequest,
+        before_send=[security_headers],
+        cors_config=cors_config(),
         openapi_config=OpenAPIConfig(
             title="Redemption Hub",
             version=hub.__version__,
@@ -69,4 +89,5 @@ def create_app(
         debug=False,
     )
     app.state.hub = state
+    document_problems(app)
     return app

@@ -36,6 +36,8 @@ def _problem(doc: dict[str, Any], headers: dict[str, str] | None = None) -> Resp
 def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
     # RFC 9110 §15.5.2: a 401 response must carry WWW-Authenticate.
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.status == 429 and "retry_after" in exc.extra:  # too_many_failed_attempts
+        headers = {"Retry-After": str(exc.extra["retry_after"])}
     return _problem(problem_for(exc, instance=request.url.path), headers=headers)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, text
 
@@ -14,8 +15,11 @@ from hub.delivery import queue
 from hub.delivery.metrics import render
 from hub.services.jsonio import dumps
 
+# Served without a key: `security: [{}]` says so in the OpenAPI document.
+PUBLIC: list[dict[str, list[str]]] = [{}]
 
-@get("/health", summary="Liveness: the process answers", tags=["ops"])
+
+@get("/health", summary="Liveness: the process answers", tags=["ops"], security=PUBLIC)
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -39,7 +43,16 @@ def _check(engine: Engine) -> dict[str, str]:
     return checks
 
 
-@get("/ready", summary="Readiness: database and broker reachable", tags=["ops"])
+@get(
+    "/ready",
+    summary="Readiness: database and broker reachable",
+    tags=["ops"],
+    security=PUBLIC,
+    responses={
+        200: ResponseSpec(dict[str, str], description="`status: ready`, each check `ok`"),
+        503: ResponseSpec(dict[str, str], description="`status: not_ready`, naming the error"),
+    },
+)
 async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
     checks = await anyio.to_thread.run_sync(_check, hub(request).engine)
     ok = all(v == "ok" for v in checks.values())
@@ -50,7 +63,18 @@ async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
     )
 
 
-@get("/metrics", summary="Prometheus metrics", tags=["ops"], include_in_schema=True)
+# litestar appends "; charset=utf-8" to text/* media types itself
+_METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
+
+
+@get(
+    "/metrics",
+    summary="Prometheus metrics",
+    tags=["ops"],
+    security=PUBLIC,
+    include_in_schema=True,
+    media_type=_METRICS_MEDIA_TYPE,
+)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     body = await anyio.to_thread.run_sync(render, hub(request).engine)
-    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+    return Response(content=body, media_type=_METRICS_MEDIA_TYPE)

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hub.api.dto import SubscriptionIn, SubscriptionPatch
-from hub.api.redemptions import query_time
+from hub.api.params import Since, Until, query_time
 from hub.api.state import hub, principal
 from hub.services import subscriptions as svc
 
@@ -129,8 +129,8 @@ class DeliveryController(Controller):
         subscription: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
         event_type: FromQuery[str | None] = None,
-        since: Annotated[str | None, QueryParameter(name="from", format="date-time")] = None,
-        until: Annotated[str | None, QueryParameter(name="to", format="date-time")] = None,
+        since: Since = None,
+        until: Until = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
         cursor: FromQuery[str | None] = None,
     ) -> dict[str, Any]:

@@ -87,6 +87,10 @@ api_keys = Table(
     Column("secret_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("stores", JSONDoc, nullable=True),  # analyst keys: store codes they may read
+    Column("created_by", String(40), nullable=True),  # the key that made it (API)
 )
 
 coupon_templates = Table(
@@ -163,6 +167,25 @@ outbox_events = Table(
     Column("recorded_at", UTCDateTime(), nullable=False),
     Column("data", JSONDoc, nullable=False),
     Index("ix_outbox_events_coupon", "coupon_id", "seq"),
+)
+
+# Audit log: who (key), what, when, from where. Append-only: the API never changes a
+# row, and database triggers refuse UPDATE and DELETE (migration 0006).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor_key_id", String(40), nullable=False),  # "cli" for the command line
+    Column("actor_role", String(16), nullable=False),
+    Column("address", String(64), nullable=True),  # the client's IP address
+    Column("action", String(64), nullable=False),  # e.g. template.paused, key.revoked
+    Column("target_type", String(32), nullable=False),
+    Column("target_id", String(64), nullable=False),
+    Column("details", JSONDoc, nullable=False),
+    Index("ix_audit_log_merchant_at", "merchant_id", "at", "id"),
 )
 
 # Idempotency records: scoped to the API key that made the request. A row becomes
@@ -248,4 +271,65 @@ delivery_attempts = Table(
     Column("error", Text, nullable=True),
     Column("response_body", Text, nullable=True),  # truncated
     Index("ix_delivery_attempts_delivery", "delivery_id", "attempt"),
+)
+
+# --- guessing defence and repeat-attempt alerts (hub/services/guard.py, alerts.py) ----
+
+# One row per failed code look-up (coupon_not_found, code_malformed) per scope: the API
+# key ("key:<key id>") and the client address ("addr:<merchant id>:<address>"). The
+# sliding-window count reads the scope's rows of the last window; older rows are pruned.
+failed_attempts = Table(
+    "failed_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("scope", String(200), nullable=False),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_failed_attempts_scope", "scope", "at"),
+)
+
+# A blocked scope: every look-up, validate and redeem from it answers 429 until
+# ``blocked_until``. Read by primary key (and cached ≤ 1 s per process) on the hot path.
+throttle_blocks = Table(
+    "throttle_blocks",
+    metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("blocked_at", UTCDateTime(), nullable=False),
+    Column("blocked_until", UTCDateTime(), nullable=False),
+    Column("failures", Integer, nullable=False),
+)
+
+# Refused redeem/validate attempts at existing coupons (any refusal code), for the
+# "same code, several stores, short time" alert. Pruned per coupon after the window.
+code_attempts = Table(
+    "code_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("coupon_id", ForeignKey("coupons.id"), nullable=False),
+    Column("store_code", String(64), nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_code_attempts_coupon", "coupon_id", "at"),
+)
+
+# When a coupon last raised repeat_redemption_attempt (at most one alert per window).
+repeat_alerts = Table(
+    "repeat_alerts",
+    metadata,
+    Column("coupon_id", ForeignKey("coupons.id"), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("alerted_at", UTCDateTime(), nullable=False),
+)
+
+# GET /v1/alerts reads alert.raised events; a partial index keeps that read cheap
+# without costing the other (hot-path) outbox inserts anything.
+Index(
+    "ix_outbox_events_alerts",
+    outbox_events.c.merchant_id,
+    outbox_events.c.occurred_at,
+    outbox_events.c.id,
+    sqlite_where=outbox_events.c.type == "alert.raised",
+    postgresql_where=outbox_events.c.type == "alert.raised",
 )

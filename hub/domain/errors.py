@@ -45,6 +45,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_pos_payload": (422, "A POS payload field is missing or wrong for its format."),
     "invalid_request": (422, "The body or query has a wrong type, a missing or an unknown field."),
     "payload_too_large": (413, "The body is larger than the endpoint accepts (64 KiB for redeem)."),
+    "uri_too_long": (414, "The URL (path and query) is longer than 8 KiB."),
+    "headers_too_large": (431, "The request headers exceed 16 KiB or 100 fields."),
     "idempotency_key_required": (400, "The Idempotency-Key header is missing."),
     "idempotency_key_invalid": (400, "The Idempotency-Key header is empty or longer than 255."),
     "idempotency_key_reused": (422, "The Idempotency-Key was used with a different request."),
@@ -57,6 +59,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "unauthorized": (401, "Missing or unknown API key."),
     "forbidden": (403, "The key's role may not do this."),
     "store_forbidden": (403, "A store key acts only at its own store."),
+    "too_many_failed_attempts": (429, "Too many unknown or mistyped codes; see Retry-After."),
     # redemption outcomes
     "coupon_not_found": (404, "No coupon with this code for this merchant."),
     "coupon_already_redeemed": (409, "The coupon was redeemed already; says when and where."),

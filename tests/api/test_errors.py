@@ -29,6 +29,7 @@ from hub.db.schema import coupons, idempotency_keys
 from hub.domain.codes import ALPHABET, display, generate_code
 from hub.domain.errors import ERROR_CODES
 from hub.services import idempotency
+from hub.services.keys import create_key
 from hub.services.problems import PROBLEM_MEDIA_TYPE, TYPE_BASE
 from hub.testing import EXTERNAL_ENTITY
 from tests.conftest import THRESHOLD_SPEC, Clock, Merchant, issue, make_template, order
@@ -378,6 +379,41 @@ def issue_body_over_2_mib(env: Env) -> httpx.Response:
     return env.raw(f"/v1/templates/{env.template()}/coupons", body)
 
 
+@produces("payload_too_large")
+def store_body_over_1_mib(env: Env) -> httpx.Response:
+    # the default for JSON endpoints without their own limit
+    body = json.dumps({"code": "BIG-1", "name": "x" * (1024 * 1024)}).encode()
+    return env.raw("/v1/stores", body)
+
+
+@produces("uri_too_long")
+def query_string_over_8_kib(env: Env) -> httpx.Response:
+    return env.get("/v1/redemptions?cursor=" + "A" * 9000)
+
+
+@produces("headers_too_large")
+def headers_over_16_kib(env: Env) -> httpx.Response:
+    return env.get("/v1/templates", auth={**env.admin, "X-Padding": "p" * 17_000})
+
+
+@produces("headers_too_large")
+def more_than_100_header_fields(env: Env) -> httpx.Response:
+    many = {f"X-Field-{i}": "1" for i in range(101)}
+    return env.get("/v1/templates", auth={**env.admin, **many})
+
+
+@produces("unsupported_media_type")
+def form_body_to_a_json_endpoint(env: Env) -> httpx.Response:
+    return env.raw("/v1/stores", b"code=NEW-2&name=New", **{"Content-Type": "text/plain"})
+
+
+@produces("malformed_json")
+def nested_deeper_than_64_levels(env: Env) -> httpx.Response:
+    r = env.raw("/v1/subscriptions", b'{"config":' + b"[" * 65 + b"]" * 65 + b"}")
+    assert "64" in r.json()["detail"]
+    return r
+
+
 @produces("idempotency_key_required")
 def redeem_without_key(env: Env) -> httpx.Response:
     body = {"code": env.coupon(), "store": "SH-001", "order": order()}
@@ -574,6 +610,17 @@ def store_key_redeeming_at_another_store(env: Env) -> httpx.Response:
 @produces("store_forbidden")
 def store_key_validating_at_another_store(env: Env) -> httpx.Response:
     return env.validate(env.coupon(), auth=env.store_auth("BJ-001"), store="SH-001")
+
+
+@produces("too_many_failed_attempts")
+def guessing_codes_until_blocked(env: Env) -> httpx.Response:
+    limit = env.client.app.state.hub.settings.guard.limits.max_per_key
+    auth = env.store_auth("SH-002")
+    for _ in range(limit):
+        assert env.get(f"/v1/coupons/{generate_code()}", auth=auth).status_code == 404
+    r = env.validate(env.coupon(), auth=auth, store=None)  # a valid code, refused too
+    assert int(r.headers["Retry-After"]) == r.json()["retry_after"] > 0
+    return r
 
 
 # --- redemption outcomes ------------------------------------------------------------------
@@ -1205,7 +1252,7 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
     """
     absent = {"code": generate_code(), "template_id": "tpl_absent", "redemption_id": "rdm_absent",
               "subscription_id": "sub_absent", "delivery_id": "dlv_absent",
-              "connector": "pos.absent", "operation": "redeem"}
+              "connector": "pos.absent", "operation": "redeem", "key_id": "key_absent"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
     failures = []
@@ -1271,6 +1318,7 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
     tpl = env.template()
     codes = issue(env.db, env.m, tpl, env.clock.now, count=5)
     rid = env.redeem(codes[0]).json()["redemption_id"]
+    spare_key = create_key(env.db, env.m.id, "analyst", env.clock.now, name="spare").id
     redeem = {
         "code": codes[1],
         "store": "SH-001",
@@ -1314,7 +1362,7 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
     delivery_id = env.get("/v1/deliveries").json()["items"][0]["id"]
     params = {"code": codes[2], "template_id": tpl, "redemption_id": rid,
               "subscription_id": sub, "delivery_id": delivery_id,
-              "connector": "pos.native", "operation": "redeem"}
+              "connector": "pos.native", "operation": "redeem", "key_id": spare_key}
     bodies = {
         "/v1/redemptions": [redeem],
         "/v1/redemptions/validate": [{**redeem, "code": codes[3]}],
@@ -1335,6 +1383,10 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/subscriptions/{subscription_id:str}/pause": [],
         "/v1/subscriptions/{subscription_id:str}/resume": [],
         "/v1/subscriptions/{subscription_id:str}/replay-dead": [],
+        "/v1/keys": [{"role": "analyst", "name": "fuzz", "stores": ["SH-001"],
+                      "expires_at": iso(env.clock.now + timedelta(days=30))},
+                     {"role": "store", "store": "SH-002"}],
+        "/v1/keys/{key_id:str}/revoke": [],
         "/v1/deliveries/{delivery_id:str}/replay": [],
         "/v1/pos/{connector:str}/{operation:str}": [{**redeem, "code": codes[4]}],
     }

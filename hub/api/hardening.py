@@ -1,0 +1,341 @@
+"""Hostile input: size limits, strict content types, CORS and security headers.
+
+* :class:`HardeningMiddleware` (first in the app's middleware, so before authentication)
+  refuses a URL longer than :data:`MAX_URL_BYTES` (414 ``uri_too_long``), a header
+  section larger than :data:`MAX_HEADER_BYTES` or with more than
+  :data:`MAX_HEADER_FIELDS` fields (431 ``headers_too_large``), and a POST/PUT/PATCH
+  body on a JSON endpoint that is not ``application/json`` or ``application/*+json``
+  in UTF-8 (415 ``unsupported_media_type``). The POS route keeps its own per-connector
+  check (its formats include XML).
+* :class:`HubRequest` refuses JSON nested deeper than :data:`MAX_JSON_DEPTH` levels
+  (400 ``malformed_json``) before anything decodes it.
+* Body sizes: :data:`DEFAULT_MAX_BODY` for every endpoint unless the route says
+  otherwise (64 KiB on ``/v1/redemptions``, 256 KiB on the POS route, 2 MiB for
+  issuing); litestar enforces them (413 ``payload_too_large``).
+* :func:`security_headers` (a ``before_send`` hook) puts the security headers on every
+  response, 404s included.
+* :func:`cors_config`: CORS is off unless ``HUB_CORS_ORIGINS`` names the origins.
+* :func:`document_problems`: every operation of the OpenAPI document lists the problem
+  responses it can answer, so clients (and schemathesis) can rely on it.
+* :data:`MAX_REQUEST_HEAD`: the HTTP parser's own cap (``hub serve`` passes it to
+  uvicorn), above the app's limits so the app answers with a problem document; beyond
+  it uvicorn answers a plain 400.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.routes import HTTPRoute
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.api.dto import Problem
+from hub.api.permissions import PUBLIC_PREFIXES
+from hub.domain.errors import refuse
+from hub.services.problems import PROBLEM_MEDIA_TYPE
+
+KIB: Final = 1024
+DEFAULT_MAX_BODY: Final = 1024 * KIB  # routes may set less (redeem 64 KiB) or more (issue)
+MAX_JSON_DEPTH: Final = 64
+MAX_URL_BYTES: Final = 8 * KIB  # path and query string, as sent
+MAX_HEADER_BYTES: Final = 16 * KIB  # names and values, plus 4 bytes a field (": ", CRLF)
+MAX_HEADER_FIELDS: Final = 100
+# uvicorn (h11) refuses a request line plus headers above this with a plain 400 before
+# the app sees it (``h11_max_incomplete_event_size``; its default is 16 KiB); it is above
+# the app's limits so that the app answers in problem+json.
+MAX_REQUEST_HEAD: Final = 64 * KIB
+
+BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+# Routes that read bodies in their own formats and check Content-Type themselves.
+OWN_MEDIA_TYPE_PREFIXES: Final = ("/v1/pos/",)
+JSON_MEDIA_TYPES: Final = ("application/json",)
+
+# --- security headers ----------------------------------------------------------------------
+
+API_CSP: Final = "default-src 'none'; frame-ancestors 'none'"
+# The documentation pages litestar serves under /schema (Redoc at /schema and
+# /schema/redoc, Swagger UI, Stoplight Elements, RapiDoc) load their scripts, styles and
+# fonts from these CDNs and start with an inline script; nothing else gets this policy.
+DOCS_CSP: Final = (
+    "default-src 'none'; "
+    "script-src 'self' 'unsafe-inline' https://cdn.redoc.ly https://cdn.jsdelivr.net "
+    "https://unpkg.com; "
+    "style-src 'self' 'unsafe-inline' https://fonts.googleapis.com https://cdn.jsdelivr.net "
+    "https://unpkg.com; "
+    "font-src 'self' data: https://fonts.gstatic.com https://cdn.jsdelivr.net https://unpkg.com; "
+    "img-src 'self' data: https://cdn.jsdelivr.net https://unpkg.com; "
+    "connect-src 'self'; worker-src 'self' blob:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+DOCS_PREFIX: Final = "/schema"
+SECURITY_HEADERS: Final[Mapping[str, str]] = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+
+def media_type_of(content_type: str | None) -> tuple[str, dict[str, str]]:
+    """``"Application/JSON; charset=UTF-8"`` → ``("application/json", {"charset": "utf-8"})``."""
+    if not content_type:
+        return "", {}
+    main, *rest = content_type.split(";")
+    params = {}
+    for part in rest:
+        name, _, value = part.partition("=")
+        params[name.strip().lower()] = value.strip().strip('"').lower()
+    return main.strip().lower(), params
+
+
+def is_json_media_type(media_type: str) -> bool:
+    return media_type in JSON_MEDIA_TYPES or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def security_headers(message: Message, scope: Scope) -> None:
+    """``before_send`` hook: the security headers on every response of the app."""
+    if message["type"] != "http.response.start":
+        return
+    message.setdefault("headers", [])
+    headers = MutableScopeHeaders.from_message(message)
+    path = str(scope.get("path", ""))
+    docs = path == DOCS_PREFIX or path.startswith(DOCS_PREFIX + "/")
+    html = media_type_of(headers.get("content-type"))[0] == "text/html"
+    for name, value in SECURITY_HEADERS.items():
+        if name not in headers:
+            headers[name] = value
+    if "content-security-policy" not in headers:
+        headers["content-security-policy"] = DOCS_CSP if docs and html else API_CSP
+    if not docs and "cache-control" not in headers:
+        headers["cache-control"] = "no-store"
+
+
+# --- request checks -----------------------------------------------------------------------
+
+
+def _header_section_too_large(raw: list[tuple[bytes, bytes]]) -> str | None:
+    if len(raw) > MAX_HEADER_FIELDS:
+        return f"The request has {len(raw)} header fields; at most {MAX_HEADER_FIELDS}."
+    size = sum(len(name) + len(value) + 4 for name, value in raw)
+    if size > MAX_HEADER_BYTES:
+        return f"The request headers take {size} bytes; at most {MAX_HEADER_BYTES}."
+    return None
+
+
+def _has_body(raw: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in raw:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding" or (
+            lowered == b"content-length" and value.strip() != b"0"
+        ):
+            return True
+    return False
+
+
+class HardeningMiddleware:
+    """URL and header limits for every route; JSON-only bodies on JSON endpoints."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            self.check(scope)
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def check(scope: Scope) -> None:
+        raw_path = scope.get("raw_path") or str(scope.get("path", "")).encode()
+        raw_path = raw_path.partition(b"?")[0]  # some servers (the TestClient) include it
+        query = scope.get("query_string", b"")
+        url_bytes = len(raw_path) + (1 + len(query) if query else 0)
+        if url_bytes > MAX_URL_BYTES:
+            raise refuse(
+                "uri_too_long",
+                f"The URL takes {url_bytes} bytes; at most {MAX_URL_BYTES}.",
+                status=414,
+            )
+        raw: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
+        if (reason := _header_section_too_large(raw)) is not None:
+            raise refuse("headers_too_large", reason, status=431)
+        method = str(scope.get("method", "GET")).upper()
+        path = str(scope.get("path", ""))
+        if method in BODY_METHODS and not path.startswith(OWN_MEDIA_TYPE_PREFIXES):
+            if not _has_body(raw):
+                return
+            content_type = next(
+                (v.decode("latin-1") for k, v in raw if k.lower() == b"content-type"), None
+            )
+            media, params = media_type_of(content_type)
+            charset = params.get("charset", "utf-8")
+            if not is_json_media_type(media) or charset not in ("utf-8", "utf8"):
+                sent = content_type.strip() if content_type else "no Content-Type"
+                raise refuse(
+                    "unsupported_media_type",
+                    f"Send the body as application/json (UTF-8), not {sent[:100]}.",
+                    status=415,
+                    accepted=["application/json"],
+                )
+
+
+# --- JSON nesting depth -------------------------------------------------------------------
+
+# A JSON string (from its opening quote to its closing one, or to the end of an
+# unterminated one: linear time, no backtracking), and the two kinds of bracket pairs.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
+
+
+def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when the JSON text nests arrays/objects deeper than ``limit``.
+
+    Runs in C-speed passes over the bytes, before any decoding: strings are cut out,
+    only brackets kept, and innermost pairs removed ``limit`` times; a pair left after
+    that was nested deeper. Malformed text (unbalanced brackets) is left to the decoder.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        reduced = _INNERMOST_PAIR.sub(b"", brackets)
+        if reduced == brackets:
+            return False
+        brackets = reduced
+    return _INNERMOST_PAIR.search(brackets) is not None
+
+
+class HubRequest(Request[Any, Any, Any]):
+    """The app's request class: a JSON body nested too deeply never reaches a decoder."""
+
+    async def body(self) -> bytes:
+        body = await super().body()
+        if body and len(body) > 2 * MAX_JSON_DEPTH:
+            media, _ = media_type_of(self.headers.get("content-type"))
+            if (not media or is_json_media_type(media)) and json_depth_exceeds(body):
+                raise refuse(
+                    "malformed_json",
+                    f"JSON is malformed: nested deeper than {MAX_JSON_DEPTH} levels.",
+                    status=400,
+                )
+        return body
+
+
+# --- CORS ---------------------------------------------------------------------------------
+
+
+def cors_config(environ: Mapping[str, str] | None = None) -> CORSConfig | None:
+    """CORS for the origins in ``HUB_CORS_ORIGINS`` (comma-separated); off when unset."""
+    raw = (os.environ if environ is None else environ).get("HUB_CORS_ORIGINS", "")
+    origins = [o.strip().rstrip("/") for o in raw.split(",") if o.strip()]
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=origins,
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        expose_headers=["Idempotent-Replayed"],
+        allow_credentials=False,
+        max_age=600,
+    )
+
+
+# --- OpenAPI: the problems each operation can answer --------------------------------------
+
+PROBLEM_DESCRIPTIONS: Final[Mapping[int, str]] = {
+    400: "Malformed request: the body is not JSON (or nests deeper than 64 levels), "
+    "or a header or cursor is malformed (`code` says which).",
+    401: "`unauthorized`: a missing, unknown or revoked API key.",
+    403: "`forbidden` or `store_forbidden`: the key's role or store may not do this.",
+    404: "No such resource for this merchant (`code` says which kind).",
+    409: "Conflicts with the resource's current state (`code` says how).",
+    413: "`payload_too_large`: the body is larger than this endpoint accepts.",
+    414: "`uri_too_long`: the URL (path and query) is longer than 8 KiB.",
+    415: "`unsupported_media_type`: send the body as `application/json` (UTF-8).",
+    422: "A field is missing, of the wrong type or out of range (`errors` names it), "
+    "or a business rule refuses the request (`code` says which).",
+    431: "`headers_too_large`: more than 16 KiB or 100 fields of request headers.",
+}
+
+# Statuses that depend on what a service does, beyond those derived from the route's
+# shape in :func:`problem_statuses` (method, path, query and body parameters).
+EXTRA_PROBLEMS: Final[Mapping[tuple[str, str], frozenset[int]]] = {
+    ("POST", "/v1/stores"): frozenset({409}),  # already_exists
+    ("POST", "/v1/products"): frozenset({409}),
+    ("POST", "/v1/customers"): frozenset({409}),
+    # template_paused, template_out_of_stock, per_customer_limit_reached
+    ("POST", "/v1/templates/{template_id:str}/coupons"): frozenset({409}),
+    ("GET", "/v1/coupons/{code:str}"): frozenset({422}),  # code_malformed
+    ("POST", "/v1/coupons/{code:str}/claim"): frozenset({409}),  # coupon_already_claimed
+    ("POST", "/v1/coupons/{code:str}/void"): frozenset({409}),  # illegal_transition, …
+    ("POST", "/v1/deliveries/{delivery_id:str}/replay"): frozenset({409}),
+}
+
+
+def problem_spec(status: int) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=Problem,
+        media_type=PROBLEM_MEDIA_TYPE,
+        description=f"Problem (RFC 9457). {PROBLEM_DESCRIPTIONS[status]}",
+        generate_examples=False,
+    )
+
+
+def problem_statuses(
+    method: str, path: str, *, path_params: bool, query_params: bool, reads_body: bool
+) -> set[int]:
+    """The 4xx statuses an operation can answer by its shape alone."""
+    statuses = {414, 431}
+    if not path.startswith(PUBLIC_PREFIXES):
+        statuses |= {401, 403}
+    if path_params:
+        # litestar documents a 400 for every operation with parameters; this app's 400s
+        # (a malformed header, cursor or Content-Length) are problem documents too
+        statuses |= {400, 404}
+    if query_params:
+        statuses |= {400, 422}
+    if method in BODY_METHODS:
+        statuses |= {400, 415}
+        if reads_body:
+            statuses |= {400, 413, 422}
+    return statuses | set(EXTRA_PROBLEMS.get((method, path), ()))
+
+
+def _reads_body(handler: Any) -> bool:
+    params = handler.parsed_fn_signature.parameters
+    return "data" in params or "raw_body" in params
+
+
+def document_problems(app: Litestar) -> None:
+    """Add the problem responses of every operation to its handler's ``responses``.
+
+    Responses a handler documents itself win. Runs before the OpenAPI document is first
+    built (litestar builds it on the first request for it).
+    """
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or route.path.startswith(DOCS_PREFIX):
+            continue
+        for method, (handler, kwargs_model) in route.route_handler_map.items():
+            if method in ("OPTIONS", "HEAD") or not handler.resolve_include_in_schema():
+                continue
+            statuses = problem_statuses(
+                method,
+                route.path,
+                path_params=bool(kwargs_model.expected_path_params),
+                query_params=bool(kwargs_model.expected_query_params),
+                reads_body=_reads_body(handler),
+            )
+            own = dict(handler.responses or {})
+            handler.responses = {
+                **{s: problem_spec(s) for s in sorted(statuses) if s not in own},
+                **own,
+            }

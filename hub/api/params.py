@@ -1,0 +1,49 @@
+"""Query parameters several list endpoints share: the ``from``/``to`` time window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from litestar.params import QueryParameter
+
+from hub.domain.errors import refuse
+
+Since = Annotated[
+    str | None,
+    QueryParameter(
+        name="from", description="time ≥ this (ISO 8601 with offset)", format="date-time"
+    ),
+]
+Until = Annotated[
+    str | None,
+    QueryParameter(name="to", description="time < this (ISO 8601 with offset)", format="date-time"),
+]
+
+
+def query_time(name: str, raw: str | None) -> datetime | None:
+    """An ISO 8601 time with an offset from the query string, or a 422 naming ``name``."""
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise refuse(
+            "invalid_request",
+            f"{name} must be an ISO 8601 time with an offset, e.g. 2026-11-25T08:00:00Z",
+            errors=[{"field": name, "message": "not an ISO 8601 time"}],
+        ) from None
+    if value.tzinfo is None:
+        raise refuse(
+            "invalid_request",
+            f"{name} needs a time zone offset",
+            errors=[{"field": name, "message": "naive time"}],
+        )
+    try:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC: it used to answer 500
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise refuse(
+            "invalid_request",
+            f"{name} is out of range",
+            errors=[{"field": name, "message": "out of range in UTC"}],
+        ) from None
