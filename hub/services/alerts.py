@@ -28,12 +28,10 @@ import structlog
 from sqlalchemy import (
     Connection,
     Engine,
-    and_,
     bindparam,
     delete,
     insert,
     literal_column,
-    or_,
     select,
     update,
 )
@@ -46,7 +44,7 @@ from hub.domain.codes import mask
 from hub.services import outbox
 from hub.services.jsonio import iso
 from hub.services.principal import Principal
-from hub.services.queries import decode_cursor, encode_cursor
+from hub.services.queries import newest_first, split_page
 
 log = structlog.get_logger("hub.alerts")
 
@@ -285,13 +283,10 @@ def list_alerts(
         q = q.where(e.c.occurred_at >= f.since)
     if f.until is not None:
         q = q.where(e.c.occurred_at < f.until)
-    if cursor is not None:
-        c = decode_cursor(cursor)
-        q = q.where(or_(e.c.occurred_at < c.at, and_(e.c.occurred_at == c.at, e.c.id < c.id)))
-    q = q.order_by(e.c.occurred_at.desc(), e.c.id.desc()).limit(limit + 1)
+    q = newest_first(q, e.c.occurred_at, e.c.id, limit, cursor)
     with read_conn(engine) as conn:
         rows = conn.execute(q).all()
-    page = rows[:limit]
+    page, next_cursor = split_page(rows, limit, "occurred_at")
     items = [
         {
             "id": row.id,
@@ -304,8 +299,4 @@ def list_alerts(
         }
         for row in page
     ]
-    next_cursor = None
-    if len(rows) > limit:
-        last = page[-1]
-        next_cursor = encode_cursor(last.occurred_at, last.id)
     return {"items": items, "next_cursor": next_cursor}

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from hub.db.engine import read_conn
 from hub.db.schema import audit_log
 from hub.domain.ids import new_id
 from hub.services.jsonio import iso
 from hub.services.principal import Principal
-from hub.services.queries import decode_cursor, encode_cursor
+from hub.services.queries import newest_first, split_page
 
 CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("hub_client_address", default=None)
 
@@ -109,14 +109,7 @@ def list_entries(
         q = q.where(a.at >= f.since)
     if f.until:
         q = q.where(a.at < f.until)
-    if cursor:
-        cur = decode_cursor(cursor)
-        q = q.where(or_(a.at < cur.at, and_(a.at == cur.at, a.id < cur.id)))
     with read_conn(engine) as conn:
-        rows = conn.execute(q.order_by(a.at.desc(), a.id.desc()).limit(limit + 1)).all()
-    page = rows[:limit]
-    more = len(rows) > limit
-    return {
-        "items": [_view(r) for r in page],
-        "next_cursor": encode_cursor(page[-1].at, page[-1].id) if more and page else None,
-    }
+        rows = conn.execute(newest_first(q, a.at, a.id, limit, cursor)).all()
+    page, next_cursor = split_page(rows, limit, "at")
+    return {"items": [_view(r) for r in page], "next_cursor": next_cursor}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, and_, or_, select
 
 from hub.db.engine import read_conn
 from hub.db.schema import coupon_templates, coupons, customers, outbox_events, redemptions
@@ -110,6 +111,25 @@ def encode_cursor(at: datetime, rid: str) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode(_Cursor(at, rid))).decode().rstrip("=")
 
 
+def newest_first(
+    q: Select[Any], at: ColumnElement[Any], id_: ColumnElement[Any], limit: int, cursor: str | None
+) -> Select[Any]:
+    """Keyset pagination, newest first by ``at`` then ``id_``: the rows after ``cursor``,
+    one more than a page (so :func:`split_page` knows whether there is a next one)."""
+    if cursor is not None:
+        c = decode_cursor(cursor)
+        q = q.where(or_(at < c.at, and_(at == c.at, id_ < c.id)))
+    return q.order_by(at.desc(), id_.desc()).limit(limit + 1)
+
+
+def split_page(rows: Sequence[Any], limit: int, at: str) -> tuple[Sequence[Any], str | None]:
+    """The page of a :func:`newest_first` query, and the cursor of the next one (or None);
+    ``at`` names the rows' time attribute."""
+    page = rows[:limit]
+    more = len(rows) > limit and page
+    return page, encode_cursor(getattr(page[-1], at), page[-1].id) if more else None
+
+
 def decode_cursor(raw: str) -> _Cursor:
     try:
         padded = raw + "=" * (-len(raw) % 4)
@@ -145,10 +165,7 @@ def list_redemptions(
         q = q.where(r.c.channel == f.channel)
     if f.status is not None:
         q = q.where(r.c.status == f.status)
-    if cursor is not None:
-        c = decode_cursor(cursor)
-        q = q.where(or_(r.c.occurred_at < c.at, and_(r.c.occurred_at == c.at, r.c.id < c.id)))
-    q = q.order_by(r.c.occurred_at.desc(), r.c.id.desc()).limit(limit + 1)
+    q = newest_first(q, r.c.occurred_at, r.c.id, limit, cursor)
     with read_conn(engine) as conn:
         rows = conn.execute(q).all()
         codes = {}
@@ -159,7 +176,7 @@ def list_redemptions(
                     select(coupons.c.id, coupons.c.code).where(coupons.c.id.in_(ids))
                 ).all()
             )
-    page = rows[:limit]
+    page, next_cursor = split_page(rows, limit, "occurred_at")
     items = [
         {
             "redemption_id": row.id,
@@ -177,8 +194,4 @@ def list_redemptions(
         }
         for row in page
     ]
-    next_cursor = None
-    if len(rows) > limit:
-        last = page[-1]
-        next_cursor = encode_cursor(last.occurred_at, last.id)
     return {"items": items, "next_cursor": next_cursor}

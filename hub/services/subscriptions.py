@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from hub.connectors import get_connector
 from hub.db.engine import read_conn, write_conn
@@ -24,7 +24,7 @@ from hub.services import audit
 from hub.services.jsonio import iso
 from hub.services.outbox import EVENT_TYPES
 from hub.services.principal import Principal
-from hub.services.queries import decode_cursor, encode_cursor
+from hub.services.queries import newest_first, split_page
 
 DELIVERY_STATUSES = ("pending", "delivering", "succeeded", "retrying", "dead", "cancelled")
 
@@ -154,8 +154,14 @@ def create(
         conn.execute(insert(subscriptions).values(**values))
         row = _get_row(conn, p, sub_id)
         audit.record(
-            conn, p, "subscription.created", "subscription", sub_id, now,
-            connector=connector, events=values["events"],
+            conn,
+            p,
+            "subscription.created",
+            "subscription",
+            sub_id,
+            now,
+            connector=connector,
+            events=values["events"],
         )
     return _view(row)
 
@@ -347,14 +353,10 @@ def list_deliveries(
         q = q.where(d.c.created_at >= since)
     if until is not None:
         q = q.where(d.c.created_at < until)
-    if cursor is not None:
-        c = decode_cursor(cursor)
-        q = q.where(or_(d.c.created_at < c.at, and_(d.c.created_at == c.at, d.c.id < c.id)))
-    q = q.order_by(d.c.created_at.desc(), d.c.id.desc()).limit(limit + 1)
+    q = newest_first(q, d.c.created_at, d.c.id, limit, cursor)
     with read_conn(engine) as conn:
         rows = conn.execute(q).all()
-    page = rows[:limit]
-    nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, nxt = split_page(rows, limit, "created_at")
     return {"items": [_delivery_view(r) for r in page], "next_cursor": nxt}
 
 
