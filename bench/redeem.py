@@ -39,7 +39,7 @@ from hub.db.engine import make_engine
 from hub.db.migrate import upgrade
 from hub.domain.cart import Order
 from hub.logs import configure_logging
-from hub.services import catalog, issuing
+from hub.services import catalog, issuing, keys
 from hub.services.commands import RedeemCommand
 from hub.services.principal import Principal
 from hub.services.redeem import redeem
@@ -52,12 +52,12 @@ def setup_merchant(engine: Engine, n: int) -> tuple[Principal, Principal, str, l
     principal, store principal, store key token, codes)."""
     now = datetime.now(UTC)
     mid = catalog.create_merchant(engine, "Bench", "Asia/Shanghai", now)
-    admin = catalog.create_key(engine, mid, "admin", now)
-    p0 = catalog.authenticate(engine, admin.token)
+    admin = keys.create_key(engine, mid, "admin", now)
+    p0 = keys.authenticate(engine, admin.token)
     assert p0 is not None
     catalog.create_store(engine, p0, "SH-001", "bench store", now)
-    store = catalog.create_key(engine, mid, "store", now, store_code="SH-001")
-    p = catalog.authenticate(engine, store.token)
+    store = keys.create_key(engine, mid, "store", now, store_code="SH-001")
+    p = keys.authenticate(engine, store.token)
     assert p is not None
     tpl = issuing.create_template(
         engine,

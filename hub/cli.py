@@ -105,7 +105,8 @@ def keys_create(
     from hub.services.keys import create_key
 
     engine = _engine(db)
-    merchant_id = _merchant(engine, merchant_id)
+    operator = _admin(engine, merchant_id)
+    merchant_id = operator.merchant_id
     now = _now()
     expires = now + timedelta(days=expires_in_days) if expires_in_days else None
     store_codes = [c.strip() for c in stores.split(",") if c.strip()] if stores else None
@@ -119,7 +120,7 @@ def keys_create(
             name=name,
             store_codes=store_codes,
             expires_at=expires,
-            created_by=_operator(engine, merchant_id),
+            created_by=operator,
         )
     except DomainError as err:
         raise click.ClickException(f"{err.code}: {err.message}") from None
@@ -138,26 +139,6 @@ def keys_create(
     )
 
 
-def _merchant(engine: Engine, merchant_id: str | None) -> str:
-    from hub.seeding import first_merchant
-
-    found = merchant_id or first_merchant(engine)
-    if found is None:
-        raise click.ClickException("no merchant yet: run `hub merchants create` first")
-    return found
-
-
-def _operator(engine: Engine, merchant_id: str | None) -> Any:
-    """The CLI acts as the merchant's admin (it has the database, so it is one)."""
-    from zoneinfo import ZoneInfo
-
-    from hub.services.principal import Principal
-
-    return Principal(
-        key_id="cli", merchant_id=_merchant(engine, merchant_id), role="admin", tz=ZoneInfo("UTC")
-    )
-
-
 @keys.command("list")
 @db_option
 @click.option("--merchant", "merchant_id", default=None)
@@ -166,7 +147,7 @@ def keys_list(db: str | None, merchant_id: str | None) -> None:
     from hub.services.keys import list_keys
 
     engine = _engine(db)
-    _print_json(list_keys(engine, _operator(engine, merchant_id), _now()))
+    _print_json(list_keys(engine, _admin(engine, merchant_id), _now()))
 
 
 @keys.command("revoke")
@@ -178,7 +159,7 @@ def keys_revoke(db: str | None, merchant_id: str | None, key_id: str) -> None:
     from hub.services.keys import revoke_key
 
     engine = _engine(db)
-    _print_json(_run(revoke_key, engine, _operator(engine, merchant_id), key_id, _now()))
+    _print_json(_run(revoke_key, engine, _admin(engine, merchant_id), key_id, _now()))
 
 
 @main.group()
@@ -192,7 +173,8 @@ def merchants() -> None:
 @click.option("--timezone", default="Asia/Shanghai", show_default=True)
 def merchants_create(db: str | None, name: str, timezone: str) -> None:
     """Create a merchant and its first admin key (printed once)."""
-    from hub.services.catalog import create_key, create_merchant
+    from hub.services.catalog import create_merchant
+    from hub.services.keys import create_key
 
     engine = _engine(db)
     upgrade(engine)
@@ -251,7 +233,7 @@ def _admin(engine: Engine, merchant_id: str | None) -> Any:
         ).scalar()
     if tz is None:
         raise click.ClickException(f"no merchant {merchant_id}")
-    return Principal(key_id="cli", merchant_id=merchant_id, role="admin", tz=ZoneInfo(tz))
+    return Principal.operator(merchant_id, ZoneInfo(tz))
 
 
 def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -594,7 +576,8 @@ def connectors_about(name: str) -> None:
 )
 def connectors_check(name: str, config_file: Any) -> None:
     """Check a configuration: its schema, then connectivity and credentials."""
-    from hub.connectors import Delivered, OutboundRequest, OutboundResponse, get_connector
+    from hub.connectors import Delivered, get_connector
+    from hub.delivery.attempt import http_transport
     from hub.delivery.exchange import check_connection
     from hub.delivery.runtime import delivery_client
 
@@ -605,20 +588,7 @@ def connectors_check(name: str, config_file: Any) -> None:
     c = _run(get_connector, name)
     _run(c.check_config, config)
     with delivery_client() as client:
-
-        def transport(req: OutboundRequest) -> OutboundResponse:
-            r = client.request(
-                req.method,
-                req.url,
-                headers=dict(req.headers),
-                content=req.body,
-                timeout=req.timeout,
-            )
-            return OutboundResponse(
-                r.status_code, dict(r.headers), r.content, tuple(r.headers.multi_items())
-            )
-
-        outcome, trace = check_connection(c, config, transport=transport)
+        outcome, trace = check_connection(c, config, transport=http_transport(client))
     steps = [
         f"{req.method} {req.url} -> {resp.status if resp else trace.error}"
         for req, resp in trace.steps
@@ -640,7 +610,7 @@ def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any
     """Seed an empty database, or refresh the demo facts of an existing one."""
     from hub.seeding import demo_codes, first_merchant, is_empty, store_codes
     from hub.seeding import seed as do_seed
-    from hub.services.catalog import create_key
+    from hub.services.keys import create_key
 
     now = _now()
     if is_empty(engine):

@@ -389,15 +389,6 @@ class Rotation:
         }
 
 
-def _operator(merchant_id: str) -> Any:
-    """The command line, acting for the merchant whose secrets it rotates."""
-    from zoneinfo import ZoneInfo
-
-    from hub.services.principal import Principal
-
-    return Principal(key_id="cli", merchant_id=merchant_id, role="admin", tz=ZoneInfo("UTC"))
-
-
 def rotate_all(engine: Engine) -> Rotation:
     """Re-encrypt every subscription's secrets (deleted ones too) with the first key and
     encrypt the plaintext ones. A subscription whose secret no key opens is left as it
@@ -407,6 +398,7 @@ def rotate_all(engine: Engine) -> Rotation:
     from hub.db.schema import subscriptions as subs
     from hub.domain.errors import DomainError
     from hub.services import audit
+    from hub.services.principal import Principal
 
     ring = keyring(engine)
     result = Rotation()
@@ -450,8 +442,13 @@ def rotate_all(engine: Engine) -> Rotation:
                 continue
             conn.execute(update(subs).where(subs.c.id == sub_id).values(config=config))
             audit.record(
-                conn, _operator(row.merchant_id), "secrets.rotated", "subscription", sub_id,
-                datetime.now(UTC), fields=sorted(names),
+                conn,
+                Principal.operator(row.merchant_id),
+                "secrets.rotated",
+                "subscription",
+                sub_id,
+                datetime.now(UTC),
+                fields=sorted(names),
             )
             result.subscriptions += 1
             result.rotated += rotated

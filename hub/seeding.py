@@ -11,7 +11,7 @@ import yaml
 from sqlalchemy import Engine, func, select
 
 from hub.db.schema import coupon_templates, coupons, merchants, stores
-from hub.services import catalog, issuing
+from hub.services import catalog, issuing, keys
 from hub.services.principal import Principal
 
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
@@ -37,7 +37,7 @@ def seed(engine: Engine, seeds: Path = SEEDS_DIR, now: datetime | None = None) -
     merchant_id = catalog.create_merchant(
         engine, m["merchant"]["name"], m["merchant"]["timezone"], now
     )
-    admin = catalog.create_key(engine, merchant_id, "admin", now, name="demo admin")
+    admin = keys.create_key(engine, merchant_id, "admin", now, name="demo admin")
     p = Principal(
         key_id=admin.id,
         merchant_id=merchant_id,
@@ -85,7 +85,7 @@ def seed(engine: Engine, seeds: Path = SEEDS_DIR, now: datetime | None = None) -
                 now=now,
             )
     store_keys = {
-        s["code"]: catalog.create_key(
+        s["code"]: keys.create_key(
             engine, merchant_id, "store", now, store_code=s["code"], name=f"demo {s['code']} POS"
         ).token
         for s in m["stores"]

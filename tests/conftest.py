@@ -32,7 +32,7 @@ from hub.api.app import create_app
 from hub.db.engine import make_engine
 from hub.db.migrate import upgrade
 from hub.db.schema import metadata
-from hub.services import catalog, issuing
+from hub.services import catalog, issuing, keys
 from hub.services.principal import Principal
 
 # One secret key for the whole run, so no test depends on (or writes) a key file in the
@@ -153,17 +153,19 @@ def make_merchant(
 ) -> Merchant:
     tz = "Asia/Shanghai"
     mid = catalog.create_merchant(engine, name, tz, now)
-    admin = catalog.create_key(engine, mid, "admin", now)
+    admin = keys.create_key(engine, mid, "admin", now)
     p = Principal(key_id=admin.id, merchant_id=mid, role="admin", tz=ZoneInfo(tz))
     for code in stores:
         catalog.create_store(engine, p, code, f"Store {code}", now)
     for i in range(1, customers + 1):
         catalog.create_customer(engine, p, f"M{i:04d}", f"Customer {i}", None, now)
-    keys = {
-        code: catalog.create_key(engine, mid, "store", now, store_code=code).token
+    store_keys = {
+        code: keys.create_key(engine, mid, "store", now, store_code=code).token
         for code in stores
     }
-    return Merchant(id=mid, admin_key=admin.token, store_keys=keys, principal=p, tz=ZoneInfo(tz))
+    return Merchant(
+        id=mid, admin_key=admin.token, store_keys=store_keys, principal=p, tz=ZoneInfo(tz)
+    )
 
 
 @pytest.fixture

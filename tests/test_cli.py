@@ -25,7 +25,7 @@ from sqlalchemy import func, insert, inspect, select
 from hub.cli import main
 from hub.db.engine import make_engine
 from hub.db.schema import api_keys, coupons, idempotency_keys, merchants, stores
-from hub.services.catalog import authenticate
+from hub.services.keys import authenticate
 from tests.conftest import BACKENDS, PG_URL
 
 HUB = Path(sys.executable).parent / "hub"

@@ -19,7 +19,7 @@ from hub.db.schema import (
 )
 from hub.domain.codes import is_well_formed
 from hub.seeding import SEEDS_DIR, demo_codes, first_merchant, is_empty, seed, store_codes
-from hub.services.catalog import authenticate
+from hub.services.keys import authenticate
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 

@@ -272,9 +272,11 @@ class SapConnector(Connector):
                 "(is base_url an OData service root?)"
             )
         headers = {"x-csrf-token": token}
-        cookies = cookies_of(response.header("set-cookie"))
+        # each Set-Cookie line on its own (the transport keeps repeats); a line that still
+        # joins several cookies is split by cookies_of
+        cookies = dict(c for v in response.header_values("set-cookie") for c in cookies_of(v))
         if cookies:
-            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies)
+            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
         return Session(headers=headers)
 
     def session_expired(self, response: OutboundResponse) -> bool:

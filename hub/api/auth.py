@@ -14,7 +14,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from hub.api.permissions import PUBLIC_PREFIXES, allowed
 from hub.domain.errors import DomainError, refuse
 from hub.services import audit
-from hub.services.catalog import authenticate
+from hub.services.keys import authenticate
 from hub.services.principal import Principal
 
 PUBLIC_PATHS = set(PUBLIC_PREFIXES)

@@ -31,7 +31,7 @@ from hub.connectors import (
 from hub.db.engine import after_commit, write_conn
 from hub.db.schema import deliveries, delivery_attempts, outbox_events, subscriptions
 from hub.delivery import policy
-from hub.delivery.exchange import SessionCache, Trace, run_exchange
+from hub.delivery.exchange import SessionCache, Trace, Transport, run_exchange
 from hub.domain.errors import DomainError
 from hub.secrets import (
     SecretKeyError,
@@ -237,14 +237,21 @@ def _send_one(client: httpx.Client, req: OutboundRequest) -> httpx.Response:
 SESSIONS = SessionCache()  # connector sessions (OAuth, CSRF tokens) of this process
 
 
-def send(client: httpx.Client, claimed: Claimed, now: datetime) -> Sent:
-    t0 = time.perf_counter()
+def http_transport(client: httpx.Client) -> Transport:
+    """Send a connector's requests with ``client`` (short in-attempt retries included)."""
 
     def transport(req: OutboundRequest) -> OutboundResponse:
         r = _send_one(client, req)
         return OutboundResponse(
             r.status_code, dict(r.headers), r.content, tuple(r.headers.multi_items())
         )
+
+    return transport
+
+
+def send(client: httpx.Client, claimed: Claimed, now: datetime) -> Sent:
+    t0 = time.perf_counter()
+    transport = http_transport(client)
 
     hidden: list[str] = []  # the config's secrets: never into the attempt log
     try:

@@ -49,9 +49,6 @@ def get_merchant(engine: Engine, p: Principal) -> dict[str, Any]:
     }
 
 
-# API keys live in hub/services/keys.py; re-exported here for existing callers.
-from hub.services.keys import NewKey, authenticate, create_key  # noqa: E402
-
 # --- stores, products, customers ------------------------------------------------------
 
 
@@ -161,5 +158,3 @@ def list_customers(
     with read_conn(engine) as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
 
-
-__all__ = ["NewKey", "authenticate", "create_key"]

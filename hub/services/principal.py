@@ -27,6 +27,11 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @classmethod
+    def operator(cls, merchant_id: str, tz: ZoneInfo | None = None) -> Principal:
+        """The command line acting as the merchant's admin (it holds the database)."""
+        return cls(key_id="cli", merchant_id=merchant_id, role="admin", tz=tz or ZoneInfo("UTC"))
+
     def require_admin(self) -> None:
         if not self.is_admin:
             raise refuse("forbidden", "This needs an admin key.", status=403)
@@ -37,12 +42,6 @@ class Principal:
             raise refuse(
                 "forbidden", f"This needs a key with role {' or '.join(roles)}.", status=403
             )
-
-    def sees_store(self, store_code: str) -> bool:
-        """Whether this key may read data of ``store_code``."""
-        if self.store_code is not None:
-            return store_code == self.store_code
-        return self.stores is None or store_code in self.stores
 
     @property
     def store_scope(self) -> tuple[str, ...] | None:

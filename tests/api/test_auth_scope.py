@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 
 from hub.db.schema import api_keys, coupon_templates, coupons, redemptions, stores
-from hub.services import catalog
+from hub.services import keys
 from hub.services.problems import PROBLEM_MEDIA_TYPE
 from tests.conftest import Clock, Merchant, issue, make_merchant, make_template, order
 
@@ -174,7 +174,7 @@ def world(client, db, merchant, clock) -> World:
     )
     assert r.status_code == 201, r.text
     [dlv] = client.get("/v1/deliveries", headers=merchant.auth()).json()["items"]
-    spare_key = catalog.create_key(db, merchant.id, "analyst", clock.now, name="spare").id
+    spare_key = keys.create_key(db, merchant.id, "analyst", clock.now, name="spare").id
     return World(
         client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
         sub.json()["id"], dlv["id"], spare_key,
@@ -228,7 +228,7 @@ def bad_credentials(world: World, name: str) -> dict[str, str]:
     prefix, key_id, secret = admin.split(".")
     wrong_secret = secret[:-1] + ("x" if secret[-1] != "x" else "y")
     if name == "revoked key":
-        revoked = catalog.create_key(world.db, world.m.id, "admin", world.clock.now)
+        revoked = keys.create_key(world.db, world.m.id, "admin", world.clock.now)
         with world.db.begin() as conn:
             conn.execute(
                 update(api_keys)
@@ -237,7 +237,7 @@ def bad_credentials(world: World, name: str) -> dict[str, str]:
             )
         return {"Authorization": f"Bearer {revoked.token}"}
     if name == "expired key":
-        expiring = catalog.create_key(
+        expiring = keys.create_key(
             world.db, world.m.id, "admin", world.clock.now,
             expires_at=world.clock.now + timedelta(minutes=5),
         )
