@@ -16,12 +16,9 @@ reads what the receiver answers (a token, a looked-up record). Inbound connector
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -29,7 +26,6 @@ from hub.connectors import (
     REQUEST_ID_MAX,
     Connector,
     Delivered,
-    Failed,
     InboundReply,
     InboundResult,
     Operation,
@@ -42,48 +38,11 @@ from hub.delivery.exchange import SessionCache, Trace, run_exchange
 from hub.domain.errors import DomainError
 from hub.testing.events import sample_events
 from hub.testing.payloads import GARBAGE, REFUSALS, SUCCESS
-
-NOW = datetime(2026, 11, 25, 6, 31, tzinfo=UTC)
-
-Answer = Callable[[OutboundRequest], OutboundResponse]
-
-
-@dataclass
-class ScriptedTransport:
-    """Answers every request with ``answer`` except the ``fail_at``-th (0-based, session
-    requests included), which gets ``failure`` (a response, or an exception raised)."""
-
-    answer: Answer
-    fail_at: int | None = None
-    failure: OutboundResponse | Exception | None = None
-    sent: list[OutboundRequest] = field(default_factory=list)
-
-    def __call__(self, request: OutboundRequest) -> OutboundResponse:
-        index = len(self.sent)
-        self.sent.append(request)
-        if index == self.fail_at and self.failure is not None:
-            if isinstance(self.failure, Exception):
-                raise self.failure
-            return self.failure
-        return self.answer(request)
+from hub.testing.transport import FAILURES, NOW, ScriptedTransport
 
 
 def _wire(req: OutboundRequest) -> tuple[str, str, tuple[tuple[str, str], ...], bytes]:
     return (req.method, req.url, tuple(sorted(req.headers.items())), req.body)
-
-
-# (answer, the outcome class it must give); 429 also checks Retry-After is honoured
-FAILURES: tuple[tuple[str, OutboundResponse | Exception, type], ...] = (
-    ("HTTP 500", OutboundResponse(500, {}, b"oops"), Retry),
-    ("HTTP 502", OutboundResponse(502, {}, b""), Retry),
-    ("HTTP 503", OutboundResponse(503, {"retry-after": "30"}, b""), Retry),
-    ("HTTP 429", OutboundResponse(429, {"Retry-After": "30"}, b"slow down"), Retry),
-    ("HTTP 400", OutboundResponse(400, {}, b'{"error": "bad request"}'), Failed),
-    ("HTTP 404", OutboundResponse(404, {}, b""), Failed),
-    ("HTTP 422", OutboundResponse(422, {}, b"{}"), Failed),
-    ("timeout", httpx.ReadTimeout("timed out"), Retry),
-    ("connect error", httpx.ConnectError("connection refused"), Retry),
-)
 
 
 class ConnectorContract:
