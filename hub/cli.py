@@ -1,24 +1,65 @@
-"""``hub``: serve, migrate, seed, keys, merchants, idempotency housekeeping."""
+"""``hub``: serve, migrate, seed, keys, merchants, idempotency housekeeping.
+
+Operator mistakes (no database, a bad broker URL, a port in use …) end with one line on
+stderr and an exit code from :data:`EXIT_CODES`, never a traceback.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 
-from hub.db.engine import DEFAULT_SQLITE_PATH, make_engine
+from hub.db.engine import DEFAULT_SQLITE_PATH, make_engine, normalize_url
 from hub.db.migrate import upgrade
 from hub.domain.errors import DomainError
 
 DEMO_FILE = "hub-demo.json"
 PURGE_EVERY_SECONDS = 600
+
+# Exit codes (README, "Command line"): 0 done, 1 the command was refused or found a
+# problem, 2 wrong usage (click), then one per thing the operator has to fix.
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DATABASE = 3
+EXIT_BROKER = 4
+EXIT_LISTEN = 5
+EXIT_CODES = {
+    0: "done",
+    EXIT_FAILED: "refused or failed (the message says why); `hub connectors list`: "
+    "something is broken",
+    EXIT_USAGE: "wrong usage: unknown command or option, missing or invalid argument",
+    EXIT_DATABASE: "database missing, unreachable, not a hub database, or not configured",
+    EXIT_BROKER: "HUB_BROKER_URL is not a broker URL, or the broker does not answer",
+    EXIT_LISTEN: "cannot listen on HOST:PORT (port in use, address not available)",
+}
+
+
+class OperatorError(click.ClickException):
+    """Something the operator has to fix: one line on stderr and a documented exit code."""
+
+
+class DatabaseProblem(OperatorError):
+    exit_code = EXIT_DATABASE
+
+
+class BrokerProblem(OperatorError):
+    exit_code = EXIT_BROKER
+
+
+class ListenProblem(OperatorError):
+    exit_code = EXIT_LISTEN
 
 
 def database_url(db: str | None) -> str:
@@ -26,8 +67,103 @@ def database_url(db: str | None) -> str:
     return db or os.environ.get("HUB_DATABASE_URL") or DEFAULT_SQLITE_PATH
 
 
-def _engine(db: str | None) -> Engine:
-    return make_engine(database_url(db))
+_shown_url: list[str] = []  # the database the command works on, for error messages
+
+
+def _shown(url: str) -> str:
+    """The database URL as given, without its password (a file path as it is)."""
+    if "://" not in url:
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (sa_exc.ArgumentError, ValueError):
+        return "<unparsable URL>"
+
+
+def _engine(db: str | None, *, create: bool = False) -> Engine:
+    """The command's engine (a small pool: one command, one connection at a time).
+
+    A SQLite file must exist unless the command makes databases (``create``): a typo in
+    ``--db`` must not quietly start an empty hub next to the real one."""
+    url = database_url(db)
+    _shown_url[:] = [_shown(url)]
+    try:
+        parsed = make_url(normalize_url(url))
+        engine = make_engine(url, pool_size=2, max_overflow=2)
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ValueError) as exc:
+        raise DatabaseProblem(
+            f"{_shown(url)} is not a database URL (give a SQLite file path, sqlite:///PATH "
+            f"or postgresql://USER@HOST/DB): {_one_line(exc)}"
+        ) from None
+    path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not path.startswith("file:"):
+        where = Path(path)
+        if not create and not where.exists():
+            raise DatabaseProblem(
+                f"no database at {path}: give --db or HUB_DATABASE_URL, or create it "
+                "with `hub migrate` (`hub serve` creates and seeds one)"
+            )
+        if not where.parent.is_dir():
+            raise DatabaseProblem(f"cannot create the database {path}: no directory {where.parent}")
+    return engine
+
+
+def _one_line(exc: BaseException | str) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def _database_error(exc: Exception) -> NoReturn:
+    """Translate a driver error reaching the top of a command into one line."""
+    orig = getattr(exc, "orig", None) or exc
+    reason = _one_line(orig)
+    where = _shown_url[0] if _shown_url else "the database"
+    lowered = reason.lower()
+    if "no such table" in lowered or type(orig).__name__ == "UndefinedTable":
+        raise DatabaseProblem(
+            f"{where} is not a hub database yet ({reason}): run `hub migrate` first"
+        ) from None
+    if "not a database" in lowered:
+        raise DatabaseProblem(f"{where} is not a database file ({reason})") from None
+    raise DatabaseProblem(f"cannot use the database {where}: {reason}") from None
+
+
+class HubGroup(click.Group):
+    """The ``hub`` command groups: full one-line help in command lists (wrapped, never
+    cut off with "..."), and database trouble reported as one line (exit 3)."""
+
+    group_class = type  # subgroups are HubGroups too
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is None or cmd.hidden:
+                continue
+            rows.append((name, cmd.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from alembic.util.exc import CommandError
+
+        try:
+            return super().invoke(ctx)
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            _database_error(exc)
+        except (sa_exc.ProgrammingError, sa_exc.DatabaseError) as exc:
+            text = str(getattr(exc, "orig", exc)).lower()
+            if (
+                "no such table" in text
+                or "not a database" in text
+                or (type(getattr(exc, "orig", None)).__name__ == "UndefinedTable")
+            ):
+                _database_error(exc)
+            raise
+        except CommandError as exc:  # e.g. a database migrated by a newer hub
+            where = _shown_url[0] if _shown_url else "the database"
+            raise DatabaseProblem(f"cannot migrate {where}: {_one_line(exc)}") from None
 
 
 def _now() -> datetime:
@@ -40,9 +176,15 @@ db_option = click.option(
     metavar="PATH|URL",
     help="SQLite file or database URL (default: $HUB_DATABASE_URL, else ./hub.db)",
 )
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="print JSON (for scripts) instead of a table"
+)
 
 
-@click.group()
+@click.group(cls=HubGroup, context_settings={"max_content_width": 100})
+@click.version_option(
+    package_name="redemption-hub", prog_name="hub", message="%(prog)s %(version)s"
+)
 def main() -> None:
     """Redemption Hub: coupon redemption (核销) middleware."""
     from hub.logs import configure_logging
@@ -54,7 +196,7 @@ def main() -> None:
 @db_option
 def migrate(db: str | None) -> None:
     """Apply database migrations."""
-    upgrade(_engine(db))
+    upgrade(_engine(db, create=True))
     click.echo("migrations applied")
 
 
@@ -65,7 +207,7 @@ def seed(db: str | None) -> None:
     from hub.seeding import is_empty
     from hub.seeding import seed as do_seed
 
-    engine = _engine(db)
+    engine = _engine(db, create=True)
     upgrade(engine)
     if not is_empty(engine):
         raise click.ClickException("the database already has data; seed only an empty one")
@@ -142,12 +284,29 @@ def keys_create(
 @keys.command("list")
 @db_option
 @click.option("--merchant", "merchant_id", default=None)
-def keys_list(db: str | None, merchant_id: str | None) -> None:
+@json_option
+def keys_list(db: str | None, merchant_id: str | None, as_json: bool) -> None:
     """The merchant's keys: role, store(s), status, expiry, last use (never the tokens)."""
     from hub.services.keys import list_keys
 
     engine = _engine(db)
-    _print_json(list_keys(engine, _admin(engine, merchant_id), _now()))
+    rows = list_keys(engine, _admin(engine, merchant_id), _now())
+    if as_json:
+        _print_json(rows)
+        return
+    _print_table(
+        rows,
+        [
+            ("ID", "id"),
+            ("ROLE", "role"),
+            ("STORES", lambda r: r["store"] or ",".join(r["stores"] or []) or "all"),
+            ("STATUS", "status"),
+            ("EXPIRES", "expires_at"),
+            ("LAST USED", "last_used_at"),
+            ("NAME", "name"),
+        ],
+        empty="no keys",
+    )
 
 
 @keys.command("revoke")
@@ -176,7 +335,7 @@ def merchants_create(db: str | None, name: str, timezone: str) -> None:
     from hub.services.catalog import create_merchant
     from hub.services.keys import create_key
 
-    engine = _engine(db)
+    engine = _engine(db, create=True)
     upgrade(engine)
     try:
         merchant_id = create_merchant(engine, name, timezone, _now())
@@ -269,6 +428,31 @@ def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
+Column = tuple[str, str | Callable[[dict[str, Any]], Any]]
+
+
+def _clip(value: Any, width: int) -> Any:
+    text = "" if value is None else " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], empty: str) -> None:
+    """Rows as an aligned table with a header (``-`` for no value)."""
+    if not rows:
+        click.echo(f"({empty})")
+        return
+
+    def cell(row: dict[str, Any], get: str | Callable[[dict[str, Any]], Any]) -> str:
+        value = get(row) if callable(get) else row.get(get)
+        return "-" if value is None or value == "" else str(value)
+
+    table = [[title for title, _ in columns]]
+    table += [[cell(row, get) for _, get in columns] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    for line in table:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+
+
 merchant_option = click.option(
     "--merchant", "merchant_id", default=None, help="merchant id (default: the only/first merchant)"
 )
@@ -328,12 +512,29 @@ def subscriptions_create(
 @subscriptions.command("list")
 @db_option
 @merchant_option
-def subscriptions_list(db: str | None, merchant_id: str | None) -> None:
-    """List subscriptions."""
+@json_option
+def subscriptions_list(db: str | None, merchant_id: str | None, as_json: bool) -> None:
+    """List subscriptions (secrets redacted)."""
     from hub.services import subscriptions as svc
 
     engine = _engine(db)
-    _print_json(_run(svc.list_all, engine, _admin(engine, merchant_id)))
+    rows = _run(svc.list_all, engine, _admin(engine, merchant_id))
+    if as_json:
+        _print_json(rows)
+        return
+    _print_table(
+        rows,
+        [
+            ("ID", "id"),
+            ("CONNECTOR", "connector"),
+            ("STATUS", "status"),
+            ("EVENTS", lambda r: ",".join(r["events"])),
+            ("STORES", lambda r: ",".join(r["filter"].get("stores") or []) or "all"),
+            ("FAILURES", "consecutive_failures"),
+            ("DESCRIPTION", "description"),
+        ],
+        empty="no subscriptions",
+    )
 
 
 @subscriptions.command("update")
@@ -432,6 +633,7 @@ def deliveries() -> None:
 @click.option("--status", default=None, help="pending|delivering|succeeded|retrying|dead")
 @click.option("--event-type", default=None)
 @click.option("--limit", default=100, show_default=True, type=int)
+@json_option
 def deliveries_list(
     db: str | None,
     merchant_id: str | None,
@@ -439,25 +641,42 @@ def deliveries_list(
     status: str | None,
     event_type: str | None,
     limit: int,
+    as_json: bool,
 ) -> None:
     """List deliveries, newest first (e.g. --status dead)."""
     from hub.services import subscriptions as svc
 
     engine = _engine(db)
-    _print_json(
-        _run(
-            svc.list_deliveries,
-            engine,
-            _admin(engine, merchant_id),
-            subscription=subscription,
-            status=status,
-            event_type=event_type,
-            since=None,
-            until=None,
-            limit=limit,
-            cursor=None,
-        )
+    page = _run(
+        svc.list_deliveries,
+        engine,
+        _admin(engine, merchant_id),
+        subscription=subscription,
+        status=status,
+        event_type=event_type,
+        since=None,
+        until=None,
+        limit=limit,
+        cursor=None,
     )
+    if as_json:
+        _print_json(page)
+        return
+    _print_table(
+        page["items"],
+        [
+            ("ID", "id"),
+            ("SUBSCRIPTION", "subscription_id"),
+            ("EVENT TYPE", "event_type"),
+            ("STATUS", "status"),
+            ("ATTEMPTS", "attempts"),
+            ("NEXT ATTEMPT", "next_attempt_at"),
+            ("LAST ERROR", lambda r: _clip(r["last_error"] or r["last_status"], 60)),
+        ],
+        empty="no deliveries",
+    )
+    if page.get("next_cursor"):
+        click.echo(f"(more than {limit}: raise --limit, or use --json)", err=True)
 
 
 @deliveries.command("replay")
@@ -532,24 +751,60 @@ def connectors() -> None:
 
 
 @connectors.command("list")
-def connectors_list() -> None:
-    """Every installed connector, and every one that failed to load (with why)."""
+@json_option
+def connectors_list(as_json: bool) -> None:
+    """Every installed connector, and every one that failed to load (with why).
+
+    Exits with 1 when a connector failed to load or a connector reports a problem
+    (e.g. a broken mapping file), so a deployment check can use it."""
     from hub.connectors import broken_connectors, load_connectors
 
+    listed: list[dict[str, Any]] = []
+    problems: list[dict[str, str]] = []
     for name, c in sorted(load_connectors().items()):
-        does = ", ".join(c.consumes) if c.consumes else ", ".join(c.operations)
-        verb = "consumes" if c.consumes else "serves"
-        click.echo(f"{name:<24} {c.kind:<8} {c.version:<8} {verb} {does}")
+        listed.append(
+            {
+                "name": name,
+                "kind": c.kind,
+                "version": c.version,
+                "consumes": list(c.consumes),
+                "serves": list(c.operations),
+            }
+        )
         for variant in c.variants():
             impl = c.variant(variant)
-            click.echo(
-                f"{impl.name:<24} {impl.kind:<8} {impl.version:<8} serves "
-                f"{', '.join(impl.operations)}"
+            listed.append(
+                {
+                    "name": impl.name,
+                    "kind": impl.kind,
+                    "version": impl.version,
+                    "consumes": [],
+                    "serves": list(impl.operations),
+                }
             )
         for where, why in sorted(c.problems().items()):
-            click.echo(f"{name + ':':<24} BROKEN {where}: {why}")
+            problems.append({"connector": name, "status": "broken", "where": where, "why": why})
     for name, why in sorted(broken_connectors().items()):
-        click.echo(f"{name:<24} UNAVAILABLE  {why}")
+        problems.append({"connector": name, "status": "unavailable", "where": name, "why": why})
+    if as_json:
+        _print_json({"connectors": listed, "problems": problems})
+    else:
+        for row in listed:
+            verb, does = (
+                ("consumes", row["consumes"]) if row["consumes"] else ("serves", row["serves"])
+            )
+            head = f"{row['name']:<24} {row['kind']:<8} {row['version']:<8}"
+            click.echo(f"{head} {verb} {', '.join(does)}".rstrip())
+        for problem in problems:
+            if problem["status"] == "broken":
+                click.echo(
+                    f"{problem['connector'] + ':':<24} BROKEN {problem['where']}: {problem['why']}"
+                )
+            else:
+                click.echo(f"{problem['connector']:<24} UNAVAILABLE  {problem['why']}")
+    if problems:
+        click.echo(f"{len(problems)} problem(s): see BROKEN/UNAVAILABLE above", err=True)
+        raise SystemExit(EXIT_FAILED)
 
 
 @connectors.command("about")
@@ -607,39 +862,53 @@ def connectors_check(name: str, config_file: Any) -> None:
 
 
 def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any] | None:
-    """Seed an empty database, or refresh the demo facts of an existing one."""
-    from hub.seeding import demo_codes, first_merchant, is_empty, store_codes
+    """The demo facts to show at start, or ``None``.
+
+    Keys are minted only when this very start seeds an empty database. A database that
+    already has data gets its facts back from the demo file written when it was seeded
+    (same merchant) and never new keys: a lost or moved demo file must not hand out
+    fresh admin credentials on every restart."""
+    from hub.seeding import demo_codes, first_merchant, is_empty
     from hub.seeding import seed as do_seed
-    from hub.services.keys import create_key
 
     now = _now()
     if is_empty(engine):
         facts = do_seed(engine, now=now)
     else:
         merchant_id = first_merchant(engine)
-        if merchant_id is None:
+        previous = _read_demo_file(demo_file)
+        if (
+            merchant_id is None
+            or previous.get("merchant_id") != merchant_id
+            or not isinstance(previous.get("admin_key"), str)
+        ):
             return None
-        previous: dict[str, Any] = {}
-        if demo_file.exists():
-            try:
-                previous = json.loads(demo_file.read_text(encoding="utf-8"))
-            except ValueError:
-                previous = {}
-        if previous.get("merchant_id") == merchant_id and previous.get("admin_key"):
-            facts = {k: previous[k] for k in ("merchant_id", "admin_key", "store_keys")}
-        else:  # keys are stored hashed: mint fresh demo keys rather than guess
-            facts = {
-                "merchant_id": merchant_id,
-                "admin_key": create_key(engine, merchant_id, "admin", now, name="demo admin").token,
-                "store_keys": {
-                    c: create_key(
-                        engine, merchant_id, "store", now, store_code=c, name=f"demo {c} POS"
-                    ).token
-                    for c in store_codes(engine, merchant_id)
-                },
-            }
+        facts = {k: previous.get(k) for k in ("merchant_id", "admin_key", "store_keys")}
+        facts["store_keys"] = facts["store_keys"] if isinstance(facts["store_keys"], dict) else {}
     facts["codes"] = demo_codes(engine, facts["merchant_id"], now)
     return {"base_url": base_url, **facts}
+
+
+def _read_demo_file(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner only (0600), atomically: the file is created
+    with that mode (never chmod-ed afterwards) and then renamed over the old one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _housekeeping_loop(engine: Engine, stop: threading.Event) -> None:
@@ -656,10 +925,56 @@ def _housekeeping_loop(engine: Engine, stop: threading.Event) -> None:
             log.exception("housekeeping.failed")
 
 
+def _check_broker() -> None:
+    """With ``HUB_BROKER_URL`` set: refuse a URL that is not a broker's, and a broker
+    that does not answer now (exit 4)."""
+    from hub.delivery.queue import broker_url, check_broker, shown_url
+
+    url = broker_url()
+    if url is None:
+        return
+    try:
+        check_broker()
+    except ValueError as exc:
+        raise BrokerProblem(_one_line(exc)) from None
+    except Exception as exc:
+        kind, reason = type(exc).__name__, _one_line(exc)
+        raise BrokerProblem(
+            f"the broker {shown_url(url)} (HUB_BROKER_URL) does not answer: "
+            + (kind if reason in (kind, "") else f"{kind}: {reason}")
+        ) from None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind HOST:PORT now, before anything is printed or seeded (exit 5 if impossible)."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ListenProblem(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.set_inheritable(True)
+    except OSError as exc:
+        sock.close()
+        import errno
+
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the port is in use by another process (stop it, or pick another --port)"
+        else:
+            reason = exc.strerror or str(exc)
+        raise ListenProblem(f"cannot listen on {where}: {reason}") from None
+    return sock
+
+
 @main.command()
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--no-demo", is_flag=True, help="do not load demo data into an empty database")
 @click.option("--demo-file", default=DEMO_FILE, show_default=True, type=click.Path())
 @click.option(
@@ -670,7 +985,11 @@ def _housekeeping_loop(engine: Engine, stop: threading.Event) -> None:
 def serve(
     db: str | None, host: str, port: int, no_demo: bool, demo_file: str, with_worker: bool
 ) -> None:
-    """Run the hub: migrations applied, demo data on an empty database, API on HOST:PORT."""
+    """Run the hub: migrations applied, demo data on an empty database, API on HOST:PORT.
+
+    Demo data and its keys are created only in an empty database (the keys are shown
+    once and kept in --demo-file, readable by you only); a database with data is never
+    given new keys: make them with `hub keys create`."""
     import uvicorn
 
     from hub.api.app import create_app
@@ -679,41 +998,52 @@ def serve(
     from hub.services.housekeeping import expire_coupons, purge_idempotency
 
     configure_logging()
-    engine = _engine(db)
-    upgrade(engine)
-    _check_secret_key(engine)
-    purge_idempotency(engine, _now())
-    expire_coupons(engine, _now())
-    base_url = f"http://{host}:{port}"
-    if not no_demo:
-        facts = _demo_facts(engine, base_url, Path(demo_file))
-        if facts is not None:
-            Path(demo_file).write_text(
-                json.dumps(facts, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-            )
-            _print_banner(facts, demo_file)
-    from hub.delivery.queue import broker_url
-    from hub.delivery.runtime import Runtime
-
-    embedded = broker_url() is None
-    runtime = Runtime(engine)
-    runtime.start(worker=embedded or with_worker)
-    mode = "in-process delivery worker" if embedded or with_worker else "deliveries enqueued"
-    click.echo(f"Redemption Hub on {base_url}  (API docs: {base_url}/schema; {mode})", err=True)
-    stop = threading.Event()
-    threading.Thread(target=_housekeeping_loop, args=(engine, stop), daemon=True).start()
+    engine = _engine(db, create=True)
+    _check_broker()
+    sock = _listen(host, port)
     try:
-        uvicorn.run(
+        upgrade(engine)
+        _check_secret_key(engine)
+        purge_idempotency(engine, _now())
+        expire_coupons(engine, _now())
+        base_url = f"http://{host}:{sock.getsockname()[1]}"
+        if not no_demo:
+            facts = _demo_facts(engine, base_url, Path(demo_file))
+            if facts is not None:
+                write_private(
+                    Path(demo_file), json.dumps(facts, ensure_ascii=False, indent=2) + "\n"
+                )
+                _print_banner(facts, demo_file)
+            else:
+                click.echo(
+                    f"The database already has data, so no demo keys are made for it; "
+                    f"{demo_file} (written when it was seeded) is missing or is another "
+                    "database's. Create a key with `hub keys create --role admin`.",
+                    err=True,
+                )
+        from hub.delivery.queue import broker_url
+        from hub.delivery.runtime import Runtime
+
+        embedded = broker_url() is None
+        runtime = Runtime(engine)
+        runtime.start(worker=embedded or with_worker)
+        mode = "in-process delivery worker" if embedded or with_worker else "deliveries enqueued"
+        click.echo(f"Redemption Hub on {base_url}  (API docs: {base_url}/schema; {mode})", err=True)
+        stop = threading.Event()
+        threading.Thread(target=_housekeeping_loop, args=(engine, stop), daemon=True).start()
+        config = uvicorn.Config(
             create_app(engine),
-            host=host,
-            port=port,
             log_level="warning",
             access_log=False,
             h11_max_incomplete_event_size=MAX_REQUEST_HEAD,  # request line + headers
         )
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            stop.set()
+            runtime.stop()
     finally:
-        stop.set()
-        runtime.stop()
+        sock.close()
 
 
 @main.command()
@@ -722,22 +1052,34 @@ def serve(
     "--threads", default=8, show_default=True, type=int, help="delivery threads in this process"
 )
 def worker(db: str | None, threads: int) -> None:
-    """Run a delivery worker: consumes HUB_BROKER_URL (redis://… or amqp://…) and sweeps
-    the database for due deliveries. Run as many as you like."""
+    """Run a delivery worker on the API's database and HUB_BROKER_URL.
+
+    It consumes the broker (redis://… or amqp://…; none: database polling only) and
+    sweeps the database for due deliveries; run as many as you like. The database must
+    be given (--db or HUB_DATABASE_URL) and exist: a worker never creates one. While the
+    broker is down it backs off (1 s doubling to 60 s) and says so once per attempt."""
     import signal
 
-    from hub.delivery.queue import broker_url
+    from hub.delivery.queue import broker_url, shown_url
     from hub.delivery.runtime import Runtime
     from hub.logs import configure_logging
 
     configure_logging()
+    if db is None and not os.environ.get("HUB_DATABASE_URL"):
+        raise DatabaseProblem(
+            "hub worker needs the API's database: give --db or set HUB_DATABASE_URL "
+            "(a worker never creates a database)"
+        )
     engine = _engine(db)
+    _check_broker()
     upgrade(engine)
     _check_secret_key(engine)
     runtime = Runtime(engine)
     runtime.start(worker=True, threads=threads)
+    url = broker_url()
     click.echo(
-        f"hub worker: broker {broker_url() or 'none (database polling only)'}, {threads} threads",
+        f"hub worker: broker {shown_url(url) if url else 'none (database polling only)'}, "
+        f"{threads} threads",
         err=True,
     )
     done = threading.Event()
@@ -758,7 +1100,7 @@ def _print_banner(facts: dict[str, Any], demo_file: str) -> None:
         lines.append(f"  store key {code}:  {key}")
     for kind, codes in facts["codes"].items():
         lines.append(f"  {kind:<10} codes:   {', '.join(codes[:3])}")
-    lines.append(f"  (the same as JSON in {demo_file})")
+    lines.append(f"  (the same as JSON in {demo_file}, readable by you only)")
     lines.append("")
     click.echo("\n".join(lines), err=True)
 

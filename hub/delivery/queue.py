@@ -18,6 +18,7 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Connection
 
 from hub.db.engine import after_commit
+from hub.delivery.backoff import BrokerBackoff
 
 log = structlog.get_logger("hub.delivery")
 
@@ -27,25 +28,67 @@ _state: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+AMQP_SCHEMES = ("amqp://", "amqps://")
+
+
 def broker_url() -> str | None:
     return os.environ.get("HUB_BROKER_URL") or None
+
+
+def shown_url(url: str) -> str:
+    """The broker URL without its password (for messages and logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rpartition("@")
+        user = netloc[0].split(":", 1)[0]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+    except ValueError:
+        return "<unparsable URL>"
+
+
+def validate_url(url: str) -> None:
+    """Raise ``ValueError`` (with the reason) for a URL that names no broker we speak."""
+    if not url.startswith(REDIS_SCHEMES + AMQP_SCHEMES):
+        raise ValueError(f"HUB_BROKER_URL must be redis://… or amqp://…, not {shown_url(url)!r}")
+    if url.startswith(REDIS_SCHEMES):
+        import redis
+
+        try:
+            redis.connection.ConnectionPool.from_url(url)
+        except ValueError as exc:
+            raise ValueError(
+                f"HUB_BROKER_URL {shown_url(url)!r} is not a Redis URL: {exc}"
+            ) from None
+    else:
+        import pika  # type: ignore[import-untyped]
+
+        try:
+            pika.URLParameters(url)
+        except Exception as exc:
+            raise ValueError(
+                f"HUB_BROKER_URL {shown_url(url)!r} is not an AMQP URL: {exc}"
+            ) from None
 
 
 def make_broker(url: str | None) -> dramatiq.Broker:
     if url is None:
         return StubBroker()
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    validate_url(url)
+    if url.startswith(REDIS_SCHEMES):
         from dramatiq.brokers.redis import RedisBroker
 
         # Short socket timeouts: a hung broker must not hold a sender or a worker for long.
         return RedisBroker(  # type: ignore[no-untyped-call]
             url=url, socket_timeout=BROKER_TIMEOUT, socket_connect_timeout=BROKER_TIMEOUT
         )
-    if url.startswith(("amqp://", "amqps://")):
-        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        return RabbitmqBroker(url=url)
-    raise ValueError(f"HUB_BROKER_URL must be redis://… or amqp://…, not {url!r}")
+    return RabbitmqBroker(url=url)
 
 
 def configure(url: str | None) -> dramatiq.Broker:
@@ -62,7 +105,13 @@ def configure(url: str | None) -> dramatiq.Broker:
             max_retries=0,
             time_limit=300_000,
         )(_deliver)
-        _state.update(broker=broker, actor=actor, url=url, outgoing=SimpleQueue())
+        _state.update(
+            broker=broker,
+            actor=actor,
+            url=url,
+            outgoing=SimpleQueue(),
+            backoff=BrokerBackoff(shown_url(url) if url else "stub"),
+        )
         return broker
 
 
@@ -82,13 +131,20 @@ def is_configured() -> bool:
     return "broker" in _state
 
 
+def backoff() -> BrokerBackoff | None:
+    """This process's broker backoff (once :func:`configure` has run)."""
+    return _state.get("backoff")
+
+
 def check_broker() -> str:
-    """ "ok" if this process's broker answers (or none is needed), else raises."""
+    """ "ok" if this process's broker answers (or none is needed), else raises
+    (``ValueError`` for a URL that names no broker)."""
     broker = _state.get("broker")
     url = _state.get("url") if broker is not None else broker_url()
     if url is None:
         return "ok"  # embedded: the in-process stub broker
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    validate_url(url)
+    if url.startswith(REDIS_SCHEMES):
         import redis
 
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
@@ -97,7 +153,7 @@ def check_broker() -> str:
         finally:
             client.close()
         return "ok"
-    import pika  # type: ignore[import-untyped]
+    import pika
 
     params = pika.URLParameters(url)
     params.socket_timeout = 2
@@ -141,11 +197,19 @@ def enqueue_after_commit(conn: Connection, ids: list[str]) -> None:
 
 
 def _send_loop(actor: Any, outgoing: SimpleQueue[str | None]) -> None:
+    """Send ids to the broker. While it is down (see :mod:`hub.delivery.backoff`) ids are
+    dropped until the next attempt is due, and failures are said once per backoff step:
+    the records are committed and the sweeper sends them again (``sweeper.STALE``)."""
+    backoff: BrokerBackoff = _state["backoff"]
     while (delivery_id := outgoing.get()) is not None:
+        if backoff.remaining() > 0:
+            continue
         try:
             actor.send(delivery_id)
         except Exception as exc:  # the sweeper re-enqueues it later
-            log.warning("enqueue.failed", delivery_id=delivery_id, error=type(exc).__name__)
+            backoff.failure(exc)
+            continue
+        backoff.success()
 
 
 def _deliver(delivery_id: str) -> None:

@@ -22,11 +22,13 @@ from hub.connectors import load_connectors
 from hub.db.engine import write_conn
 from hub.delivery import queue
 from hub.delivery.attempt import claim, record, send
+from hub.delivery.backoff import BrokerBackoff, ConsumerErrorFilter
 from hub.delivery.sweeper import sweep
 
 log = structlog.get_logger("hub.delivery")
 
 SWEEP_INTERVAL = 1.0
+BROKER_WATCH_INTERVAL = 5.0
 _current: Runtime | None = None
 
 
@@ -97,9 +99,55 @@ class Runtime:
         if worker:
             self._worker = dramatiq.Worker(broker, worker_threads=threads, queues={queue.QUEUE})
             self._worker.start()
+            if queue.broker_url() is not None:
+                self._start_broker_watch(self._worker)
         t = threading.Thread(target=self._sweep_loop, name="hub-sweeper", daemon=True)
         t.start()
         self._threads.append(t)
+
+    def _start_broker_watch(self, worker: dramatiq.Worker) -> None:
+        backoff = queue.backoff()
+        if backoff is None:
+            return
+        wake = threading.Event()
+        quiet = ConsumerErrorFilter(backoff, wake)
+        for consumer in worker.consumers.values():
+            consumer.logger.addFilter(quiet)
+        t = threading.Thread(
+            target=self._watch_broker,
+            args=(worker, backoff, wake),
+            name="hub-broker-watch",
+            daemon=True,
+        )
+        t.start()
+        self._threads.append(t)
+
+    def _watch_broker(
+        self, worker: dramatiq.Worker, backoff: BrokerBackoff, wake: threading.Event
+    ) -> None:
+        """While the broker is down, pause the consumers and try again after each backoff
+        wait (said once per wait); resume them when it answers."""
+        paused = False
+        while not self._stop.is_set():
+            if backoff.down:
+                self._stop.wait(max(backoff.remaining(), 0.05))
+            else:
+                wake.wait(BROKER_WATCH_INTERVAL)
+                wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                queue.check_broker()
+            except Exception as exc:
+                backoff.failure(exc)
+                if not paused:
+                    worker.pause()
+                    paused = True
+                continue
+            backoff.success()
+            if paused:
+                worker.resume()
+                paused = False
 
     def _sweep_loop(self) -> None:
         while not self._stop.wait(SWEEP_INTERVAL):
