@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +15,9 @@ from hub.db.schema import coupon_templates, coupons, merchants, stores
 from hub.services import catalog, issuing, keys
 from hub.services.principal import Principal
 
-SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
+# Package data (the repository's seeds/, linked in as hub/seeds): found the same way in a
+# checkout, an editable install and an installed wheel.
+SEEDS_DIR = Path(str(files("hub") / "seeds"))
 
 
 def _load(seeds: Path, name: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar, cast
 from zoneinfo import ZoneInfo
@@ -40,7 +41,6 @@ from jmespath.parser import ParsedResult
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-import connectors
 from connectors.pos.mapping_functions import (
     OPTIONS,
     arity,
@@ -67,7 +67,9 @@ from hub.domain.templates import CHANNELS
 from hub.services.commands import RedeemCommand
 
 MAPPINGS_ENV = "HUB_MAPPINGS_DIR"
-DEFAULT_MAPPINGS_DIR = Path(connectors.__file__).resolve().parent.parent / "mappings"
+# Package data (the repository's mappings/, linked in as connectors/pos/mappings): found
+# the same way in a checkout, an editable install and an installed wheel.
+DEFAULT_MAPPINGS_DIR = Path(str(files("connectors.pos") / "mappings"))
 SCHEMA_FILE = DEFAULT_MAPPINGS_DIR / "schema.json"
 SUFFIXES = (".yaml", ".yml", ".json")
 FILE_MAX = 1024 * 1024
