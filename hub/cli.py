@@ -801,7 +801,8 @@ def connectors_list(as_json: bool) -> None:
                     f"{problem['connector'] + ':':<24} BROKEN {problem['where']}: {problem['why']}"
                 )
             else:
-                click.echo(f"{problem['connector']:<24} UNAVAILABLE  {problem['why']}")
+                why = " ".join(problem["why"].split())  # one line per connector
+                click.echo(f"{problem['connector']:<24} UNAVAILABLE  {why}")
     if problems:
         click.echo(f"{len(problems)} problem(s): see BROKEN/UNAVAILABLE above", err=True)
         raise SystemExit(EXIT_FAILED)

@@ -98,11 +98,12 @@ def test_broker_down_redeems_still_succeed_and_the_sweeper_catches_up(tmp_path):
             down_s = time.monotonic() - t0
             assert sorted(r.status for r in during) == [201] * 100
             slowest = max(r.latency for r in during)
-            # the after-commit enqueue did fail, and was only logged
+            # the after-commit enqueues failed and were only logged: once per backoff step
+            # (1 s, 2 s, 4 s …), not once per delivery
             failed_enqueues = cluster.api.log.read_text(errors="replace").count(
-                "enqueue.failed"
+                "broker.unreachable"
             )
-            assert failed_enqueues >= 100, cluster.api.tail()
+            assert 1 <= failed_enqueues <= 2 + int(down_s).bit_length(), cluster.api.tail()
             ready = httpx.get(f"{cluster.base_url}/ready", timeout=10)
             assert ready.status_code == 503 and ready.json()["broker"].startswith("error")
             time.sleep(3)  # a few sweeps with the broker down
@@ -135,7 +136,7 @@ def test_broker_down_redeems_still_succeed_and_the_sweeper_catches_up(tmp_path):
         t = tally(expected, receiver.accepted_ids())
         print(
             f"\nredis down: 100 redeems in {down_s:.1f} s (slowest {slowest * 1000:.0f} ms), "
-            f"all 201, {failed_enqueues} failed enqueues logged; broker back → caught up in "
+            f"all 201, broker down said {failed_enqueues} times; broker back → caught up in "
             f"{caught_up:.1f} s; redis paused: 4 redeems all 201, slowest "
             f"{hung_slowest:.1f} s (enqueue is off the request path); "
             f"{t.line('receiver')}"

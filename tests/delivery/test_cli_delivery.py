@@ -99,11 +99,12 @@ def test_subscription_lifecycle(hub: Hub) -> None:
     assert sub["retry_schedule"] == [5, 30]
     assert stored_secret(hub.engine, sub["id"]) == SECRET
 
-    listed = hub.ok("subscriptions", "list")
+    listed = hub.ok("subscriptions", "list", "--json")
     assert [s["id"] for s in listed] == [sub["id"]]
     assert listed[0]["config"]["secret"] == "***"
     # an explicit --merchant works the same
-    assert hub.ok("subscriptions", "list", "--merchant", hub.facts["merchant_id"]) == listed
+    mine = hub.ok("subscriptions", "list", "--json", "--merchant", hub.facts["merchant_id"])
+    assert mine == listed
 
     updated = hub.ok("subscriptions", "update", sub["id"], "--config", json.dumps({"url": URL2}))
     assert updated["config"] == {"url": URL2, "secret": "***"}
@@ -112,10 +113,10 @@ def test_subscription_lifecycle(hub: Hub) -> None:
     assert updated["events"] == ["coupon.redeemed"] and updated["config"]["url"] == URL2
 
     assert hub.ok("subscriptions", "pause", sub["id"])["status"] == "paused"
-    assert hub.ok("subscriptions", "list")[0]["status"] == "paused"
+    assert hub.ok("subscriptions", "list", "--json")[0]["status"] == "paused"
     assert hub.ok("subscriptions", "resume", sub["id"])["status"] == "active"
     assert hub.ok("subscriptions", "delete", sub["id"]) == {"id": sub["id"], "status": "deleted"}
-    assert hub.ok("subscriptions", "list") == []
+    assert hub.ok("subscriptions", "list", "--json") == []
     assert "subscription_not_found" in hub.fails("subscriptions", "pause", sub["id"])
     assert "subscription_not_found" in hub.fails("subscriptions", "delete", sub["id"])
 
@@ -144,7 +145,7 @@ def test_subscription_commands_refuse_bad_input(hub: Hub) -> None:
     assert "subscription_not_found" in hub.fails("subscriptions", "update", "sub_nonesuch",
                                                  "--events", "coupon.redeemed")
     assert "no merchant" in hub.fails("subscriptions", "list", "--merchant", "mch_nonesuch")
-    assert hub.ok("subscriptions", "list") == []
+    assert hub.ok("subscriptions", "list", "--json") == []
 
 
 def test_deliveries_list_and_replay(hub: Hub) -> None:
@@ -153,20 +154,21 @@ def test_deliveries_list_and_replay(hub: Hub) -> None:
     hub.redeem(a)
     hub.redeem(b)
 
-    pending = hub.ok("deliveries", "list", "--status", "pending")["items"]
+    pending = hub.ok("deliveries", "list", "--json", "--status", "pending")["items"]
     assert len(pending) == 2
     out = hub.fails("deliveries", "replay", pending[0]["id"])
     assert "delivery_in_progress" in out
 
     first = hub.drain(httpx.Response(400))
     assert len(first) == 2
-    dead = hub.ok("deliveries", "list", "--status", "dead", "--subscription", sub)
+    dead = hub.ok("deliveries", "list", "--json", "--status", "dead", "--subscription", sub)
     assert dead["next_cursor"] is None
     assert {d["status"] for d in dead["items"]} == {"dead"} and len(dead["items"]) == 2
     assert {d["last_status"] for d in dead["items"]} == {400}
-    assert len(hub.ok("deliveries", "list", "--limit", "1")["items"]) == 1
-    assert hub.ok("deliveries", "list", "--event-type", "coupon.redemption_reversed")["items"] \
-        == []
+    assert len(hub.ok("deliveries", "list", "--json", "--limit", "1")["items"]) == 1
+    reversed_only = hub.ok("deliveries", "list", "--json", "--event-type",
+                           "coupon.redemption_reversed")
+    assert reversed_only["items"] == []
 
     one = dead["items"][0]
     replayed = hub.ok("deliveries", "replay", one["id"])
@@ -174,11 +176,11 @@ def test_deliveries_list_and_replay(hub: Hub) -> None:
     assert replayed["attempt_log"][0]["http_status"] == 400
     assert hub.ok("deliveries", "replay", "--subscription", sub) == {
         "subscription_id": sub, "replayed": 1}
-    assert hub.ok("deliveries", "list", "--status", "dead")["items"] == []
+    assert hub.ok("deliveries", "list", "--json", "--status", "dead")["items"] == []
 
     again = hub.drain(httpx.Response(200))
     assert sorted(e["id"] for e in again) == sorted(e["id"] for e in first)  # same event ids
-    done = hub.ok("deliveries", "list", "--subscription", sub)["items"]
+    done = hub.ok("deliveries", "list", "--json", "--subscription", sub)["items"]
     assert {d["status"] for d in done} == {"succeeded"}
 
     hub.redeem(c)  # a new event after the replays: delivered normally
