@@ -128,6 +128,15 @@ def _database_error(exc: Exception) -> NoReturn:
     raise DatabaseProblem(f"cannot use the database {where}: {reason}") from None
 
 
+def _summary(cmd: click.Command) -> str:
+    """A command's line in its group's list: its ``short_help``, else the whole first
+    paragraph of its help (click would stop at the first "." and cut long ones off)."""
+    if cmd.short_help:
+        return " ".join(cmd.short_help.split())
+    first = (cmd.help or "").strip().split("\n\n")[0]
+    return " ".join(first.split())
+
+
 class HubGroup(click.Group):
     """The ``hub`` command groups: full one-line help in command lists (wrapped, never
     cut off with "..."), and database trouble reported as one line (exit 3)."""
@@ -140,7 +149,7 @@ class HubGroup(click.Group):
             cmd = self.get_command(ctx, name)
             if cmd is None or cmd.hidden:
                 continue
-            rows.append((name, cmd.get_short_help_str(limit=10_000)))
+            rows.append((name, _summary(cmd)))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -1058,7 +1067,7 @@ def worker(db: str | None, threads: int) -> None:
     It consumes the broker (redis://… or amqp://…; none: database polling only) and
     sweeps the database for due deliveries; run as many as you like. The database must
     be given (--db or HUB_DATABASE_URL) and exist: a worker never creates one. While the
-    broker is down it backs off (1 s doubling to 60 s) and says so once per attempt."""
+    broker is down it backs off (1 s doubling to 60 s) and says so once per backoff step."""
     import signal
 
     from hub.delivery.queue import broker_url, shown_url
