@@ -80,8 +80,9 @@ def _shown(url: str) -> str:
         return "<unparsable URL>"
 
 
-def _engine(db: str | None, *, create: bool = False) -> Engine:
-    """The command's engine (a small pool: one command, one connection at a time).
+def _engine(db: str | None, *, create: bool = False, serving: bool = False) -> Engine:
+    """The command's engine: a small pool for one-shot commands, the engine's own pool
+    settings for ``serve`` and ``worker`` (``serving``).
 
     A SQLite file must exist unless the command makes databases (``create``): a typo in
     ``--db`` must not quietly start an empty hub next to the real one."""
@@ -89,7 +90,8 @@ def _engine(db: str | None, *, create: bool = False) -> Engine:
     _shown_url[:] = [_shown(url)]
     try:
         parsed = make_url(normalize_url(url))
-        engine = make_engine(url, pool_size=2, max_overflow=2)
+        pool: dict[str, int] = {} if serving else {"pool_size": 2, "max_overflow": 2}
+        engine = make_engine(url, **pool)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ValueError) as exc:
         raise DatabaseProblem(
             f"{_shown(url)} is not a database URL (give a SQLite file path, sqlite:///PATH "
@@ -1008,7 +1010,7 @@ def serve(
     from hub.services.housekeeping import expire_coupons, purge_idempotency
 
     configure_logging()
-    engine = _engine(db, create=True)
+    engine = _engine(db, create=True, serving=True)
     _check_broker()
     sock = _listen(host, port)
     try:
@@ -1080,7 +1082,7 @@ def worker(db: str | None, threads: int) -> None:
             "hub worker needs the API's database: give --db or set HUB_DATABASE_URL "
             "(a worker never creates a database)"
         )
-    engine = _engine(db)
+    engine = _engine(db, serving=True)
     _check_broker()
     upgrade(engine)
     _check_secret_key(engine)
