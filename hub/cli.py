@@ -580,6 +580,8 @@ def connectors_check(name: str, config_file: Any) -> None:
     from hub.delivery.attempt import http_transport
     from hub.delivery.exchange import check_connection
     from hub.delivery.runtime import delivery_client
+    from hub.egress import check_config_urls
+    from hub.secrets import hidden_strings, scrub
 
     try:
         config = json.load(config_file)
@@ -587,18 +589,21 @@ def connectors_check(name: str, config_file: Any) -> None:
         raise click.ClickException(f"--config is not JSON: {exc}") from None
     c = _run(get_connector, name)
     _run(c.check_config, config)
+    _run(check_config_urls, c, config)
     with delivery_client() as client:
         outcome, trace = check_connection(c, config, transport=http_transport(client))
+    hidden = hidden_strings(config, c.secret_fields, (req for req, _ in trace.steps))
     steps = [
-        f"{req.method} {req.url} -> {resp.status if resp else trace.error}"
+        scrub(f"{req.method} {req.url} -> {resp.status if resp else trace.error}", hidden, 500)
         for req, resp in trace.steps
     ]
+    reason = getattr(outcome, "reason", None)
     _print_json(
         {
             "connector": name,
             "ok": isinstance(outcome, Delivered),
             "outcome": type(outcome).__name__.lower(),
-            "reason": getattr(outcome, "reason", None),
+            "reason": scrub(reason, hidden, 500) if reason is not None else None,
             "requests": steps,
         }
     )

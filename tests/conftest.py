@@ -38,6 +38,10 @@ from hub.services.principal import Principal
 # One secret key for the whole run, so no test depends on (or writes) a key file in the
 # working directory; the key-file tests clear it themselves.
 os.environ.setdefault("HUB_SECRET_KEY", Fernet.generate_key().decode())
+# The test receivers listen on loopback: open it to the egress policy (the hub's default
+# refuses it) for this process and the `hub serve`/`hub worker` processes tests start.
+# tests/security/test_egress.py runs with an empty allow-list.
+os.environ.setdefault("HUB_EGRESS_ALLOW", "127.0.0.0/8,::1/128")
 
 PG_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = [b for b in os.environ.get("HUB_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]

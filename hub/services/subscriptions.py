@@ -16,9 +16,11 @@ from hub.db.schema import (
     stores,
     subscriptions,
 )
+from hub.delivery.attempt import MAX_BODY_LOGGED
 from hub.delivery.queue import enqueue_after_commit
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
+from hub.egress import check_config_urls
 from hub.secrets import decrypt_fields, encrypt_config, keyring
 from hub.services import audit
 from hub.services.jsonio import iso
@@ -135,6 +137,7 @@ def create(
     p.require("admin", "integrator")
     conn_impl = get_connector(connector)
     conn_impl.check_config(config)
+    check_config_urls(conn_impl, config)
     sub_id = new_id("sub")
     values: dict[str, Any] = {
         "id": sub_id,
@@ -234,6 +237,7 @@ def update_subscription(
             )
         merged = {**config, **plain}
         connector.check_config(merged)  # on plaintext: the schema sees the real values
+        check_config_urls(connector, merged)
         changes["config"] = encrypt_config(ring, merged, connector.secret_fields)
     if events is not None:
         changes["events"] = _check_events(current.connector, events)
@@ -384,12 +388,18 @@ def get_delivery(engine: Engine, p: Principal, delivery_id: str) -> dict[str, An
                 "latency_ms": a.latency_ms,
                 "outcome": a.outcome,
                 "http_status": a.http_status,
-                "error": a.error,
-                "response_body": a.response_body,
+                "error": _capped(a.error),
+                "response_body": _capped(a.response_body),
             }
             for a in attempts
         ],
     }
+
+
+def _capped(text: str | None) -> str | None:
+    """An attempt's stored answer or error, no longer than the attempt log keeps now
+    (rows written before the cap was lowered included)."""
+    return text if text is None else text[:MAX_BODY_LOGGED]
 
 
 _REPLAY = (
