@@ -588,8 +588,10 @@ def connectors_check(name: str, config_file: Any) -> None:
     except ValueError as exc:
         raise click.ClickException(f"--config is not JSON: {exc}") from None
     c = _run(get_connector, name)
-    _run(c.check_config, config)
+    if not isinstance(config, dict):
+        raise click.ClickException("--config must hold a JSON object")
     _run(check_config_urls, c, config)
+    _run(c.check_config, config)
     with delivery_client() as client:
         outcome, trace = check_connection(c, config, transport=http_transport(client))
     hidden = hidden_strings(config, c.secret_fields, (req for req, _ in trace.steps))

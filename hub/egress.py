@@ -243,7 +243,9 @@ def allowed_addresses(host: str, port: int) -> list[IPAddress]:
     if not allowed:
         why = refusal(addresses[0])
         kind = "is" if literal_ip(host) is not None else "resolves to"
-        raise EgressDenied(f"the host {kind} an address that is {why}; the egress policy refuses it")
+        raise EgressDenied(
+            f"the host {kind} an address that is {why}; the egress policy refuses it"
+        )
     return allowed
 
 
@@ -297,7 +299,9 @@ def check_request_url(url: str) -> None:
     if literal is not None:
         why = refusal(literal)
         if why is not None:
-            raise EgressDenied(f"the host is an address that is {why}; the egress policy refuses it")
+            raise EgressDenied(
+                f"the host is an address that is {why}; the egress policy refuses it"
+            )
 
 
 def check_url(url: object, *, resolve_names: bool = True) -> None:
@@ -357,8 +361,11 @@ def url_values(connector: Any, config: Mapping[str, Any]) -> list[tuple[str, Any
 
 def check_config_urls(connector: Any, config: Mapping[str, Any]) -> None:
     """Refuse (``422 url_not_allowed``, naming the field) a config whose URL fields
-    point where the egress policy does not allow, or are malformed."""
+    point where the egress policy does not allow, or are malformed. A value that is
+    not a string is left to the schema (``invalid_config``)."""
     for field_name, value in url_values(connector, config):
+        if not isinstance(value, str):
+            continue
         try:
             check_url(value)
         except EgressDenied as exc:

@@ -340,7 +340,7 @@ def _credential_parts(value: str) -> list[str]:
         found.append(credential)
         if scheme.lower() == "basic":
             found += _basic_parts(credential)
-    if "=" in value and ";" in value or value.count("=") == 1:
+    if ("=" in value and ";" in value) or value.count("=") == 1:
         for pair in value.split(";"):
             name, eq, cookie = pair.strip().partition("=")
             if eq and name and len(cookie) >= _MIN:

@@ -231,26 +231,28 @@ def _send_one(client: httpx.Client, req: OutboundRequest) -> OutboundResponse:
         retry=tenacity.retry_if_exception_type(_TRANSIENT),
         reraise=True,
     ):
-        with attempt:
-            with client.stream(
+        with (
+            attempt,
+            client.stream(
                 req.method,
                 req.url,
                 headers=dict(req.headers),
                 content=req.body,
                 timeout=req.timeout,
                 follow_redirects=False,
-            ) as r:
-                body = bytearray()
-                for chunk in r.iter_bytes():
-                    body += chunk
-                    if len(body) >= MAX_RESPONSE_BYTES:
-                        break
-                return OutboundResponse(
-                    r.status_code,
-                    dict(r.headers),
-                    bytes(body[:MAX_RESPONSE_BYTES]),
-                    tuple(r.headers.multi_items()),
-                )
+            ) as r,
+        ):
+            body = bytearray()
+            for chunk in r.iter_bytes():
+                body += chunk
+                if len(body) >= MAX_RESPONSE_BYTES:
+                    break
+            return OutboundResponse(
+                r.status_code,
+                dict(r.headers),
+                bytes(body[:MAX_RESPONSE_BYTES]),
+                tuple(r.headers.multi_items()),
+            )
     raise AssertionError("unreachable")  # pragma: no cover
 
 

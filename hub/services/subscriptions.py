@@ -136,8 +136,8 @@ def create(
 ) -> dict[str, Any]:
     p.require("admin", "integrator")
     conn_impl = get_connector(connector)
+    check_config_urls(conn_impl, config)  # first: a bad URL is url_not_allowed, always
     conn_impl.check_config(config)
-    check_config_urls(conn_impl, config)
     sub_id = new_id("sub")
     values: dict[str, Any] = {
         "id": sub_id,
@@ -236,8 +236,8 @@ def update_subscription(
                 errors=[{"field": f"config.{name}", "message": message} for name in lost],
             )
         merged = {**config, **plain}
-        connector.check_config(merged)  # on plaintext: the schema sees the real values
         check_config_urls(connector, merged)
+        connector.check_config(merged)  # on plaintext: the schema sees the real values
         changes["config"] = encrypt_config(ring, merged, connector.secret_fields)
     if events is not None:
         changes["events"] = _check_events(current.connector, events)
