@@ -80,6 +80,7 @@ BLOCKED: tuple[tuple[str, str], ...] = (
     ("ff00::/8", "multicast"),
 )
 _BLOCKED = tuple((ipaddress.ip_network(n), why) for n, why in BLOCKED)
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")  # the only public IPv6 space
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
@@ -141,7 +142,9 @@ def refusal(ip: IPAddress) -> str | None:
     for net, why in _BLOCKED:
         if judged.version == net.version and judged in net:
             return why
-    if not judged.is_global or judged.is_multicast:
+    if not judged.is_global or judged.is_multicast or judged.is_reserved:
+        return "not public"
+    if judged.version == 6 and judged not in _GLOBAL_UNICAST:
         return "not public"
     return None
 
@@ -178,8 +181,8 @@ def literal_ip(host: str) -> IPAddress | None:
     (``127.1``) and IPv6 (with or without brackets). Raises :class:`EgressDenied`
     for a host that ends in a number but is no address (``1.2.3.4.5``, ``999.1``)."""
     h = host.strip("[]")
-    if "%" in h:  # an IPv6 zone id: link-local by nature
-        raise EgressDenied("an IPv6 zone id is not allowed")
+    if "%" in h:  # an IPv6 zone id (link-local by nature), or a percent-encoded host
+        raise EgressDenied("the host is malformed (a zone id or percent-encoding)")
     if ":" in h:
         try:
             return ipaddress.IPv6Address(h)
@@ -282,8 +285,13 @@ def parse_url(url: object) -> httpx.URL:
         )
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise EgressDenied("the port is out of range")
-    literal_ip(parsed.host)  # a numeric host that is no address
+    literal_ip(_host(parsed))  # a numeric host that is no address
     return parsed
+
+
+def _host(parsed: httpx.URL) -> str:
+    """The host as it goes on the wire (IDNA-encoded, no brackets)."""
+    return parsed.raw_host.decode("ascii").strip("[]")
 
 
 def _port(parsed: httpx.URL) -> int:
@@ -295,7 +303,7 @@ def check_request_url(url: str) -> None:
     and, when the host is an address (any spelling), an allowed one. Names are judged
     at connect time by :class:`EgressBackend`."""
     parsed = parse_url(url)
-    literal = literal_ip(parsed.host)
+    literal = literal_ip(_host(parsed))
     if literal is not None:
         why = refusal(literal)
         if why is not None:
@@ -310,10 +318,10 @@ def check_url(url: object, *, resolve_names: bool = True) -> None:
     now is accepted: the connection is checked again when it is made."""
     parsed = parse_url(url)
     check_request_url(str(url))
-    if not resolve_names or literal_ip(parsed.host) is not None:
+    if not resolve_names or literal_ip(_host(parsed)) is not None:
         return
     try:
-        addresses = resolve(parsed.host, _port(parsed))
+        addresses = resolve(_host(parsed), _port(parsed))
     except (OSError, UnicodeError):
         return
     for ip in addresses:
@@ -409,7 +417,7 @@ class EgressBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         try:
             addresses = allowed_addresses(host, port)
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:
             raise httpcore.ConnectError(f"cannot resolve the host: {exc}") from None
         last: Exception | None = None
         for ip in addresses:

@@ -111,6 +111,10 @@ REFUSED = [
     "http://public.test:abc/",
     "http://1.2.3.4.5/",
     "http://[fe80::1%25eth0]/",
+    "http://%31%32%37.0.0.1/",  # percent-encoded host
+    "http://127\u30020\u30020\u30021/",  # ideographic full stops: IDNA makes them dots
+    "http://[1::]/",  # reserved IPv6 space
+    "http://[2001:db8::1]/",
     "",
 ]
 ALLOWED = [
