@@ -95,6 +95,9 @@ class Runtime:
         global _current
         _current = self
         load_connectors()  # import every plugin now, not inside the first deliveries
+        log.info(  # what the operator opened beyond public addresses (HUB_EGRESS_ALLOW)
+            "egress.policy", allow=[str(n) for n in egress.allowed_networks()] or "public only"
+        )
         broker = queue.configure(queue.broker_url())
         if worker:
             self._worker = dramatiq.Worker(broker, worker_threads=threads, queues={queue.QUEUE})

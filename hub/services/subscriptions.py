@@ -319,7 +319,7 @@ def _delivery_view(row: Any) -> dict[str, Any]:
         "attempts": row.attempts,
         "next_attempt_at": iso(row.next_attempt_at),
         "last_status": row.last_status,
-        "last_error": row.last_error,
+        "last_error": _capped(row.last_error),
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
         "delivered_at": iso(row.delivered_at),
