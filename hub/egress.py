@@ -370,7 +370,10 @@ def url_values(connector: Any, config: Mapping[str, Any]) -> list[tuple[str, Any
 def check_config_urls(connector: Any, config: Mapping[str, Any]) -> None:
     """Refuse (``422 url_not_allowed``, naming the field) a config whose URL fields
     point where the egress policy does not allow, or are malformed. A value that is
-    not a string is left to the schema (``invalid_config``)."""
+    not a string (or a config that is no object) is left to the schema
+    (``invalid_config``)."""
+    if not isinstance(config, Mapping):
+        return
     for field_name, value in url_values(connector, config):
         if not isinstance(value, str):
             continue

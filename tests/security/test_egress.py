@@ -273,6 +273,28 @@ def test_connectors_check_refuses_internal_urls(tmp_path) -> None:
         assert "Traceback" not in result.output
 
 
+def test_cli_subscriptions_refuse_internal_urls(db, merchant) -> None:
+    from hub.cli import main
+
+    url = db.url.render_as_string(hide_password=False)
+    base = ["subscriptions", "create", "--db", url, "--merchant", merchant.id,
+            "--connector", "webhook", "--events", "*", "--config"]
+    for bad in ("http://0x7f.1:8080/", "http://[::ffff:10.0.0.1]/", "http://metadata.test/"):
+        result = CliRunner().invoke(main, [*base, json.dumps({"url": bad, "secret": SECRET})])
+        assert result.exit_code != 0 and "url_not_allowed: config.url" in result.output
+    result = CliRunner().invoke(main, [*base, json.dumps(["not", "an", "object"])])
+    assert result.exit_code != 0 and "invalid_config" in result.output, result.output
+    assert "Traceback" not in result.output
+    ok = CliRunner().invoke(main, [*base, json.dumps({"url": "https://public.test/h",
+                                                      "secret": SECRET})])
+    assert ok.exit_code == 0, ok.output
+    sid = json.loads(ok.output)["id"]
+    result = CliRunner().invoke(main, ["subscriptions", "update", "--db", url, "--merchant",
+                                       merchant.id, sid, "--config",
+                                       json.dumps({"url": "http://127.1/"})])
+    assert result.exit_code != 0 and "url_not_allowed" in result.output, result.output
+
+
 # --- connect time ---------------------------------------------------------------------
 
 @dataclass
