@@ -847,25 +847,32 @@ def connectors_check(name: str, config_file: Any) -> None:
     from hub.delivery.attempt import http_transport
     from hub.delivery.exchange import check_connection
     from hub.delivery.runtime import delivery_client
+    from hub.egress import check_config_urls
+    from hub.secrets import hidden_strings, scrub
 
     try:
         config = json.load(config_file)
     except ValueError as exc:
         raise click.ClickException(f"--config is not JSON: {exc}") from None
     c = _run(get_connector, name)
+    if not isinstance(config, dict):
+        raise click.ClickException("--config must hold a JSON object")
+    _run(check_config_urls, c, config)
     _run(c.check_config, config)
     with delivery_client() as client:
         outcome, trace = check_connection(c, config, transport=http_transport(client))
+    hidden = hidden_strings(config, c.secret_fields, (req for req, _ in trace.steps))
     steps = [
-        f"{req.method} {req.url} -> {resp.status if resp else trace.error}"
+        scrub(f"{req.method} {req.url} -> {resp.status if resp else trace.error}", hidden, 500)
         for req, resp in trace.steps
     ]
+    reason = getattr(outcome, "reason", None)
     _print_json(
         {
             "connector": name,
             "ok": isinstance(outcome, Delivered),
             "outcome": type(outcome).__name__.lower(),
-            "reason": getattr(outcome, "reason", None),
+            "reason": scrub(reason, hidden, 500) if reason is not None else None,
             "requests": steps,
         }
     )

@@ -24,8 +24,12 @@ secret or a key; only paths, field names and subscription ids.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import html
 import json
 import os
+import re
 import secrets as random_source
 import threading
 from collections.abc import Iterable, Mapping
@@ -33,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -308,31 +313,135 @@ def secret_strings(config: Mapping[str, Any], secret_fields: Iterable[str]) -> l
 
 
 _CREDENTIAL_HEADER_PARTS = ("authorization", "cookie", "token", "key", "secret", "password")
+_MIN = 4  # shorter strings are not scrubbed (it would mangle text and hide nothing)
+_B64_FRAGMENT_MIN = 8  # base64 fragments shorter than this are too likely by chance
+
+
+def _basic_parts(credential: str) -> list[str]:
+    """``user:pass`` and ``pass`` when ``credential`` is the base64 of ``user:pass``."""
+    try:
+        decoded = base64.b64decode(credential + "=" * (-len(credential) % 4), validate=True)
+        text = decoded.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return []
+    if ":" not in text or not text.isprintable():
+        return []
+    password = text.partition(":")[2]
+    return [p for p in (text, password) if len(p) >= _MIN]
+
+
+def _credential_parts(value: str) -> list[str]:
+    """The value, the credential after an auth scheme (``Bearer x``, ``Basic x``), what
+    a Basic credential decodes to, and each cookie's value (``a=x; b=y``)."""
+    found = [value]
+    scheme, _, credential = value.strip().partition(" ")
+    credential = credential.strip()
+    if credential and scheme.isalpha() and len(credential) >= _MIN:
+        found.append(credential)
+        if scheme.lower() == "basic":
+            found += _basic_parts(credential)
+    if ("=" in value and ";" in value) or value.count("=") == 1:
+        for pair in value.split(";"):
+            name, eq, cookie = pair.strip().partition("=")
+            if eq and name and len(cookie) >= _MIN:
+                found.append(cookie)
+    return [f for f in found if len(f) >= _MIN]
+
+
+def _b64_fragments(raw: bytes) -> set[str]:
+    """How ``raw`` reads inside any base64 text (standard and URL-safe alphabets, at
+    each of the three alignments): whole, padded or not, and the characters that
+    depend on ``raw`` alone when it sits in the middle of a longer encoded value."""
+    found: set[str] = set()
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = encode(raw).decode("ascii")
+        found |= {whole, whole.rstrip("=")}
+        for k in range(3):
+            encoded = encode(b"\0" * k + raw).decode("ascii").rstrip("=")
+            first = -(-8 * k // 6)  # the first character made of raw's bits only
+            last = (8 * (k + len(raw))) // 6  # … and one past the last
+            fragment = encoded[first:last]
+            if len(fragment) >= _B64_FRAGMENT_MIN:
+                found.add(fragment)
+    return found
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Every spelling of ``secret`` a receiver could echo: as it is; JSON-escaped (with
+    and without ``\\u`` escapes, ``/`` as ``\\/``); percent-encoded (``%20`` or ``+``
+    for a space, hex in either case); HTML-escaped; base64 (both alphabets, embedded at
+    any offset); and the same for the credential after an auth scheme and for a Basic
+    credential's ``user:pass``."""
+    forms: set[str] = set()
+    for part in _credential_parts(secret):
+        base = {
+            part,
+            json.dumps(part)[1:-1],
+            json.dumps(part, ensure_ascii=False)[1:-1],
+            quote(part, safe=""),
+            quote(part),
+            quote_plus(part),
+            html.escape(part),
+            html.escape(part, quote=False),
+        }
+        base |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in set(base)}
+        base |= _b64_fragments(part.encode("utf-8"))
+        base |= {f.replace("/", "\\/") for f in base if "/" in f}
+        forms |= base
+    return {f for f in forms if len(f) >= _MIN}
 
 
 def credential_strings(headers: Mapping[str, str]) -> list[str]:
     """Values of credential-bearing request headers (``Authorization``, cookies, API
-    keys, CSRF tokens), and the credential after an auth scheme (``Basic …``): what a
-    receiver echoing the request back must not get into the attempt log. Session tokens
-    and encoded passwords are covered too, though no config field holds them as such."""
+    keys, CSRF tokens), the credential after an auth scheme (``Basic …``) and what a
+    Basic credential decodes to: what a receiver echoing the request back must not get
+    into the attempt log (:func:`scrub` adds every encoding of each)."""
     found: list[str] = []
     for name, value in headers.items():
         lowered = name.lower()
-        if lowered == "idempotency-key" or len(value) < 4:  # an event id: no credential
+        if lowered == "idempotency-key" or len(value) < _MIN:  # an event id: no credential
             continue
         if any(part in lowered for part in _CREDENTIAL_HEADER_PARTS):
-            found.append(value)
-            scheme, _, credential = value.partition(" ")
-            if credential and scheme.isalpha() and len(credential) >= 4:
-                found.append(credential.strip())
+            found += _credential_parts(value)
+    return found
+
+
+def url_credentials(url: str) -> list[str]:
+    """The ``user:pass`` (and the password) of a URL's userinfo, if it has one."""
+    netloc = urlsplit(url).netloc if "//" in url else ""
+    userinfo, at, _ = netloc.rpartition("@")
+    if not at or not userinfo:
+        return []
+    found = [userinfo, unquote(userinfo)]
+    password = userinfo.partition(":")[2]
+    found += [password, unquote(password)]
+    return [f for f in found if len(f) >= _MIN]
+
+
+def hidden_strings(
+    config: Mapping[str, Any],
+    secret_fields: Iterable[str],
+    requests: Iterable[Any] = (),
+) -> list[str]:
+    """What an attempt log, a check's report or an error must not show: the config's
+    secret values (nested ones too) and the credentials the ``requests`` (objects with
+    ``headers`` and ``url``) carried. :func:`scrub` takes care of their encodings."""
+    found = secret_strings(config, secret_fields)
+    for req in requests:
+        found += credential_strings(getattr(req, "headers", {}) or {})
+        found += url_credentials(str(getattr(req, "url", "")))
     return found
 
 
 def scrub(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
-    """``text`` (its first ``limit`` characters) with every secret replaced by ``***``:
-    a receiver that echoes the request it refused must not put a credential into the
-    attempt log."""
-    ordered = sorted(set(secrets), key=len, reverse=True)
+    """``text`` (its first ``limit`` characters) with every secret, in every spelling
+    :func:`secret_forms` knows, replaced by ``***``: a receiver that echoes the request
+    it refused must not put a credential into the attempt log."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if len(secret) >= _MIN:
+            forms |= secret_forms(secret)
+    ordered = sorted(forms, key=len, reverse=True)
     if limit is not None:  # a secret starting before the cut is still seen whole
         text = text[: limit + (len(ordered[0]) if ordered else 0)]
     for secret in ordered:
@@ -476,6 +585,7 @@ __all__ = [
     "decrypt_fields",
     "encrypt_config",
     "generate_key",
+    "hidden_strings",
     "is_encrypted",
     "key_file_for",
     "keyring",
@@ -483,5 +593,7 @@ __all__ = [
     "reset_cache",
     "rotate_all",
     "scrub",
+    "secret_forms",
     "secret_strings",
+    "url_credentials",
 ]

@@ -28,6 +28,7 @@ from cryptography.fernet import Fernet
 from litestar.testing import TestClient
 from sqlalchemy import Engine, text
 
+from hub import egress
 from hub.api.app import create_app
 from hub.db.engine import make_engine
 from hub.db.migrate import upgrade
@@ -38,6 +39,22 @@ from hub.services.principal import Principal
 # One secret key for the whole run, so no test depends on (or writes) a key file in the
 # working directory; the key-file tests clear it themselves.
 os.environ.setdefault("HUB_SECRET_KEY", Fernet.generate_key().decode())
+# The test receivers listen on loopback: open it to the egress policy (the hub's default
+# refuses it) for this process and the `hub serve`/`hub worker` processes tests start.
+# tests/security/test_egress.py runs with an empty allow-list.
+os.environ.setdefault("HUB_EGRESS_ALLOW", "127.0.0.0/8,::1/128")
+
+
+def _no_dns(host: str, port: int) -> list[str]:
+    """Tests never ask DNS (no traffic off this machine): ``localhost`` is loopback and
+    every other name is unresolvable (a config naming it is accepted; respx answers
+    before any connection). tests/security/test_egress.py installs names of its own."""
+    if host.lower().rstrip(".") in ("localhost", "localhost.localdomain"):
+        return ["127.0.0.1", "::1"]
+    raise OSError("no DNS in the tests")
+
+
+egress.resolver = _no_dns
 
 PG_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = [b for b in os.environ.get("HUB_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]

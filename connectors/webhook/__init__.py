@@ -55,7 +55,7 @@ class WebhookConnector(Connector):
         "required": ["url", "secret"],
         "additionalProperties": False,
         "properties": {
-            "url": {"type": "string", "pattern": "^https?://", "maxLength": 2000},
+            "url": {"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": 2000},
             "secret": {
                 "type": "string",
                 "pattern": "^(whsec_)?[A-Za-z0-9+/]{16,}={0,2}$",

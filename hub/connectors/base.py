@@ -51,6 +51,10 @@ class Connector:
     capabilities: ClassVar[tuple[str, ...]] = ()
     config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     secret_fields: ClassVar[tuple[str, ...]] = ()  # write-only config fields
+    # config fields holding URLs the hub sends to, checked by the egress policy (fields
+    # whose schema says ``format: uri`` and top-level ``*url``/``*uri``/``*endpoint``
+    # ones are found without being listed here)
+    url_fields: ClassVar[tuple[str, ...]] = ()
     consumes: ClassVar[tuple[str, ...]] = ()  # outbound: event types, "*" for any
     operations: ClassVar[tuple[Operation, ...]] = ()  # inbound: redeem/validate/reverse
     media_types: ClassVar[tuple[str, ...]] = ()  # inbound: request content types
@@ -63,13 +67,27 @@ class Connector:
             key=lambda e: list(e.absolute_path),
         )
         if errors:
-            raise config_error(errors[0], self._secret_values(config))
+            raise config_error(errors[0], self._secret_values(config), self.secret_fields)
         return config
 
     def _secret_values(self, config: dict[str, Any]) -> list[str]:
-        """How this config's secret values could appear in a validator's message."""
+        """How this config's secret values (nested ones too: a headers map, a list)
+        could appear in a validator's message."""
         values = [config[k] for k in self.secret_fields if k in config]
-        return [s for v in values for s in (str(v), repr(v)[1:-1]) if s]
+        found: list[str] = []
+
+        def walk(value: Any) -> None:
+            found.extend(s for s in (str(value), repr(value)[1:-1], repr(value)) if s)
+            if isinstance(value, Mapping):
+                for v in value.values():
+                    walk(v)
+            elif isinstance(value, list | tuple):
+                for v in value:
+                    walk(v)
+
+        for value in values:
+            walk(value)
+        return found
 
     def redact(self, config: dict[str, Any]) -> dict[str, Any]:
         """``config`` without its secrets (what the API may show)."""
@@ -176,15 +194,30 @@ class Connector:
         return about
 
 
-def config_error(err: ValidationError, secrets: Sequence[str] = ()) -> Exception:
+# validators whose message names keys or the schema, never the instance's values
+_SAFE_FOR_CONTAINERS = frozenset({"required", "additionalProperties", "dependentRequired"})
+
+
+def config_error(
+    err: ValidationError, secrets: Sequence[str] = (), secret_fields: Sequence[str] = ()
+) -> Exception:
+    """``invalid_config`` naming the field. The validator's message is kept only when it
+    cannot repeat a secret: not for a value under a secret field (at any depth), not
+    when it quotes a whole object or array (``anyOf`` on the config …), and not when a
+    secret value appears in it."""
     path = ".".join(str(p) for p in err.absolute_path)
     field_name = f"config.{path}" if path else "config"
     if err.validator == "required" and isinstance(err.message, str):
         missing = err.message.split("'")[1] if "'" in err.message else ""
         field_name = f"{field_name}.{missing}" if missing else field_name
     message = err.message
-    if any(s in message for s in secrets):  # jsonschema quotes the value: never echo secrets
-        message = f"invalid value (fails `{err.validator}`; secret values are not shown)"
+    under_secret = bool(err.absolute_path) and err.absolute_path[0] in set(secret_fields)
+    quotes_container = (
+        isinstance(err.instance, Mapping | list) and err.validator not in _SAFE_FOR_CONTAINERS
+    )
+    if under_secret or quotes_container or any(s in message for s in secrets):
+        hidden = "secret values are not shown" if under_secret else "values are not shown"
+        message = f"invalid value (fails `{err.validator}`; {hidden})"
     return refuse(
         "invalid_config",
         f"{field_name}: {message}",

@@ -19,6 +19,7 @@ import tenacity
 from sqlalchemy import Connection, Engine, and_, bindparam, exists, insert, select, update
 from sqlalchemy.orm import aliased
 
+from hub import egress
 from hub.connectors import (
     Delivered,
     Failed,
@@ -36,8 +37,8 @@ from hub.domain.errors import DomainError
 from hub.secrets import (
     SecretKeyError,
     UndecryptableSecret,
-    credential_strings,
     decrypt_config,
+    hidden_strings,
     keyring,
     scrub,
     secret_strings,
@@ -46,7 +47,11 @@ from hub.services import outbox
 
 log = structlog.get_logger("hub.delivery")
 
-MAX_BODY_LOGGED = 2000
+# what the attempt log keeps of a receiver's answer (and of an error): enough to see
+# why, not a channel to read internal services through
+MAX_BODY_LOGGED = 512
+# what is read of an answer at all (connectors parse it); the rest is not fetched
+MAX_RESPONSE_BYTES = 1024 * 1024
 CLAIMABLE = ("pending", "retrying")
 
 _earlier = aliased(deliveries)
@@ -215,21 +220,38 @@ _TRANSIENT = (
 )
 
 
-def _send_one(client: httpx.Client, req: OutboundRequest) -> httpx.Response:
-    """The short, in-attempt retries: connection errors and timeouts, three tries."""
+def _send_one(client: httpx.Client, req: OutboundRequest) -> OutboundResponse:
+    """The short, in-attempt retries: connection errors and timeouts, three tries. The
+    URL passes the egress policy first; redirects are never followed; at most
+    :data:`MAX_RESPONSE_BYTES` of the answer are read."""
+    egress.check_request_url(req.url)
     for attempt in tenacity.Retrying(
         stop=tenacity.stop_after_attempt(3),
         wait=tenacity.wait_exponential(multiplier=0.1, max=1.0),
         retry=tenacity.retry_if_exception_type(_TRANSIENT),
         reraise=True,
     ):
-        with attempt:
-            return client.request(
+        with (
+            attempt,
+            client.stream(
                 req.method,
                 req.url,
                 headers=dict(req.headers),
                 content=req.body,
                 timeout=req.timeout,
+                follow_redirects=False,
+            ) as r,
+        ):
+            body = bytearray()
+            for chunk in r.iter_bytes():
+                body += chunk
+                if len(body) >= MAX_RESPONSE_BYTES:
+                    break
+            return OutboundResponse(
+                r.status_code,
+                dict(r.headers),
+                bytes(body[:MAX_RESPONSE_BYTES]),
+                tuple(r.headers.multi_items()),
             )
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -241,10 +263,7 @@ def http_transport(client: httpx.Client) -> Transport:
     """Send a connector's requests with ``client`` (short in-attempt retries included)."""
 
     def transport(req: OutboundRequest) -> OutboundResponse:
-        r = _send_one(client, req)
-        return OutboundResponse(
-            r.status_code, dict(r.headers), r.content, tuple(r.headers.multi_items())
-        )
+        return _send_one(client, req)
 
     return transport
 
@@ -274,8 +293,8 @@ def send(client: httpx.Client, claimed: Claimed, now: datetime) -> Sent:
                 session_owner=claimed.subscription_id,
             )
     latency = int((time.perf_counter() - t0) * 1000)
-    for req, _ in trace.steps:  # and the credentials the requests carried (sessions …)
-        hidden += credential_strings(req.headers)
+    # and the credentials the requests carried (sessions, Basic auth, cookies …)
+    hidden += hidden_strings({}, (), (req for req, _ in trace.steps))
     error = scrub(trace.error, hidden, MAX_BODY_LOGGED) if trace.error else None
     if isinstance(outcome, (Retry, Failed)) and error is None:
         error = scrub(outcome.reason, hidden, MAX_BODY_LOGGED)

@@ -27,6 +27,7 @@ from hub.connectors import (
     Retry,
     Session,
 )
+from hub.egress import denied
 
 Transport = Callable[[OutboundRequest], OutboundResponse]  # raises on transport errors
 MAX_STEPS = MAX_EXCHANGE_STEPS
@@ -92,6 +93,11 @@ def _send(
     try:
         response = transport(req)
     except Exception as exc:  # the transport's errors (httpx: connect, timeouts …)
+        refused = denied(exc)
+        if refused is not None:  # the egress policy: permanent, whatever the connector says
+            trace.error = f"egress refused: {refused.reason}"
+            trace.steps.append((req, None))
+            return Failed(trace.error)
         trace.error = f"{type(exc).__name__}: {exc}"
         trace.steps.append((req, None))
         return connector.classify(None, exc)

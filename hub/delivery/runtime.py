@@ -18,6 +18,7 @@ import httpx
 import structlog
 from sqlalchemy import Engine
 
+from hub import egress
 from hub.connectors import load_connectors
 from hub.db.engine import write_conn
 from hub.delivery import queue
@@ -39,9 +40,10 @@ def _utcnow() -> datetime:
 def delivery_client() -> httpx.Client:
     """The HTTP client deliveries go out on. It keeps no cookies: one subscription's
     session cookie must never ride along on another's request to the same host
-    (connectors that need cookies carry them in their session headers)."""
-    return httpx.Client(
-        follow_redirects=False,
+    (connectors that need cookies carry them in their session headers). Every
+    connection it makes passes the egress policy (:mod:`hub.egress`); it follows no
+    redirect."""
+    return egress.client(
         limits=httpx.Limits(max_connections=64),
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
@@ -95,6 +97,9 @@ class Runtime:
         global _current
         _current = self
         load_connectors()  # import every plugin now, not inside the first deliveries
+        log.info(  # what the operator opened beyond public addresses (HUB_EGRESS_ALLOW)
+            "egress.policy", allow=[str(n) for n in egress.allowed_networks()] or "public only"
+        )
         broker = queue.configure(queue.broker_url())
         if worker:
             self._worker = dramatiq.Worker(broker, worker_threads=threads, queues={queue.QUEUE})

@@ -97,6 +97,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     # subscriptions and deliveries
     "unknown_connector": (422, "No connector with this name is installed."),
     "invalid_config": (422, "The connector configuration fails its JSON Schema."),
+    "url_not_allowed": (422, "A config URL is malformed or leads where the egress policy refuses."),
     "unknown_event_type": (422, "An event type that does not exist or the connector ignores."),
     "subscription_not_found": (404, "No such subscription for this merchant."),
     "delivery_not_found": (404, "No such delivery for this merchant."),

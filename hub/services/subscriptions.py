@@ -16,9 +16,11 @@ from hub.db.schema import (
     stores,
     subscriptions,
 )
+from hub.delivery.attempt import MAX_BODY_LOGGED
 from hub.delivery.queue import enqueue_after_commit
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
+from hub.egress import check_config_urls
 from hub.secrets import decrypt_fields, encrypt_config, keyring
 from hub.services import audit
 from hub.services.jsonio import iso
@@ -134,6 +136,7 @@ def create(
 ) -> dict[str, Any]:
     p.require("admin", "integrator")
     conn_impl = get_connector(connector)
+    check_config_urls(conn_impl, config)  # first: a bad URL is url_not_allowed, always
     conn_impl.check_config(config)
     sub_id = new_id("sub")
     values: dict[str, Any] = {
@@ -233,6 +236,7 @@ def update_subscription(
                 errors=[{"field": f"config.{name}", "message": message} for name in lost],
             )
         merged = {**config, **plain}
+        check_config_urls(connector, merged)
         connector.check_config(merged)  # on plaintext: the schema sees the real values
         changes["config"] = encrypt_config(ring, merged, connector.secret_fields)
     if events is not None:
@@ -315,7 +319,7 @@ def _delivery_view(row: Any) -> dict[str, Any]:
         "attempts": row.attempts,
         "next_attempt_at": iso(row.next_attempt_at),
         "last_status": row.last_status,
-        "last_error": row.last_error,
+        "last_error": _capped(row.last_error),
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
         "delivered_at": iso(row.delivered_at),
@@ -384,12 +388,18 @@ def get_delivery(engine: Engine, p: Principal, delivery_id: str) -> dict[str, An
                 "latency_ms": a.latency_ms,
                 "outcome": a.outcome,
                 "http_status": a.http_status,
-                "error": a.error,
-                "response_body": a.response_body,
+                "error": _capped(a.error),
+                "response_body": _capped(a.response_body),
             }
             for a in attempts
         ],
     }
+
+
+def _capped(text: str | None) -> str | None:
+    """An attempt's stored answer or error, no longer than the attempt log keeps now
+    (rows written before the cap was lowered included)."""
+    return text if text is None else text[:MAX_BODY_LOGGED]
 
 
 _REPLAY = (

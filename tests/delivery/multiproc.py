@@ -286,6 +286,8 @@ class Cluster:
             HUB_SECRET_KEY=_secret_keys(self.db_url),
             HUB_BROKER_URL=self.broker_url,
             HUB_LOG_LEVEL=self.log_level,
+            # the receivers are on loopback: the egress policy must let them be reached
+            HUB_EGRESS_ALLOW=os.environ.get("HUB_EGRESS_ALLOW", "127.0.0.0/8,::1/128"),
             PYTHONUNBUFFERED="1",
             PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
         )

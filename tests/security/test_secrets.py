@@ -456,6 +456,12 @@ def test_a_patch_without_the_secret_keeps_it_encrypted(client, db, merchant, clo
         headers=merchant.auth(),
         json={"config": {"url": "ftp://nope"}},
     )
+    assert r.status_code == 422 and r.json()["code"] == "url_not_allowed"  # egress policy
+    r = client.patch(
+        f"/v1/subscriptions/{sub['id']}",
+        headers=merchant.auth(),
+        json={"config": {"url": WH_URL, "timeout": 0}},
+    )
     assert r.status_code == 422 and r.json()["code"] == "invalid_config"
 
 
