@@ -32,6 +32,16 @@ _HISTORY_FIELDS = (
     "reason",
     "coupon_status",
 )
+# What a key limited to some stores still sees of another store's event: that it
+# happened, and when (the coupon's status says as much); not where, which redemption,
+# which order, how much or by whom.
+_OTHER_STORE_FIELDS = ("coupon_status",)
+
+
+def _visible(scope: tuple[str, ...] | None, store: str | None) -> bool:
+    """Whether a key limited to ``scope`` (None: every store) may see an event at
+    ``store`` in full. Events without a store (issued, claimed, voided) are merchant-wide."""
+    return scope is None or store is None or store in scope
 
 
 def coupon_status(engine: Engine, p: Principal, raw_code: str, now: datetime) -> dict[str, Any]:
@@ -59,6 +69,7 @@ def coupon_status(engine: Engine, p: Principal, raw_code: str, now: datetime) ->
                 outbox_events.c.type,
                 outbox_events.c.occurred_at,
                 outbox_events.c.recorded_at,
+                outbox_events.c.store_code,
                 outbox_events.c.data,
             )
             .where(
@@ -66,6 +77,12 @@ def coupon_status(engine: Engine, p: Principal, raw_code: str, now: datetime) ->
             )
             .order_by(outbox_events.c.seq)
         ).all()
+        current_store = None
+        if row.redemption_id is not None:
+            current_store = conn.execute(
+                select(redemptions.c.store_code).where(redemptions.c.id == row.redemption_id)
+            ).scalar()
+    scope = p.store_scope
     state = effective_state(CouponState(row.status), Window(row.valid_from, row.valid_until), now)
     history = []
     for e in events:
@@ -75,7 +92,9 @@ def coupon_status(engine: Engine, p: Principal, raw_code: str, now: datetime) ->
             "at": iso(e.occurred_at),
             "recorded_at": iso(e.recorded_at),
         }
-        item.update({k: e.data[k] for k in _HISTORY_FIELDS if k in e.data})
+        store = e.store_code if e.store_code is not None else e.data.get("store")
+        fields = _HISTORY_FIELDS if _visible(scope, store) else _OTHER_STORE_FIELDS
+        item.update({k: e.data[k] for k in fields if k in e.data})
         history.append(item)
     return {
         "code": code,
@@ -87,7 +106,9 @@ def coupon_status(engine: Engine, p: Principal, raw_code: str, now: datetime) ->
         "issued_at": iso(row.issued_at),
         "valid_from": iso(row.valid_from),
         "valid_until": iso(row.valid_until),
-        "redemption_id": row.redemption_id,
+        # another store's redemption is not this key's business (a store key, or an
+        # analyst limited to some stores): the status says "redeemed", nothing more
+        "redemption_id": row.redemption_id if _visible(scope, current_store) else None,
         "history": history,
     }
 
