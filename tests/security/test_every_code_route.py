@@ -390,3 +390,22 @@ def test_pos_reverse_by_code_answers_429_with_retry_after(
         assert r.status_code == 429, r.text
         problem = json.loads(r.content)
         assert problem["code"] == BLOCKED and problem["retry_after"] > 0
+
+
+def test_code_look_ups_go_through_the_one_choke_point() -> None:
+    """Below the routes: only the look-up (hub/services/lookup.py) parses a caller's
+    code, and every statement that selects a coupon by code is one for
+    ``CodeLookup.find`` (bound ``b_code``), so a new service cannot bypass the guard."""
+    root = Path(__file__).resolve().parents[2]
+    allowed_parse = {"hub/domain/codes.py", "hub/services/lookup.py"}
+    offenders = []
+    for folder in ("hub", "connectors"):
+        for path in sorted((root / folder).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            text = path.read_text(encoding="utf-8")
+            if rel not in allowed_parse and re.search(r"\bparse_code\b", text):
+                offenders.append(f"{rel}: calls parse_code (use CodeLookup.parse)")
+            for line in text.splitlines():
+                if re.search(r"coupons\.c\.code\s*==", line) and 'bindparam("b_code")' not in line:
+                    offenders.append(f"{rel}: selects a coupon by code outside CodeLookup.find")
+    assert not offenders, offenders
