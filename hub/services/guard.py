@@ -280,6 +280,16 @@ class Guard:
         if until is not None:
             raise self._too_many(until, now)
 
+    def known_block(self, p: Principal, now: datetime) -> DomainError | None:
+        """The key's block as this process already knows it (no database read): checked
+        again after a look-up succeeds, so a block committed while the look-up ran (by a
+        concurrent wrong guess) refuses the real code too."""
+        with self._lock:
+            item = self._cache.get(f"key:{p.key_id}")
+        if item is None or item[1] is None or item[1] <= now:
+            return None
+        return self._too_many(item[1], now)
+
     def _too_many(self, until: datetime, now: datetime) -> DomainError:
         retry_after = max(1, math.ceil((until - now).total_seconds()))
         return refuse(

@@ -104,6 +104,9 @@ class CodeLookup:
             err = refuse("coupon_not_found", "No coupon with this code.", status=404)
             self._failure = err
             raise err
+        blocked = self.guard.known_block(self.principal, self.now)
+        if blocked is not None:  # blocked while this look-up ran: the real code is refused
+            raise blocked
         return row
 
     def settle(self, conn: Connection) -> DomainError | None:
