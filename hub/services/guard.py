@@ -100,7 +100,8 @@ def _proxies(raw: str | None) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class Limits:
     """The guard's knobs (``HUB_GUESS_*``, ``HUB_REPEAT_WINDOW_SECONDS``,
-    ``HUB_TRUSTED_PROXIES``). A limit of 0 switches that scope's counting off."""
+    ``HUB_TRUSTED_PROXIES``). A limit of 0 switches that scope's blocking off (a key's
+    failures are still recorded: an address block looks at them)."""
 
     window: timedelta = timedelta(seconds=600)
     max_per_key: int = 20
