@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -23,11 +22,16 @@ class CouponController(Controller):
         self, request: Request[Any, Any, Any], code: FromPath[str]
     ) -> dict[str, Any]:
         h = hub(request)
-        p, now = principal(request), h.clock()
-        look_up = partial(queries.coupon_status, h.engine, p, code, now)
         # behind the guessing defence: unknown or mistyped codes count, a blocked key gets 429
         return await run_db(
-            request, h.settings.guard.guarded, h.engine, p, client_address(request), now, look_up
+            request,
+            queries.coupon_status,
+            h.engine,
+            principal(request),
+            code,
+            h.clock(),
+            guard=h.settings.guard,
+            client=client_address(request),
         )
 
     @post(
@@ -35,18 +39,28 @@ class CouponController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Give an unassigned coupon to a customer",
+        responses=too_many_docs(),
     )
     def claim(
         self, request: Request[Any, Any, Any], code: FromPath[str], data: JSONBody[ClaimIn]
     ) -> dict[str, Any]:
         h = hub(request)
-        return issuing.claim_coupon(h.engine, principal(request), code, data.customer, h.clock())
+        return issuing.claim_coupon(
+            h.engine,
+            principal(request),
+            code,
+            data.customer,
+            h.clock(),
+            guard=h.settings.guard,
+            client=client_address(request),
+        )
 
     @post(
         "/{code:str}/void",
         sync_to_thread=True,
         status_code=200,
         summary="Void an issued coupon (final; it can never be redeemed)",
+        responses=too_many_docs(),
     )
     def void(
         self,
@@ -56,5 +70,11 @@ class CouponController(Controller):
     ) -> dict[str, Any]:
         h = hub(request)
         return issuing.void_coupon(
-            h.engine, principal(request), code, (data or VoidIn()).reason, h.clock()
+            h.engine,
+            principal(request),
+            code,
+            (data or VoidIn()).reason,
+            h.clock(),
+            guard=h.settings.guard,
+            client=client_address(request),
         )

@@ -10,13 +10,18 @@ every single-character error and every transposition of two adjacent different
 characters changes the sum, so a mistyped code is refused (``code_malformed``)
 without a database lookup. (Luhn mod N, the usual choice, misses swapping the
 characters with values 0 and N−1 — here ``2`` and ``Z``.)
-Codes are shown in groups of four (``ABCD-EFGH-JKLM-NP``); input is
-normalised by upper-casing and dropping spaces and dashes.
+Codes are shown in groups of four (``ABCD-EFGH-JKLM-NP``). Input is normalised
+before the check character is tested (:func:`normalize`): Unicode NFKC (full-width
+letters and digits from Chinese input methods become ASCII, U+3000 and NBSP become
+spaces), then every whitespace (scanners append CR LF or a tab), invisible format
+character (zero-width space, BOM) and dash of any kind (ASCII, U+2010–2015, U+2212,
+full-width U+FF0D, …) is dropped as grouping, and letters are upper-cased.
 """
 
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 from hub.domain.errors import refuse
 
@@ -53,9 +58,31 @@ def generate_code() -> str:
     return payload + check_character(payload)
 
 
+# Dash-like characters NFKC leaves alone that people type between groups (besides every
+# character of Unicode category Pd): minus signs, the hyphen bullet, the katakana-hiragana
+# prolonged sound mark an IME may give for "-".
+_EXTRA_DASHES = frozenset("\u2212\u2043\u207b\u208b\u30fc\uff70")
+
+
+def _is_grouping(ch: str) -> bool:
+    """Whitespace, an invisible format character or a dash: grouping, not content."""
+    if ch.isspace() or ch in _EXTRA_DASHES:
+        return True
+    category = unicodedata.category(ch)
+    return category in ("Pd", "Cf", "Zs", "Zl", "Zp")  # not Cc: NUL & co. stay, and refuse
+
+
 def normalize(raw: str) -> str:
-    """Upper-case and drop spaces and dashes; does not validate."""
-    return raw.replace("-", "").replace(" ", "").upper()
+    r"""The code as typed or scanned, in normal form; does not validate.
+
+    NFKC (full-width ``ＡＢ１２`` → ``AB12``, U+3000/NBSP → space), then drop every
+    whitespace (scanner suffixes such as ``\r\n`` or ``\t`` included), format
+    character and dash (``－``/``–``/``−`` between groups), then upper-case. Done in the
+    domain so every route and connector that takes a code gets the same answer."""
+    if raw.isascii() and raw.isalnum():  # the usual case: nothing to strip
+        return raw.upper()
+    text = unicodedata.normalize("NFKC", raw)
+    return "".join(ch for ch in text if not _is_grouping(ch)).upper()
 
 
 def is_well_formed(code: str) -> bool:

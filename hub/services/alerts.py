@@ -287,16 +287,55 @@ def list_alerts(
     with read_conn(engine) as conn:
         rows = conn.execute(q).all()
     page, next_cursor = split_page(rows, limit, "occurred_at")
-    items = [
-        {
-            "id": row.id,
-            "alert": row.data.get("alert"),
-            "severity": row.data.get("severity"),
-            "message": row.data.get("message"),
-            "details": row.data.get("details") or {},
-            "occurred_at": iso(row.occurred_at),
-            "store": row.store_code,
-        }
-        for row in page
-    ]
+    items = []
+    for row in page:
+        message, details = row.data.get("message"), row.data.get("details") or {}
+        if scope is not None:
+            message, details = _scoped(message, details, scope)
+        items.append(
+            {
+                "id": row.id,
+                "alert": row.data.get("alert"),
+                "severity": row.data.get("severity"),
+                "message": message,
+                "details": details,
+                "occurred_at": iso(row.occurred_at),
+                "store": row.store_code,
+            }
+        )
     return {"items": items, "next_cursor": next_cursor}
+
+
+def _scoped(
+    message: Any, details: dict[str, Any], scope: tuple[str, ...]
+) -> tuple[Any, dict[str, Any]]:
+    """An alert as a key limited to ``scope`` sees it: other stores' attempts keep their
+    time and outcome but lose their store and redemption id; the original redemption is
+    named only when it was at one of the key's stores."""
+    hidden = False
+    out = dict(details)
+    attempts = details.get("attempts")
+    if isinstance(attempts, list):
+        kept = []
+        for a in attempts:
+            if isinstance(a, dict) and a.get("store") not in scope:
+                hidden = True
+                kept.append({k: a[k] for k in ("at", "outcome") if k in a})
+            else:
+                kept.append(a)
+        out["attempts"] = kept
+    stores = details.get("stores")
+    if isinstance(stores, list):
+        out["stores"] = [s for s in stores if s in scope]
+        hidden = hidden or len(out["stores"]) != len(stores)
+    redeemed_store = details.get("redeemed_store")
+    if redeemed_store is not None and redeemed_store not in scope:
+        hidden = True
+        out["redemption_id"] = None
+        out["redeemed_store"] = None
+    if hidden and details.get("code") is not None:
+        message = (
+            f"Coupon {details['code']} was presented at another store or again after "
+            "its redemption within the window; other stores' details are hidden for this key."
+        )
+    return message, out

@@ -1,40 +1,54 @@
 """Guessing defence: failed code look-ups throttled per API key and per client address.
 
-A *failure* is a look-up, validate or redeem refused with ``coupon_not_found`` or
+A *failure* is a code look-up (any route: the coupon read, validate, redeem, claim,
+void, a POS redeem/validate/reverse by code; all go through
+:class:`hub.services.lookup.CodeLookup`) refused with ``coupon_not_found`` or
 ``code_malformed``. Each one is counted in two *scopes*: the API key
 (``key:<key id>``) and the client address (``addr:<merchant id>:<address>``; the
 address is per merchant, so tills of several merchants behind one NAT never block each
-other). When a scope has ``limit`` failures within the last ``window`` (a sliding
-window), it is blocked until the oldest of those failures leaves the window; while
-blocked, *every* look-up, validate and redeem from it answers 429
-``too_many_failed_attempts`` with ``Retry-After`` — valid codes too, since a guesser
-that found one must not learn it. The block raises one ``alert.raised``
-(``code_enumeration_suspected``) in the transaction that creates it.
+other). The limits work on a sliding window:
+
+* **per key** — a key with ``max_per_key`` failures within the window is blocked until
+  the oldest of them leaves it: every code look-up it makes answers 429
+  ``too_many_failed_attempts`` with ``Retry-After`` — valid codes too, since a guesser
+  that found one must not learn it.
+* **per address** — an address with ``max_per_address`` failures is blocked *for keys
+  that failed themselves* within the window: a key with a clean record behind the same
+  address (a shared NAT) carries on, and an admin key's reads (``GET``) are never
+  blocked by an address. A clean key's first failure from a blocked address is answered
+  429 (and gives it a record), so fresh keys cannot keep guessing either.
+
+**Count and decide are one step.** A failure is counted in a write transaction that
+first takes a lock per scope (``pg_advisory_xact_lock``, key then address; on SQLite the
+``BEGIN IMMEDIATE`` writer lock serialises), counts the window, and only then decides
+the answer: the failure within the limit is answered as itself (404/422), one over it
+429. So however many wrong guesses race, at most ``max_per_key`` of them are answered.
+Reaching a limit blocks the scope (``throttle_blocks``) and raises one ``alert.raised``
+(``code_enumeration_suspected``) in that transaction.
 
 State lives in the database (works for the embedded SQLite file and for PostgreSQL
-behind any number of API processes; Redis would add a moving part the hub does not
-otherwise need): ``failed_attempts`` (one row per failure and scope, pruned per scope
-as the window slides) and ``throttle_blocks`` (scope → blocked_until).
+behind any number of API processes): ``failed_attempts`` (one row per failure and scope,
+pruned per scope as the window slides) and ``throttle_blocks`` (scope → blocked_until).
 
 Cost on the hot path: a successful request writes nothing. Its "blocked?" check is a
 primary-key read of ``throttle_blocks`` that each process caches for
 ``Limits.cache_seconds`` (1 s): a process sees a block made by another within that
-time, and its own blocks at once. Failures are counted only when a refusal happens,
-in the refusal's own transaction (a redeem's) or a short one of their own.
+time, and its own blocks at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Literal, TypeVar
+from typing import Literal
 
 import structlog
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
@@ -86,7 +100,8 @@ def _proxies(raw: str | None) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class Limits:
     """The guard's knobs (``HUB_GUESS_*``, ``HUB_REPEAT_WINDOW_SECONDS``,
-    ``HUB_TRUSTED_PROXIES``). A limit of 0 switches that scope's counting off."""
+    ``HUB_TRUSTED_PROXIES``). A limit of 0 switches that scope's blocking off (a key's
+    failures are still recorded: an address block looks at them)."""
 
     window: timedelta = timedelta(seconds=600)
     max_per_key: int = 20
@@ -144,6 +159,11 @@ _PG_NEW_BLOCK = (
 _SQLITE_NEW_BLOCK = (
     sqlite_insert(throttle_blocks).on_conflict_do_nothing().returning(throttle_blocks.c.scope)
 )
+_PG_LOCK = select(func.pg_advisory_xact_lock(bindparam("b_lock")))
+_HAS_RECORD = select(failed_attempts.c.id).where(
+    failed_attempts.c.scope == bindparam("b_scope"),
+    failed_attempts.c.at > bindparam("b_since"),
+).limit(1)
 _REOPEN_BLOCK = (
     update(throttle_blocks)
     .where(
@@ -166,7 +186,11 @@ _EXTEND_BLOCK = (
     .values(blocked_until=bindparam("b_until"), failures=bindparam("b_failures"))
 )
 
-T = TypeVar("T")
+
+
+def _lock_id(scope: str) -> int:
+    digest = hashlib.sha256(f"hub.guard\0{scope}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 @dataclass(eq=False)
@@ -215,27 +239,61 @@ class Guard:
         return False
 
     def scopes(self, p: Principal, client: str | None) -> tuple[Scope, ...]:
-        out = []
-        if self.limits.max_per_key > 0:
-            out.append(Scope(f"key:{p.key_id}", "key", self.limits.max_per_key))
+        """The key's scope (always first: it is always recorded, so a key that failed
+        has a record even when its own limit is 0, "off"), then the address's if any."""
+        out = [Scope(f"key:{p.key_id}", "key", self.limits.max_per_key)]
         if client and self.limits.max_per_address > 0:
             out.append(
                 Scope(f"addr:{p.merchant_id}:{client}", "address", self.limits.max_per_address)
             )
         return tuple(out)
 
+    @staticmethod
+    def address_applies(p: Principal, read: bool) -> bool:
+        """An address block never stops an admin key's reads."""
+        return not (p.is_admin and read)
+
     # --- the hot-path check ------------------------------------------------------------
 
-    def check(self, engine: Engine, p: Principal, client: str | None, now: datetime) -> None:
-        """Raise 429 ``too_many_failed_attempts`` while the key or address is blocked."""
-        scopes = self.scopes(p, client)
-        if not scopes:
-            return
-        until = self._blocked_until(engine, scopes, now)
-        if until is None:
-            return
+    def check(
+        self,
+        engine: Engine,
+        p: Principal,
+        client: str | None,
+        now: datetime,
+        *,
+        read: bool = False,
+    ) -> None:
+        """Raise 429 ``too_many_failed_attempts`` while the key is blocked, or the address
+        is blocked and the key has failed within the window (see the module's rules)."""
+        key, *rest = self.scopes(p, client)
+        names = (key.name, *(s.name for s in rest))
+        blocked = self._blocked_until(engine, names, now)
+        until = blocked.get(key.name)
+        addr = rest[0].name if rest else None
+        if (
+            until is None
+            and addr in blocked
+            and self.address_applies(p, read)
+            and self._has_record(engine, key, now)
+        ):
+            until = blocked[addr]
+        if until is not None:
+            raise self._too_many(until, now)
+
+    def known_block(self, p: Principal, now: datetime) -> DomainError | None:
+        """The key's block as this process already knows it (no database read): checked
+        again after a look-up succeeds, so a block committed while the look-up ran (by a
+        concurrent wrong guess) refuses the real code too."""
+        with self._lock:
+            item = self._cache.get(f"key:{p.key_id}")
+        if item is None or item[1] is None or item[1] <= now:
+            return None
+        return self._too_many(item[1], now)
+
+    def _too_many(self, until: datetime, now: datetime) -> DomainError:
         retry_after = max(1, math.ceil((until - now).total_seconds()))
-        raise refuse(
+        return refuse(
             "too_many_failed_attempts",
             "Too many unknown or mistyped coupon codes from this key or address; "
             f"look-ups, validations and redemptions are refused for {retry_after} s.",
@@ -244,19 +302,25 @@ class Guard:
             blocked_until=iso(until),
         )
 
+    def _has_record(self, engine: Engine, key: Scope, now: datetime) -> bool:
+        with read_conn(engine) as conn:
+            params = {"b_scope": key.name, "b_since": now - self.limits.window}
+            return conn.execute(_HAS_RECORD, params).first() is not None
+
     def _blocked_until(
-        self, engine: Engine, scopes: tuple[Scope, ...], now: datetime
-    ) -> datetime | None:
+        self, engine: Engine, names: tuple[str, ...], now: datetime
+    ) -> dict[str, datetime]:
+        """scope → end of its block, for the scopes blocked now (cached ≤ 1 s)."""
         mono = time.monotonic()
         known: dict[str, datetime | None] = {}
         missing: list[str] = []
         with self._lock:
-            for s in scopes:
-                item = self._cache.get(s.name)
+            for name in names:
+                item = self._cache.get(name)
                 if item is not None and item[0] > mono:
-                    known[s.name] = item[1]
+                    known[name] = item[1]
                 else:
-                    missing.append(s.name)
+                    missing.append(name)
         if missing:
             with read_conn(engine) as conn:
                 rows: dict[str, datetime] = {
@@ -270,8 +334,7 @@ class Guard:
                 for name in missing:
                     known[name] = rows.get(name)
                     self._cache[name] = (expires, rows.get(name))
-        active = [u for u in known.values() if u is not None and u > now]
-        return max(active) if active else None
+        return {name: u for name, u in known.items() if u is not None and u > now}
 
     def _remember(self, name: str, until: datetime) -> None:
         with self._lock:
@@ -283,55 +346,92 @@ class Guard:
         return err.code in COUNTED
 
     def count(
-        self, conn: Connection, p: Principal, client: str | None, err: DomainError, now: datetime
-    ) -> None:
+        self,
+        conn: Connection,
+        p: Principal,
+        client: str | None,
+        err: DomainError,
+        now: datetime,
+        *,
+        read: bool = False,
+    ) -> DomainError:
         """Count a refusal (if it is a guessing failure) in the caller's write
-        transaction; block a scope that reaches its limit, with one alert per block."""
+        transaction and decide its answer, atomically: ``err`` itself while the key and
+        address are within their limits, else a 429 to answer instead. A scope that
+        reaches its limit is blocked, with one alert per block."""
         if not self.counts(err):
+            return err
+        since = now - self.limits.window
+        key, *rest = scopes = self.scopes(p, client)
+        if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE serialises already
+            for scope in scopes:  # always key, then address: no lock-order deadlock
+                conn.execute(_PG_LOCK, {"b_lock": _lock_id(scope.name)})
+        key_full = self._at_limit(conn, key, since)
+        addr = rest[0] if rest else None
+        addr_full = addr is not None and self._at_limit(conn, addr, since)
+        if key_full or (addr_full and self.address_applies(p, read)):
+            if not key_full:  # a clean key at a blocked address: it has a record now
+                self._record(conn, key, p, client, now, since)
+            blocker = key if key_full else addr
+            assert blocker is not None
+            until = self._until(conn, blocker, since)
+            after_commit(conn, partial(self._remember, blocker.name, until))
+            return self._too_many(until, now)
+        for scope in scopes:
+            if scope.kind == "key" or not addr_full:
+                self._record(conn, scope, p, client, now, since)
+        return err
+
+    def _at_limit(self, conn: Connection, scope: Scope, since: datetime) -> bool:
+        if scope.limit <= 0:
+            return False
+        params = {"b_scope": scope.name, "b_since": since, "b_offset": scope.limit - 1}
+        return conn.execute(_NTH_FAILURE, params).first() is not None
+
+    def _until(self, conn: Connection, scope: Scope, since: datetime) -> datetime:
+        """When a scope at its limit is free again: its limit-th newest failure leaves
+        the window."""
+        params = {"b_scope": scope.name, "b_since": since, "b_offset": scope.limit - 1}
+        nth: datetime = conn.execute(_NTH_FAILURE, params).scalar_one()
+        return nth + self.limits.window
+
+    def _record(
+        self,
+        conn: Connection,
+        scope: Scope,
+        p: Principal,
+        client: str | None,
+        now: datetime,
+        since: datetime,
+    ) -> None:
+        """One failure for ``scope``; block it (and alert) when that reaches its limit."""
+        conn.execute(
+            _INSERT_FAILURE, {"scope": scope.name, "merchant_id": p.merchant_id, "at": now}
+        )
+        conn.execute(_PRUNE_SCOPE, {"b_scope": scope.name, "b_before": since})
+        if not self._at_limit(conn, scope, since):
             return
-        window = self.limits.window
-        since = now - window
-        for scope in self.scopes(p, client):
-            conn.execute(
-                _INSERT_FAILURE, {"scope": scope.name, "merchant_id": p.merchant_id, "at": now}
-            )
-            conn.execute(_PRUNE_SCOPE, {"b_scope": scope.name, "b_before": since})
-            nth = conn.execute(
-                _NTH_FAILURE, {"b_scope": scope.name, "b_since": since, "b_offset": scope.limit - 1}
-            ).scalar()
-            if nth is None:
-                continue
-            until = nth + window
-            failures = int(
-                conn.execute(_COUNT, {"b_scope": scope.name, "b_since": since}).scalar_one()
-            )
-            if self._block(conn, scope, p.merchant_id, until, failures, now):
-                self._alert(conn, scope, p, client, until, failures, now)
-            after_commit(conn, partial(self._remember, scope.name, until))
+        until = self._until(conn, scope, since)
+        failures = int(conn.execute(_COUNT, {"b_scope": scope.name, "b_since": since}).scalar_one())
+        if self._block(conn, scope, p.merchant_id, until, failures, now):
+            self._alert(conn, scope, p, client, until, failures, now)
+        after_commit(conn, partial(self._remember, scope.name, until))
 
     def count_txn(
-        self, engine: Engine, p: Principal, client: str | None, err: DomainError, now: datetime
-    ) -> None:
-        """:meth:`count` in a short write transaction of its own (only for failures)."""
-        if self.counts(err):
-            with write_conn(engine) as conn:
-                self.count(conn, p, client, err, now)
-
-    def guarded(
         self,
         engine: Engine,
         p: Principal,
         client: str | None,
+        err: DomainError,
         now: datetime,
-        fn: Callable[[], T],
-    ) -> T:
-        """Run a read-only look-up (``fn``) behind the check, counting its failures."""
-        self.check(engine, p, client, now)
-        try:
-            return fn()
-        except DomainError as err:
-            self.count_txn(engine, p, client, err, now)
-            raise
+        *,
+        read: bool = False,
+    ) -> DomainError:
+        """:meth:`count` in a short write transaction of its own (only for failures)."""
+        if not self.counts(err):
+            return err
+        with write_conn(engine) as conn:
+            return self.count(conn, p, client, err, now, read=read)
 
     def _block(
         self,

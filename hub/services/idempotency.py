@@ -149,6 +149,12 @@ def complete(conn: Connection, *, scope: str, key: str, status: int, body: bytes
     conn.execute(_COMPLETE, {"b_scope": scope, "b_key": key, "b_status": status, "b_body": body})
 
 
+def release(conn: Connection, *, scope: str, key: str) -> None:
+    """Give up a key claimed in this transaction without an outcome to store (the
+    guard's 429): the next request with it runs afresh."""
+    conn.execute(delete(t).where(t.c.api_key_id == scope, t.c.key == key))
+
+
 def purge_expired(conn: Connection, now: datetime) -> int:
     """Delete records whose time is up; returns how many."""
     result = conn.execute(delete(t).where(and_(t.c.expires_at <= now)))

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 
 from hub.connectors import (
     Connector,
@@ -28,10 +28,10 @@ from hub.connectors import (
 )
 from hub.db.engine import read_conn
 from hub.db.schema import coupons, redemptions
-from hub.domain.codes import parse_code
 from hub.domain.errors import DomainError, refuse
 from hub.services import redeem as svc
 from hub.services.commands import HttpResult
+from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
 from hub.services.problems import problem_dict, problem_for
 
@@ -50,26 +50,34 @@ def _from_http(result: HttpResult) -> InboundResult:
     return InboundResult(result.status, json.loads(result.body), replayed=result.replayed)
 
 
-def _redemption_of(engine: Engine, p: Principal, code: str) -> str:
+_COUPON_REDEMPTION = select(coupons.c.id, coupons.c.redemption_id).where(
+    coupons.c.code == bindparam("b_code"), coupons.c.merchant_id == bindparam("b_merchant")
+)
+
+
+def _redemption_of(
+    engine: Engine,
+    p: Principal,
+    code: str,
+    now: datetime,
+    settings: svc.Settings,
+    client: str | None,
+) -> str:
     """The coupon's current redemption, else its latest one (so a retried reversal meets
-    its idempotency record instead of a new refusal)."""
-    normalised = parse_code(code)
-    with read_conn(engine) as conn:
-        coupon = conn.execute(
-            select(coupons.c.id, coupons.c.redemption_id).where(
-                coupons.c.code == normalised, coupons.c.merchant_id == p.merchant_id
-            )
-        ).first()
-        if coupon is None:
-            raise refuse("coupon_not_found", "No coupon with this code.", status=404)
-        if coupon.redemption_id is not None:
-            return str(coupon.redemption_id)
-        latest = conn.execute(
-            select(redemptions.c.id)
-            .where(redemptions.c.coupon_id == coupon.id)
-            .order_by(redemptions.c.recorded_at.desc())
-            .limit(1)
-        ).scalar()
+    its idempotency record instead of a new refusal). Behind the guessing guard, like
+    every look-up by code: unknown and mistyped codes count, a blocked key gets 429."""
+    with CodeLookup(engine, settings.guard, p, now, client) as lookup:
+        normalised = lookup.parse(code)
+        with read_conn(engine) as conn:
+            coupon = lookup.find(conn, _COUPON_REDEMPTION, normalised)
+            if coupon.redemption_id is not None:
+                return str(coupon.redemption_id)
+            latest = conn.execute(
+                select(redemptions.c.id)
+                .where(redemptions.c.coupon_id == coupon.id)
+                .order_by(redemptions.c.recorded_at.desc())
+                .limit(1)
+            ).scalar()
     if latest is None:
         raise refuse("coupon_not_redeemed", "The coupon has not been redeemed.", status=409)
     return str(latest)
@@ -91,7 +99,9 @@ def execute(
     try:
         if command.operation == "reverse":
             redemption_id = command.redemption_id or (
-                _redemption_of(engine, p, command.code) if command.code else None
+                _redemption_of(engine, p, command.code, now, settings, client)
+                if command.code
+                else None
             )
             if redemption_id is None:
                 raise refuse(

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hub.db.engine import read_conn, write_conn
 from hub.db.schema import coupon_templates, coupons, customers
-from hub.domain.codes import generate_code, parse_code
+from hub.domain.codes import generate_code
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
 from hub.domain.redeeming import effective_state
@@ -21,7 +21,9 @@ from hub.domain.template_codec import template_from_dict, template_to_dict
 from hub.domain.templates import CHANNELS
 from hub.domain.validity import Window, window_for
 from hub.services import audit, outbox
+from hub.services.guard import Guard
 from hub.services.jsonio import iso
+from hub.services.lookup import CodeLookup, default_guard
 from hub.services.principal import Principal
 from hub.services.template_cache import template_of
 
@@ -326,33 +328,52 @@ def _insert_coupons(
     raise RuntimeError("could not draw unique coupon codes")  # pragma: no cover
 
 
+_COUPON_FOR_CHANGE = select(
+    coupons.c.id,
+    coupons.c.template_id,
+    coupons.c.customer_id,
+    coupons.c.status,
+    coupons.c.valid_from,
+    coupons.c.valid_until,
+).where(coupons.c.code == bindparam("b_code"), coupons.c.merchant_id == bindparam("b_merchant"))
+
+
 def _coupon_for_change(
-    conn: Connection, p: Principal, code: str, now: datetime
+    conn: Connection, lookup: CodeLookup, code: str, now: datetime
 ) -> tuple[Any, CouponState]:
-    """The merchant's coupon with this code and its effective state, or coupon_not_found."""
-    c = conn.execute(
-        select(
-            coupons.c.id,
-            coupons.c.template_id,
-            coupons.c.customer_id,
-            coupons.c.status,
-            coupons.c.valid_from,
-            coupons.c.valid_until,
-        ).where(coupons.c.code == code, coupons.c.merchant_id == p.merchant_id)
-    ).first()
-    if c is None:
-        raise refuse("coupon_not_found", "No coupon with this code.", status=404)
+    """The merchant's coupon with this code and its effective state, or coupon_not_found
+    (counted by the guard as the refusal leaves the caller's ``with lookup`` block)."""
+    c = lookup.find(conn, _COUPON_FOR_CHANGE, code)
     return c, effective_state(CouponState(c.status), Window(c.valid_from, c.valid_until), now)
 
 
 def claim_coupon(
-    engine: Engine, p: Principal, raw_code: str, customer_external_id: str, now: datetime
+    engine: Engine,
+    p: Principal,
+    raw_code: str,
+    customer_external_id: str,
+    now: datetime,
+    *,
+    guard: Guard | None = None,
+    client: str | None = None,
 ) -> dict[str, Any]:
     """Give an unassigned coupon to a customer (respecting the per-customer limit)."""
     p.require_admin()
-    code = parse_code(raw_code)
+    with CodeLookup(engine, default_guard(guard), p, now, client) as lookup:
+        code = lookup.parse(raw_code)
+        return _claim(engine, p, lookup, code, customer_external_id, now)
+
+
+def _claim(
+    engine: Engine,
+    p: Principal,
+    lookup: CodeLookup,
+    code: str,
+    customer_external_id: str,
+    now: datetime,
+) -> dict[str, Any]:
     with write_conn(engine) as conn:
-        c, state = _coupon_for_change(conn, p, code, now)
+        c, state = _coupon_for_change(conn, lookup, code, now)
         if c.customer_id is not None:
             raise refuse("coupon_already_claimed", "The coupon already has a holder.", status=409)
         # A coupon that could not be redeemed (redeemed, voided, expired) is not handed out.
@@ -394,13 +415,27 @@ def claim_coupon(
 
 
 def void_coupon(
-    engine: Engine, p: Principal, raw_code: str, reason: str | None, now: datetime
+    engine: Engine,
+    p: Principal,
+    raw_code: str,
+    reason: str | None,
+    now: datetime,
+    *,
+    guard: Guard | None = None,
+    client: str | None = None,
 ) -> dict[str, Any]:
     """Void an issued coupon (e.g. issued by mistake); it can never be redeemed after."""
     p.require_admin()
-    code = parse_code(raw_code)
+    with CodeLookup(engine, default_guard(guard), p, now, client) as lookup:
+        code = lookup.parse(raw_code)
+        return _void(engine, p, lookup, code, reason, now)
+
+
+def _void(
+    engine: Engine, p: Principal, lookup: CodeLookup, code: str, reason: str | None, now: datetime
+) -> dict[str, Any]:
     with write_conn(engine) as conn:
-        c, state = _coupon_for_change(conn, p, code, now)
+        c, state = _coupon_for_change(conn, lookup, code, now)
         new_state = transition(state, Action.VOID)
         done = conn.execute(
             update(coupons)

@@ -7,20 +7,23 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import ColumnElement, Engine, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, bindparam, or_, select
 
 from hub.db.engine import read_conn
 from hub.db.schema import coupon_templates, coupons, customers, outbox_events, redemptions
-from hub.domain.codes import display, parse_code
+from hub.domain.codes import display
 from hub.domain.errors import refuse
 from hub.domain.redeeming import effective_state
 from hub.domain.state import CouponState
 from hub.domain.validity import Window
 from hub.services.jsonio import iso
 from hub.services.principal import Principal
+
+if TYPE_CHECKING:
+    from hub.services.guard import Guard
 
 _HISTORY_FIELDS = (
     "redemption_id",
@@ -32,40 +35,78 @@ _HISTORY_FIELDS = (
     "reason",
     "coupon_status",
 )
+# What a key limited to some stores still sees of another store's event: that it
+# happened, and when (the coupon's status says as much); not where, which redemption,
+# which order, how much or by whom.
+_OTHER_STORE_FIELDS = ("coupon_status",)
 
 
-def coupon_status(engine: Engine, p: Principal, raw_code: str, now: datetime) -> dict[str, Any]:
-    code = parse_code(raw_code)
-    with read_conn(engine) as conn:
-        row = conn.execute(
-            select(
-                coupons,
-                coupon_templates.c.name.label("template_name"),
-                coupon_templates.c.kind,
-                customers.c.external_id.label("holder"),
-            )
-            .select_from(
-                coupons.join(
-                    coupon_templates, coupon_templates.c.id == coupons.c.template_id
-                ).outerjoin(customers, customers.c.id == coupons.c.customer_id)
-            )
-            .where(coupons.c.code == code, coupons.c.merchant_id == p.merchant_id)
-        ).first()
-        if row is None:
-            raise refuse("coupon_not_found", "No coupon with this code.", status=404)
-        events = conn.execute(
-            select(
-                outbox_events.c.id,
-                outbox_events.c.type,
-                outbox_events.c.occurred_at,
-                outbox_events.c.recorded_at,
-                outbox_events.c.data,
-            )
-            .where(
-                outbox_events.c.coupon_id == row.id, outbox_events.c.merchant_id == p.merchant_id
-            )
-            .order_by(outbox_events.c.seq)
-        ).all()
+def _visible(scope: tuple[str, ...] | None, store: str | None) -> bool:
+    """Whether a key limited to ``scope`` (None: every store) may see an event at
+    ``store`` in full. Events without a store (issued, claimed, voided) are merchant-wide."""
+    return scope is None or store is None or store in scope
+
+
+_COUPON_DETAIL = (
+    select(
+        coupons,
+        coupon_templates.c.name.label("template_name"),
+        coupon_templates.c.kind,
+        customers.c.external_id.label("holder"),
+    )
+    .select_from(
+        coupons.join(coupon_templates, coupon_templates.c.id == coupons.c.template_id).outerjoin(
+            customers, customers.c.id == coupons.c.customer_id
+        )
+    )
+    .where(coupons.c.code == bindparam("b_code"), coupons.c.merchant_id == bindparam("b_merchant"))
+)
+
+
+def coupon_status(
+    engine: Engine,
+    p: Principal,
+    raw_code: str,
+    now: datetime,
+    *,
+    guard: Guard | None = None,
+    client: str | None = None,
+) -> dict[str, Any]:
+    """A coupon with its history, behind the guessing guard (``client``: the caller's
+    address)."""
+    # imported here: the guard's alerts use this module's pagination helpers
+    from hub.services.lookup import CodeLookup, default_guard
+
+    with CodeLookup(engine, default_guard(guard), p, now, client, read=True) as lookup:
+        code = lookup.parse(raw_code)
+        with read_conn(engine) as conn:
+            row = lookup.find(conn, _COUPON_DETAIL, code)
+            return _coupon_view(conn, p, code, row, now)
+
+
+def _coupon_view(
+    conn: Connection, p: Principal, code: str, row: Any, now: datetime
+) -> dict[str, Any]:
+    events = conn.execute(
+        select(
+            outbox_events.c.id,
+            outbox_events.c.type,
+            outbox_events.c.occurred_at,
+            outbox_events.c.recorded_at,
+            outbox_events.c.store_code,
+            outbox_events.c.data,
+        )
+        .where(
+            outbox_events.c.coupon_id == row.id, outbox_events.c.merchant_id == p.merchant_id
+        )
+        .order_by(outbox_events.c.seq)
+    ).all()
+    current_store = None
+    if row.redemption_id is not None:
+        current_store = conn.execute(
+            select(redemptions.c.store_code).where(redemptions.c.id == row.redemption_id)
+        ).scalar()
+    scope = p.store_scope
     state = effective_state(CouponState(row.status), Window(row.valid_from, row.valid_until), now)
     history = []
     for e in events:
@@ -75,7 +116,9 @@ def coupon_status(engine: Engine, p: Principal, raw_code: str, now: datetime) ->
             "at": iso(e.occurred_at),
             "recorded_at": iso(e.recorded_at),
         }
-        item.update({k: e.data[k] for k in _HISTORY_FIELDS if k in e.data})
+        store = e.store_code if e.store_code is not None else e.data.get("store")
+        fields = _HISTORY_FIELDS if _visible(scope, store) else _OTHER_STORE_FIELDS
+        item.update({k: e.data[k] for k in fields if k in e.data})
         history.append(item)
     return {
         "code": code,
@@ -87,7 +130,9 @@ def coupon_status(engine: Engine, p: Principal, raw_code: str, now: datetime) ->
         "issued_at": iso(row.issued_at),
         "valid_from": iso(row.valid_from),
         "valid_until": iso(row.valid_until),
-        "redemption_id": row.redemption_id,
+        # another store's redemption is not this key's business (a store key, or an
+        # analyst limited to some stores): the status says "redeemed", nothing more
+        "redemption_id": row.redemption_id if _visible(scope, current_store) else None,
         "history": history,
     }
 

@@ -27,7 +27,7 @@ from hub.db.schema import (
     stores,
 )
 from hub.domain.cart import Discount, Order
-from hub.domain.codes import mask, parse_code
+from hub.domain.codes import mask
 from hub.domain.errors import DomainError, refuse
 from hub.domain.ids import new_id
 from hub.domain.redeeming import CouponFacts, RedeemContext, check_redeemable
@@ -38,6 +38,7 @@ from hub.services import alerts, audit, idempotency, outbox
 from hub.services.commands import HttpResult, RedeemCommand
 from hub.services.guard import Guard
 from hub.services.jsonio import dumps, iso
+from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
 from hub.services.problems import problem_bytes
 from hub.services.template_cache import template_of
@@ -181,13 +182,8 @@ def _decide(
         raise
 
 
-def _find_coupon(conn: Connection, p: Principal, code: str, since: datetime) -> Any:
-    row = conn.execute(
-        _COUPON_BY_CODE, {"b_code": code, "b_merchant": p.merchant_id, "b_since": since}
-    ).first()
-    if row is None:
-        raise refuse("coupon_not_found", "No coupon with this code.", status=404)
-    return row
+def _find_coupon(conn: Connection, lookup: CodeLookup, code: str, since: datetime) -> Any:
+    return lookup.find(conn, _COUPON_BY_CODE, code, b_since=since)
 
 
 def _discount_view(d: Discount, order: Order) -> dict[str, Any]:
@@ -238,16 +234,18 @@ def validate(
     address); a refusal is noted for the guard and the repeat-attempt alerts in a short
     write transaction of its own, so the successful dry run stays read-only."""
     guard = settings.guard
-    guard.check(engine, p, client, now)
     seen = alerts.Attempt(since=now - guard.limits.repeat_window)
-    try:
-        body = _validate(engine, p, cmd, now, settings, seen)
-    except DomainError as err:
-        if guard.counts(err) or seen.coupon_id is not None:
-            with write_conn(engine) as conn:
-                guard.count(conn, p, client, err, now)
-                alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, err.code, now)
-        raise
+    with CodeLookup(engine, guard, p, now, client) as lookup:
+        try:
+            body = _validate(engine, p, cmd, now, settings, seen, lookup)
+        except DomainError as err:
+            if lookup.failed or seen.coupon_id is not None:
+                with write_conn(engine) as conn:
+                    answer = lookup.settle(conn) or err
+                    alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, err.code, now)
+                if answer is not err:
+                    raise answer from None
+            raise
     if seen.refused_recently:
         with write_conn(engine) as conn:
             alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, None, now)
@@ -261,13 +259,14 @@ def _validate(
     now: datetime,
     settings: Settings,
     seen: alerts.Attempt,
+    lookup: CodeLookup,
 ) -> dict[str, Any]:
-    code = parse_code(cmd.code)
+    code = lookup.parse(cmd.code)
     _check_channel(cmd.channel)
     at = _judged_at(cmd, now, settings)
     with read_conn(engine) as conn:
         _store_id, store_code = _resolve_store(conn, p, cmd.store)
-        row = _find_coupon(conn, p, code, seen.since)
+        row = _find_coupon(conn, lookup, code, seen.since)
         seen.saw(row, store_code)
         discount = _decide(conn, row, store_code, cmd, at, p)
     return {
@@ -288,9 +287,10 @@ def _redeem_in_txn(
     at: datetime,
     now: datetime,
     seen: alerts.Attempt,
+    lookup: CodeLookup,
 ) -> tuple[int, bytes]:
     store_id, store_code = _resolve_store(conn, p, cmd.store)
-    row = _find_coupon(conn, p, code, seen.since)
+    row = _find_coupon(conn, lookup, code, seen.since)
     seen.saw(row, store_code)
     discount = _decide(conn, row, store_code, cmd, at, p)
     redemption_id = new_id("rdm")
@@ -298,7 +298,7 @@ def _redeem_in_txn(
         _MARK_REDEEMED, {"b_id": row.id, "b_redemption_id": redemption_id}
     ).first()
     if changed is None:  # lost a race: someone else redeemed (or voided) it meanwhile
-        current = _find_coupon(conn, p, code, seen.since)
+        current = _find_coupon(conn, lookup, code, seen.since)
         seen.redemption_id = current.redemption_id
         if current.status == CouponState.REDEEMED.value:
             raise _already_redeemed(conn, current.redemption_id)
@@ -384,40 +384,38 @@ def redeem(
     refusals are counted and noted in the redeem's own transaction, so a replayed
     stored refusal is not a new failure."""
     guard = settings.guard
-    guard.check(engine, p, client, now)
-    key = idempotency.check_key(idempotency_key)
-    try:
-        code = parse_code(cmd.code)
-    except DomainError as err:
-        guard.count_txn(engine, p, client, err, now)
-        raise
-    _check_channel(cmd.channel)
-    at = _judged_at(cmd, now, settings)
-    seen = alerts.Attempt(since=now - guard.limits.repeat_window)
+    with CodeLookup(engine, guard, p, now, client) as lookup:  # a blocked key: 429 first
+        key = idempotency.check_key(idempotency_key)
+        code = lookup.parse(cmd.code)  # malformed: counted as the refusal leaves the block
+        _check_channel(cmd.channel)
+        at = _judged_at(cmd, now, settings)
+        seen = alerts.Attempt(since=now - guard.limits.repeat_window)
 
-    def work(conn: Connection) -> tuple[int, bytes]:
-        try:
-            result = _redeem_in_txn(conn, p, cmd, code, at, now, seen)
-        except DomainError as err:
-            guard.count(conn, p, client, err, now)
-            alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, err.code, now)
-            raise
-        if seen.refused_recently:
-            alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, None, now)
-        return result
+        def work(conn: Connection) -> tuple[int, bytes]:
+            try:
+                result = _redeem_in_txn(conn, p, cmd, code, at, now, seen, lookup)
+            except DomainError as err:
+                answer = lookup.settle(conn)  # counted with the stored refusal
+                if answer is not None and answer is not err:
+                    raise answer from None  # one over the limit: 429, never stored
+                alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, err.code, now)
+                raise
+            if seen.refused_recently:
+                alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, None, now)
+            return result
 
-    return _run_once(
-        engine,
-        p,
-        key,
-        "POST /v1/redemptions",
-        canonical_body,
-        now,
-        settings,
-        instance="/v1/redemptions",
-        work=work,
-        on_refusal=lambda err: log.info("redeem.refused", code=mask(code), reason=err.code),
-    )
+        return _run_once(
+            engine,
+            p,
+            key,
+            "POST /v1/redemptions",
+            canonical_body,
+            now,
+            settings,
+            instance="/v1/redemptions",
+            work=work,
+            on_refusal=lambda err: log.info("redeem.refused", code=mask(code), reason=err.code),
+        )
 
 
 def _run_once(
@@ -436,9 +434,12 @@ def _run_once(
     """Run ``work`` once per (API key, Idempotency-Key), in one transaction with its record.
 
     A refusal (:class:`DomainError`) is an outcome like a success: it is stored and
-    replayed. Any other exception rolls everything back, the key included.
+    replayed — except ``too_many_failed_attempts``, which is answered but never stored
+    (the key is released and the guard's counts commit), so the retry after the block
+    runs afresh. Any other exception rolls everything back, the key included.
     """
     req_hash = idempotency.request_hash(endpoint, canonical_body)
+    blocked: DomainError | None = None
     with write_conn(engine) as conn:
         stored = idempotency.claim(
             conn,
@@ -454,10 +455,16 @@ def _run_once(
         try:
             status, body = work(conn)
         except DomainError as err:
+            if err.code == "too_many_failed_attempts":
+                blocked = err
+                idempotency.release(conn, scope=p.key_id, key=key)
             status, body = err.status, problem_bytes(err, instance=instance)
             if on_refusal is not None:
                 on_refusal(err)
-        idempotency.complete(conn, scope=p.key_id, key=key, status=status, body=body)
+        if blocked is None:
+            idempotency.complete(conn, scope=p.key_id, key=key, status=status, body=body)
+    if blocked is not None:
+        raise blocked
     return _result(status, body)
 
 

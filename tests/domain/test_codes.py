@@ -255,6 +255,59 @@ def test_parse_code_normalises_case_and_separators(code, data):
     assert parse_code(raw) == code
 
 
+# What scanners and input methods put around and inside a code (issue 9 item 10).
+SCANNER_SUFFIXES = ["", "\r\n", "\n", "\r", "\t", " \r\n", "\u3000", "\xa0"]
+GROUPING = [
+    "", " ", "-", "\t", "\xa0", "\u3000", "\u2007", "\u202f", "\u200b", "\ufeff",
+    "\uff0d", "\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212",
+    "\ufe63", "\u30fc", " - ", "\u3000\uff0d\u3000",
+]
+
+
+def full_width(ch: str) -> str:
+    """The full-width form a Chinese IME types for an ASCII letter or digit."""
+    return chr(ord(ch) + 0xFEE0)
+
+
+@NO_DB
+@given(valid_codes, st.data())
+@example("2" * 14, None)
+def test_any_decoration_of_a_valid_code_normalises_back_to_it(code, data):
+    if data is None:  # the concrete example: every decoration at once
+        raw = "\u3000" + "\uff0d".join(full_width(c).lower() for c in code) + "\r\n"
+        assert parse_code(raw) == code
+        return
+    pieces = [data.draw(st.sampled_from(["", " ", "\t", "\u3000", "\ufeff"]))]
+    for ch in code:
+        pieces.append(data.draw(st.sampled_from(GROUPING)))
+        form = data.draw(st.sampled_from(["ascii", "lower", "full", "full-lower"]))
+        if form == "lower":
+            ch = ch.lower()
+        elif form == "full":
+            ch = full_width(ch)
+        elif form == "full-lower":
+            ch = full_width(ch.lower())
+        pieces.append(ch)
+    raw = "".join(pieces) + data.draw(st.sampled_from(SCANNER_SUFFIXES))
+    assert normalize(raw) == code
+    assert parse_code(raw) == code
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ＡＢＣＤ－ＥＦＧＨ－ＪＫＬＭ－Ｎ{c}",  # full width, full-width dashes
+        "abcd\u2014efgh\u2013jklm\u2212n{c}\r\n",  # em/en dash, minus, scanner CR LF
+        "\u3000ABCD\xa0EFGH\u3000JKLM\u00a0N{c}\t",
+    ],
+)
+def test_parse_code_concrete_scanner_and_ime_input(raw):
+    payload = "ABCDEFGHJKLMN"
+    check = check_character(payload)
+    fw_check = full_width(check) if "Ａ" in raw else check
+    assert parse_code(raw.format(c=fw_check)) == payload + check
+
+
 @NO_DB
 @given(valid_codes)
 def test_parse_code_accepts_display_form(code):
@@ -281,7 +334,10 @@ def test_parse_code_concrete():
         "2222-2222-2222-222",  # too long
         "2222_2222_2222_22",  # underscores are not separators
         "2222.2222.2222.22",
-        "2222\t2222\t2222\t22",  # only spaces and dashes are dropped
+        "2222\x002222\x002222\x0022",  # NUL is not grouping
+        "２２２２·２２２２·２２２２·２２",  # nor is a middle dot
+        "2222/2222/2222/22",
+        "\u0410222-2222-2222-22",  # Cyrillic A looks like A but is not one
         "0222-2222-2222-22",  # '0' is not in the alphabet
         "O222-2222-2222-22",
         "1222-2222-2222-22",

@@ -184,9 +184,12 @@ def test_the_window_slides_and_a_new_block_raises_a_new_alert(
 def test_failures_are_counted_per_address_across_keys(
     db: Engine, merchant: Merchant, clock: Clock
 ) -> None:
+    """Issue 9 item 5: an address block stops the keys that failed from it, not the
+    clean keys (or the admin's reads) behind the same address."""
     tpl = make_template(db, merchant, clock.now)
-    [valid] = issue(db, merchant, tpl, clock.now)
+    valid = issue(db, merchant, tpl, clock.now, count=3)
     a, b, c3 = (merchant.auth(merchant.store_keys[s]) for s in ("SH-001", "SH-002", "BJ-001"))
+    admin = merchant.auth()
     attacker = {"X-Forwarded-For": "203.0.113.7"}
     shop = {"X-Forwarded-For": "198.51.100.9, 10.0.0.2"}  # the client, then our inner proxy
     limits: dict[str, Any] = {
@@ -198,12 +201,25 @@ def test_failures_are_counted_per_address_across_keys(
         for auth in (a, b):
             for _ in range(4):  # below each key's limit of 5
                 assert validate(c, generate_code(), auth, **attacker).status_code == 404
-        # 8 failures from 203.0.113.7: the address is blocked, whatever the key
-        assert_blocked(look_up(c, valid, c3, **attacker))
-        assert_blocked(redeem(c, valid, a, **attacker))
-        # the same keys from another address are not (their own counts are 4 < 5)
-        assert look_up(c, valid, a, **shop).status_code == 200
-        assert validate(c, valid, c3, **shop).status_code == 200
+        # 8 failures from 203.0.113.7: the address is blocked for the keys that failed there
+        assert_blocked(look_up(c, valid[0], a, **attacker))
+        assert_blocked(redeem(c, valid[0], b, **attacker))
+        # a key with a clean record behind the same address carries on
+        assert look_up(c, valid[0], c3, **attacker).status_code == 200
+        assert validate(c, valid[0], c3, **attacker).status_code == 200
+        assert redeem(c, valid[0], c3, **attacker).status_code == 201
+        # and the admin: reads, and its own work
+        assert look_up(c, valid[1], admin, **attacker).status_code == 200
+        assert look_up(c, generate_code(), admin, **attacker).status_code == 404  # a typo
+        assert look_up(c, valid[1], admin, **attacker).status_code == 200  # reads: never
+        # the same failed keys from another address are not blocked (their counts 4 < 5)
+        assert look_up(c, valid[1], a, **shop).status_code == 200
+        assert validate(c, valid[1], b, **shop).status_code == 200
+        # a clean key that starts guessing at the blocked address: its first wrong code
+        # is answered 429 (not 404), and from then on it is blocked there like the others
+        assert_blocked(look_up(c, generate_code(), c3, **attacker))
+        assert_blocked(look_up(c, valid[2], c3, **attacker))
+        assert look_up(c, valid[2], c3, **shop).status_code == 200
     [alert] = enumeration_alerts(db)
     assert alert["details"]["scope"] == "address"
     assert alert["details"]["address"] == "203.0.113.7"
@@ -213,7 +229,7 @@ def test_failures_are_counted_per_address_across_keys(
 def test_x_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(
     db: Engine, merchant: Merchant, clock: Clock
 ) -> None:
-    auth = merchant.auth()
+    auth = merchant.auth(merchant.store_keys["SH-001"])
     with app_client(db, clock, max_per_key=0, max_per_address=3) as c:
         for i in range(3):  # a client cannot escape the count by inventing addresses
             r = look_up(c, generate_code(), auth, **{"X-Forwarded-For": f"192.0.2.{i}"})
