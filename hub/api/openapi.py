@@ -5,8 +5,8 @@
 * :func:`complete_document` finishes what litestar generates, once, before the document
   is first served (``/schema/openapi.json`` and ``/schema/openapi.yaml``):
 
-  - ``additionalProperties: false`` on every request body (and nested object) that
-    refuses unknown fields (msgspec structs with ``forbid_unknown_fields``);
+  - request bodies as msgspec (the decoder) describes them: exact constraints, and
+    ``additionalProperties: false`` wherever a struct refuses unknown fields;
   - ``Idempotency-Key`` ``required: true``, 1–255 characters, where the hub requires it;
   - path parameters with their patterns (coupon codes, prefixed ids) or values (event
     types, POS connectors and operations); query and header parameters never "null";
@@ -117,18 +117,14 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
 
 def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
     """``{"oneOf": [X, {"type": "null"}], …}`` → X with the siblings (a parameter sent in
-    a URL or header is never null)."""
+    a URL or header is never null). An enum that lists null stays: litestar reads the
+    query value ``null`` as "not given" there."""
     options = schema.get("oneOf")
     if isinstance(options, list):
         kept = [o for o in options if o != {"type": "null"}]
         if len(kept) == 1 and len(kept) < len(options):
             rest = {k: v for k, v in schema.items() if k != "oneOf"}
             return {**kept[0], **rest}
-    if isinstance(schema.get("type"), list) and "null" in schema["type"]:
-        types = [t for t in schema["type"] if t != "null"]
-        schema = {**schema, "type": types[0] if len(types) == 1 else types}
-        if "enum" in schema:
-            schema["enum"] = [v for v in schema["enum"] if v is not None]
     return schema
 
 
@@ -162,41 +158,25 @@ def _finish_parameters(method: str, path: str, op: dict[str, Any]) -> None:
 # --- request bodies ------------------------------------------------------------------------
 
 
-def _strict_structs(app: Litestar) -> set[str]:
-    """Names of the request body structs (nested ones included) that refuse unknown
-    fields."""
-    found: set[str] = set()
+def request_body_schemas(app: Litestar) -> dict[str, dict[str, Any]]:
+    """The JSON Schemas of the request bodies, as msgspec (the decoder) sees them.
 
-    def walk(t: msgspec.inspect.Type) -> None:
-        if isinstance(t, msgspec.inspect.StructType):
-            if t.cls.__name__ in found:
-                return
-            if t.forbid_unknown_fields:
-                found.add(t.cls.__name__)
-            for f in t.fields:
-                walk(f.type)
-        elif isinstance(t, msgspec.inspect.UnionType):
-            for member in t.types:
-                walk(member)
-        elif isinstance(t, (msgspec.inspect.ListType, msgspec.inspect.SetType)):
-            walk(t.item_type)
-        elif isinstance(t, msgspec.inspect.DictType):
-            walk(t.value_type)
-        elif isinstance(t, msgspec.inspect.Metadata):
-            walk(t.type)
-
+    They replace litestar's: msgspec's are exact where litestar's lose constraints of
+    nested types (``list[StoreCode]`` items lost their length and pattern) and they
+    carry ``additionalProperties: false`` wherever a struct refuses unknown fields.
+    """
+    types: list[Any] = []
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
         for handler in route.route_handlers:
             data = handler.parsed_fn_signature.parameters.get("data")
-            if data is None:
-                continue
-            try:
-                walk(msgspec.inspect.type_info(data.annotation))
-            except (TypeError, ValueError):  # not a msgspec-describable type
-                continue
-    return found
+            if data is not None and data.annotation not in types:
+                types.append(data.annotation)
+    _, components = msgspec.json.schema_components(
+        types, ref_template="#/components/schemas/{name}"
+    )
+    return components
 
 
 def _pos_body(components: dict[str, Any]) -> dict[str, Any]:
@@ -282,8 +262,9 @@ def _finish_pos(op: dict[str, Any], components: dict[str, Any]) -> None:
             "name": IDEMPOTENCY_KEY,
             "in": "header",
             "required": False,
-            "description": "The request id for connectors whose body has none (pos.native).",
-            "schema": dict(IDEMPOTENCY_SCHEMA),
+            "description": "The request id for connectors whose body has none (pos.native); "
+            "connectors whose body carries one (a mapped vendor's req_id) ignore it.",
+            "schema": {"type": "string"},
         }
     )
     for status, response in list(op.get("responses", {}).items()):
@@ -395,9 +376,7 @@ def complete_document(doc: dict[str, Any], app: Litestar) -> None:
     """Finish litestar's document in place (see the module's docstring)."""
     components = doc.setdefault("components", {}).setdefault("schemas", {})
     _strip_examples(doc)
-    for name in _strict_structs(app):
-        if name in components:
-            components[name]["additionalProperties"] = False
+    components.update(request_body_schemas(app))
     for method, path, op in _operations(doc):
         _finish_parameters(method, path, op)
         if path == "/v1/pos/{connector}/{operation}":
