@@ -199,8 +199,10 @@ def _pos_body(components: dict[str, Any]) -> dict[str, Any]:
         "type": "object",
         "description": "A mapped vendor's JSON (`pos.mapped.<name>`): the fields its mapping "
         "in mappings/pos/ reads (e.g. acme: req_id, shop_no, coupon_no, order_no, total_amt).",
+        "additionalProperties": True,
         "x-vendor-format": True,
     }
+    components.setdefault("PosVendorJson", vendor_json)
     xml = {
         "type": "string",
         "description": "`pos.poslog`: an ARTS/NRF POSLog `<POSLog>` document (UTF-8).",
@@ -216,7 +218,7 @@ def _pos_body(components: dict[str, Any]) -> dict[str, Any]:
                     "anyOf": [
                         {"$ref": "#/components/schemas/RedeemIn"},
                         {"$ref": "#/components/schemas/PosNativeReverseIn"},
-                        vendor_json,
+                        {"$ref": "#/components/schemas/PosVendorJson"},
                     ]
                 }
             },
@@ -226,14 +228,16 @@ def _pos_body(components: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _pos_reply(description: str) -> dict[str, Any]:
+def _pos_reply(components: dict[str, Any], description: str) -> dict[str, Any]:
     vendor = {
         "title": "PosVendorReply",
         "type": "object",
         "description": "A mapped vendor's reply, shaped by its mapping "
         "(e.g. acme: {ret, msg, req_id, data}).",
+        "additionalProperties": True,
         "x-vendor-format": True,
     }
+    components.setdefault("PosVendorReply", vendor)
     return {
         "description": f"{description}, in the connector's format",
         "content": {
@@ -243,7 +247,7 @@ def _pos_reply(description: str) -> dict[str, Any]:
                         {"$ref": "#/components/schemas/RedemptionOut"},
                         {"$ref": "#/components/schemas/ValidationOut"},
                         {"$ref": "#/components/schemas/ReversalOut"},
-                        vendor,
+                        {"$ref": "#/components/schemas/PosVendorReply"},
                     ]
                 }
             },
@@ -269,9 +273,9 @@ def _finish_pos(op: dict[str, Any], components: dict[str, Any]) -> None:
     )
     for status, response in list(op.get("responses", {}).items()):
         if "content" not in response and status[0] in "2":
-            op["responses"][status] = _pos_reply("The outcome")
+            op["responses"][status] = _pos_reply(components, "The outcome")
         elif "content" not in response:
-            content = _pos_reply(response.get("description", ""))["content"]
+            content = _pos_reply(components, response.get("description", ""))["content"]
             response["content"] = content
 
 
