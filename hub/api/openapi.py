@@ -155,6 +155,57 @@ def _finish_parameters(method: str, path: str, op: dict[str, Any]) -> None:
             param["required"] = True
 
 
+# --- the codes each problem status can carry ----------------------------------------------
+
+_REDEEM_CODES: Final = (
+    "malformed_json", "idempotency_key_required", "idempotency_key_invalid",
+    "invalid_request", "idempotency_key_reused", "idempotency_key_in_flight",
+    "code_malformed", "coupon_not_found", "coupon_already_redeemed", "coupon_expired",
+    "coupon_not_yet_valid", "coupon_voided", "store_not_allowed", "channel_not_allowed",
+    "outside_usable_time", "threshold_not_met", "no_eligible_items", "order_lines_required",
+    "order_amount_mismatch", "exchange_item_missing", "store_not_found", "store_required",
+    "occurred_at_in_future", "occurred_at_too_old", "store_forbidden", "forbidden",
+    "unauthorized", "payload_too_large", "unsupported_media_type",
+    "too_many_failed_attempts",
+)  # fmt: skip
+_NO_IDEMPOTENCY: Final = frozenset(
+    {"idempotency_key_required", "idempotency_key_invalid", "idempotency_key_reused",
+     "idempotency_key_in_flight"}
+)  # fmt: skip
+PROBLEM_CODES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
+    ("post", "/v1/redemptions"): _REDEEM_CODES,
+    ("post", "/v1/redemptions/validate"): tuple(
+        c for c in _REDEEM_CODES if c not in _NO_IDEMPOTENCY
+    ),
+    ("post", "/v1/redemptions/{redemption_id}/reversal"): (
+        "malformed_json", "idempotency_key_required", "idempotency_key_invalid",
+        "invalid_request", "idempotency_key_reused", "idempotency_key_in_flight",
+        "redemption_not_found", "redemption_already_reversed", "coupon_not_redeemed",
+        "illegal_transition", "store_forbidden", "forbidden", "unauthorized",
+        "payload_too_large", "unsupported_media_type",
+    ),
+}  # fmt: skip
+
+
+def _document_codes(method: str, path: str, op: dict[str, Any]) -> None:
+    """Name the ``code`` values each problem status of the operation carries (in the
+    description, not as an enum: a new refusal must not break existing clients)."""
+    from hub.domain.errors import ERROR_CODES
+
+    codes = PROBLEM_CODES.get((method, path))
+    if not codes:
+        return
+    for status, response in op.get("responses", {}).items():
+        mine = [c for c in codes if str(ERROR_CODES.get(c, (0, ""))[0]) == status]
+        if mine and status[0] == "4":
+            response["description"] = (
+                response.get("description", "").rstrip().rstrip(".")
+                + ". Codes include: "
+                + ", ".join(f"`{c}`" for c in mine)
+                + "."
+            )
+
+
 # --- request bodies ------------------------------------------------------------------------
 
 
@@ -383,6 +434,7 @@ def complete_document(doc: dict[str, Any], app: Litestar) -> None:
     components.update(request_body_schemas(app))
     for method, path, op in _operations(doc):
         _finish_parameters(method, path, op)
+        _document_codes(method, path, op)
         if path == "/v1/pos/{connector}/{operation}":
             _finish_pos(op, components)
         if (method, path) in IDEMPOTENT_OPERATIONS:

@@ -328,3 +328,12 @@ def test_vendored_assets_are_the_pinned_release() -> None:
     bundle = (folder / "swagger-ui-bundle.js").read_bytes()
     assert len(bundle) > 1_000_000 and b"SwaggerUIBundle" in bundle
     assert b"sourceMappingURL" not in (folder / "swagger-ui.css").read_bytes()
+
+
+def test_redeem_problems_name_their_codes(doc: dict[str, Any]) -> None:
+    responses = doc["paths"]["/v1/redemptions"]["post"]["responses"]
+    assert "`idempotency_key_required`" in responses["400"]["description"]
+    assert "`coupon_already_redeemed`" in responses["409"]["description"]
+    assert "`threshold_not_met`" in responses["422"]["description"]
+    for status in ("400", "409", "422"):
+        assert list(responses[status]["content"]) == ["application/problem+json"]
