@@ -8,11 +8,8 @@ from datetime import datetime
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import Engine
 
-import hub
 from hub.api.auth import PUBLIC_PATHS, ApiKeyMiddleware
 from hub.api.catalog import CatalogController
 from hub.api.coupons import CouponController
@@ -26,6 +23,7 @@ from hub.api.hardening import (
     document_problems,
     security_headers,
 )
+from hub.api.openapi import allow_every_method, allow_header_map, assets_router, openapi_config
 from hub.api.ops import health, metrics, ready
 from hub.api.redemptions import RedemptionController
 from hub.api.state import HubState, utcnow
@@ -60,6 +58,7 @@ def create_app(
             KeyController,
             AuditController,
             AlertController,
+            assets_router(),
         ],
         middleware=[
             HardeningMiddleware,
@@ -69,25 +68,12 @@ def create_app(
         dependencies={"raw_body": Provide(raw_body)},
         request_max_body_size=DEFAULT_MAX_BODY,  # routes set their own (redeem: 64 KiB)
         request_class=HubRequest,
-        before_send=[security_headers],
+        before_send=[security_headers, allow_every_method],
         cors_config=cors_config(),
-        openapi_config=OpenAPIConfig(
-            title="Redemption Hub",
-            version=hub.__version__,
-            path="/schema",
-            description="Coupon redemption (核销) API. Amounts are integer fen. Errors are "
-            "RFC 9457 problem+json with a stable `code`.",
-            components=Components(
-                security_schemes={
-                    "apiKey": SecurityScheme(
-                        type="http", scheme="bearer", description="API key: `hk.<key id>.<secret>`"
-                    )
-                }
-            ),
-            security=[{"apiKey": []}],
-        ),
+        openapi_config=openapi_config(),
         debug=False,
     )
     app.state.hub = state
+    app.state.allow_headers = allow_header_map(app)
     document_problems(app)
     return app

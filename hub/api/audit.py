@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import FromQuery, QueryParameter
 
+from hub.api.dto import AuditPage
+from hub.api.openapi import ok
 from hub.api.params import Since, Until, query_time
 from hub.api.state import hub, principal
 from hub.services import audit
@@ -20,6 +22,7 @@ class AuditController(Controller):
         "/",
         sync_to_thread=True,
         summary="Who changed what, when and from where (append-only; newest first)",
+        responses={200: ok(AuditPage)},
     )
     def list(
         self,

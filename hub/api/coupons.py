@@ -8,7 +8,8 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
 
 from hub.api.alerts import client_address, too_many_docs
-from hub.api.dto import ClaimIn, VoidIn
+from hub.api.dto import ClaimIn, ClaimOut, CouponOut, VoidIn, VoidOut
+from hub.api.openapi import ok
 from hub.api.state import hub, principal, run_db
 from hub.services import issuing, queries
 
@@ -17,7 +18,11 @@ class CouponController(Controller):
     path = "/v1/coupons"
     tags = ["coupons"]
 
-    @get("/{code:str}", summary="A coupon's status, rules and history", responses=too_many_docs())
+    @get(
+        "/{code:str}",
+        summary="A coupon's status, rules and history",
+        responses={200: ok(CouponOut)} | too_many_docs(),
+    )
     async def get_coupon(
         self, request: Request[Any, Any, Any], code: FromPath[str]
     ) -> dict[str, Any]:
@@ -39,7 +44,7 @@ class CouponController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Give an unassigned coupon to a customer",
-        responses=too_many_docs(),
+        responses={200: ok(ClaimOut), **too_many_docs()},
     )
     def claim(
         self, request: Request[Any, Any, Any], code: FromPath[str], data: JSONBody[ClaimIn]
@@ -60,7 +65,7 @@ class CouponController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Void an issued coupon (final; it can never be redeemed)",
-        responses=too_many_docs(),
+        responses={200: ok(VoidOut), **too_many_docs()},
     )
     def void(
         self,

@@ -266,3 +266,320 @@ class SubscriptionPatch(_In):
     filter: SubscriptionFilterIn | None = None
     retry_schedule: RetrySchedule | None = None
     description: Annotated[str, Meta(max_length=200)] | None = None
+
+
+# --- responses ---------------------------------------------------------------------------
+# What each endpoint answers, field for field (the services build these as plain dicts;
+# the types document them in the OpenAPI document, tests/api/test_openapi.py checks every
+# success response has one and schemathesis checks real bodies against them).
+
+Time = Annotated[str, Meta(description="ISO 8601 UTC time, e.g. 2026-11-25T08:00:00.000Z")]
+CouponStatus = Literal["issued", "redeemed", "voided", "expired"]
+
+
+class _Out(Struct, kw_only=True):
+    pass
+
+
+class MerchantOut(_Out):
+    id: str
+    name: str
+    timezone: Annotated[str, Meta(description="IANA time zone, e.g. Asia/Shanghai")]
+    created_at: Time
+
+
+class StoreOut(_Out):
+    code: str
+    name: str
+    created_at: Time
+
+
+class StoreList(_Out):
+    items: list[StoreOut]
+
+
+class ProductOut(_Out):
+    sku: str
+    name: str
+    category: str
+    price: Annotated[int, Meta(description="amount in fen (1/100 yuan)")]
+
+
+class ProductList(_Out):
+    items: list[ProductOut]
+
+
+class CustomerOut(_Out):
+    external_id: str
+    name: str | None
+    phone: str | None
+
+
+class CustomerList(_Out):
+    items: list[CustomerOut]
+
+
+class ThresholdOut(_Out, tag_field="kind", tag="threshold"):
+    threshold: int
+    discount: int
+
+
+class PercentageOut(_Out, tag_field="kind", tag="percentage"):
+    percent_off: int
+    threshold: int
+    cap: int | None
+
+
+class ExchangeOut(_Out, tag_field="kind", tag="exchange"):
+    sku: str
+    qty: int
+    price: int
+    threshold: int
+
+
+class FixedWindowOut(_Out, tag_field="type", tag="fixed"):
+    start: Annotated[str, Meta(description="ISO 8601 with offset")]
+    end: Annotated[str, Meta(description="ISO 8601 with offset")]
+
+
+class RelativeWindowOut(_Out, tag_field="type", tag="relative"):
+    days: int
+    start_after_days: int
+
+
+class HourRangeOut(_Out):
+    start: str
+    end: str
+
+
+class UsageOut(_Out):
+    weekdays: list[int]
+    hours: list[HourRangeOut]
+    skus: list[str]
+    categories: list[str]
+    stores: list[str]
+    channels: list[str]
+
+
+class TemplateOut(_Out):
+    id: str
+    name: str
+    kind: Literal["threshold", "percentage", "exchange"]
+    status: Literal["active", "paused"]
+    benefit: ThresholdOut | PercentageOut | ExchangeOut
+    validity: FixedWindowOut | RelativeWindowOut
+    usage: UsageOut
+    total_quantity: int | None
+    per_customer_limit: int | None
+    issued_count: int
+    created_at: Time
+
+
+class TemplateList(_Out):
+    items: list[TemplateOut]
+
+
+class IssuedCoupon(_Out):
+    code: str
+    customer: Annotated[str | None, Meta(description="the holder's external id")]
+    channel: str | None
+    valid_from: Time
+    valid_until: Time
+
+
+class IssueOut(_Out):
+    template_id: str
+    issued: int
+    coupons: list[IssuedCoupon]
+
+
+class HistoryEntry(_Out):
+    """One event of a coupon's life; the fields after ``recorded_at`` appear when the
+    event has them."""
+
+    event_id: str
+    type: str
+    at: Time
+    recorded_at: Time
+    redemption_id: str | None = None
+    store: str | None = None
+    channel: str | None = None
+    order_id: str | None = None
+    discount: int | None = None
+    customer: str | None = None
+    reason: str | None = None
+    coupon_status: str | None = None
+
+
+class CouponOut(_Out):
+    code: str
+    display_code: Annotated[str, Meta(description="grouped for reading, e.g. TQZB-32SG-KUNH-V5")]
+    status: CouponStatus
+    template: TemplateRef
+    holder: Annotated[str | None, Meta(description="the holder's external id")]
+    channel: str | None
+    issued_at: Time
+    valid_from: Time
+    valid_until: Time
+    redemption_id: str | None
+    history: list[HistoryEntry]
+
+
+class ClaimOut(_Out):
+    code: str
+    customer: str
+    status: CouponStatus
+
+
+class VoidOut(_Out):
+    code: str
+    status: Literal["voided"]
+    voided_at: Time
+    reason: str | None
+
+
+class SubscriptionFilterOut(_Out):
+    stores: list[str]
+    templates: list[str]
+
+
+class SubscriptionOut(_Out):
+    id: str
+    connector: str
+    config: Annotated[
+        dict[str, Any],
+        Meta(description="the connector's config; secret fields are shown as ***"),
+    ]
+    events: list[str]
+    filter: SubscriptionFilterOut
+    retry_schedule: list[int] | None
+    status: str
+    consecutive_failures: int
+    circuit_retry_at: Time | None
+    description: str | None
+    created_at: Time
+    updated_at: Time
+
+
+class SubscriptionList(_Out):
+    items: list[SubscriptionOut]
+
+
+class SubscriptionDeleted(_Out):
+    id: str
+    status: Literal["deleted"]
+
+
+class ReplayDeadOut(_Out):
+    subscription_id: str
+    replayed: Annotated[int, Meta(description="how many dead deliveries were queued again")]
+
+
+class DeliveryOut(_Out):
+    id: str
+    subscription_id: str
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: Time | None
+    last_status: int | None
+    last_error: str | None
+    created_at: Time
+    updated_at: Time
+    delivered_at: Time | None
+
+
+class DeliveryPage(_Out):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class AttemptOut(_Out):
+    attempt: int
+    started_at: Time
+    latency_ms: int
+    outcome: str
+    http_status: int | None
+    error: str | None
+    response_body: str | None
+
+
+class DeliveryDetail(DeliveryOut, kw_only=True):
+    attempt_log: list[AttemptOut]
+
+
+class JsonSchema(_Out):
+    """A JSON Schema (draft 2020-12) of an event: the envelope, ``data`` constrained."""
+
+    schema_: str = msgspec.field(name="$schema")
+    id: str = msgspec.field(name="$id")
+    title: str
+    description: str
+    type: Literal["object"]
+    required: list[str]
+    additionalProperties: bool
+    properties: dict[str, Any]
+
+
+class EventSchemas(_Out):
+    envelope: JsonSchema
+    types: Annotated[dict[str, JsonSchema], Meta(description="event type → its full schema")]
+
+
+class KeyOut(_Out):
+    id: str
+    name: str
+    role: Literal["admin", "store", "integrator", "analyst"]
+    store: str | None
+    stores: list[str] | None
+    status: Literal["active", "expired", "revoked"]
+    created_at: Time
+    expires_at: Time | None
+    revoked_at: Time | None
+    last_used_at: Time | None
+
+
+class KeyCreated(KeyOut, kw_only=True):
+    token: Annotated[str, Meta(description="`hk.<key id>.<secret>`; shown in this answer only")]
+
+
+class KeyList(_Out):
+    items: list[KeyOut]
+
+
+class AuditActor(_Out):
+    key_id: Annotated[str, Meta(description="the acting API key's id, or `cli`")]
+    role: str
+    address: Annotated[str | None, Meta(description="the client's IP address")]
+
+
+class AuditTarget(_Out):
+    type: str
+    id: str
+
+
+class AuditEntry(_Out):
+    id: str
+    at: Time
+    actor: AuditActor
+    action: str
+    target: AuditTarget
+    details: dict[str, Any]
+
+
+class AuditPage(_Out):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+class HealthOut(_Out):
+    status: Literal["ok"]
+
+
+class ReadyOut(_Out):
+    """``status`` and one entry per check: ``ok`` or ``error: <kind>``."""
+
+    status: Literal["ready", "not_ready"]
+    database: str
+    broker: str

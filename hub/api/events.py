@@ -7,6 +7,8 @@ from typing import Any
 from litestar import Controller, get
 from litestar.params import FromPath
 
+from hub.api.dto import EventSchemas, JsonSchema
+from hub.api.openapi import ok
 from hub.domain.errors import refuse
 from hub.events import schemas
 
@@ -19,6 +21,7 @@ class EventsController(Controller):
         "/schemas",
         sync_to_thread=False,
         summary="JSON Schemas (draft 2020-12) of the event envelope and of every event type",
+        responses={200: ok(EventSchemas)},
     )
     def list_schemas(self) -> dict[str, Any]:
         return schemas.all_schemas()
@@ -27,6 +30,7 @@ class EventsController(Controller):
         "/schemas/{event_type:str}",
         sync_to_thread=False,
         summary="JSON Schema of one event type (the envelope with its data)",
+        responses={200: ok(JsonSchema)},
     )
     def one_schema(self, event_type: FromPath[str]) -> dict[str, Any]:
         try:

@@ -61,18 +61,17 @@ JSON_MEDIA_TYPES: Final = ("application/json",)
 # --- security headers ----------------------------------------------------------------------
 
 API_CSP: Final = "default-src 'none'; frame-ancestors 'none'"
-# The documentation pages litestar serves under /schema (Redoc at /schema and
-# /schema/redoc, Swagger UI, Stoplight Elements, RapiDoc) load their scripts, styles and
-# fonts from these CDNs and start with an inline script; nothing else gets this policy.
+# The documentation pages under /schema (Swagger UI at /schema and /schema/swagger) load
+# their scripts, styles and icon from the hub itself (/schema/assets, shipped in the
+# package: hub.api.openapi), never from another host, and run no inline script. Styles
+# may be inline (Swagger UI sets style attributes); images may be data: URLs (its icons).
 DOCS_CSP: Final = (
     "default-src 'none'; "
-    "script-src 'self' 'unsafe-inline' https://cdn.redoc.ly https://cdn.jsdelivr.net "
-    "https://unpkg.com; "
-    "style-src 'self' 'unsafe-inline' https://fonts.googleapis.com https://cdn.jsdelivr.net "
-    "https://unpkg.com; "
-    "font-src 'self' data: https://fonts.gstatic.com https://cdn.jsdelivr.net https://unpkg.com; "
-    "img-src 'self' data: https://cdn.jsdelivr.net https://unpkg.com; "
-    "connect-src 'self'; worker-src 'self' blob:; "
+    "script-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; "
+    "font-src 'self' data:; "
+    "connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 DOCS_PREFIX: Final = "/schema"

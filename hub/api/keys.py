@@ -8,7 +8,8 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
-from hub.api.dto import Name, StoreCode, UtcTime
+from hub.api.dto import KeyCreated, KeyList, KeyOut, Name, StoreCode, UtcTime
+from hub.api.openapi import ok
 from hub.api.state import hub, principal
 from hub.services import keys
 
@@ -30,6 +31,7 @@ class KeyController(Controller):
         sync_to_thread=True,
         status_code=201,
         summary="Create an API key; the token is in this answer only",
+        responses={201: ok(KeyCreated)},
     )
     def create(self, request: Request[Any, Any, Any], data: JSONBody[KeyIn]) -> dict[str, Any]:
         h, p = hub(request), principal(request)
@@ -48,7 +50,12 @@ class KeyController(Controller):
         [view] = [k for k in keys.list_keys(h.engine, p, h.clock()) if k["id"] == made.id]
         return {**view, "token": made.token}
 
-    @get("/", sync_to_thread=True, summary="List the merchant's API keys (never their tokens)")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="List the merchant's API keys (never their tokens)",
+        responses={200: ok(KeyList)},
+    )
     def list(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         h = hub(request)
         return {"items": keys.list_keys(h.engine, principal(request), h.clock())}
@@ -58,6 +65,7 @@ class KeyController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Revoke an API key (within seconds in every process)",
+        responses={200: ok(KeyOut)},
     )
     def revoke(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> dict[str, Any]:
         h = hub(request)

@@ -10,6 +10,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, text
 
+from hub.api.dto import HealthOut, ReadyOut
+from hub.api.openapi import ok
 from hub.api.state import hub
 from hub.delivery import queue
 from hub.delivery.metrics import render
@@ -19,7 +21,13 @@ from hub.services.jsonio import dumps
 PUBLIC: list[dict[str, list[str]]] = [{}]
 
 
-@get("/health", summary="Liveness: the process answers", tags=["ops"], security=PUBLIC)
+@get(
+    "/health",
+    summary="Liveness: the process answers",
+    tags=["ops"],
+    security=PUBLIC,
+    responses={200: ok(HealthOut)},
+)
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -49,8 +57,12 @@ def _check(engine: Engine) -> dict[str, str]:
     tags=["ops"],
     security=PUBLIC,
     responses={
-        200: ResponseSpec(dict[str, str], description="`status: ready`, each check `ok`"),
-        503: ResponseSpec(dict[str, str], description="`status: not_ready`, naming the error"),
+        200: ok(ReadyOut, "`status: ready`, each check `ok`"),
+        503: ResponseSpec(
+            ReadyOut,
+            description="`status: not_ready`, the failing check `error: <kind>`",
+            generate_examples=False,
+        ),
     },
 )
 async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:

@@ -9,7 +9,17 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from hub.api.dto import SubscriptionIn, SubscriptionPatch
+from hub.api.dto import (
+    DeliveryDetail,
+    DeliveryPage,
+    ReplayDeadOut,
+    SubscriptionDeleted,
+    SubscriptionIn,
+    SubscriptionList,
+    SubscriptionOut,
+    SubscriptionPatch,
+)
+from hub.api.openapi import ok
 from hub.api.params import Since, Until, query_time
 from hub.api.state import hub, principal
 from hub.services import subscriptions as svc
@@ -19,7 +29,12 @@ class SubscriptionController(Controller):
     path = "/v1/subscriptions"
     tags = ["subscriptions"]
 
-    @post("/", sync_to_thread=True, summary="Subscribe a connector to events")
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Subscribe a connector to events",
+        responses={201: ok(SubscriptionOut)},
+    )
     def create(
         self, request: Request[Any, Any, Any], data: JSONBody[SubscriptionIn]
     ) -> dict[str, Any]:
@@ -36,17 +51,32 @@ class SubscriptionController(Controller):
             now=h.clock(),
         )
 
-    @get("/", sync_to_thread=True, summary="List subscriptions (secrets never shown)")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="List subscriptions (secrets never shown)",
+        responses={200: ok(SubscriptionList)},
+    )
     def list(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         return {"items": svc.list_all(hub(request).engine, principal(request))}
 
-    @get("/{subscription_id:str}", sync_to_thread=True, summary="One subscription")
+    @get(
+        "/{subscription_id:str}",
+        sync_to_thread=True,
+        summary="One subscription",
+        responses={200: ok(SubscriptionOut)},
+    )
     def get_one(
         self, request: Request[Any, Any, Any], subscription_id: FromPath[str]
     ) -> dict[str, Any]:
         return svc.get(hub(request).engine, principal(request), subscription_id)
 
-    @patch("/{subscription_id:str}", sync_to_thread=True, summary="Change a subscription")
+    @patch(
+        "/{subscription_id:str}",
+        sync_to_thread=True,
+        summary="Change a subscription",
+        responses={200: ok(SubscriptionOut)},
+    )
     def update(
         self,
         request: Request[Any, Any, Any],
@@ -74,6 +104,7 @@ class SubscriptionController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Pause deliveries (they queue up and go out on resume)",
+        responses={200: ok(SubscriptionOut)},
     )
     def pause(
         self, request: Request[Any, Any, Any], subscription_id: FromPath[str]
@@ -86,6 +117,7 @@ class SubscriptionController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Resume deliveries (also closes an open circuit)",
+        responses={200: ok(SubscriptionOut)},
     )
     def resume(
         self, request: Request[Any, Any, Any], subscription_id: FromPath[str]
@@ -98,6 +130,7 @@ class SubscriptionController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Delete a subscription (its pending deliveries are not sent)",
+        responses={200: ok(SubscriptionDeleted)},
     )
     def remove(
         self, request: Request[Any, Any, Any], subscription_id: FromPath[str]
@@ -110,6 +143,7 @@ class SubscriptionController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Replay every dead delivery of this subscription",
+        responses={200: ok(ReplayDeadOut)},
     )
     def replay_dead(
         self, request: Request[Any, Any, Any], subscription_id: FromPath[str]
@@ -122,7 +156,12 @@ class DeliveryController(Controller):
     path = "/v1/deliveries"
     tags = ["deliveries"]
 
-    @get("/", sync_to_thread=True, summary="Deliveries, newest first (e.g. ?status=dead)")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="Deliveries, newest first (e.g. ?status=dead)",
+        responses={200: ok(DeliveryPage)},
+    )
     def list(
         self,
         request: Request[Any, Any, Any],
@@ -146,7 +185,12 @@ class DeliveryController(Controller):
             cursor=cursor,
         )
 
-    @get("/{delivery_id:str}", sync_to_thread=True, summary="One delivery with its attempt log")
+    @get(
+        "/{delivery_id:str}",
+        sync_to_thread=True,
+        summary="One delivery with its attempt log",
+        responses={200: ok(DeliveryDetail)},
+    )
     def get_one(
         self, request: Request[Any, Any, Any], delivery_id: FromPath[str]
     ) -> dict[str, Any]:
@@ -157,6 +201,7 @@ class DeliveryController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Send a dead (or delivered) delivery again, same event id",
+        responses={200: ok(DeliveryDetail)},
     )
     def replay(self, request: Request[Any, Any, Any], delivery_id: FromPath[str]) -> dict[str, Any]:
         h = hub(request)

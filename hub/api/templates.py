@@ -8,7 +8,8 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from hub.api.dto import IssueIn, TemplateIn
+from hub.api.dto import IssueIn, IssueOut, TemplateIn, TemplateList, TemplateOut
+from hub.api.openapi import ok
 from hub.api.state import hub, principal
 from hub.api.strict import strict
 from hub.services import issuing
@@ -20,7 +21,12 @@ class TemplateController(Controller):
     path = "/v1/templates"
     tags = ["templates"]
 
-    @post("/", sync_to_thread=True, summary="Create a coupon template")
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Create a coupon template",
+        responses={201: ok(TemplateOut)},
+    )
     def create(
         self,
         request: Request[Any, Any, Any],
@@ -33,11 +39,21 @@ class TemplateController(Controller):
             h.engine, principal(request), data.name, data.spec(), h.clock()
         )
 
-    @get("/", sync_to_thread=True, summary="List templates")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="List templates",
+        responses={200: ok(TemplateList)},
+    )
     def list(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         return {"items": issuing.list_templates(hub(request).engine, principal(request))}
 
-    @get("/{template_id:str}", sync_to_thread=True, summary="One template")
+    @get(
+        "/{template_id:str}",
+        sync_to_thread=True,
+        summary="One template",
+        responses={200: ok(TemplateOut)},
+    )
     def get_one(
         self, request: Request[Any, Any, Any], template_id: FromPath[str]
     ) -> dict[str, Any]:
@@ -48,6 +64,7 @@ class TemplateController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Stop issuing (issued coupons stay usable)",
+        responses={200: ok(TemplateOut)},
     )
     def pause(self, request: Request[Any, Any, Any], template_id: FromPath[str]) -> dict[str, Any]:
         h = hub(request)
@@ -56,7 +73,11 @@ class TemplateController(Controller):
         )
 
     @post(
-        "/{template_id:str}/resume", sync_to_thread=True, status_code=200, summary="Resume issuing"
+        "/{template_id:str}/resume",
+        sync_to_thread=True,
+        status_code=200,
+        summary="Resume issuing",
+        responses={200: ok(TemplateOut)},
     )
     def resume(self, request: Request[Any, Any, Any], template_id: FromPath[str]) -> dict[str, Any]:
         h = hub(request)
@@ -70,6 +91,7 @@ class TemplateController(Controller):
         status_code=201,
         request_max_body_size=ISSUE_MAX_BODY,
         summary="Issue coupons: count unassigned, or one per customer (≤ 10,000)",
+        responses={201: ok(IssueOut)},
     )
     def issue(
         self,

@@ -404,29 +404,26 @@ def test_security_headers_on_every_kind_of_response(
     for what, r in api.items():
         _assert_secured(r, what)
     assert api["replay"].headers["idempotent-replayed"] == "true"
-    for path in ("/schema/openapi.json", "/schema", "/schema/swagger", "/schema/redoc"):
+    for path in ("/schema/openapi.json", "/schema", "/schema/swagger"):
         _assert_secured(client.get(path), path, docs=True)
 
 
 def test_the_docs_policy_allows_what_the_docs_pages_load(client: TestClient[Any]) -> None:
-    """Every script, style and icon the documentation pages reference is allowed by the
-    docs policy (a litestar upgrade that moves them to another CDN fails here)."""
+    """Every script, style and icon the documentation pages reference comes from the hub
+    itself, which the docs policy allows ('self'); no page loads anything from a CDN
+    (issue 9 item 15; tests/api/test_openapi.py fetches each asset)."""
     directives = dict(d.strip().split(" ", 1) for d in DOCS_CSP.split(";"))
-    for path in (
-        "/schema",
-        "/schema/redoc",
-        "/schema/swagger",
-        "/schema/elements",
-        "/schema/rapidoc",
-    ):
+    for path in ("/schema", "/schema/swagger"):
         page = client.get(path)
         assert page.status_code == 200 and page.headers["content-security-policy"] == DOCS_CSP
-        for tag, url in re.findall(
-            r"<(script|link)[^>]*?(?:src|href)=['\"](https://[^'\"]+)", page.text
-        ):
-            origin = "/".join(url.split("/")[:3])
-            kinds = ["script-src"] if tag == "script" else ["style-src", "img-src"]
-            assert any(origin in directives[k] for k in kinds), (path, url)
+        refs = re.findall(r"<(script|link)[^>]*?(?:src|href)=['\"]([^'\"]+)", page.text)
+        assert refs
+        for tag, url in refs:
+            assert url.startswith("/") and not url.startswith("//"), (path, url)
+            kind = "script-src" if tag == "script" else "style-src"
+            assert "'self'" in directives[kind], (path, url)
+    assert "https:" not in DOCS_CSP and "http:" not in DOCS_CSP
+    assert "'unsafe-inline'" not in directives["script-src"]
     assert "'unsafe-inline'" not in API_CSP and "default-src 'none'" in API_CSP
 
 
@@ -451,6 +448,9 @@ def test_every_operation_documents_its_problems(client: TestClient[Any]) -> None
             for status, response in responses.items():
                 content = response.get("content")
                 if status.startswith("4") and content is not None:
+                    if path.startswith("/v1/pos/"):  # or in the connector's own format
+                        assert PROBLEM_MEDIA_TYPE in content, (what, status)
+                        continue
                     assert list(content) == [PROBLEM_MEDIA_TYPE], (what, status)
     assert checked >= 40
     routes = {(m, r.path) for r in client.app.routes for m in r.methods}
