@@ -1021,6 +1021,15 @@ def subscription_secret_not_base64(env: Env) -> httpx.Response:
 @produces("invalid_config")
 def subscription_config_patched_to_a_bad_url(env: Env) -> httpx.Response:
     sub = env_subscription(env)
+    r = env.client.patch(f"/v1/subscriptions/{sub}", json={"config": {"url": 42}},
+                         headers=env.admin)
+    assert HOOK_SECRET[6:] not in r.text
+    return r
+
+
+@produces("url_not_allowed")
+def subscription_config_patched_to_a_forbidden_url(env: Env) -> httpx.Response:
+    sub = env_subscription(env)
     r = env.client.patch(f"/v1/subscriptions/{sub}", json={"config": {"url": "ftp://x"}},
                          headers=env.admin)
     assert HOOK_SECRET[6:] not in r.text
