@@ -1,7 +1,7 @@
 """Fixtures of the ERP connector tests: a real Tryton server on loopback.
 
 ``tryton_server`` starts ``trytond`` with the ``stock`` module on a fresh copy of a
-template SQLite database (see :mod:`tests.erp.tryton_server` for the recipe and its
+template SQLite database (see :mod:`tests.connectors.erp.tryton_server` for the recipe and its
 timings: ~11 s for the first server of a process, ~1 s for each later one) and stops it
 after the test. Each test gets its own database, so stock levels never leak between tests.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.erp.tryton_server import TrytonServer, start_tryton
+from tests.connectors.erp.tryton_server import TrytonServer, start_tryton
 
 
 @pytest.fixture

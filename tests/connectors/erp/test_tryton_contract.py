@@ -7,7 +7,7 @@ from typing import Any
 from connectors.erp.tryton import TrytonConnector
 from hub.connectors import OutboundRequest, OutboundResponse
 from hub.testing import ConnectorContract
-from tests.erp.tryton_fakes import tryton_answer
+from tests.connectors.erp.tryton_fakes import tryton_answer
 
 CONFIG: dict[str, Any] = {
     "base_url": "https://erp.example.com",

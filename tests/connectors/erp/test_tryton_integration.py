@@ -30,7 +30,7 @@ from hub.delivery.exchange import SessionCache, check_connection, run_exchange
 from hub.delivery.runtime import Runtime
 from hub.testing import NOW, sample_event
 from tests.conftest import issue, make_template
-from tests.erp.tryton_server import (
+from tests.connectors.erp.tryton_server import (
     TrytonServer,
     add_initial_stock,
     b64json,

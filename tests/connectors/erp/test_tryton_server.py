@@ -7,7 +7,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.erp.tryton_server import (
+from tests.connectors.erp.tryton_server import (
     TrytonServer,
     add_initial_stock,
     create_product,
