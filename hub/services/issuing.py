@@ -356,7 +356,7 @@ def claim_coupon(
         if c.customer_id is not None:
             raise refuse("coupon_already_claimed", "The coupon already has a holder.", status=409)
         # A coupon that could not be redeemed (redeemed, voided, expired) is not handed out.
-        transition(state, Action.REDEEM)
+        transition(state, Action.REDEEM, window_open=now < c.valid_until)
         tpl = _get_row(conn, p, c.template_id, lock=True)
         customer_id = _customer_ids(conn, p, [customer_external_id])[customer_external_id]
         _check_customer_limit(
