@@ -264,6 +264,8 @@ PROBLEM_DESCRIPTIONS: Final[Mapping[int, str]] = {
     422: "A field is missing, of the wrong type or out of range (`errors` names it), "
     "or a business rule refuses the request (`code` says which).",
     431: "`headers_too_large`: more than 16 KiB or 100 fields of request headers.",
+    503: "`database_busy` or `database_unavailable`: no database connection right now; "
+    "nothing was changed. Retry after `Retry-After` seconds (same Idempotency-Key).",
 }
 
 # Statuses that depend on what a service does, beyond those derived from the route's
@@ -295,6 +297,8 @@ def problem_statuses(
 ) -> set[int]:
     """The 4xx statuses an operation can answer by its shape alone."""
     statuses = {414, 431}
+    if path != "/health":  # everything else reads the database (a busy pool: 503)
+        statuses.add(503)
     if not path.startswith(PUBLIC_PREFIXES):
         statuses |= {401, 403}
     if path_params:

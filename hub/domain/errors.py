@@ -101,5 +101,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "subscription_not_found": (404, "No such subscription for this merchant."),
     "delivery_not_found": (404, "No such delivery for this merchant."),
     "delivery_in_progress": (409, "Only dead or succeeded deliveries can be replayed."),
+    "database_busy": (503, "No database connection to spare right now; see Retry-After."),
+    "database_unavailable": (503, "The database cannot be reached right now; see Retry-After."),
     "internal_error": (500, "Unexpected failure; nothing was changed. Retry with the same key."),
 }

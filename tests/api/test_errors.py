@@ -1116,6 +1116,41 @@ def test_numbers_as_strings_are_refused(env: Env, path: str, body: dict) -> None
 # --- the tests ----------------------------------------------------------------------------
 
 
+# --- the database (issue 9, item 13) ---------------------------------------------------------
+
+
+@produces("database_busy")
+def every_pool_connection_taken(env: Env) -> httpx.Response:
+    from litestar.testing import TestClient
+
+    from hub.api.app import create_app
+    from hub.db.engine import make_engine
+
+    url = env.db.url.render_as_string(hide_password=False)
+    small = make_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.05)
+    try:
+        with TestClient(create_app(small, clock=env.clock)) as client, small.connect():
+            return client.get("/v1/merchant", headers=env.admin)
+    finally:
+        small.dispose()
+
+
+@produces("database_unavailable")
+def database_not_answering(env: Env) -> httpx.Response:
+    from litestar.testing import TestClient
+
+    from hub.api.app import create_app
+    from hub.db.engine import make_engine
+
+    dead = make_engine("postgresql://postgres@127.0.0.1:9/none?connect_timeout=2",
+                       pool_size=1, max_overflow=0)
+    try:
+        with TestClient(create_app(dead, clock=env.clock)) as client:
+            return client.get("/v1/merchant", headers=env.admin)
+    finally:
+        dead.dispose()
+
+
 # --- POS formats (POST /v1/pos/{connector}/{operation}) ------------------------------------
 
 POSLOG = "/v1/pos/pos.poslog/redeem"
