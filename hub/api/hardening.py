@@ -40,6 +40,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from hub.api.dto import Problem
 from hub.api.permissions import PUBLIC_PREFIXES
 from hub.domain.errors import refuse
+from hub.services.jsonio import check_json_text, invalid_characters
 from hub.services.problems import PROBLEM_MEDIA_TYPE
 
 KIB: Final = 1024
@@ -131,6 +132,28 @@ def _header_section_too_large(raw: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def _check_characters(path: bytes, query: bytes, raw: list[tuple[bytes, bytes]]) -> None:
+    """NUL characters in the URL or a header (422 ``invalid_characters``, as in a body:
+    PostgreSQL cannot compare or store them, SQLite can), and a repeated
+    ``Idempotency-Key`` (400 ``idempotency_key_repeated``: which one counts would be
+    the server's guess)."""
+    for where, value in (("path", path), ("query", query)):
+        if b"\x00" in value or b"%00" in value:
+            raise invalid_characters(where, "a NUL character (%00)")
+    keys = 0
+    for name, value in raw:
+        if b"\x00" in value:
+            raise invalid_characters(f"header {name.decode('latin-1')[:60]}", "a NUL character")
+        if name.lower() == b"idempotency-key":
+            keys += 1
+            if keys > 1:
+                raise refuse(
+                    "idempotency_key_repeated",
+                    "Send one Idempotency-Key header, not several.",
+                    status=400,
+                )
+
+
 def _has_body(raw: list[tuple[bytes, bytes]]) -> bool:
     for name, value in raw:
         lowered = name.lower()
@@ -167,6 +190,7 @@ class HardeningMiddleware:
         raw: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
         if (reason := _header_section_too_large(raw)) is not None:
             raise refuse("headers_too_large", reason, status=431)
+        _check_characters(raw_path, query, raw)
         method = str(scope.get("method", "GET")).upper()
         path = str(scope.get("path", ""))
         if method in BODY_METHODS and not path.startswith(OWN_MEDIA_TYPE_PREFIXES):
@@ -215,18 +239,28 @@ def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 class HubRequest(Request[Any, Any, Any]):
-    """The app's request class: a JSON body nested too deeply never reaches a decoder."""
+    """The app's request class: every JSON body is checked here, once, before any
+    decoder sees it — nesting deeper than :data:`MAX_JSON_DEPTH` (400
+    ``malformed_json``), a key repeated in one object (400 ``duplicate_json_key``), a
+    NUL character or lone surrogate in any text (422 ``invalid_characters``; PostgreSQL
+    refuses them, SQLite stores them). The POS route leaves its bodies to the connector
+    and :mod:`hub.services.inbound`, which answer in the vendor's format."""
 
     async def body(self) -> bytes:
         body = await super().body()
-        if body and len(body) > 2 * MAX_JSON_DEPTH:
-            media, _ = media_type_of(self.headers.get("content-type"))
-            if (not media or is_json_media_type(media)) and json_depth_exceeds(body):
-                raise refuse(
-                    "malformed_json",
-                    f"JSON is malformed: nested deeper than {MAX_JSON_DEPTH} levels.",
-                    status=400,
-                )
+        if not body:
+            return body
+        media, _ = media_type_of(self.headers.get("content-type"))
+        if media and not is_json_media_type(media):
+            return body
+        if len(body) > 2 * MAX_JSON_DEPTH and json_depth_exceeds(body):
+            raise refuse(
+                "malformed_json",
+                f"JSON is malformed: nested deeper than {MAX_JSON_DEPTH} levels.",
+                status=400,
+            )
+        if not str(self.scope.get("path", "")).startswith(OWN_MEDIA_TYPE_PREFIXES):
+            check_json_text(body)
         return body
 
 

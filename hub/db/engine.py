@@ -108,7 +108,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _sqlite_setup(engine)
         return engine
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _postgresql_setup(engine)
+    return engine
+
+
+def _postgresql_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Every timestamp is read in UTC whatever the server's TimeZone: psycopg reads a
+        # timestamptz in the session's zone, and 9999-12-31T23:59:59Z read at +08:00 is
+        # "after year 10K" (a DataError where SQLite answers).
+        dbapi_conn.execute("SET TIME ZONE 'UTC'")
+        dbapi_conn.commit()
 
 
 # PostgreSQL SQLSTATEs meaning "the server has no room for this now" (too_many_connections,

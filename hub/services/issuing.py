@@ -19,7 +19,7 @@ from hub.domain.redeeming import effective_state
 from hub.domain.state import Action, CouponState, transition
 from hub.domain.template_codec import template_from_dict, template_to_dict
 from hub.domain.templates import CHANNELS
-from hub.domain.validity import Window, window_for
+from hub.domain.validity import Window, check_issuable, window_for
 from hub.services import audit, outbox
 from hub.services.jsonio import iso
 from hub.services.principal import Principal
@@ -52,6 +52,7 @@ def create_template(
     ``per_customer_limit`` (the API form); the domain checks it."""
     p.require_admin()
     template = template_from_dict(spec)
+    check_issuable(template.validity, now)  # a window already closed could never be used
     rules = template_to_dict(template)
     template_id = new_id("tpl")
     with write_conn(engine) as conn:

@@ -33,7 +33,7 @@ from hub.domain.ids import new_id
 from hub.domain.redeeming import CouponFacts, RedeemContext, check_redeemable
 from hub.domain.state import Action, CouponState, redeemable_states, transition
 from hub.domain.templates import CHANNELS
-from hub.domain.validity import Window
+from hub.domain.validity import Window, to_utc
 from hub.services import alerts, audit, idempotency, outbox
 from hub.services.commands import HttpResult, RedeemCommand
 from hub.services.guard import Guard
@@ -114,19 +114,20 @@ _INSERT_REDEMPTION = insert(redemptions)
 def _judged_at(cmd: RedeemCommand, now: datetime, settings: Settings) -> datetime:
     if cmd.occurred_at is None:
         return now
-    if cmd.occurred_at > now + CLOCK_SKEW:
+    occurred_at = to_utc(cmd.occurred_at, "occurred_at")  # year 1 at +14:00: no such instant
+    if occurred_at > now + CLOCK_SKEW:
         raise refuse(
             "occurred_at_in_future",
             "occurred_at is in the future; check the terminal's clock.",
-            occurred_at=iso(cmd.occurred_at),
+            occurred_at=iso(occurred_at),
         )
-    if cmd.occurred_at < now - settings.max_offline_age:
+    if occurred_at < now - settings.max_offline_age:
         raise refuse(
             "occurred_at_too_old",
             f"occurred_at is older than {settings.max_offline_age.days} days.",
-            occurred_at=iso(cmd.occurred_at),
+            occurred_at=iso(occurred_at),
         )
-    return cmd.occurred_at
+    return occurred_at
 
 
 def _check_channel(channel: str) -> None:
