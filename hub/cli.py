@@ -27,7 +27,10 @@ def database_url(db: str | None) -> str:
 
 
 def _engine(db: str | None) -> Engine:
-    return make_engine(database_url(db))
+    try:
+        return make_engine(database_url(db))
+    except ValueError as exc:  # a bad HUB_DB_POOL_* setting names itself
+        raise click.ClickException(str(exc)) from None
 
 
 def _now() -> datetime:
@@ -88,7 +91,7 @@ def keys() -> None:
 )
 @click.option("--store", "store_code", default=None, help="store code (role store)")
 @click.option("--stores", default=None, help="analyst keys: comma-separated store codes")
-@click.option("--expires-in-days", type=click.IntRange(min=1), default=None)
+@click.option("--expires-in-days", type=click.IntRange(min=1, max=36500), default=None)
 @click.option("--name", default="", help="a label for the key")
 def keys_create(
     db: str | None,

@@ -126,3 +126,14 @@ def test_busy_reason_classifies() -> None:
     refused = OperationalError("connect", {}, Exception("connection refused"))
     assert busy_reason(refused) == "database_unavailable"
     assert busy_reason(ValueError("x")) is None
+
+
+def test_cli_names_a_bad_pool_setting(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    result = CliRunner().invoke(main, ["migrate", "--db", str(tmp_path / "x.db")],
+                                env={"HUB_DB_POOL_SIZE": "abc"})
+    assert result.exit_code == 1 and "HUB_DB_POOL_SIZE" in result.output, result.output
+    assert "Traceback" not in result.output

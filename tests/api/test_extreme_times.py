@@ -301,3 +301,18 @@ def test_every_time_field_is_covered(client):
     }
     assert params == QUERY_FIELDS
     assert "datetime_out_of_range" in ERROR_CODES
+
+
+def test_cli_key_expiry_beyond_the_calendar_is_a_usage_error(tmp_path):
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    db = str(tmp_path / "k.db")
+    runner = CliRunner()
+    assert runner.invoke(main, ["migrate", "--db", db]).exit_code == 0
+    assert runner.invoke(main, ["merchants", "create", "--name", "X", "--db", db]).exit_code == 0
+    result = runner.invoke(main, ["keys", "create", "--role", "admin", "--db", db,
+                                  "--expires-in-days", "100000000"])
+    assert result.exit_code == 2 and "expires-in-days" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -212,6 +212,17 @@ def test_pos_payloads_with_a_nul_are_refused_in_kind(client, db, merchant, clock
     assert count(db, redemptions) == 0
 
 
+def test_a_product_price_beyond_the_column_is_refused_on_both(client, db, merchant):
+    """products.price is a 32-bit integer: PostgreSQL refused more (as a NUL-character
+    error), SQLite stored it. Now both refuse it as a field error, and take the most."""
+    body = {"sku": "BIG", "name": "n", "category": "c", "price": 2**31}
+    r = client.post("/v1/products", json=body, headers=merchant.auth())
+    doc = problem(r, 422, "invalid_request")
+    assert doc["errors"][0]["field"] == "price"
+    r = client.post("/v1/products", json={**body, "price": 2**31 - 1}, headers=merchant.auth())
+    assert r.status_code == 201, r.text
+
+
 # --- duplicate keys and repeated Idempotency-Key headers -----------------------------------
 
 
