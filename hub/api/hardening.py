@@ -286,8 +286,8 @@ def cors_config(environ: Mapping[str, str] | None = None) -> CORSConfig | None:
 # --- OpenAPI: the problems each operation can answer --------------------------------------
 
 PROBLEM_DESCRIPTIONS: Final[Mapping[int, str]] = {
-    400: "Malformed request: the body is not JSON (or nests deeper than 64 levels), "
-    "or a header or cursor is malformed (`code` says which).",
+    400: "Malformed request: the body is not JSON (or nests deeper than 64 levels, or "
+    "repeats a key), or a header or cursor is malformed or repeated (`code` says which).",
     401: "`unauthorized`: a missing, unknown or revoked API key.",
     403: "`forbidden` or `store_forbidden`: the key's role or store may not do this.",
     404: "No such resource for this merchant (`code` says which kind).",
@@ -296,7 +296,8 @@ PROBLEM_DESCRIPTIONS: Final[Mapping[int, str]] = {
     414: "`uri_too_long`: the URL (path and query) is longer than 8 KiB.",
     415: "`unsupported_media_type`: send the body as `application/json` (UTF-8).",
     422: "A field is missing, of the wrong type or out of range (`errors` names it), "
-    "or a business rule refuses the request (`code` says which).",
+    "text holds a NUL character (`invalid_characters`), or a business rule refuses the "
+    "request (`code` says which).",
     431: "`headers_too_large`: more than 16 KiB or 100 fields of request headers.",
     503: "`database_busy` or `database_unavailable`: no database connection right now; "
     "nothing was changed. Retry after `Retry-After` seconds (same Idempotency-Key).",
@@ -330,7 +331,9 @@ def problem_statuses(
     method: str, path: str, *, path_params: bool, query_params: bool, reads_body: bool
 ) -> set[int]:
     """The 4xx statuses an operation can answer by its shape alone."""
-    statuses = {414, 431}
+    # any request: a NUL in the URL or a header (422 invalid_characters), a repeated
+    # Idempotency-Key header (400 idempotency_key_repeated)
+    statuses = {400, 414, 422, 431}
     if path != "/health":  # everything else reads the database (a busy pool: 503)
         statuses.add(503)
     if not path.startswith(PUBLIC_PREFIXES):
