@@ -316,3 +316,25 @@ def test_cli_key_expiry_beyond_the_calendar_is_a_usage_error(tmp_path):
                                   "--expires-in-days", "100000000"])
     assert result.exit_code == 2 and "expires-in-days" in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("path", ["/v1/redemptions", "/v1/deliveries", "/v1/alerts",
+                                  "/v1/audit"])
+@pytest.mark.parametrize("at", [*NO_UTC_INSTANT, *UTC_EXTREMES])
+def test_forged_cursors_with_extreme_times_are_refused_or_read(ctx: Ctx, path: str, at: str):
+    """A cursor carries a time: one forged with no UTC instant (or a NUL in its id) is
+    ``invalid_cursor`` on both databases; one at the ends of the range pages normally."""
+    import base64
+
+    def cursor(at_: str, rid: str) -> str:
+        raw = json.dumps([at_.replace("Z", "+00:00"), rid]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    r = ctx.client.get(path, params={"cursor": cursor(at, "x")}, headers=ctx.m.auth())
+    if at in NO_UTC_INSTANT:
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_cursor"), r.text
+    else:
+        assert r.status_code == 200, r.text
+    r = ctx.client.get(path, params={"cursor": cursor(UTC_EXTREMES[0], "x\u0000")},
+                       headers=ctx.m.auth())
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_cursor"), r.text
