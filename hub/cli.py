@@ -93,6 +93,8 @@ def _engine(db: str | None, *, create: bool = False, serving: bool = False) -> E
         pool: dict[str, int] = {} if serving else {"pool_size": 2, "max_overflow": 2}
         engine = make_engine(url, **pool)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ValueError) as exc:
+        if "HUB_DB_" in str(exc):  # a bad HUB_DB_POOL_* setting names itself
+            raise click.ClickException(str(exc)) from None
         raise DatabaseProblem(
             f"{_shown(url)} is not a database URL (give a SQLite file path, sqlite:///PATH "
             f"or postgresql://USER@HOST/DB): {_one_line(exc)}"
@@ -241,7 +243,7 @@ def keys() -> None:
 )
 @click.option("--store", "store_code", default=None, help="store code (role store)")
 @click.option("--stores", default=None, help="analyst keys: comma-separated store codes")
-@click.option("--expires-in-days", type=click.IntRange(min=1), default=None)
+@click.option("--expires-in-days", type=click.IntRange(min=1, max=36500), default=None)
 @click.option("--name", default="", help="a label for the key")
 def keys_create(
     db: str | None,

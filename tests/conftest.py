@@ -57,6 +57,10 @@ def _no_dns(host: str, port: int) -> list[str]:
 egress.resolver = _no_dns
 
 PG_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# A small bounded pool for the session's engine: the PostgreSQL server is shared, and a
+# request that finds no connection free in time is answered 503 database_busy (retried
+# by the race tests as a client would), never a 500.
+TEST_POOL: dict[str, Any] = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 30}
 BACKENDS = [b for b in os.environ.get("HUB_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 
 
@@ -100,14 +104,14 @@ def engine(
     """A migrated database of one backend, shared by the session."""
     if request.param == "sqlite":
         path: Path = tmp_path_factory.mktemp("db") / "hub.db"
-        eng = make_engine(str(path))
+        eng = make_engine(str(path), **TEST_POOL)
         upgrade(eng)
         yield eng
         eng.dispose()
     else:
         gen = _pg_database(PG_URL)
         url = next(gen)
-        eng = make_engine(url)
+        eng = make_engine(url, **TEST_POOL)
         upgrade(eng)
         yield eng
         eng.dispose()

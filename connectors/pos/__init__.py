@@ -23,6 +23,7 @@ from hub.api.redemptions import to_command
 from hub.connectors import header
 from hub.domain.errors import DomainError, refuse
 from hub.services.commands import RedeemCommand
+from hub.services.jsonio import check_json_text
 
 T = TypeVar("T")
 
@@ -85,7 +86,10 @@ def _problem_text(exc: msgspec.ValidationError) -> str:
 
 def decode_json(body: bytes, type_: type[T]) -> T:
     """Strict JSON decoding into ``type_`` (integers must be integers, unknown fields are
-    refused): ``malformed_json`` or ``invalid_pos_payload`` naming the field."""
+    refused): ``malformed_json`` or ``invalid_pos_payload`` naming the field; a key
+    repeated in an object is ``duplicate_json_key``, a NUL character
+    ``invalid_characters`` (as on every JSON route)."""
+    check_json_text(body)
     try:
         return msgspec.json.decode(body, type=type_, strict=True)
     except msgspec.ValidationError as exc:

@@ -58,13 +58,16 @@ from hub.connectors import (
     InboundReply,
     InboundResult,
     Operation,
+    PayloadError,
     header,
     package_schema,
 )
 from hub.domain.cart import Line, Order
 from hub.domain.errors import ERROR_CODES, DomainError, refuse
 from hub.domain.templates import CHANNELS
+from hub.domain.validity import out_of_range
 from hub.services.commands import RedeemCommand
+from hub.services.jsonio import check_strings, no_duplicate_keys
 
 MAPPINGS_ENV = "HUB_MAPPINGS_DIR"
 # Package data (the repository's mappings/, linked in as connectors/pos/mappings): found
@@ -475,7 +478,13 @@ def _invalid(field_name: str, message: str, expr: Expr | None = None) -> DomainE
 
 def _decode(body: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(body.decode("utf-8-sig"), parse_constant=_no_constant)
+        doc = json.loads(
+            body.decode("utf-8-sig"),
+            parse_constant=_no_constant,
+            object_pairs_hook=no_duplicate_keys,  # 400 duplicate_json_key
+        )
+    except DomainError:
+        raise
     except RecursionError:
         raise refuse("malformed_json", "The body is nested too deeply.", status=400) from None
     except UnicodeDecodeError:
@@ -496,6 +505,13 @@ def _decode(body: bytes) -> dict[str, Any]:
             errors=[{"field": "body", "message": "not a JSON object"}],
         )
     return doc
+
+
+def _safe_id(read: _Reader, doc: dict[str, Any]) -> str | None:
+    try:
+        return read.request_id(doc)
+    except DomainError:
+        return None
 
 
 def _no_constant(name: str) -> Any:
@@ -634,6 +650,8 @@ class _Reader:
             return None
         try:
             return parse_time(value, self.timezone)
+        except OverflowError:  # 0001-01-01T00:00:00+14:00 has no UTC instant
+            raise out_of_range("request.occurred_at", value) from None
         except ValueError as exc:
             raise _invalid("request.occurred_at", str(exc), expr) from None
 
@@ -683,6 +701,14 @@ class MappedVariant(Connector):
             )
         doc = _decode(body)
         read = _Reader(spec.request, self.mapping.timezone)
+        try:  # readable JSON from here: a refusal still echoes the vendor's request id
+            check_strings(doc)  # 422 invalid_characters (NUL), as on every JSON route
+            return self._read(operation, read, doc)
+        except DomainError as err:
+            partial = InboundCommand(operation=operation, request_id=_safe_id(read, doc), echo=doc)
+            raise PayloadError(err, partial) from None
+
+    def _read(self, operation: Operation, read: _Reader, doc: dict[str, Any]) -> InboundCommand:
         if operation == "reverse":
             return self._reverse(read, doc)
         # read in the order a person checks a request: the coupon first

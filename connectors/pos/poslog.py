@@ -59,7 +59,8 @@ read), with ``Transaction/Status`` ``Accepted`` (redeem), ``Valid`` (validate),
 line, which also carries the redemption id as ``Coupon/ReferenceID``;
 ``Total[@TotalType='TransactionGrandAmount']`` is what the customer pays. On refusal
 ``Transaction/Reason`` carries the hub's code (``@Code``) and detail. A replayed
-answer (the same transaction sent again) has ``Status/@Replayed="true"``. HTTP status: 200
+answer (the same transaction sent again) is the first reply byte for byte, with the HTTP
+header ``Idempotent-Replayed: true`` (as on the native API). HTTP status: 200
 when the hub accepted, the hub's own status (404, 409, 422 …) when it refused, so both
 the status and the body tell the terminal.
 """
@@ -70,7 +71,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -93,6 +94,7 @@ from hub.connectors import (
     Operation,
     package_schema,
 )
+from hub.domain.validity import to_utc
 
 ARTS_NS = "http://www.nrf-arts.org/IXRetail/namespace/"
 _ARTS_PREFIX = "http://www.nrf-arts.org/IXRetail/namespace"
@@ -313,9 +315,8 @@ class PoslogConnector(Connector):
         ):
             if echo.get(key):
                 _sub(tx, tag, echo[key])
-        status = _sub(tx, "Status", _status_word(operation, result))
-        if result.replayed:
-            status.set("Replayed", "true")
+        _sub(tx, "Status", _status_word(operation, result))
+        # a replay is the first reply byte for byte; the hub adds Idempotent-Replayed: true
         if not result.ok:
             reason = _sub(tx, "Reason", _str(body.get("detail")) or _str(body.get("title")))
             reason.set("Code", result.code or "internal_error")
@@ -387,11 +388,11 @@ def _time(value: str | None, where: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None or parsed.utcoffset() is None:
-            return None
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
+    except ValueError:
         fail(where, f"{value[:40]!r} is not an ISO 8601 time")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return None
+    return to_utc(parsed, where)  # 0001-01-01T00:00:00+14:00: datetime_out_of_range
 
 
 def _business_day(value: str | None, where: str, *times: str | None) -> str:

@@ -144,7 +144,8 @@ class ProductIn(_In):
     sku: Annotated[str, Meta(min_length=1, max_length=64)]  # the column holds 64
     name: Name
     category: Annotated[str, Meta(min_length=1, max_length=64)]
-    price: Fen
+    # the column is a 32-bit integer: PostgreSQL would refuse more, SQLite would store it
+    price: Annotated[int, Meta(ge=0, le=2_147_483_647, description="price in fen")]
 
 
 class CustomerIn(_In):

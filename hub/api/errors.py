@@ -15,8 +15,10 @@ from litestar.exceptions import (
     SerializationException,
     ValidationException,
 )
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from hub.db.engine import busy_reason
 from hub.domain.errors import DomainError
 from hub.services.jsonio import dumps
 from hub.services.problems import PROBLEM_MEDIA_TYPE, problem_dict, problem_for
@@ -131,6 +133,29 @@ def data_error(request: Request[Any, Any, Any], exc: DataError) -> Response[byte
     )
 
 
+DB_RETRY_AFTER = 1  # seconds: a busy pool frees up within milliseconds to seconds
+
+
+def database_busy(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """No database connection (or lock) to spare right now: 503 with Retry-After, never
+    a 500. Nothing was committed, so retrying with the same Idempotency-Key is safe."""
+    reason = busy_reason(exc)
+    if reason is None:
+        return internal_error(request, exc)
+    log.warning("database_busy", path=request.url.path, reason=reason, error=type(exc).__name__)
+    detail = (
+        "The database has no connection to spare right now; nothing was changed. "
+        "Retry after the number of seconds in Retry-After, with the same Idempotency-Key."
+        if reason == "database_busy"
+        else "The database cannot be reached right now; nothing was changed. "
+        "Retry after the number of seconds in Retry-After, with the same Idempotency-Key."
+    )
+    return _problem(
+        problem_dict(reason, 503, detail, request.url.path, retry_after=DB_RETRY_AFTER),
+        headers={"Retry-After": str(DB_RETRY_AFTER)},
+    )
+
+
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.error("unhandled_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
     return _problem(
@@ -149,5 +174,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     RecursionError: too_deep,
     UnicodeDecodeError: not_utf8,
     DataError: data_error,
+    PoolTimeout: database_busy,
+    OperationalError: database_busy,
+    InterfaceError: database_busy,
     Exception: internal_error,
 }

@@ -40,6 +40,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from hub.api.dto import Problem
 from hub.api.permissions import PUBLIC_PREFIXES
 from hub.domain.errors import refuse
+from hub.services.jsonio import check_json_text, invalid_characters
 from hub.services.problems import PROBLEM_MEDIA_TYPE
 
 KIB: Final = 1024
@@ -130,6 +131,28 @@ def _header_section_too_large(raw: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def _check_characters(path: bytes, query: bytes, raw: list[tuple[bytes, bytes]]) -> None:
+    """NUL characters in the URL or a header (422 ``invalid_characters``, as in a body:
+    PostgreSQL cannot compare or store them, SQLite can), and a repeated
+    ``Idempotency-Key`` (400 ``idempotency_key_repeated``: which one counts would be
+    the server's guess)."""
+    for where, value in (("path", path), ("query", query)):
+        if b"\x00" in value or b"%00" in value:
+            raise invalid_characters(where, "a NUL character (%00)")
+    keys = 0
+    for name, value in raw:
+        if b"\x00" in value:
+            raise invalid_characters(f"header {name.decode('latin-1')[:60]}", "a NUL character")
+        if name.lower() == b"idempotency-key":
+            keys += 1
+            if keys > 1:
+                raise refuse(
+                    "idempotency_key_repeated",
+                    "Send one Idempotency-Key header, not several.",
+                    status=400,
+                )
+
+
 def _has_body(raw: list[tuple[bytes, bytes]]) -> bool:
     for name, value in raw:
         lowered = name.lower()
@@ -166,6 +189,7 @@ class HardeningMiddleware:
         raw: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
         if (reason := _header_section_too_large(raw)) is not None:
             raise refuse("headers_too_large", reason, status=431)
+        _check_characters(raw_path, query, raw)
         method = str(scope.get("method", "GET")).upper()
         path = str(scope.get("path", ""))
         if method in BODY_METHODS and not path.startswith(OWN_MEDIA_TYPE_PREFIXES):
@@ -214,18 +238,28 @@ def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 class HubRequest(Request[Any, Any, Any]):
-    """The app's request class: a JSON body nested too deeply never reaches a decoder."""
+    """The app's request class: every JSON body is checked here, once, before any
+    decoder sees it — nesting deeper than :data:`MAX_JSON_DEPTH` (400
+    ``malformed_json``), a key repeated in one object (400 ``duplicate_json_key``), a
+    NUL character or lone surrogate in any text (422 ``invalid_characters``; PostgreSQL
+    refuses them, SQLite stores them). The POS route leaves its bodies to the connector
+    and :mod:`hub.services.inbound`, which answer in the vendor's format."""
 
     async def body(self) -> bytes:
         body = await super().body()
-        if body and len(body) > 2 * MAX_JSON_DEPTH:
-            media, _ = media_type_of(self.headers.get("content-type"))
-            if (not media or is_json_media_type(media)) and json_depth_exceeds(body):
-                raise refuse(
-                    "malformed_json",
-                    f"JSON is malformed: nested deeper than {MAX_JSON_DEPTH} levels.",
-                    status=400,
-                )
+        if not body:
+            return body
+        media, _ = media_type_of(self.headers.get("content-type"))
+        if media and not is_json_media_type(media):
+            return body
+        if len(body) > 2 * MAX_JSON_DEPTH and json_depth_exceeds(body):
+            raise refuse(
+                "malformed_json",
+                f"JSON is malformed: nested deeper than {MAX_JSON_DEPTH} levels.",
+                status=400,
+            )
+        if not str(self.scope.get("path", "")).startswith(OWN_MEDIA_TYPE_PREFIXES):
+            check_json_text(body)
         return body
 
 
@@ -251,8 +285,8 @@ def cors_config(environ: Mapping[str, str] | None = None) -> CORSConfig | None:
 # --- OpenAPI: the problems each operation can answer --------------------------------------
 
 PROBLEM_DESCRIPTIONS: Final[Mapping[int, str]] = {
-    400: "Malformed request: the body is not JSON (or nests deeper than 64 levels), "
-    "or a header or cursor is malformed (`code` says which).",
+    400: "Malformed request: the body is not JSON (or nests deeper than 64 levels, or "
+    "repeats a key), or a header or cursor is malformed or repeated (`code` says which).",
     401: "`unauthorized`: a missing, unknown or revoked API key.",
     403: "`forbidden` or `store_forbidden`: the key's role or store may not do this.",
     404: "No such resource for this merchant (`code` says which kind).",
@@ -261,8 +295,11 @@ PROBLEM_DESCRIPTIONS: Final[Mapping[int, str]] = {
     414: "`uri_too_long`: the URL (path and query) is longer than 8 KiB.",
     415: "`unsupported_media_type`: send the body as `application/json` (UTF-8).",
     422: "A field is missing, of the wrong type or out of range (`errors` names it), "
-    "or a business rule refuses the request (`code` says which).",
+    "text holds a NUL character (`invalid_characters`), or a business rule refuses the "
+    "request (`code` says which).",
     431: "`headers_too_large`: more than 16 KiB or 100 fields of request headers.",
+    503: "`database_busy` or `database_unavailable`: no database connection right now; "
+    "nothing was changed. Retry after `Retry-After` seconds (same Idempotency-Key).",
 }
 
 # Statuses that depend on what a service does, beyond those derived from the route's
@@ -293,7 +330,11 @@ def problem_statuses(
     method: str, path: str, *, path_params: bool, query_params: bool, reads_body: bool
 ) -> set[int]:
     """The 4xx statuses an operation can answer by its shape alone."""
-    statuses = {414, 431}
+    # any request: a NUL in the URL or a header (422 invalid_characters), a repeated
+    # Idempotency-Key header (400 idempotency_key_repeated)
+    statuses = {400, 414, 422, 431}
+    if path != "/health":  # everything else reads the database (a busy pool: 503)
+        statuses.add(503)
     if not path.startswith(PUBLIC_PREFIXES):
         statuses |= {401, 403}
     if path_params:

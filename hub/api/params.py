@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from litestar.params import QueryParameter
 
 from hub.domain.errors import refuse
+from hub.domain.validity import to_utc
 
 Since = Annotated[
     str | None,
@@ -39,11 +40,5 @@ def query_time(name: str, raw: str | None) -> datetime | None:
             f"{name} needs a time zone offset",
             errors=[{"field": name, "message": "naive time"}],
         )
-    try:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC: it used to answer 500
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise refuse(
-            "invalid_request",
-            f"{name} is out of range",
-            errors=[{"field": name, "message": "out of range in UTC"}],
-        ) from None
+    # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC: it used to answer 500
+    return to_utc(value, name)

@@ -13,6 +13,7 @@ from hub.connectors.inbound import (
     InboundReply,
     InboundResult,
     Operation,
+    PayloadError,
 )
 from hub.connectors.outbound import (
     MAX_EXCHANGE_STEPS,
@@ -53,6 +54,7 @@ __all__ = [
     "OutboundRequest",
     "OutboundResponse",
     "Outcome",
+    "PayloadError",
     "Retry",
     "Session",
     "broken_connectors",

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hub.domain.errors import DomainError
 from hub.services.commands import RedeemCommand
 
 Operation = Literal["redeem", "validate", "reverse"]
@@ -65,3 +66,17 @@ class InboundReply:
     media_type: str
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class PayloadError(DomainError):
+    """A refusal of a payload that was readable enough to answer in kind.
+
+    A connector's ``parse`` raises it (instead of the plain :class:`DomainError`) when
+    it could read the request — e.g. valid JSON with a wrong amount — so that ``reply``
+    still gets what was read as ``partial`` (its ``echo``: the vendor's request id,
+    terminal, sequence number…) and the vendor's reply can repeat them, as it does for
+    every other refusal."""
+
+    def __init__(self, err: DomainError, partial: InboundCommand) -> None:
+        super().__init__(err.message, code=err.code, status=err.status, **err.extra)
+        self.partial = partial

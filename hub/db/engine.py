@@ -4,17 +4,23 @@
   ``BEGIN IMMEDIATE`` (ask for it with :func:`write_conn`), so concurrent writers
   queue instead of failing with "database is locked" half-way.
 * PostgreSQL URLs (``postgresql://`` or ``postgres://``) are served by psycopg 3.
+* The pool is bounded (:class:`PoolSettings`, from ``HUB_DB_POOL_*``); running out of
+  connections is :func:`busy_reason` ``database_busy``, which the API answers with 503
+  and ``Retry-After`` instead of an internal error.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 DEFAULT_SQLITE_PATH = "hub.db"
@@ -37,28 +43,112 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+@dataclass(frozen=True)
+class PoolSettings:
+    """The connection pool of one process: ``size`` kept open, up to ``max_overflow``
+    more under load, and ``timeout`` seconds a request waits for a free connection
+    before it is answered 503 ``database_busy`` with ``Retry-After``.
+
+    From ``HUB_DB_POOL_SIZE``, ``HUB_DB_MAX_OVERFLOW``, ``HUB_DB_POOL_TIMEOUT``; the
+    defaults suit one ``hub serve`` process (PostgreSQL allows 100 connections by
+    default: keep the sum over every process below it)."""
+
+    size: int
+    max_overflow: int
+    timeout: float
+
+    @classmethod
+    def from_env(cls, backend: str, env: Mapping[str, str] | None = None) -> PoolSettings:
+        e = os.environ if env is None else env
+        size, overflow = POOL_DEFAULTS.get(backend, POOL_DEFAULTS["postgresql"])
+        return cls(
+            size=_env_number(e, "HUB_DB_POOL_SIZE", size, int, minimum=1),
+            max_overflow=_env_number(e, "HUB_DB_MAX_OVERFLOW", overflow, int, minimum=0),
+            timeout=_env_number(e, "HUB_DB_POOL_TIMEOUT", POOL_TIMEOUT, float, minimum=0.001),
+        )
+
+
+POOL_DEFAULTS: dict[str, tuple[int, int]] = {"sqlite": (8, 32), "postgresql": (10, 20)}
+POOL_TIMEOUT = 10.0
+
+N = TypeVar("N", int, float)
+
+
+def _env_number(
+    env: Mapping[str, str], name: str, default: N, kind: Callable[[str], N], *, minimum: N
+) -> N:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw[:40]!r}") from None
+    if not value >= minimum or value != value:  # also refuses NaN
+        raise ValueError(f"{name} must be at least {minimum}, not {raw[:40]!r}")
+    return value
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; its pool comes from :class:`PoolSettings` (the
+    environment) unless ``pool_size``/``max_overflow``/``pool_timeout`` are given."""
     url = normalize_url(url)
     u = make_url(url)
     # Statement parameters carry secrets (subscription configs): keep them out of
     # SQLAlchemy's SQL log lines and of exception messages (which end up in error logs).
     kwargs.setdefault("hide_parameters", True)
-    if u.get_backend_name() == "sqlite":
+    backend = u.get_backend_name()
+    pool = PoolSettings.from_env(backend)
+    kwargs.setdefault("pool_size", pool.size)
+    kwargs.setdefault("max_overflow", pool.max_overflow)
+    kwargs.setdefault("pool_timeout", pool.timeout)
+    if backend == "sqlite":
         engine = create_engine(
-            url,
-            connect_args={"timeout": 30, "check_same_thread": False},
-            pool_size=kwargs.pop("pool_size", 8),
-            max_overflow=kwargs.pop("max_overflow", 32),
-            **kwargs,
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
         )
         _sqlite_setup(engine)
         return engine
-    return create_engine(
-        url,
-        pool_size=kwargs.pop("pool_size", 10),
-        max_overflow=kwargs.pop("max_overflow", 40),
-        **kwargs,
-    )
+    engine = create_engine(url, **kwargs)
+    _postgresql_setup(engine)
+    return engine
+
+
+def _postgresql_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Every timestamp is read in UTC whatever the server's TimeZone: psycopg reads a
+        # timestamptz in the session's zone, and 9999-12-31T23:59:59Z read at +08:00 is
+        # "after year 10K" (a DataError where SQLite answers).
+        dbapi_conn.execute("SET TIME ZONE 'UTC'")
+        dbapi_conn.commit()
+
+
+# PostgreSQL SQLSTATEs meaning "the server has no room for this now" (too_many_connections,
+# cannot_connect_now, lock_not_available, deadlock_detected, serialization_failure,
+# query_canceled by a statement/lock timeout).
+_BUSY_SQLSTATES = frozenset({"53300", "57P03", "55P03", "40P01", "40001", "57014"})
+_BUSY_MESSAGES = (
+    "too many clients",
+    "remaining connection slots are reserved",
+    "database is locked",
+    "database table is locked",
+)
+
+
+def busy_reason(exc: BaseException) -> str | None:
+    """``"database_busy"`` when ``exc`` says the database (or this process's pool) has no
+    connection or lock to spare right now, ``"database_unavailable"`` when the database
+    cannot be reached; ``None`` for anything else. Both are worth a retry."""
+    if isinstance(exc, sa_exc.TimeoutError):  # QueuePool limit … reached, timed out
+        return "database_busy"
+    if not isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return None
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    text = str(orig if orig is not None else exc).lower()
+    if sqlstate in _BUSY_SQLSTATES or any(m in text for m in _BUSY_MESSAGES):
+        return "database_busy"
+    return "database_unavailable"
 
 
 def _sqlite_setup(engine: Engine) -> None:

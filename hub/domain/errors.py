@@ -40,6 +40,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     # request shape
     "malformed_json": (400, "The body is not valid JSON."),
     "malformed_xml": (400, "The body is not well-formed XML."),
+    "duplicate_json_key": (400, "A key appears more than once in one JSON object."),
+    "invalid_characters": (422, "Text holds a NUL character or a lone surrogate."),
     "xml_forbidden": (400, "The XML declares a DTD or entities; they are refused (XXE, bombs)."),
     "unsupported_media_type": (415, "The Content-Type is not one the endpoint accepts."),
     "invalid_pos_payload": (422, "A POS payload field is missing or wrong for its format."),
@@ -49,6 +51,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "headers_too_large": (431, "The request headers exceed 16 KiB or 100 fields."),
     "idempotency_key_required": (400, "The Idempotency-Key header is missing."),
     "idempotency_key_invalid": (400, "The Idempotency-Key header is empty or longer than 255."),
+    "idempotency_key_repeated": (400, "The Idempotency-Key header is sent more than once."),
     "idempotency_key_reused": (422, "The Idempotency-Key was used with a different request."),
     "idempotency_key_in_flight": (409, "A request with this Idempotency-Key is still running."),
     "code_malformed": (422, "The coupon code has the wrong shape or a wrong check character."),
@@ -78,6 +81,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "store_required": (422, "An admin key must name the store."),
     "occurred_at_in_future": (422, "occurred_at is later than now (beyond clock skew)."),
     "occurred_at_too_old": (422, "occurred_at is older than the offline window accepts."),
+    "datetime_out_of_range": (422, "A time is outside the UTC range of years 1 to 9999."),
     # reversal
     "redemption_not_found": (404, "No redemption with this id for this merchant."),
     "redemption_already_reversed": (409, "The redemption was reversed already."),
@@ -102,5 +106,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "subscription_not_found": (404, "No such subscription for this merchant."),
     "delivery_not_found": (404, "No such delivery for this merchant."),
     "delivery_in_progress": (409, "Only dead or succeeded deliveries can be replayed."),
+    "database_busy": (503, "No database connection to spare right now; see Retry-After."),
+    "database_unavailable": (503, "The database cannot be reached right now; see Retry-After."),
     "internal_error": (500, "Unexpected failure; nothing was changed. Retry with the same key."),
 }

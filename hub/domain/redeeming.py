@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from hub.domain.cart import Discount, Order
 from hub.domain.discount import compute_discount
-from hub.domain.errors import refuse
+from hub.domain.errors import DomainError, refuse
 from hub.domain.state import Action, CouponState, transition
 from hub.domain.templates import Template
 from hub.domain.validity import Window
@@ -37,25 +37,42 @@ class RedeemContext:
 
 
 def effective_state(state: CouponState, window: Window, at: datetime) -> CouponState:
-    """``issued`` coupons past their window read as ``expired``."""
+    """The coupon's state as of ``at``: ``issued`` coupons past their window read as
+    ``expired``, and ``expired`` ones (swept, or reversed after the window) read as
+    ``issued`` at a moment inside it — the sweep only records what the window says."""
     if state is CouponState.ISSUED and at >= window.end:
         return CouponState.EXPIRED
+    if state is CouponState.EXPIRED and at < window.end:
+        return CouponState.ISSUED
     return state
 
 
+def _expired(window: Window) -> DomainError:
+    return refuse("coupon_expired", "The coupon has expired.", valid_until=window.end.isoformat())
+
+
 def check_redeemable(facts: CouponFacts, ctx: RedeemContext, order: Order) -> Discount:
-    """Run every check; return the discount or raise the first refusal."""
-    transition(facts.state, Action.REDEEM)  # state first: already redeemed / voided / expired
+    """Run every check; return the discount or raise the first refusal.
+
+    Everything is judged at ``ctx.at`` (an offline sale's ``occurred_at``): a coupon the
+    expiry sweep marked ``expired`` after that moment is redeemed exactly as if the sweep
+    had not run yet (the state machine decides, :mod:`hub.domain.state`), and one whose
+    window had closed by then is refused with the same answer either way."""
+    window_open = ctx.at < facts.window.end
+    try:  # state first: already redeemed / voided / expired
+        transition(facts.state, Action.REDEEM, window_open=window_open)
+    except DomainError as err:
+        if err.code == "coupon_expired":
+            raise _expired(facts.window) from None
+        raise
     if ctx.at < facts.window.start:
         raise refuse(
             "coupon_not_yet_valid",
             "The coupon is not valid yet.",
             valid_from=facts.window.start.isoformat(),
         )
-    if ctx.at >= facts.window.end:
-        raise refuse(
-            "coupon_expired", "The coupon has expired.", valid_until=facts.window.end.isoformat()
-        )
+    if not window_open:
+        raise _expired(facts.window)
     usage = facts.template.usage
     if usage.stores and ctx.store not in usage.stores:
         raise refuse("store_not_allowed", f"The coupon cannot be used at store {ctx.store}.")

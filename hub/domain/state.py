@@ -4,10 +4,14 @@
 
     issued ──redeem──▶ redeemed ──reverse (window still open)──▶ issued
       │                   └──────reverse (window closed)──────▶ expired
-      ├──expire──▶ expired
+      ├──expire──▶ expired ──redeem (judged inside the window)──▶ redeemed
       └──void────▶ voided
 
-``expired`` and ``voided`` are final. Every other move is refused with a code.
+``voided`` is final. ``expired`` only records that the window closed while the coupon
+was unused (the expiry sweep, or a reversal after the window): an offline redemption
+judged at an ``occurred_at`` inside the window may still redeem it, so a redemption
+is decided the same way whether the sweep ran before the upload or not. Every other
+move is refused with a code.
 """
 
 from __future__ import annotations
@@ -44,11 +48,20 @@ _REFUSALS: dict[tuple[CouponState, Action], tuple[str, str]] = {
 }
 
 
-def transition(state: CouponState, action: Action, *, window_open: bool = True) -> CouponState:
+def transition(
+    state: CouponState, action: Action, *, window_open: bool | None = None
+) -> CouponState:
     """The state after ``action``, or a :class:`DomainError` naming why it is illegal.
 
-    ``window_open`` matters only for a reversal: a coupon whose validity window has
-    closed goes to ``expired`` instead of back to ``issued``.
+    ``window_open`` says whether the coupon's validity window is open at the moment the
+    action is judged (a redemption's ``occurred_at``, else now):
+
+    * reverse: a coupon whose window has closed goes to ``expired`` instead of back to
+      ``issued`` (not given: open);
+    * redeem: an ``expired`` coupon is redeemable only when the window is open at the
+      judged time (an offline sale before the window closed, uploaded after the expiry
+      sweep); not given, it is refused. An ``issued`` coupon's window is checked by the
+      redeem decision itself (``hub.domain.redeeming``).
     """
     if state is CouponState.ISSUED:
         if action is Action.REDEEM:
@@ -58,8 +71,23 @@ def transition(state: CouponState, action: Action, *, window_open: bool = True) 
         if action is Action.VOID:
             return CouponState.VOIDED
     elif state is CouponState.REDEEMED and action is Action.REVERSE:
-        return CouponState.ISSUED if window_open else CouponState.EXPIRED
+        return CouponState.EXPIRED if window_open is False else CouponState.ISSUED
+    elif state is CouponState.EXPIRED and action is Action.REDEEM and window_open is True:
+        return CouponState.REDEEMED
     raise _illegal(state, action)
+
+
+def redeemable_states() -> tuple[CouponState, ...]:
+    """The states a redemption may start from when the window is open at the judged
+    time — what the conditional ``UPDATE`` of a redeem accepts (``issued``, ``expired``)."""
+    out = []
+    for state in CouponState:
+        try:
+            transition(state, Action.REDEEM, window_open=True)
+        except DomainError:
+            continue
+        out.append(state)
+    return tuple(out)
 
 
 def _illegal(state: CouponState, action: Action) -> DomainError:

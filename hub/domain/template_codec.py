@@ -19,6 +19,7 @@ from hub.domain.templates import (
     Validity,
     check_template,
 )
+from hub.domain.validity import to_utc
 
 
 def _time(value: str, field_name: str) -> time:
@@ -37,6 +38,7 @@ def _dt(value: str, field_name: str) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         raise refuse("invalid_template", f"{field_name} must carry a time zone", field=field_name)
+    to_utc(parsed, field_name)  # 0001-01-01T00:00:00+14:00 has no UTC instant
     return parsed
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 from hub.domain.errors import refuse
 
 CHANNELS = ("pos", "mini_program", "h5", "app", "web")
+MAX_DAYS = 3650  # relative windows: at most this many days long, and this many days away
 Kind = Literal["threshold", "percentage", "exchange"]
 KINDS: tuple[Kind, ...] = ("threshold", "percentage", "exchange")
 
@@ -159,10 +160,12 @@ def check_template(t: Template) -> Template:
         if v.end <= v.start:
             raise _invalid("validity.end", "end must be after start")
     else:
-        if v.days < 1:
-            raise _invalid("validity.days", "days must be at least 1")
-        if v.start_after_days < 0:
-            raise _invalid("validity.start_after_days", "start_after_days must not be negative")
+        if not 1 <= v.days <= MAX_DAYS:
+            raise _invalid("validity.days", f"days must be between 1 and {MAX_DAYS}")
+        if not 0 <= v.start_after_days <= MAX_DAYS:
+            raise _invalid(
+                "validity.start_after_days", f"start_after_days must be between 0 and {MAX_DAYS}"
+            )
     u = t.usage
     if any(d not in range(1, 8) for d in u.weekdays):
         raise _invalid("usage.weekdays", "weekdays are ISO numbers 1 (Monday) to 7 (Sunday)")

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from hub.db.schema import idempotency_keys as t
 from hub.domain.errors import refuse
+from hub.services.jsonio import check_text
 
 DEFAULT_TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -52,6 +53,7 @@ def check_key(raw: str | None) -> str:
             "The Idempotency-Key header must be 1–255 characters.",
             status=400,
         )
+    check_text(raw, "Idempotency-Key")  # a vendor request id may carry one (POS formats)
     return raw
 
 

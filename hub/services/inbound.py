@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from hub.connectors import (
     InboundReply,
     InboundResult,
     Operation,
+    PayloadError,
     header,
 )
 from hub.db.engine import read_conn
@@ -31,6 +33,7 @@ from hub.db.schema import coupons, redemptions
 from hub.domain.errors import DomainError, refuse
 from hub.services import redeem as svc
 from hub.services.commands import HttpResult
+from hub.services.jsonio import check_json_text
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
 from hub.services.problems import problem_dict, problem_for
@@ -143,6 +146,13 @@ def execute(
         return InboundResult(err.status, problem_for(err))
 
 
+def _is_json(headers: Mapping[str, str]) -> bool:
+    media = (header(headers, "content-type") or "").split(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 def _parse(
     connector: Connector, operation: Operation, body: bytes, headers: Mapping[str, str]
 ) -> InboundCommand:
@@ -174,6 +184,8 @@ def handle(
     command: InboundCommand | None = None
     try:
         command = _parse(connector, operation, body, headers)
+        if _is_json(headers):  # every JSON format, a plugin's too: as on the native routes
+            check_json_text(body)
         if command.operation != operation:
             raise refuse(
                 "invalid_pos_payload", f"The payload is a {command.operation}, not a {operation}."
@@ -192,6 +204,9 @@ def handle(
         result = execute(
             engine, p, connector, command, headers, now=now, settings=settings, client=client
         )
+    except PayloadError as err:  # readable: the reply still echoes what was read
+        command = command or err.partial
+        result = InboundResult(err.status, problem_for(err))
     except DomainError as err:
         result = InboundResult(err.status, problem_for(err))
     log.info(
@@ -203,7 +218,7 @@ def handle(
         replayed=result.replayed,
     )
     try:
-        return connector.reply(operation, command, result)
+        return _replay_signal(connector.reply(operation, command, result), result)
     except Exception as exc:  # a connector bug must not become a 500 with a stack trace
         log.error(
             "pos.reply_failed", connector=connector.name, error=f"{type(exc).__name__}: {exc}"
@@ -215,4 +230,16 @@ def handle(
             f"answer is attached.",
             hub_result=dict(result.body),
         )
-        return InboundReply(result.status, "application/problem+json", msgspec.json.encode(doc))
+        fallback = InboundReply(result.status, "application/problem+json", msgspec.json.encode(doc))
+        return _replay_signal(fallback, result)
+
+
+REPLAYED = "Idempotent-Replayed"
+
+
+def _replay_signal(reply: InboundReply, result: InboundResult) -> InboundReply:
+    """A replayed answer carries ``Idempotent-Replayed: true``, in every format, as on the
+    native API; the body is the connector's reply to the same result."""
+    if not result.replayed or any(k.lower() == REPLAYED.lower() for k in reply.headers):
+        return reply
+    return replace(reply, headers={**reply.headers, REPLAYED: "true"})

@@ -19,7 +19,7 @@ from hub.domain.redeeming import effective_state
 from hub.domain.state import Action, CouponState, transition
 from hub.domain.template_codec import template_from_dict, template_to_dict
 from hub.domain.templates import CHANNELS
-from hub.domain.validity import Window, window_for
+from hub.domain.validity import Window, check_issuable, window_for
 from hub.services import audit, outbox
 from hub.services.guard import Guard
 from hub.services.jsonio import iso
@@ -54,6 +54,7 @@ def create_template(
     ``per_customer_limit`` (the API form); the domain checks it."""
     p.require_admin()
     template = template_from_dict(spec)
+    check_issuable(template.validity, now)  # a window already closed could never be used
     rules = template_to_dict(template)
     template_id = new_id("tpl")
     with write_conn(engine) as conn:
@@ -377,7 +378,7 @@ def _claim(
         if c.customer_id is not None:
             raise refuse("coupon_already_claimed", "The coupon already has a holder.", status=409)
         # A coupon that could not be redeemed (redeemed, voided, expired) is not handed out.
-        transition(state, Action.REDEEM)
+        transition(state, Action.REDEEM, window_open=now < c.valid_until)
         tpl = _get_row(conn, p, c.template_id, lock=True)
         customer_id = _customer_ids(conn, p, [customer_external_id])[customer_external_id]
         _check_customer_limit(

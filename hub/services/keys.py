@@ -17,6 +17,7 @@ from hub.db.engine import read_conn, write_conn
 from hub.db.schema import api_keys, merchants, stores
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
+from hub.domain.validity import to_utc
 from hub.services import audit
 from hub.services.jsonio import iso
 from hub.services.principal import ROLES, Principal
@@ -58,6 +59,8 @@ def _check_shape(
         raise _invalid("stores", "Only analyst keys are limited to a list of stores.")
     if store_codes is not None and not store_codes:
         raise _invalid("stores", "stores, when given, lists at least one store code.")
+    if expires_at is not None and expires_at.tzinfo is not None:
+        to_utc(expires_at, "expires_at")  # 9999-12-31T23:59:59-14:00 has no UTC instant
     if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
         raise _invalid("expires_at", "expires_at must be a future time with a time zone.")
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -183,9 +183,14 @@ def decode_cursor(raw: str) -> _Cursor:
         raise refuse(
             "invalid_cursor", "The cursor is not one this API issued.", status=400
         ) from None
-    if cur.at.tzinfo is None:
+    if cur.at.tzinfo is None or "\x00" in cur.id:
         raise refuse("invalid_cursor", "The cursor is not one this API issued.", status=400)
-    return cur
+    try:  # a forged time with no UTC instant (0001-01-01T00:00:00+14:00)
+        return _Cursor(cur.at.astimezone(UTC), cur.id)
+    except OverflowError:
+        raise refuse(
+            "invalid_cursor", "The cursor is not one this API issued.", status=400
+        ) from None
 
 
 def list_redemptions(

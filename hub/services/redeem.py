@@ -31,9 +31,9 @@ from hub.domain.codes import mask
 from hub.domain.errors import DomainError, refuse
 from hub.domain.ids import new_id
 from hub.domain.redeeming import CouponFacts, RedeemContext, check_redeemable
-from hub.domain.state import Action, CouponState, transition
+from hub.domain.state import Action, CouponState, redeemable_states, transition
 from hub.domain.templates import CHANNELS
-from hub.domain.validity import Window
+from hub.domain.validity import Window, to_utc
 from hub.services import alerts, audit, idempotency, outbox
 from hub.services.commands import HttpResult, RedeemCommand
 from hub.services.guard import Guard
@@ -93,9 +93,15 @@ _STORE_ID = select(stores.c.id).where(
 _REDEMPTION_WHERE = select(redemptions.c.store_code, redemptions.c.occurred_at).where(
     redemptions.c.id == bindparam("b_id")
 )
+# Exactly once: only from a state the machine lets a redemption start from (issued, or
+# expired by the sweep/a late reversal) and only inside the window at the judged time.
 _MARK_REDEEMED = (
     update(coupons)
-    .where(coupons.c.id == bindparam("b_id"), coupons.c.status == CouponState.ISSUED.value)
+    .where(
+        coupons.c.id == bindparam("b_id"),
+        coupons.c.status.in_([s.value for s in redeemable_states()]),
+        coupons.c.valid_until > bindparam("b_at"),
+    )
     .values(
         status=transition(CouponState.ISSUED, Action.REDEEM).value,
         redemption_id=bindparam("b_redemption_id"),
@@ -109,19 +115,20 @@ _INSERT_REDEMPTION = insert(redemptions)
 def _judged_at(cmd: RedeemCommand, now: datetime, settings: Settings) -> datetime:
     if cmd.occurred_at is None:
         return now
-    if cmd.occurred_at > now + CLOCK_SKEW:
+    occurred_at = to_utc(cmd.occurred_at, "occurred_at")  # year 1 at +14:00: no such instant
+    if occurred_at > now + CLOCK_SKEW:
         raise refuse(
             "occurred_at_in_future",
             "occurred_at is in the future; check the terminal's clock.",
-            occurred_at=iso(cmd.occurred_at),
+            occurred_at=iso(occurred_at),
         )
-    if cmd.occurred_at < now - settings.max_offline_age:
+    if occurred_at < now - settings.max_offline_age:
         raise refuse(
             "occurred_at_too_old",
             f"occurred_at is older than {settings.max_offline_age.days} days.",
-            occurred_at=iso(cmd.occurred_at),
+            occurred_at=iso(occurred_at),
         )
-    return cmd.occurred_at
+    return occurred_at
 
 
 def _check_channel(channel: str) -> None:
@@ -295,14 +302,12 @@ def _redeem_in_txn(
     discount = _decide(conn, row, store_code, cmd, at, p)
     redemption_id = new_id("rdm")
     changed = conn.execute(
-        _MARK_REDEEMED, {"b_id": row.id, "b_redemption_id": redemption_id}
+        _MARK_REDEEMED, {"b_id": row.id, "b_redemption_id": redemption_id, "b_at": at}
     ).first()
     if changed is None:  # lost a race: someone else redeemed (or voided) it meanwhile
         current = _find_coupon(conn, lookup, code, seen.since)
         seen.redemption_id = current.redemption_id
-        if current.status == CouponState.REDEEMED.value:
-            raise _already_redeemed(conn, current.redemption_id)
-        transition(CouponState(current.status), Action.REDEEM)
+        _decide(conn, current, store_code, cmd, at, p)  # the refusal its state gives now
         raise refuse("coupon_already_redeemed", "The coupon was redeemed already.", status=409)
     seen.redemption_id, seen.redeemed_now = redemption_id, True
     gift = gift_of(row.kind, row.rules, discount.units_given)

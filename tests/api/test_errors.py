@@ -680,7 +680,12 @@ def relative_window_passed(env: Env) -> httpx.Response:
 
 @produces("coupon_expired")
 def fixed_window_ended(env: Env) -> httpx.Response:
-    return env.validate(env.coupon(validity=fixed(env, -10, -1)))
+    # made and issued while the window was open (a template that has already ended is
+    # refused at creation: no coupon of it could ever be used)
+    then = env.clock.now - timedelta(days=20)
+    spec = {**THRESHOLD_SPEC, "validity": fixed(env, -10, -1)}
+    [code] = issue(env.db, env.m, make_template(env.db, env.m, then, spec), then)
+    return env.validate(code)
 
 
 @produces("coupon_not_yet_valid")
@@ -1123,6 +1128,87 @@ def test_numbers_as_strings_are_refused(env: Env, path: str, body: dict) -> None
 
 
 # --- the tests ----------------------------------------------------------------------------
+
+
+# --- times, characters, duplicates (issue 9, items 9 and 11) -------------------------------
+
+
+@produces("datetime_out_of_range")
+def occurred_at_with_no_utc_instant(env: Env) -> httpx.Response:
+    return env.redeem(env.coupon(), occurred_at="0001-01-01T00:00:00+14:00")
+
+
+@produces("datetime_out_of_range")
+def key_expiring_after_the_last_utc_instant(env: Env) -> httpx.Response:
+    return env.post("/v1/keys", {"role": "analyst", "expires_at": "9999-12-31T23:59:59-14:00"})
+
+
+@produces("duplicate_json_key")
+def redeem_body_naming_the_code_twice(env: Env) -> httpx.Response:
+    body = b'{"code": "A", "code": "B", "store": "SH-001", "order": {"id": "1", "amount": 1}}'
+    return env.raw("/v1/redemptions", body, **{"Idempotency-Key": new_key()})
+
+
+@produces("invalid_characters")
+def nul_in_an_order_id(env: Env) -> httpx.Response:
+    body = {"code": env.coupon(), "store": "SH-001", "order": order(order_id="A\u0000")}
+    return env.post("/v1/redemptions/validate", body)
+
+
+def send_raw_headers(env: Env, path: str, body: bytes, headers: list[tuple[str, str]]):
+    """POST with header fields exactly as listed, repeats kept (the TestClient joins
+    repeated fields into one, as uvicorn does not)."""
+    import anyio
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=env.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+            return await c.post(path, content=body, headers=headers)
+
+    return anyio.run(go)
+
+
+@produces("idempotency_key_repeated")
+def two_idempotency_keys(env: Env) -> httpx.Response:
+    body = json.dumps({"code": env.coupon(), "store": "SH-001", "order": order()}).encode()
+    headers = [*env.admin.items(), ("Content-Type", "application/json"),
+               ("Idempotency-Key", "k-1"), ("Idempotency-Key", "k-2")]
+    return send_raw_headers(env, "/v1/redemptions", body, headers)
+
+
+# --- the database (issue 9, item 13) ---------------------------------------------------------
+
+
+@produces("database_busy")
+def every_pool_connection_taken(env: Env) -> httpx.Response:
+    from litestar.testing import TestClient
+
+    from hub.api.app import create_app
+    from hub.db.engine import make_engine
+
+    url = env.db.url.render_as_string(hide_password=False)
+    small = make_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.05)
+    try:
+        with TestClient(create_app(small, clock=env.clock)) as client, small.connect():
+            return client.get("/v1/merchant", headers=env.admin)
+    finally:
+        small.dispose()
+
+
+@produces("database_unavailable")
+def database_not_answering(env: Env) -> httpx.Response:
+    from litestar.testing import TestClient
+
+    from hub.api.app import create_app
+    from hub.db.engine import make_engine
+
+    dead = make_engine("postgresql://postgres@127.0.0.1:9/none?connect_timeout=2",
+                       pool_size=1, max_overflow=0)
+    try:
+        with TestClient(create_app(dead, clock=env.clock)) as client:
+            return client.get("/v1/merchant", headers=env.admin)
+    finally:
+        dead.dispose()
 
 
 # --- POS formats (POST /v1/pos/{connector}/{operation}) ------------------------------------

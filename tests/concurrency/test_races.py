@@ -5,11 +5,18 @@ and then checks the database itself, not only the responses: one coupon is redee
 at most once, one idempotency key executes at most once, a reversal and redeems of
 the same code leave a consistent state, and unrelated redeems never fail with a 500
 or "database is locked".
+
+The server's pool is bounded (``tests/conftest.py``) and the PostgreSQL server is
+shared, so a request may find no connection free: it is then answered 503
+``database_busy`` with ``Retry-After``, and — as a real till would — retried with the
+same request and Idempotency-Key (:func:`patient`). The exactly-once assertions hold
+whatever the retries.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +31,22 @@ from tests.conftest import Merchant, issue, make_template, order
 Call = Callable[[httpx.Client], httpx.Response]
 
 
+BUSY_RETRIES = 30
+
+
+def patient(call: Call, c: httpx.Client) -> httpx.Response:
+    """``call``, retried as a real client does while the hub answers 503 (no database
+    connection to spare): after ``Retry-After`` seconds, the same request and key."""
+    for _ in range(BUSY_RETRIES):
+        r = call(c)
+        if r.status_code != 503:
+            return r
+        assert r.json()["code"] in ("database_busy", "database_unavailable"), r.text
+        assert "Idempotent-Replayed" not in r.headers
+        time.sleep(float(r.headers["Retry-After"]))
+    return r
+
+
 def fire(base_url: str, calls: Sequence[Call]) -> list[httpx.Response]:
     """Run every call in its own thread (own client), all released at the same instant.
 
@@ -35,7 +58,7 @@ def fire(base_url: str, calls: Sequence[Call]) -> list[httpx.Response]:
     def run(call: Call) -> httpx.Response:
         with httpx.Client(base_url=base_url, timeout=60) as c:
             barrier.wait()
-            return call(c)
+            return patient(call, c)
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(run, calls))
@@ -147,7 +170,7 @@ def test_fifty_requests_with_one_key_execute_once(live_server, db, merchant, clo
 
     # Whatever happened in the race, a later retry replays the one stored response.
     with httpx.Client(base_url=live_server, timeout=30) as c:
-        again = redeem_call(merchant, code, "same-key")(c)
+        again = patient(redeem_call(merchant, code, "same-key"), c)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert again.content == original
 
@@ -156,7 +179,7 @@ def test_redeems_racing_a_reversal_leave_a_consistent_state(live_server, db, mer
     tpl = make_template(db, merchant, clock.now)
     codes = issue(db, merchant, tpl, clock.now, count=5)
     with httpx.Client(base_url=live_server, timeout=30) as c:
-        first = {code: redeem_call(merchant, code, f"first-{code}")(c) for code in codes}
+        first = {code: patient(redeem_call(merchant, code, f"first-{code}"), c) for code in codes}
     assert all(r.status_code == 201 for r in first.values()), [r.text for r in first.values()]
 
     for rnd, code in enumerate(codes):
@@ -200,7 +223,7 @@ def test_twenty_reversals_of_one_redemption_reverse_it_once(live_server, db, mer
     tpl = make_template(db, merchant, clock.now)
     [code] = issue(db, merchant, tpl, clock.now)
     with httpx.Client(base_url=live_server, timeout=30) as c:
-        r = redeem_call(merchant, code, "to-reverse")(c)
+        r = patient(redeem_call(merchant, code, "to-reverse"), c)
     assert r.status_code == 201, r.text
     rid = r.json()["redemption_id"]
 
@@ -236,7 +259,7 @@ def test_many_codes_redeemed_concurrently_all_succeed(live_server, db, merchant,
         def run(c: httpx.Client) -> httpx.Response:
             last = None
             for code in mine:
-                last = redeem_call(merchant, code, f"many-{code}", token)(c)
+                last = patient(redeem_call(merchant, code, f"many-{code}", token), c)
                 if last.status_code != 201:
                     return last
             assert last is not None
@@ -267,3 +290,50 @@ def test_many_codes_redeemed_concurrently_all_succeed(live_server, db, merchant,
         ).scalar_one()
     assert statuses == {"redeemed": 100}
     assert n_redemptions == 100 and n_events == 100 and linked == 100
+
+
+def test_fifty_redeems_through_a_starved_pool_still_redeem_once(db, merchant, clock):
+    """The server has two connections and waits 50 ms for one (a shared PostgreSQL under
+    load looks like this): requests that find none are answered 503 with Retry-After,
+    retried, and the coupon is still redeemed exactly once, every answer consistent."""
+    import uvicorn
+
+    from hub.api.app import create_app
+    from hub.db.engine import make_engine
+    from tests.conftest import _free_port
+
+    tpl = make_template(db, merchant, clock.now)
+    [code] = issue(db, merchant, tpl, clock.now)
+    starved = make_engine(db.url.render_as_string(hide_password=False),
+                          pool_size=2, max_overflow=0, pool_timeout=0.05)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(starved, clock=clock), host="127.0.0.1",
+                                           port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    busy: list[int] = []
+    try:
+        while not server.started:
+            time.sleep(0.02)
+
+        def counting(call: Call) -> Call:
+            def run(c: httpx.Client) -> httpx.Response:
+                r = call(c)
+                if r.status_code == 503:
+                    busy.append(1)
+                    assert r.headers["Retry-After"] and r.json()["code"] == "database_busy"
+                return r
+            return run
+
+        calls = [counting(redeem_call(merchant, code, f"starved-{i}")) for i in range(50)]
+        responses = fire(f"http://127.0.0.1:{port}", calls)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        starved.dispose()
+
+    outcomes = Counter(outcome(r) for r in responses)
+    assert outcomes == {(201, "redeemed"): 1, (409, "coupon_already_redeemed"): 49}, busy
+    cp = coupon_row(db, code)
+    assert cp.status == "redeemed" and len(redemption_rows(db, cp.id)) == 1
+    assert event_counts(db, cp.id) == {"coupon.issued": 1, "coupon.redeemed": 1}

@@ -20,6 +20,7 @@ NO_DB = settings(database=None)
 DOMAIN_CODES_RAISED: frozenset[str] = frozenset(
     {
         "code_malformed",
+        "datetime_out_of_range",
         "coupon_already_redeemed",
         "coupon_voided",
         "coupon_expired",

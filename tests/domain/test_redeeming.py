@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.domain.cart import Discount, Line, LineDiscount, Order
+from hub.domain.errors import DomainError
 from hub.domain.redeeming import CouponFacts, RedeemContext, check_redeemable, effective_state
 from hub.domain.state import CouponState
 from hub.domain.templates import (
@@ -99,12 +100,23 @@ def test_order_without_lines_is_fine_without_product_rules():
     [
         (CouponState.REDEEMED, "coupon_already_redeemed"),
         (CouponState.VOIDED, "coupon_voided"),
-        (CouponState.EXPIRED, "coupon_expired"),
     ],
 )
 def test_state_refusals(state, code):
     with raises_code(code):
         check_redeemable(facts(state=state), ctx(), ORDER)
+
+
+def test_expired_by_the_sweep_is_judged_at_the_time_given():
+    """Swept (``expired``) or not (``issued``), a coupon redeems the same way at a time
+    inside its window and is refused the same way at a time after it."""
+    inside, after = WINDOW.end - timedelta(microseconds=1), WINDOW.end
+    for state in (CouponState.ISSUED, CouponState.EXPIRED):
+        assert check_redeemable(facts(state=state), ctx(at=inside), ORDER).total == 1000
+        with raises_code("coupon_expired", valid_until=WINDOW.end.isoformat()):
+            check_redeemable(facts(state=state), ctx(at=after), ORDER)
+    with raises_code("coupon_voided"):
+        check_redeemable(facts(state=CouponState.VOIDED), ctx(at=inside), ORDER)
 
 
 # --- validity window -----------------------------------------------------------------------
@@ -329,6 +341,9 @@ def test_not_yet_valid_comes_after_state_and_before_store():
 def test_expired_state_wins_over_window_and_store():
     f = facts(template(stores=frozenset({"S001"})), state=CouponState.EXPIRED)
     with raises_code("coupon_expired"):
+        check_redeemable(f, ctx(at=WINDOW.end + timedelta(days=1), store="S999"), ORDER)
+    # judged inside the window, a swept coupon goes on to the other checks
+    with raises_code("store_not_allowed"):
         check_redeemable(f, ctx(store="S999"), ORDER)
 
 
@@ -357,7 +372,13 @@ def test_effective_state_issued():
     assert effective_state(CouponState.ISSUED, WINDOW, later) is CouponState.EXPIRED
 
 
-@pytest.mark.parametrize("state", [CouponState.REDEEMED, CouponState.VOIDED, CouponState.EXPIRED])
+def test_effective_state_expired_reads_issued_inside_the_window():
+    assert effective_state(CouponState.EXPIRED, WINDOW, NOON_WED) is CouponState.ISSUED
+    for at in (WINDOW.end, WINDOW.end + timedelta(days=9)):
+        assert effective_state(CouponState.EXPIRED, WINDOW, at) is CouponState.EXPIRED
+
+
+@pytest.mark.parametrize("state", [CouponState.REDEEMED, CouponState.VOIDED])
 def test_effective_state_of_other_states_is_unchanged(state):
     for at in (WINDOW.start - timedelta(days=1), NOON_WED, WINDOW.end,
                WINDOW.end + timedelta(days=9)):
@@ -369,7 +390,12 @@ def test_effective_state_of_other_states_is_unchanged(state):
        st.integers(-40 * 86400, 80 * 86400).map(lambda s: WINDOW.start + timedelta(seconds=s)))
 def test_effective_state_matches_redeem_outcome(state, at):
     eff = effective_state(state, WINDOW, at)
-    assert eff in (state, CouponState.EXPIRED)
+    assert eff in (state, CouponState.EXPIRED, CouponState.ISSUED)
     if eff is CouponState.EXPIRED:
         with raises_code("coupon_expired"):
             check_redeemable(facts(state=state), ctx(at=at), Order("o", 9000))
+    elif eff is CouponState.ISSUED:  # issued, or swept but judged inside the window
+        try:
+            check_redeemable(facts(state=state), ctx(at=at), Order("o", 9000))
+        except DomainError as err:
+            assert err.code != "coupon_expired"

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from hub.domain.errors import ERROR_CODES, DomainError
-from hub.domain.state import Action, CouponState, transition
+from hub.domain.state import Action, CouponState, redeemable_states, transition
 
 from ._helpers import raises_code
 
@@ -23,6 +23,8 @@ LEGAL: dict[tuple[CouponState, Action, bool], CouponState] = {
     (S.ISSUED, A.VOID, False): S.VOIDED,
     (S.REDEEMED, A.REVERSE, True): S.ISSUED,
     (S.REDEEMED, A.REVERSE, False): S.EXPIRED,
+    # an offline redemption judged inside the window, uploaded after the expiry sweep
+    (S.EXPIRED, A.REDEEM, True): S.REDEEMED,
 }
 
 # (state, action) → refusal code, for the illegal moves
@@ -31,7 +33,6 @@ ILLEGAL: dict[tuple[CouponState, Action], str] = {
     (S.REDEEMED, A.REDEEM): "coupon_already_redeemed",
     (S.REDEEMED, A.EXPIRE): "illegal_transition",
     (S.REDEEMED, A.VOID): "illegal_transition",
-    (S.EXPIRED, A.REDEEM): "coupon_expired",
     (S.EXPIRED, A.REVERSE): "coupon_not_redeemed",
     (S.EXPIRED, A.EXPIRE): "illegal_transition",
     (S.EXPIRED, A.VOID): "illegal_transition",
@@ -51,11 +52,26 @@ def test_enums():
     assert S("redeemed") is S.REDEEMED
 
 
+# legal only with the window open at the judged time (else the refusal given)
+WINDOW_BOUND: dict[tuple[CouponState, Action], str] = {(S.EXPIRED, A.REDEEM): "coupon_expired"}
+
+
 def test_table_covers_every_pair_exactly_once():
     legal_pairs = {(s, a) for s, a, _ in LEGAL}
     assert legal_pairs.isdisjoint(ILLEGAL)
     assert legal_pairs | set(ILLEGAL) == set(ALL_PAIRS)
     assert len(ALL_PAIRS) == 16
+
+
+@pytest.mark.parametrize("window_open", [False, None])
+def test_expired_redeems_only_with_the_window_open_at_the_judged_time(window_open):
+    for (state, action), code in WINDOW_BOUND.items():
+        with raises_code(code):
+            transition(state, action, window_open=window_open)
+
+
+def test_redeemable_states_are_issued_and_expired_not_voided_or_redeemed():
+    assert redeemable_states() == (S.ISSUED, S.EXPIRED)
 
 
 @pytest.mark.parametrize(("state", "action", "window_open"), sorted(LEGAL))
@@ -91,6 +107,8 @@ def test_illegal_transitions(state, action, window_open):
 @pytest.mark.parametrize("final", [S.EXPIRED, S.VOIDED])
 def test_final_states_admit_no_move(final):
     for action in Action:
+        if (final, action) in WINDOW_BOUND:
+            continue
         for window_open in (True, False):
             with pytest.raises(DomainError) as info:
                 transition(final, action, window_open=window_open)

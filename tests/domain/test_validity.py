@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.domain.templates import FixedWindow, RelativeWindow
-from hub.domain.validity import Window, window_for
+from hub.domain.templates import MAX_DAYS, FixedWindow, RelativeWindow
+from hub.domain.validity import Window, check_issuable, to_utc, window_for
 
-from ._helpers import NO_DB
+from ._helpers import NO_DB, raises_code
 
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")
@@ -215,3 +215,49 @@ def test_fixed_window_properties(start, length):
     assert_utc(w.start)
     assert_utc(w.end)
     assert w.end - w.start == length
+
+
+# --- the ends of the UTC range (issue 9, item 9) ----------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
+                                  "0001-01-01T13:59:59+14:00"])
+def test_a_time_with_no_utc_instant_is_out_of_range(text):
+    with raises_code("datetime_out_of_range") as info:
+        to_utc(datetime.fromisoformat(text), "occurred_at")
+    assert info.value.extra["errors"][0]["field"] == "occurred_at"
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00-14:00", "9999-12-31T23:59:59+14:00",
+                                  "0001-01-01T14:00:00+14:00"])
+def test_the_extremes_that_exist_convert(text):
+    value = datetime.fromisoformat(text)
+    assert to_utc(value, "x") == value and to_utc(value, "x").tzinfo is UTC
+
+
+def test_fixed_window_with_no_utc_instant_is_out_of_range():
+    start = datetime.fromisoformat("0001-01-01T00:00:00+14:00")
+    end = datetime(2030, 1, 1, tzinfo=UTC)
+    with raises_code("datetime_out_of_range"):
+        window_for(FixedWindow(start, end), datetime(2026, 1, 1, tzinfo=UTC), SH)
+
+
+def test_relative_window_beyond_the_bounds_is_out_of_range():
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    window_for(RelativeWindow(MAX_DAYS, MAX_DAYS), now, SH)  # the longest one works
+    for validity in (RelativeWindow(MAX_DAYS + 1), RelativeWindow(1, MAX_DAYS + 1),
+                     RelativeWindow(10**9), RelativeWindow(0)):
+        with raises_code("datetime_out_of_range"):
+            window_for(validity, now, SH)
+    near_the_end = datetime(9999, 12, 1, tzinfo=UTC)
+    with raises_code("datetime_out_of_range"):
+        window_for(RelativeWindow(365), near_the_end, SH)
+
+
+def test_a_window_that_has_closed_could_never_issue():
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    check_issuable(FixedWindow(now - timedelta(days=2), now + timedelta(seconds=1)), now)
+    check_issuable(RelativeWindow(1), now)
+    for end in (now, now - timedelta(days=1)):
+        with raises_code("invalid_template"):
+            check_issuable(FixedWindow(now - timedelta(days=2), end), now)

@@ -489,7 +489,13 @@ def only_domain_errors(variant: Any, operation: str, body: bytes) -> None:
     try:
         command = variant.parse(operation, body, {})
     except DomainError as err:
-        assert err.code in ("malformed_json", "invalid_pos_payload"), err.code
+        assert err.code in (
+            "malformed_json",
+            "invalid_pos_payload",
+            "duplicate_json_key",
+            "invalid_characters",
+            "datetime_out_of_range",
+        ), err.code
         assert err.status in (400, 422)
         return
     assert isinstance(command, InboundCommand) and command.operation == operation

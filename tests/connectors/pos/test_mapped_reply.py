@@ -16,7 +16,8 @@ from connectors.pos.mapped import (
     MappedVariant,
     MappingError,
 )
-from hub.connectors import InboundResult
+from hub.connectors import InboundResult, PayloadError
+from hub.services.problems import problem_for
 from hub.testing.events import CASH_CODE, GIFT_CODE
 from hub.testing.payloads import REFUSALS, SUCCESS
 
@@ -277,10 +278,15 @@ def test_a_null_reply_raises_a_mapping_error(tmp_path: Path) -> None:
         variant.reply("redeem", None, SUCCESS["redeem"])
 
 
-def test_lone_surrogates_from_the_request_are_escaped() -> None:
+def test_lone_surrogates_from_the_request_are_refused_and_escaped() -> None:
+    """A lone surrogate cannot be stored (``invalid_characters``, as on every JSON
+    route); the refusal still echoes the request id, escaped."""
     doc = json.loads((FIXTURES / "mapped_acme_redeem.json").read_text())
     body = json.dumps(doc).replace("ACME-SH001-T02-20261125-000187", "\\ud800x").encode()
-    cmd = ACME.parse("redeem", body, {})
-    reply = ACME.reply("redeem", cmd, SUCCESS["redeem"])
+    with pytest.raises(PayloadError) as info:
+        ACME.parse("redeem", body, {})
+    assert info.value.code == "invalid_characters"
+    refused = InboundResult(info.value.status, problem_for(info.value))
+    reply = ACME.reply("redeem", info.value.partial, refused)
     assert json.loads(reply.body)["req_id"] == "\ud800x"
     reply.body.decode("ascii")
