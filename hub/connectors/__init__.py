@@ -1,4 +1,4 @@
-"""The connector plugin protocol and registry (DESIGN.md "Connector plugins").
+"""The connector plugin protocol and registry (docs/architecture.md, "The plugin protocol").
 
 Plugin authors import everything from here::
 

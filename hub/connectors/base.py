@@ -1,6 +1,6 @@
 """The connector base class: the plugin protocol, with the hub's defaults.
 
-A connector is pure translation (DESIGN.md "Connector plugins"). Outbound it turns an
+A connector is pure translation (docs/architecture.md, "The plugin protocol"). Outbound it turns an
 event envelope into HTTP request(s) and HTTP outcomes into :class:`Delivered`,
 :class:`Retry` or :class:`Failed`; inbound it turns a vendor payload into a command and
 the hub's result into the vendor's reply. Transport, retries, sessions, ordering and

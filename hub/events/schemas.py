@@ -452,7 +452,8 @@ ENVELOPE_SCHEMA: Schema = {
     "$schema": DIALECT,
     "$id": ENVELOPE_ID,
     "title": "Redemption Hub event",
-    "description": "Envelope of every event the hub publishes (DESIGN.md, Events out). "
+    "description": "Envelope of every event the hub publishes (docs/architecture.md, "
+    "The outbox and delivery). "
     "`id` is stable across redeliveries: receivers deduplicate on it.",
     "type": "object",
     "required": ["id", "type", "occurred_at", "recorded_at", "merchant_id", "data"],

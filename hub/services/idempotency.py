@@ -1,4 +1,4 @@
-"""Idempotency-Key handling (DESIGN.md "Inbound redeem").
+"""Idempotency-Key handling (docs/architecture.md, "The redeem, step by step").
 
 A key is scoped to the API key that sent it. The record is inserted in the *same*
 transaction as the work it protects and updated with the response before commit,

@@ -69,7 +69,8 @@ def envelope(
     recorded_at: datetime,
     data: dict[str, Any],
 ) -> dict[str, Any]:
-    """The published form of an event (DESIGN.md "Events out"); ``id`` is the dedupe key."""
+    """The published form of an event (docs/architecture.md, "The outbox and delivery");
+    ``id`` is the dedupe key."""
     from hub.services.jsonio import iso
 
     return {

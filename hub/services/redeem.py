@@ -1,10 +1,11 @@
 """The hot path: validate (dry run), redeem and reverse.
 
-Written with SQLAlchemy Core in the fewest round trips (DESIGN.md performance
-budget). A redeem is one transaction: idempotency claim → coupon read → conditional
-``UPDATE … WHERE status = 'issued'`` → redemption insert → outbox insert →
-idempotency completion. The conditional update is what makes a coupon redeemable
-at most once under any race; the domain decides everything else.
+Written with SQLAlchemy Core in the fewest round trips (docs/architecture.md, "Why
+the hot path is Core, not the ORM"). A redeem is one transaction: idempotency claim →
+coupon read → conditional ``UPDATE … WHERE status = 'issued'`` → redemption insert →
+outbox insert → idempotency completion (docs/architecture.md, "The redeem, step by
+step"). The conditional update is what makes a coupon redeemable at most once under
+any race; the domain decides everything else.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Idempotency-Key semantics (DESIGN.md "Inbound redeem"), on both backends.
+"""Idempotency-Key semantics (README "Present → verify → done"; docs/architecture.md,
+"The redeem, step by step"), on both backends.
 
 Same key + same request → the first response byte for byte with
 ``Idempotent-Replayed: true``; same key + other request → 422; keys are scoped to the
