@@ -250,7 +250,8 @@ def order(
 # --- a real server for concurrency tests ----------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (bound and released at once)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -259,7 +260,7 @@ def _free_port() -> int:
 @pytest.fixture
 def live_server(db: Engine, clock: Clock) -> Iterator[str]:
     """The app served by uvicorn on a loopback port, in a thread; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         create_app(db, clock=clock),
         host="127.0.0.1",

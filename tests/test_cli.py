@@ -26,7 +26,7 @@ from hub.cli import main
 from hub.db.engine import make_engine
 from hub.db.schema import api_keys, coupons, idempotency_keys, merchants, stores
 from hub.services.keys import authenticate
-from tests.conftest import BACKENDS, PG_URL
+from tests.conftest import BACKENDS, PG_URL, free_port
 
 HUB = Path(sys.executable).parent / "hub"
 
@@ -172,12 +172,6 @@ def test_idempotency_purge(tmp_path):
 # --- hub serve (a real process) ------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -193,7 +187,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60
 
 @contextmanager
 def serve(workdir: Path, db: Path, demo: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     with (workdir / f"serve-{port}.log").open("wb") as log:
         proc = subprocess.Popen(
             [str(HUB), "serve", "--db", str(db), "--port", str(port), "--demo-file", str(demo)],

@@ -28,6 +28,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.conftest import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -78,12 +80,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_installed_package_carries_its_data(installed: Path, tmp_path: Path):
     env = _clean_env(tmp_path)
     venv = installed.parent
@@ -115,7 +111,7 @@ def test_the_installed_hub_serves_the_demo_and_the_mappings(installed: Path, tmp
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     env = _clean_env(tmp_path)
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen([str(installed / "hub"), "serve", "--port", str(port)],
                             cwd=run_dir, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hub.domain.errors import ERROR_CODES
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -42,15 +43,9 @@ def test_error_table_matches_the_catalogue():
     assert {code: (int(status), meaning) for code, status, meaning in rows} == ERROR_CODES
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served_demo(tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "HUB_DATABASE_URL"}
     proc = subprocess.Popen([HUB, "serve", "--port", str(port)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import free_port
 from tests.delivery.receiver import receiver_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,15 +107,9 @@ def test_the_plugin_passes_the_contract_kit_from_its_own_tests(plugin_site: Path
     assert " passed" in done.stdout and "failed" not in done.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(plugin_site: Path, tmp_path: Path) -> Iterator[tuple[str, dict]]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(BIN / "hub"), "serve", "--port", str(port)],
         cwd=tmp_path,

@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hub.delivery import queue
 from hub.delivery.runtime import Runtime
 from tests.conftest import issue, make_template, order
-from tests.delivery.test_webhook_flow import subscribe
+from tests.delivery.support import subscribe
 
 
 def test_health_and_ready_need_no_key(client):

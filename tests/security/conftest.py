@@ -1,3 +1,12 @@
 """Fixtures shared by the security tests."""
 
-from tests.api.test_auth_scope import world  # noqa: F401  (the fixture, re-exported)
+from __future__ import annotations
+
+import pytest
+
+from tests.api.world import World, make_world
+
+
+@pytest.fixture
+def world(client, db, merchant, clock) -> World:
+    return make_world(client, db, merchant, clock)

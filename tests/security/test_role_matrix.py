@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hub.api.permissions import PERMISSIONS, PUBLIC_PREFIXES, ROLES, markdown_table
 from hub.services import keys
-from tests.api.test_auth_scope import World, assert_problem, operations
+from tests.api.world import World, assert_problem, operations
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -27,8 +27,8 @@ from hub.connectors import (
 from hub.delivery.exchange import MAX_STEPS, SessionCache, check_connection, run_exchange
 from hub.domain.errors import DomainError
 from hub.testing import NOW, sample_event
-from tests.connectors.erp.test_tryton_contract import CONFIG
 from tests.connectors.erp.tryton_fakes import (
+    CONFIG,
     domain_of,
     done_shipment,
     ok,

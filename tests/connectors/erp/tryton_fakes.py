@@ -14,6 +14,17 @@ from urllib.parse import parse_qs, urlsplit
 
 from hub.connectors import OutboundRequest, OutboundResponse
 
+# a subscription config the unit and contract tests share
+CONFIG: dict[str, Any] = {
+    "base_url": "https://erp.example.com",
+    "database": "tryton",
+    "app_key": "0123456789abcdef0123456789abcdef",
+    "company": 1,
+    "locations": {"SH-001": 3, "SH-002": 3, "BJ-001": 11},
+    "lost_found_location": 4,
+}
+
+
 BUTTON_STATES = {
     "wait": "waiting",
     "assign_try": "assigned",

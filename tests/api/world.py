@@ -1,0 +1,176 @@
+"""The "world" the API's scope tests and the security matrix run in: merchant A with a
+template, coupons, a redemption, a subscription and its delivery, and how to call every
+operation of the app as if entitled to it. The ``world`` fixture is registered in the
+``conftest.py`` of the folders it serves (``tests/api/``, ``tests/security/``)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, func, select
+
+from hub.db.schema import coupon_templates, coupons, redemptions, stores
+from hub.services import keys
+from hub.services.problems import PROBLEM_MEDIA_TYPE
+from tests.conftest import Clock, Merchant, issue, make_template, order
+
+OPEN_PATHS = ("/health", "/ready", "/metrics", "/schema")
+IGNORED_METHODS = {"OPTIONS", "HEAD"}
+
+
+def new_key() -> str:
+    return uuid.uuid4().hex
+
+
+def operations(app: Any) -> list[tuple[str, str]]:
+    """(method, route path) of every operation that needs a key."""
+    ops = []
+    for route in app.routes:
+        if route.path.startswith(OPEN_PATHS):
+            continue
+        for method in sorted(set(route.methods) - IGNORED_METHODS):
+            ops.append((method, route.path))
+    return sorted(ops)
+
+
+def fill(path: str, params: dict[str, str]) -> str:
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: params[m.group(1)], path)
+
+
+def assert_problem(r: httpx.Response, status: int, code: str, what: str = "") -> None:
+    assert r.status_code == status, f"{what}: {r.status_code} {r.text[:300]}"
+    assert r.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE), what
+    assert r.json()["code"] == code, f"{what}: {r.text[:300]}"
+
+
+@dataclass
+class World:
+    """Merchant A with a template, two issued coupons and one redeemed at SH-001."""
+
+    client: Any
+    db: Engine
+    m: Merchant
+    clock: Clock
+    tpl: str
+    code: str  # issued, unassigned
+    spare: str  # issued, unassigned
+    redeemed: str
+    rid: str
+    sub: str  # a webhook subscription
+    dlv: str  # its delivery of the redemption
+    spare_key: str = ""  # an API key's id that calls may revoke
+
+    def params(self) -> dict[str, str]:
+        return {
+            "code": self.code,
+            "template_id": self.tpl,
+            "redemption_id": self.rid,
+            "event_type": "coupon.redeemed",
+            "subscription_id": self.sub,
+            "delivery_id": self.dlv,
+            # POS formats: the native one, on its harmless dry run
+            "connector": "pos.native",
+            "operation": "validate",
+            "key_id": self.spare_key,
+        }
+
+    def call(
+        self, method: str, route: str, auth: dict[str, str], params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """One operation with a valid body, as if the caller were entitled to it."""
+        headers = {**auth, "Idempotency-Key": new_key()}
+        body = BODIES.get((method, route))
+        if method == "POST" and route in ("/v1/redemptions/validate", POS_ROUTE):
+            body = {**BODIES[("POST", "/v1/redemptions")], "code": self.spare}
+        elif method == "POST" and route == "/v1/redemptions":
+            body = {**BODIES[("POST", "/v1/redemptions")], "code": self.code}
+        path = fill(route, params or self.params())
+        return self.client.request(method, path, json=body, headers=headers)
+
+    def coupon_status(self, code: str) -> str:
+        with self.db.connect() as conn:
+            return str(
+                conn.execute(select(coupons.c.status).where(coupons.c.code == code)).scalar()
+            )
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """All of merchant A that an unauthorised or out-of-scope call could change."""
+        mine = self.m.id
+        c, t, r = coupons.c, coupon_templates.c, redemptions.c
+        with self.db.connect() as conn:
+            return (
+                conn.execute(
+                    select(c.code, c.status, c.customer_id)
+                    .where(c.merchant_id == mine)
+                    .order_by(c.code)
+                ).all(),
+                conn.execute(
+                    select(t.id, t.status, t.issued_count)
+                    .where(t.merchant_id == mine)
+                    .order_by(t.id)
+                ).all(),
+                conn.execute(
+                    select(r.id, r.status).where(r.merchant_id == mine).order_by(r.id)
+                ).all(),
+                conn.execute(
+                    select(func.count()).select_from(stores).where(stores.c.merchant_id == mine)
+                ).scalar(),
+            )
+
+
+POS_ROUTE = "/v1/pos/{connector:str}/{operation:str}"
+BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/v1/keys"): {"role": "analyst", "name": "matrix", "stores": ["SH-001"]},
+    ("POST", "/v1/redemptions"): {"store": "SH-001", "order": order()},
+    ("POST", "/v1/redemptions/{redemption_id:str}/reversal"): {"reason": "refund"},
+    ("POST", "/v1/coupons/{code:str}/claim"): {"customer": "M0001"},
+    ("POST", "/v1/coupons/{code:str}/void"): {"reason": "mistake"},
+    ("POST", "/v1/templates"): {
+        "name": "new",
+        "benefit": {"kind": "threshold", "threshold": 100, "discount": 10},
+        "validity": {"type": "relative", "days": 3},
+    },
+    ("POST", "/v1/templates/{template_id:str}/coupons"): {"count": 2},
+    ("POST", "/v1/stores"): {"code": "NEW-1", "name": "New"},
+    ("POST", "/v1/products"): {"sku": "TEA-9", "name": "Tea", "category": "drinks", "price": 900},
+    ("POST", "/v1/customers"): {"external_id": "C-NEW"},
+    ("POST", "/v1/subscriptions"): {
+        "connector": "webhook",
+        "config": {"url": "https://receiver.example/new", "secret": "whsec_" + "QUJDRA" * 4},
+        "events": ["*"],
+    },
+    ("PATCH", "/v1/subscriptions/{subscription_id:str}"): {"description": "changed"},
+}
+
+
+def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> World:
+    """Merchant A with a template, three coupons (one redeemed at SH-001), a webhook
+    subscription with its delivery, and a spare API key."""
+    tpl = make_template(db, merchant, clock.now)
+    code, spare, redeemed = issue(db, merchant, tpl, clock.now, count=3)
+    sub = client.post(
+        "/v1/subscriptions",
+        json={
+            "connector": "webhook",
+            "config": {"url": "https://receiver.example/a", "secret": "whsec_" + "QUJDRA" * 4},
+            "events": ["coupon.redeemed"],
+        },
+        headers=merchant.auth(),
+    )
+    assert sub.status_code == 201, sub.text
+    r = client.post(
+        "/v1/redemptions",
+        json={"code": redeemed, "store": "SH-001", "order": order()},
+        headers={**merchant.auth(), "Idempotency-Key": "setup"},
+    )
+    assert r.status_code == 201, r.text
+    [dlv] = client.get("/v1/deliveries", headers=merchant.auth()).json()["items"]
+    spare_key = keys.create_key(db, merchant.id, "analyst", clock.now, name="spare").id
+    return World(
+        client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
+        sub.json()["id"], dlv["id"], spare_key,
+    )
