@@ -257,6 +257,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_free_port = free_port  # its name before issue 10; tests written against it still import
+
+
 @pytest.fixture
 def live_server(db: Engine, clock: Clock) -> Iterator[str]:
     """The app served by uvicorn on a loopback port, in a thread; yields its base URL."""

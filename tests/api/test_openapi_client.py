@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import _free_port
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ PACKAGE = "hubclient"
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """``hub serve`` on a free loopback port with a temporary SQLite database."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     hub = Path(sys.executable).with_name("hub")
     proc = subprocess.Popen(

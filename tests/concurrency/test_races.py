@@ -300,13 +300,13 @@ def test_fifty_redeems_through_a_starved_pool_still_redeem_once(db, merchant, cl
 
     from hub.api.app import create_app
     from hub.db.engine import make_engine
-    from tests.conftest import _free_port
+    from tests.conftest import free_port
 
     tpl = make_template(db, merchant, clock.now)
     [code] = issue(db, merchant, tpl, clock.now)
     starved = make_engine(db.url.render_as_string(hide_password=False),
                           pool_size=2, max_overflow=0, pool_timeout=0.05)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(starved, clock=clock), host="127.0.0.1",
                                            port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -40,7 +40,7 @@ from hub.api.pos import POS_MAX_BODY
 from hub.api.redemptions import REDEEM_MAX_BODY
 from hub.domain.errors import ERROR_CODES
 from hub.services.problems import PROBLEM_MEDIA_TYPE
-from tests.conftest import Clock, Merchant, _free_port, issue, make_template, order
+from tests.conftest import Clock, Merchant, free_port, issue, make_template, order
 
 JSON = {"Content-Type": "application/json"}
 
@@ -266,7 +266,7 @@ def test_url_limit(client: TestClient[Any], merchant: Merchant) -> None:
 @pytest.fixture
 def hardened_server(db: Engine, clock: Clock) -> Iterator[str]:
     """The app under uvicorn with the parser limit ``hub serve`` uses."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         create_app(db, clock=clock),
         host="127.0.0.1",
