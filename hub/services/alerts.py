@@ -4,7 +4,7 @@ An alert is an event like any other — written with the change it reports, in t
 transaction — so a subscription to ``alert.raised`` can page someone. Kinds:
 
 * ``subscription_circuit_open`` — a subscription's deliveries keep failing
-  (hub/delivery/attempt.py);
+  (hub/delivery/breaker.py);
 * ``code_enumeration_suspected`` — a key or address was blocked for guessing codes
   (hub/services/guard.py);
 * ``repeat_redemption_attempt`` — 同一券码短时间内多次核销: a redeemed code presented
