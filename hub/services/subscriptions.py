@@ -23,8 +23,8 @@ from hub.secrets import decrypt_fields, encrypt_config, keyring
 from hub.services import audit
 from hub.services.jsonio import iso
 from hub.services.outbox import EVENT_TYPES, announce_after_commit
+from hub.services.paging import newest_first, split_page
 from hub.services.principal import Principal
-from hub.services.queries import newest_first, split_page
 
 DELIVERY_STATUSES = ("pending", "delivering", "succeeded", "retrying", "dead", "cancelled")
 # what the attempt log keeps of a receiver's answer (and of an error): enough to see
