@@ -846,9 +846,8 @@ def connectors_about(name: str) -> None:
 def connectors_check(name: str, config_file: Any) -> None:
     """Check a configuration: its schema, then connectivity and credentials."""
     from hub.connectors import Delivered, get_connector
-    from hub.delivery.attempt import http_transport
     from hub.delivery.exchange import check_connection
-    from hub.delivery.runtime import delivery_client
+    from hub.delivery.transport import delivery_client, http_transport
     from hub.egress import check_config_urls
     from hub.secrets import hidden_strings, scrub
 

@@ -42,9 +42,14 @@ from urllib.parse import quote, quote_plus, unquote, urlsplit
 import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Engine, select, update
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
-from hub.db.engine import write_conn
+from hub.connectors import get_connector
+from hub.db.engine import normalize_url, write_conn
+from hub.db.schema import subscriptions as subs
+from hub.domain.errors import DomainError
+from hub.services import audit
+from hub.services.principal import Principal
 
 log = structlog.get_logger("hub.secrets")
 
@@ -139,10 +144,6 @@ _memory_key: Keyring | None = None
 def key_file_for(url: URL | str) -> Path | None:
     """The key file used without ``HUB_SECRET_KEY``: next to a SQLite file, else in the
     working directory; ``None`` for an in-memory SQLite database."""
-    from sqlalchemy.engine import make_url
-
-    from hub.db.engine import normalize_url
-
     u = make_url(normalize_url(url)) if isinstance(url, str) else url
     if u.get_backend_name() == "sqlite":
         database = u.database or ""
@@ -455,8 +456,6 @@ def probe(engine: Engine, limit: int = 200) -> tuple[int, list[str]]:
     how many were tried, and the subscriptions whose secrets no key opens. ``hub serve``
     and ``hub worker`` run it at start, so a wrong key (or a key file in another working
     directory) is reported at once rather than by every delivery."""
-    from hub.db.schema import subscriptions as subs
-
     ring = keyring(engine)
     tried, failed = 0, []
     with engine.connect() as conn:
@@ -503,12 +502,6 @@ def rotate_all(engine: Engine) -> Rotation:
     encrypt the plaintext ones. A subscription whose secret no key opens is left as it
     is and reported; the others are rewritten, each in its own short transaction (a
     concurrent change to the same subscription is never lost)."""
-    from hub.connectors import get_connector
-    from hub.db.schema import subscriptions as subs
-    from hub.domain.errors import DomainError
-    from hub.services import audit
-    from hub.services.principal import Principal
-
     ring = keyring(engine)
     result = Rotation()
     with engine.connect() as conn:

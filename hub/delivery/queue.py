@@ -3,22 +3,27 @@
 The database is the source of truth: a message only says "look at delivery X now".
 Lost, duplicated or late messages are harmless — the worker re-checks the record, and
 the sweeper re-enqueues whatever is due.
+
+Wiring, set at start-up by whoever configures the broker (no module reaches for a global
+runtime): :func:`configure` installs :func:`enqueue` as the outbox's announcer (so the
+services announce new deliveries without knowing this module), and takes the
+``handler`` the ``deliver`` actor calls with each delivery id (``Runtime.deliver``).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any
 
 import dramatiq
 import structlog
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import Connection
 
-from hub.db.engine import after_commit
 from hub.delivery.backoff import BrokerBackoff
+from hub.services import outbox
 
 log = structlog.get_logger("hub.delivery")
 
@@ -91,9 +96,18 @@ def make_broker(url: str | None) -> dramatiq.Broker:
     return RabbitmqBroker(url=url)
 
 
-def configure(url: str | None) -> dramatiq.Broker:
-    """Create the broker and declare the actor on it (once per process)."""
+Handler = Callable[[str], object]
+"""What the ``deliver`` actor does with a delivery id (``Runtime.deliver``)."""
+
+
+def configure(url: str | None, *, handler: Handler | None = None) -> dramatiq.Broker:
+    """Create the broker and declare the actor on it (once per process), and install
+    :func:`enqueue` as the outbox's announcer. ``handler`` (if given, also on a later
+    call) is what the actor does with each message: the delivery runtime passes its
+    ``deliver``; a process without one (an API that only enqueues) consumes nothing."""
     with _lock:
+        if handler is not None:
+            _state["handler"] = handler
         if "broker" in _state:
             return _state["broker"]  # type: ignore[no-any-return]
         broker = make_broker(url)
@@ -112,7 +126,15 @@ def configure(url: str | None) -> dramatiq.Broker:
             outgoing=SimpleQueue(),
             backoff=BrokerBackoff(shown_url(url) if url else "stub"),
         )
+        outbox.announce_with(enqueue)
         return broker
+
+
+def release(handler: Handler) -> None:
+    """Stop calling ``handler`` (a runtime that stops); another one's stays."""
+    with _lock:
+        if _state.get("handler") == handler:
+            del _state["handler"]
 
 
 def reset() -> None:
@@ -123,6 +145,7 @@ def reset() -> None:
         if outgoing is not None:
             outgoing.put(None)  # stops the sender thread
         _state.clear()
+        outbox.announce_with(None)
     if broker is not None:
         broker.close()
 
@@ -189,13 +212,6 @@ def enqueue(ids: list[str]) -> None:
         _state["outgoing"].put(delivery_id)
 
 
-def enqueue_after_commit(conn: Connection, ids: list[str]) -> None:
-    """Enqueue ``ids`` once ``conn``'s write transaction has committed (never before:
-    a worker must find the records)."""
-    if ids:
-        after_commit(conn, lambda: enqueue(ids))
-
-
 def _send_loop(actor: Any, outgoing: SimpleQueue[str | None]) -> None:
     """Send ids to the broker. While it is down (see :mod:`hub.delivery.backoff`) ids are
     dropped until the next attempt is due, and failures are said once per backoff step:
@@ -213,10 +229,8 @@ def _send_loop(actor: Any, outgoing: SimpleQueue[str | None]) -> None:
 
 
 def _deliver(delivery_id: str) -> None:
-    from hub.delivery.runtime import current
-
-    rt = current()
-    if rt is None:
+    handler: Handler | None = _state.get("handler")
+    if handler is None:
         log.warning("delivery.no_runtime", delivery_id=delivery_id)
         return
-    rt.deliver(delivery_id)
+    handler(delivery_id)

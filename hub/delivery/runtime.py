@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import dramatiq
 import httpx
@@ -22,31 +21,20 @@ from hub import egress
 from hub.connectors import load_connectors
 from hub.db.engine import write_conn
 from hub.delivery import queue
-from hub.delivery.attempt import claim, record, send
+from hub.delivery.attempt import send
 from hub.delivery.backoff import BrokerBackoff, ConsumerErrorFilter
+from hub.delivery.claim import claim, record
 from hub.delivery.sweeper import sweep
+from hub.delivery.transport import delivery_client, http_transport
 
 log = structlog.get_logger("hub.delivery")
 
 SWEEP_INTERVAL = 1.0
 BROKER_WATCH_INTERVAL = 5.0
-_current: Runtime | None = None
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def delivery_client() -> httpx.Client:
-    """The HTTP client deliveries go out on. It keeps no cookies: one subscription's
-    session cookie must never ride along on another's request to the same host
-    (connectors that need cookies carry them in their session headers). Every
-    connection it makes passes the egress policy (:mod:`hub.egress`); it follows no
-    redirect."""
-    return egress.client(
-        limits=httpx.Limits(max_connections=64),
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-    )
 
 
 class Runtime:
@@ -59,6 +47,7 @@ class Runtime:
         self.engine = engine
         self.clock = clock
         self.client = client or delivery_client()
+        self.transport = http_transport(self.client)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._worker: dramatiq.Worker | None = None
@@ -71,7 +60,7 @@ class Runtime:
             claimed = claim(conn, delivery_id, started)
         if claimed is None:
             return "skipped"
-        sent = send(self.client, claimed, started)
+        sent = send(self.transport, claimed, started)
         return record(self.engine, claimed, sent, started, self.clock(), queue.enqueue)
 
     def sweep_once(self) -> list[str]:
@@ -93,14 +82,13 @@ class Runtime:
 
     # --- threads ------------------------------------------------------------------
     def start(self, *, worker: bool, threads: int = 8) -> None:
-        """Install as this process's runtime; start the sweeper (and a dramatiq worker)."""
-        global _current
-        _current = self
+        """Configure this process's broker with this runtime as the handler of its
+        messages; start the sweeper (and a dramatiq worker)."""
         load_connectors()  # import every plugin now, not inside the first deliveries
         log.info(  # what the operator opened beyond public addresses (HUB_EGRESS_ALLOW)
             "egress.policy", allow=[str(n) for n in egress.allowed_networks()] or "public only"
         )
-        broker = queue.configure(queue.broker_url())
+        broker = queue.configure(queue.broker_url(), handler=self.deliver)
         if worker:
             self._worker = dramatiq.Worker(broker, worker_threads=threads, queues={queue.QUEUE})
             self._worker.start()
@@ -162,16 +150,10 @@ class Runtime:
                 log.exception("sweeper.failed")
 
     def stop(self) -> None:
-        global _current
         self._stop.set()
         if self._worker is not None:
             self._worker.stop()
         for t in self._threads:
             t.join(timeout=5)
-        if _current is self:
-            _current = None
+        queue.release(self.deliver)
         self.client.close()
-
-
-def current() -> Runtime | None:
-    return _current

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, bindparam, select, update
 
 from hub.db.engine import write_conn
 from hub.db.schema import deliveries
-from hub.delivery.attempt import claimable_condition
+from hub.delivery.claim import claimable_condition
 
 SWEEP_BATCH = 1000
 # A delivery is re-sent when no message was sent since it became due, or when the last

@@ -4,7 +4,7 @@ An alert is an event like any other — written with the change it reports, in t
 transaction — so a subscription to ``alert.raised`` can page someone. Kinds:
 
 * ``subscription_circuit_open`` — a subscription's deliveries keep failing
-  (hub/delivery/attempt.py);
+  (hub/delivery/breaker.py);
 * ``code_enumeration_suspected`` — a key or address was blocked for guessing codes
   (hub/services/guard.py);
 * ``repeat_redemption_attempt`` — 同一券码短时间内多次核销: a redeemed code presented
@@ -35,16 +35,15 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from hub.db.engine import read_conn
 from hub.db.schema import code_attempts, outbox_events, redemptions, repeat_alerts
+from hub.db.upsert import InsertIfAbsent
 from hub.domain.codes import mask
 from hub.services import outbox
 from hub.services.jsonio import iso
+from hub.services.paging import newest_first, split_page
 from hub.services.principal import Principal
-from hub.services.queries import newest_first, split_page
 
 log = structlog.get_logger("hub.alerts")
 
@@ -124,12 +123,7 @@ _ATTEMPTS = (
 _REDEMPTION = select(redemptions.c.id, redemptions.c.store_code, redemptions.c.occurred_at).where(
     redemptions.c.id == bindparam("b_id")
 )
-_PG_FIRST_ALERT = (
-    pg_insert(repeat_alerts).on_conflict_do_nothing().returning(repeat_alerts.c.coupon_id)
-)
-_SQLITE_FIRST_ALERT = (
-    sqlite_insert(repeat_alerts).on_conflict_do_nothing().returning(repeat_alerts.c.coupon_id)
-)
+_FIRST_ALERT = InsertIfAbsent(repeat_alerts, repeat_alerts.c.coupon_id)
 _NEXT_ALERT = (
     update(repeat_alerts)
     .where(
@@ -233,9 +227,8 @@ def _first_in_window(
     conn: Connection, coupon_id: str, merchant_id: str, since: datetime, now: datetime
 ) -> bool:
     """Claim this window's one alert for the coupon (race-safe on both backends)."""
-    first = _PG_FIRST_ALERT if conn.dialect.name == "postgresql" else _SQLITE_FIRST_ALERT
     row = {"coupon_id": coupon_id, "merchant_id": merchant_id, "alerted_at": now}
-    if conn.execute(first, row).first() is not None:
+    if _FIRST_ALERT.inserted(conn, row):
         return True
     again = {"b_coupon": coupon_id, "b_since": since, "b_now": now}
     return conn.execute(_NEXT_ALERT, again).first() is not None

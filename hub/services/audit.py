@@ -20,8 +20,8 @@ from hub.db.engine import read_conn
 from hub.db.schema import audit_log
 from hub.domain.ids import new_id
 from hub.services.jsonio import iso
+from hub.services.paging import newest_first, split_page
 from hub.services.principal import Principal
-from hub.services.queries import newest_first, split_page
 
 CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("hub_client_address", default=None)
 

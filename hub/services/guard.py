@@ -52,11 +52,10 @@ from typing import Literal
 
 import structlog
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from hub.db.engine import after_commit, read_conn, write_conn
 from hub.db.schema import failed_attempts, throttle_blocks
+from hub.db.upsert import InsertIfAbsent
 from hub.domain.errors import DomainError, refuse
 from hub.services import alerts
 from hub.services.jsonio import iso
@@ -153,12 +152,7 @@ _COUNT = select(func.count()).where(
     failed_attempts.c.scope == bindparam("b_scope"),
     failed_attempts.c.at > bindparam("b_since"),
 )
-_PG_NEW_BLOCK = (
-    pg_insert(throttle_blocks).on_conflict_do_nothing().returning(throttle_blocks.c.scope)
-)
-_SQLITE_NEW_BLOCK = (
-    sqlite_insert(throttle_blocks).on_conflict_do_nothing().returning(throttle_blocks.c.scope)
-)
+_NEW_BLOCK = InsertIfAbsent(throttle_blocks, throttle_blocks.c.scope)
 _PG_LOCK = select(func.pg_advisory_xact_lock(bindparam("b_lock")))
 _HAS_RECORD = select(failed_attempts.c.id).where(
     failed_attempts.c.scope == bindparam("b_scope"),
@@ -444,7 +438,6 @@ class Guard:
     ) -> bool:
         """Block ``scope`` until ``until``; True when this opened a new block (no row,
         or the last block had ended), so racing processes raise one alert, not two."""
-        new_block = _PG_NEW_BLOCK if conn.dialect.name == "postgresql" else _SQLITE_NEW_BLOCK
         row = {
             "scope": scope.name,
             "merchant_id": merchant_id,
@@ -452,7 +445,7 @@ class Guard:
             "blocked_until": until,
             "failures": failures,
         }
-        if conn.execute(new_block, row).first() is not None:
+        if _NEW_BLOCK.inserted(conn, row):
             return True
         ident = {"b_scope": scope.name, "b_until": until, "b_failures": failures}
         if conn.execute(_REOPEN_BLOCK, {**ident, "b_now": now}).first() is not None:

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from hub.db.schema import idempotency_keys as t
+from hub.db.upsert import InsertIfAbsent
 from hub.domain.errors import refuse
 from hub.services.jsonio import check_text
 
@@ -72,8 +71,7 @@ def _lock_id(scope: str, key: str) -> int:
 # Hot-path statements, built once (building Core statements per call costs more than
 # executing them).
 _PG_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("lock_id")))
-_PG_INSERT = pg_insert(t).on_conflict_do_nothing().returning(t.c.key)
-_SQLITE_INSERT = sqlite_insert(t).on_conflict_do_nothing().returning(t.c.key)
+_INSERT = InsertIfAbsent(t, t.c.key)
 _SELECT = select(
     t.c.endpoint, t.c.request_hash, t.c.response_status, t.c.response_body, t.c.expires_at
 ).where(t.c.api_key_id == bindparam("b_scope"), t.c.key == bindparam("b_key"))
@@ -90,11 +88,10 @@ _COMPLETE = (
 
 
 def _try_insert(conn: Connection, values: dict[str, object], lock_id: int) -> bool:
-    if conn.dialect.name == "postgresql":
-        if not conn.execute(_PG_LOCK, {"lock_id": lock_id}).scalar_one():
-            return False
-        return conn.execute(_PG_INSERT, values).first() is not None
-    return conn.execute(_SQLITE_INSERT, values).first() is not None
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql and not conn.execute(_PG_LOCK, {"lock_id": lock_id}).scalar_one():
+        return False
+    return _INSERT.inserted(conn, values)
 
 
 def claim(

@@ -1,14 +1,26 @@
-"""The transactional outbox: event rows written in the caller's transaction."""
+"""The transactional outbox: event rows and their delivery records, written in the
+caller's transaction.
+
+Every service writes events through :func:`append`. It inserts the event rows and, in
+the same transaction, one delivery record per (event, matching subscription), so an
+event can never exist without its deliveries. Who is told about the new deliveries once
+the transaction commits is not this module's business: the delivery runtime installs
+an announcer at start-up (:func:`announce_with`; ``hub.delivery.queue.configure`` does),
+and with none installed the records simply wait for the sweeper.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, insert, select
 
+from hub.db.engine import after_commit
+from hub.db.schema import deliveries, outbox_events, subscriptions
 from hub.domain.ids import new_id
+from hub.services.jsonio import iso
 
 EVENT_TYPES = (
     "coupon.issued",
@@ -27,6 +39,32 @@ EVENT_TYPES = (
 #                     "details": {...}}; kinds so far: "subscription_circuit_open",
 #                     "code_enumeration_suspected", "repeat_redemption_attempt"
 #                     (hub/services/alerts.py lists them and explains each).
+
+# subscriptions that get delivery records (a paused or open-circuit one keeps them for later)
+LIVE_STATUSES = ("active", "paused", "circuit_open")
+
+Announcer = Callable[[list[str]], None]
+"""Told the ids of delivery records once the transaction that made them has committed."""
+
+
+# the installed announcer, one per process (None: nobody is told; the sweeper finds the
+# records within its STALE interval)
+_announcer: Announcer | None = None
+
+
+def announce_with(announcer: Announcer | None) -> None:
+    """Install how new or re-opened deliveries are announced after commit (the delivery
+    runtime does, at start-up); ``None`` uninstalls it."""
+    global _announcer
+    _announcer = announcer
+
+
+def announce_after_commit(conn: Connection, ids: list[str]) -> None:
+    """Announce delivery ``ids`` once ``conn``'s write transaction has committed (never
+    before: a worker must find the records; never on rollback)."""
+    announcer = _announcer
+    if ids and announcer is not None:
+        after_commit(conn, lambda: announcer(ids))
 
 
 def event_row(
@@ -52,14 +90,6 @@ def event_row(
     }
 
 
-def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert event rows in the current transaction (commit makes them visible)."""
-    if rows:
-        from hub.delivery.fanout import insert_events
-
-        insert_events(conn, rows)
-
-
 def envelope(
     *,
     id: str,
@@ -71,8 +101,6 @@ def envelope(
 ) -> dict[str, Any]:
     """The published form of an event (docs/architecture.md, "The outbox and delivery");
     ``id`` is the dedupe key."""
-    from hub.services.jsonio import iso
-
     return {
         "id": id,
         "type": type,
@@ -81,3 +109,76 @@ def envelope(
         "merchant_id": merchant_id,
         "data": data,
     }
+
+
+# --- fan-out: one delivery record per (event, matching subscription) ----------------------
+
+_SUBSCRIPTIONS = select(subscriptions.c.id, subscriptions.c.events, subscriptions.c.filter).where(
+    subscriptions.c.merchant_id == bindparam("b_merchant"),
+    subscriptions.c.status.in_(LIVE_STATUSES),
+)
+_INSERT_EVENTS_RETURNING = insert(outbox_events).returning(
+    outbox_events.c.seq, sort_by_parameter_order=True
+)
+_INSERT_EVENTS = insert(outbox_events)
+_INSERT_DELIVERIES = insert(deliveries)
+
+
+def template_of_event(data: dict[str, Any]) -> str | None:
+    tid = data.get("template_id")
+    if tid is None and isinstance(data.get("template"), dict):
+        tid = data["template"].get("id")
+    return tid if isinstance(tid, str) else None
+
+
+def matches(sub_events: list[str], sub_filter: dict[str, Any], row: dict[str, Any]) -> bool:
+    """Does a subscription want this event? Event types (``*`` = all); a store filter
+    keeps only events at those stores (events with no store never match it); a template
+    filter keeps only events about those templates."""
+    if "*" not in sub_events and row["type"] not in sub_events:
+        return False
+    stores = sub_filter.get("stores") or []
+    if stores and row.get("store_code") not in stores:
+        return False
+    templates = sub_filter.get("templates") or []
+    return not templates or template_of_event(row["data"]) in templates
+
+
+def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert event rows and their delivery records in the current transaction (commit
+    makes them visible); the deliveries are announced after the commit."""
+    if not rows:
+        return
+    merchants = {r["merchant_id"] for r in rows}
+    subs: list[Any] = []
+    for merchant_id in merchants:
+        subs += conn.execute(_SUBSCRIPTIONS, {"b_merchant": merchant_id}).all()
+    if not subs:
+        conn.execute(_INSERT_EVENTS, list(rows))
+        return
+    seqs = conn.execute(_INSERT_EVENTS_RETURNING, list(rows)).scalars().all()
+    created: list[dict[str, Any]] = []
+    for row, seq in zip(rows, seqs, strict=True):
+        now: datetime = row["recorded_at"]
+        for sub in subs:
+            if matches(sub.events, sub.filter, row):
+                created.append(
+                    {
+                        "id": new_id("dlv"),
+                        "merchant_id": row["merchant_id"],
+                        "subscription_id": sub.id,
+                        "event_id": row["id"],
+                        "event_seq": seq,
+                        "event_type": row["type"],
+                        "coupon_id": row.get("coupon_id"),
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "enqueued_at": now,  # enqueued right after the commit
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+    if created:
+        conn.execute(_INSERT_DELIVERIES, created)
+        announce_after_commit(conn, [d["id"] for d in created])

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
-import msgspec
-from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, bindparam, or_, select
+from sqlalchemy import Connection, Engine, bindparam, select
 
 from hub.db.engine import read_conn
 from hub.db.schema import coupon_templates, coupons, customers, outbox_events, redemptions
 from hub.domain.codes import display
-from hub.domain.errors import refuse
 from hub.domain.redeeming import effective_state
 from hub.domain.state import CouponState
 from hub.domain.validity import Window
+from hub.services.guard import Guard
 from hub.services.jsonio import iso
+from hub.services.lookup import CodeLookup, default_guard
+from hub.services.paging import newest_first, split_page
 from hub.services.principal import Principal
-
-if TYPE_CHECKING:
-    from hub.services.guard import Guard
 
 _HISTORY_FIELDS = (
     "redemption_id",
@@ -74,9 +69,6 @@ def coupon_status(
 ) -> dict[str, Any]:
     """A coupon with its history, behind the guessing guard (``client``: the caller's
     address)."""
-    # imported here: the guard's alerts use this module's pagination helpers
-    from hub.services.lookup import CodeLookup, default_guard
-
     with CodeLookup(engine, default_guard(guard), p, now, client, read=True) as lookup:
         code = lookup.parse(raw_code)
         with read_conn(engine) as conn:
@@ -145,52 +137,6 @@ class RedemptionFilter:
     template: str | None = None
     channel: str | None = None
     status: str | None = None
-
-
-class _Cursor(msgspec.Struct, array_like=True):
-    at: datetime
-    id: str
-
-
-def encode_cursor(at: datetime, rid: str) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(_Cursor(at, rid))).decode().rstrip("=")
-
-
-def newest_first(
-    q: Select[Any], at: ColumnElement[Any], id_: ColumnElement[Any], limit: int, cursor: str | None
-) -> Select[Any]:
-    """Keyset pagination, newest first by ``at`` then ``id_``: the rows after ``cursor``,
-    one more than a page (so :func:`split_page` knows whether there is a next one)."""
-    if cursor is not None:
-        c = decode_cursor(cursor)
-        q = q.where(or_(at < c.at, and_(at == c.at, id_ < c.id)))
-    return q.order_by(at.desc(), id_.desc()).limit(limit + 1)
-
-
-def split_page(rows: Sequence[Any], limit: int, at: str) -> tuple[Sequence[Any], str | None]:
-    """The page of a :func:`newest_first` query, and the cursor of the next one (or None);
-    ``at`` names the rows' time attribute."""
-    page = rows[:limit]
-    more = len(rows) > limit and page
-    return page, encode_cursor(getattr(page[-1], at), page[-1].id) if more else None
-
-
-def decode_cursor(raw: str) -> _Cursor:
-    try:
-        padded = raw + "=" * (-len(raw) % 4)
-        cur = msgspec.json.decode(base64.urlsafe_b64decode(padded), type=_Cursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise refuse(
-            "invalid_cursor", "The cursor is not one this API issued.", status=400
-        ) from None
-    if cur.at.tzinfo is None or "\x00" in cur.id:
-        raise refuse("invalid_cursor", "The cursor is not one this API issued.", status=400)
-    try:  # a forged time with no UTC instant (0001-01-01T00:00:00+14:00)
-        return _Cursor(cur.at.astimezone(UTC), cur.id)
-    except OverflowError:
-        raise refuse(
-            "invalid_cursor", "The cursor is not one this API issued.", status=400
-        ) from None
 
 
 def list_redemptions(

@@ -16,19 +16,20 @@ from hub.db.schema import (
     stores,
     subscriptions,
 )
-from hub.delivery.attempt import MAX_BODY_LOGGED
-from hub.delivery.queue import enqueue_after_commit
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
 from hub.egress import check_config_urls
 from hub.secrets import decrypt_fields, encrypt_config, keyring
 from hub.services import audit
 from hub.services.jsonio import iso
-from hub.services.outbox import EVENT_TYPES
+from hub.services.outbox import EVENT_TYPES, announce_after_commit
+from hub.services.paging import newest_first, split_page
 from hub.services.principal import Principal
-from hub.services.queries import newest_first, split_page
 
 DELIVERY_STATUSES = ("pending", "delivering", "succeeded", "retrying", "dead", "cancelled")
+# what the attempt log keeps of a receiver's answer (and of an error): enough to see
+# why, not a channel to read internal services through (hub/delivery/attempt.py caps to it)
+MAX_BODY_LOGGED = 512
 
 
 def _view(row: Any) -> dict[str, Any]:
@@ -303,7 +304,7 @@ def _enqueue_due_later(conn: Any, sub_id: str) -> None:
             )
         ).scalars()
     )
-    enqueue_after_commit(conn, ids)
+    announce_after_commit(conn, ids)
 
 
 # --- deliveries --------------------------------------------------------------------------
@@ -436,7 +437,7 @@ def replay(engine: Engine, p: Principal, delivery_id: str, now: datetime) -> dic
                 status=409,
                 delivery_status=row.status,
             )
-        enqueue_after_commit(conn, [delivery_id])
+        announce_after_commit(conn, [delivery_id])
         audit.record(conn, p, "deliveries.replayed", "delivery", delivery_id, now, count=1)
     return get_delivery(engine, p, delivery_id)
 
@@ -461,6 +462,6 @@ def replay_dead(engine: Engine, p: Principal, sub_id: str, now: datetime) -> dic
                 .returning(deliveries.c.id)
             ).scalars()
         )
-        enqueue_after_commit(conn, ids)
+        announce_after_commit(conn, ids)
         audit.record(conn, p, "deliveries.replayed", "subscription", sub_id, now, count=len(ids))
     return {"subscription_id": sub_id, "replayed": len(ids)}

@@ -174,7 +174,7 @@ def test_half_open_circuit_lets_exactly_one_probe_through(client, db, merchant, 
 
     from hub.db.engine import write_conn
     from hub.db.schema import deliveries, subscriptions
-    from hub.delivery.attempt import claim
+    from hub.delivery.claim import claim
 
     r = client.post(
         "/v1/subscriptions",

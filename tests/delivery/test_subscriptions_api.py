@@ -14,8 +14,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from hub.db.schema import deliveries as deliveries_table
 from hub.db.schema import outbox_events
-from hub.delivery.attempt import MAX_BODY_LOGGED
 from hub.services.problems import PROBLEM_MEDIA_TYPE
+from hub.services.subscriptions import MAX_BODY_LOGGED
 from tests.conftest import issue, make_merchant, make_template
 from tests.delivery.support import (
     REDEMPTION_EVENTS,

@@ -248,7 +248,7 @@ def test_every_emitted_event_validates(client, db, merchant, clock):
     }
 
 
-# --- (c) alert.raised (the circuit alert of hub/delivery/attempt.py) -------------------
+# --- (c) alert.raised (the circuit alert of hub/delivery/breaker.py) -------------------
 
 
 def _alert(**changes: Any) -> dict[str, Any]:

@@ -22,8 +22,9 @@ import respx
 from click.testing import CliRunner
 
 from hub import egress
-from hub.delivery.attempt import MAX_BODY_LOGGED, MAX_RESPONSE_BYTES, http_transport
+from hub.delivery.transport import MAX_RESPONSE_BYTES, http_transport
 from hub.secrets import scrub
+from hub.services.subscriptions import MAX_BODY_LOGGED
 from tests.conftest import issue, make_template
 from tests.delivery.support import SECRET, redeem, runtime
 

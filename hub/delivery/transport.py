@@ -1,0 +1,87 @@
+"""The HTTP transport deliveries go out on: one cookie-less ``httpx`` client whose every
+connection passes the egress policy (:mod:`hub.egress`), and the short in-attempt retries
+(tenacity) around each request a connector's exchange sends.
+
+The long retries (minutes to hours) are not here: an attempt that fails is recorded and
+made due again by :mod:`hub.delivery.claim` after the subscription's retry schedule.
+"""
+
+from __future__ import annotations
+
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
+import httpx
+import tenacity
+
+from hub import egress
+from hub.connectors import OutboundRequest, OutboundResponse
+from hub.delivery.exchange import Transport
+
+# what is read of an answer at all (connectors parse it); the rest is not fetched
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+_TRANSIENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.PoolTimeout,
+)
+
+
+def delivery_client() -> httpx.Client:
+    """The HTTP client deliveries go out on. It keeps no cookies: one subscription's
+    session cookie must never ride along on another's request to the same host
+    (connectors that need cookies carry them in their session headers). Every
+    connection it makes passes the egress policy (:mod:`hub.egress`); it follows no
+    redirect."""
+    return egress.client(
+        limits=httpx.Limits(max_connections=64),
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+    )
+
+
+def send_one(client: httpx.Client, req: OutboundRequest) -> OutboundResponse:
+    """The short, in-attempt retries: connection errors and timeouts, three tries. The
+    URL passes the egress policy first; redirects are never followed; at most
+    :data:`MAX_RESPONSE_BYTES` of the answer are read."""
+    egress.check_request_url(req.url)
+    for attempt in tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(3),
+        wait=tenacity.wait_exponential(multiplier=0.1, max=1.0),
+        retry=tenacity.retry_if_exception_type(_TRANSIENT),
+        reraise=True,
+    ):
+        with (
+            attempt,
+            client.stream(
+                req.method,
+                req.url,
+                headers=dict(req.headers),
+                content=req.body,
+                timeout=req.timeout,
+                follow_redirects=False,
+            ) as r,
+        ):
+            body = bytearray()
+            for chunk in r.iter_bytes():
+                body += chunk
+                if len(body) >= MAX_RESPONSE_BYTES:
+                    break
+            return OutboundResponse(
+                r.status_code,
+                dict(r.headers),
+                bytes(body[:MAX_RESPONSE_BYTES]),
+                tuple(r.headers.multi_items()),
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def http_transport(client: httpx.Client) -> Transport:
+    """Send a connector's requests with ``client`` (short in-attempt retries included)."""
+
+    def transport(req: OutboundRequest) -> OutboundResponse:
+        return send_one(client, req)
+
+    return transport
