@@ -9,10 +9,10 @@ import httpx
 
 from hub.connectors import (
     MAX_EXCHANGE_STEPS,
-    Connector,
     Delivered,
     Exchange,
     Failed,
+    OutboundConnector,
     OutboundRequest,
     OutboundResponse,
     Retry,
@@ -24,7 +24,7 @@ from hub.testing import NOW, ScriptedTransport, sample_event
 TOKEN = b'{"access_token": "tok-SECRET-123"}'
 
 
-class TokenConnector(Connector):
+class TokenConnector(OutboundConnector):
     """Posts once per event with a bearer token; 401 means the token expired."""
 
     name: ClassVar[str] = "test.token"
@@ -129,7 +129,7 @@ def test_transport_errors_are_classified_by_the_connector():
     assert isinstance(outcome, Retry) and "ReadTimeout" in (trace.error or "")
 
 
-class Broken(Connector):
+class Broken(OutboundConnector):
     name: ClassVar[str] = "test.broken"
     kind: ClassVar[str] = "crm"
     consumes: ClassVar[tuple[str, ...]] = ("*",)
