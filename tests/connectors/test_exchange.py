@@ -190,3 +190,23 @@ def test_check_connection_opens_the_session_and_sends_the_checks():
     assert transport.sent[1].headers["authorization"].startswith("Bearer ")
     refused = ScriptedTransport(lambda r: OutboundResponse(403, {}, b""))
     assert isinstance(check_connection(Checked(), {}, transport=refused)[0], Failed)
+
+
+def test_an_inbound_connector_delivers_nothing_and_has_nothing_to_check():
+    """The runner takes any registered connector; only an outbound one sends."""
+    from connectors.pos.native import NativePosConnector
+
+    transport = ScriptedTransport(answer)
+    outcome, trace = run_exchange(
+        NativePosConnector(),
+        sample_event("coupon.redeemed"),
+        {},
+        now=NOW,
+        transport=transport,
+        sessions=SessionCache(),
+        session_owner="sub_1",
+    )
+    assert isinstance(outcome, Failed) and "inbound connector" in outcome.reason
+    assert transport.sent == [] and trace.steps == []
+    outcome, trace = check_connection(NativePosConnector(), {}, transport=transport)
+    assert outcome == Delivered() and transport.sent == [] and trace.steps == []
