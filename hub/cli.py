@@ -770,31 +770,30 @@ def connectors_list(as_json: bool) -> None:
 
     Exits with 1 when a connector failed to load or a connector reports a problem
     (e.g. a broken mapping file), so a deployment check can use it."""
-    from hub.connectors import broken_connectors, load_connectors
+    from hub.connectors import (
+        AnyConnector,
+        InboundConnector,
+        OutboundConnector,
+        broken_connectors,
+        load_connectors,
+    )
+
+    def entry(name: str, c: AnyConnector) -> dict[str, Any]:
+        return {
+            "name": name,
+            "kind": c.kind,
+            "version": c.version,
+            "consumes": list(c.consumes) if isinstance(c, OutboundConnector) else [],
+            "serves": list(c.operations) if isinstance(c, InboundConnector) else [],
+        }
 
     listed: list[dict[str, Any]] = []
     problems: list[dict[str, str]] = []
     for name, c in sorted(load_connectors().items()):
-        listed.append(
-            {
-                "name": name,
-                "kind": c.kind,
-                "version": c.version,
-                "consumes": list(c.consumes),
-                "serves": list(c.operations),
-            }
-        )
+        listed.append(entry(name, c))
         for variant in c.variants():
             impl = c.variant(variant)
-            listed.append(
-                {
-                    "name": impl.name,
-                    "kind": impl.kind,
-                    "version": impl.version,
-                    "consumes": [],
-                    "serves": list(impl.operations),
-                }
-            )
+            listed.append({**entry(impl.name, impl), "consumes": []})
         for where, why in sorted(c.problems().items()):
             problems.append({"connector": name, "status": "broken", "where": where, "why": why})
     for name, why in sorted(broken_connectors().items()):

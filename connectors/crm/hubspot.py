@@ -69,10 +69,10 @@ from urllib.parse import quote, urlencode
 
 from connectors.crm.points import PointsChange, PointsError, points_for, with_points_schema
 from hub.connectors import (
-    Connector,
     Delivered,
     Exchange,
     Failed,
+    OutboundConnector,
     OutboundRequest,
     OutboundResponse,
     Outcome,
@@ -160,7 +160,7 @@ def event_uuid(event_id: str) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, event_id))
 
 
-class HubspotConnector(Connector):
+class HubspotConnector(OutboundConnector):
     """Loyalty points to HubSpot: a contact property with a ledger, or a custom event."""
 
     name: ClassVar[str] = "crm.hubspot"

@@ -70,10 +70,10 @@ from urllib.parse import quote, urlencode
 
 from connectors.crm.points import PointsChange, PointsError, points_for, with_points_schema, yuan
 from hub.connectors import (
-    Connector,
     Delivered,
     Exchange,
     Failed,
+    OutboundConnector,
     OutboundRequest,
     OutboundResponse,
     Outcome,
@@ -148,7 +148,7 @@ def _soql_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class SalesforceConnector(Connector):
+class SalesforceConnector(OutboundConnector):
     """Loyalty points to Salesforce Loyalty Management program processes."""
 
     name: ClassVar[str] = "crm.salesforce"

@@ -31,10 +31,10 @@ import msgspec
 from connectors.crm.points import PointsError, points_for, with_points_schema
 from connectors.webhook import secret_key, signed_request
 from hub.connectors import (
-    Connector,
     Delivered,
     Exchange,
     Failed,
+    OutboundConnector,
     OutboundRequest,
     package_schema,
 )
@@ -43,7 +43,7 @@ MESSAGE_TYPE = "loyalty.points"
 _encoder = msgspec.json.Encoder()
 
 
-class CrmWebhookConnector(Connector):
+class CrmWebhookConnector(OutboundConnector):
     """Loyalty points as a signed generic webhook message."""
 
     name: ClassVar[str] = "crm.webhook"

@@ -82,10 +82,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.erp.stock import StockMovement, plan
 from hub.connectors import (
-    Connector,
     Delivered,
     Exchange,
     Failed,
+    OutboundConnector,
     OutboundRequest,
     OutboundResponse,
     Outcome,
@@ -222,7 +222,7 @@ def cookies_of(set_cookie: str | None) -> list[tuple[str, str]]:
     return list(found.items())
 
 
-class SapConnector(Connector):
+class SapConnector(OutboundConnector):
     """SAP S/4HANA: a goods movement (material document) per stock-moving event."""
 
     name: ClassVar[str] = "erp.sap"

@@ -68,10 +68,10 @@ from urllib.parse import quote, urlencode
 
 from connectors.erp.stock import StockMovement, plan
 from hub.connectors import (
-    Connector,
     Delivered,
     Exchange,
     Failed,
+    OutboundConnector,
     OutboundRequest,
     OutboundResponse,
     Outcome,
@@ -256,7 +256,7 @@ def _state(record: dict[str, Any]) -> str:
 Step = Generator[OutboundRequest, OutboundResponse, T]
 
 
-class TrytonConnector(Connector):
+class TrytonConnector(OutboundConnector):
     """Tryton ERP: exchange-coupon gifts leave (and return to) the store's stock over REST."""
 
     name: ClassVar[str] = "erp.tryton"

@@ -32,10 +32,10 @@ import msgspec
 from connectors.erp.stock import StockError, StockMovement, movements, plan
 from connectors.webhook import secret_key, signed_request
 from hub.connectors import (
-    Connector,
     Delivered,
     Exchange,
     Failed,
+    OutboundConnector,
     OutboundRequest,
     package_schema,
 )
@@ -43,7 +43,7 @@ from hub.connectors import (
 _encoder = msgspec.json.Encoder()
 
 
-class ErpWebhookConnector(Connector):
+class ErpWebhookConnector(OutboundConnector):
     """Generic ERP: a signed ``stock.movement`` message per stock-moving event."""
 
     name: ClassVar[str] = "erp.webhook"

@@ -6,7 +6,9 @@
 They are pure translation (``parse``/``reply``); the route ``POST /v1/pos/{connector}/
 {operation}`` and the redeem/validate/reverse work stay in the hub. This module holds
 the helpers they share: refusing payloads naming the field, media types, body size,
-strict msgspec conversion into the native request shape, and yuan ⇄ fen.
+strict msgspec conversion into the native request shape (``hub.connectors.RedeemIn``,
+turned into the hub's command by ``hub.connectors.redeem_command``), and yuan ⇄ fen.
+Like every connector, they import only ``hub.connectors`` and ``hub.domain``.
 """
 
 from __future__ import annotations
@@ -18,18 +20,14 @@ from typing import Any, NoReturn, TypeVar
 
 import msgspec
 
-from hub.api.dto import RedeemIn
-from hub.api.redemptions import to_command
-from hub.connectors import header
+from hub.connectors import FEN_MAX, RedeemIn, header, redeem_command
 from hub.domain.errors import DomainError, refuse
-from hub.services.commands import RedeemCommand
-from hub.services.jsonio import check_json_text
+from hub.domain.jsontext import check_json_text
 
 T = TypeVar("T")
 
 JSON_MAX_BODY = 64 * 1024  # as /v1/redemptions
 XML_MAX_BODY = 256 * 1024  # as the /v1/pos route
-FEN_MAX = 10**12  # hub.api.dto.Fen
 OPERATION_CAPABILITIES = ("inbound.redeem", "inbound.validate", "inbound.reverse")
 
 _MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
@@ -106,11 +104,6 @@ def convert_redeem(data: Mapping[str, Any], where: Callable[[str], str]) -> Rede
         return msgspec.convert(data, RedeemIn, strict=True)
     except msgspec.ValidationError as exc:
         raise invalid(where(msgspec_field(exc)), _problem_text(exc)) from None
-
-
-def redeem_command(data: RedeemIn) -> RedeemCommand:
-    """The command ``/v1/redemptions`` would run for ``data``."""
-    return to_command(data)
 
 
 def yuan_to_fen(text: str | None, where: str) -> int:

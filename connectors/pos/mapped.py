@@ -51,10 +51,16 @@ from connectors.pos.mapping_functions import (
     zone,
 )
 from hub.connectors import (
+    CODE_MAX,
+    FEN_MAX,
+    LINES_MAX,
     OPERATIONS,
+    QTY_MAX,
     REQUEST_ID_MAX,
-    Connector,
+    TEXT_MAX,
+    AnyConnector,
     InboundCommand,
+    InboundConnector,
     InboundReply,
     InboundResult,
     Operation,
@@ -63,11 +69,11 @@ from hub.connectors import (
     package_schema,
 )
 from hub.domain.cart import Line, Order
+from hub.domain.commands import RedeemCommand
 from hub.domain.errors import ERROR_CODES, DomainError, refuse
+from hub.domain.jsontext import check_strings, no_duplicate_keys
 from hub.domain.templates import CHANNELS
 from hub.domain.validity import out_of_range
-from hub.services.commands import RedeemCommand
-from hub.services.jsonio import check_strings, no_duplicate_keys
 
 MAPPINGS_ENV = "HUB_MAPPINGS_DIR"
 # Package data (the repository's mappings/, linked in as connectors/pos/mappings): found
@@ -78,12 +84,8 @@ SUFFIXES = (".yaml", ".yml", ".json")
 FILE_MAX = 1024 * 1024
 MEDIA_TYPE = "application/json"
 
-# the native API's limits (hub/api/dto.py), so a mapped request is held to the same shape
-FEN_MAX = 10**12
-QTY_MAX = 100_000
-LINES_MAX = 500
-CODE_MAX = 64
-TEXT_MAX = 128
+# the native API's limits (FEN_MAX … TEXT_MAX from hub.connectors, the native redeem
+# body's), so a mapped request is held to the same shape
 REASON_MAX = 500
 STORE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -663,7 +665,7 @@ class _Reader:
 _CONFIG_SCHEMA = package_schema("connectors.pos", "mapped.schema.json")
 
 
-class MappedVariant(Connector):
+class MappedVariant(InboundConnector):
     """One mapping file served as ``pos.mapped.<name>`` (made by
     :meth:`MappedPosConnector.variant`; the class attributes are set per mapping)."""
 
@@ -807,7 +809,7 @@ class MappedVariant(Connector):
         return InboundReply(wanted or result.status, MEDIA_TYPE, body)
 
 
-class MappedPosConnector(Connector):
+class MappedPosConnector(InboundConnector):
     """JSON POS formats described by mapping files (``mappings/pos/*.yaml``); each file
     is served as the variant ``pos.mapped.<name>``."""
 
@@ -866,7 +868,7 @@ class MappedPosConnector(Connector):
             variants[mapping.name] = _make_variant(mapping)
         self._variants, self._broken = variants, broken
 
-    def variant(self, name: str) -> Connector:
+    def variant(self, name: str) -> AnyConnector:
         return self._variants[name]
 
     def variants(self) -> Sequence[str]:

@@ -30,15 +30,15 @@ from connectors.pos import (
     fail,
     redeem_command,
 )
-from hub.api.dto import RedeemIn
 from hub.connectors import (
     OPERATIONS,
     REQUEST_ID_MAX,
-    Connector,
     InboundCommand,
+    InboundConnector,
     InboundReply,
     InboundResult,
     Operation,
+    RedeemIn,
     header,
     package_schema,
 )
@@ -64,7 +64,7 @@ def request_id(headers: Mapping[str, str]) -> str | None:
     return key if 0 < len(key) <= REQUEST_ID_MAX else None
 
 
-class NativePosConnector(Connector):
+class NativePosConnector(InboundConnector):
     """The hub's own redeem/validate/reverse JSON, for terminals that speak it."""
 
     name: ClassVar[str] = "pos.native"

@@ -87,8 +87,8 @@ from connectors.pos import (
 from connectors.pos.xml import local_name, namespace, parse_xml
 from hub.connectors import (
     OPERATIONS,
-    Connector,
     InboundCommand,
+    InboundConnector,
     InboundReply,
     InboundResult,
     Operation,
@@ -165,7 +165,7 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in _TRUE
 
 
-class PoslogConnector(Connector):
+class PoslogConnector(InboundConnector):
     """ARTS/NRF POSLog XML (V6 and 2.x) from POS terminals: redeem, validate, reverse."""
 
     name: ClassVar[str] = "pos.poslog"

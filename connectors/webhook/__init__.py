@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from hub.connectors import Connector, OutboundRequest
+from hub.connectors import OutboundConnector, OutboundRequest
 from hub.domain.errors import refuse
 
 _encoder = msgspec.json.Encoder()
@@ -42,7 +42,7 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac.digest()).decode()
 
 
-class WebhookConnector(Connector):
+class WebhookConnector(OutboundConnector):
     name: ClassVar[str] = "webhook"
     kind: ClassVar[str] = "webhook"
     version: ClassVar[str] = "1.0"

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
-Channel = Literal["pos", "mini_program", "h5", "app", "web"]
-Fen = Annotated[int, Meta(ge=0, le=10**12, description="amount in fen (1/100 yuan)")]
-ShortText = Annotated[str, Meta(min_length=1, max_length=128)]
+# the native redeem body is shared with POS connectors, so it lives on their surface
+from hub.connectors.pos_types import Channel as Channel
+from hub.connectors.pos_types import Fen as Fen
+from hub.connectors.pos_types import LineIn as LineIn
+from hub.connectors.pos_types import OrderIn as OrderIn
+from hub.connectors.pos_types import RedeemIn as RedeemIn
+from hub.connectors.pos_types import ShortText as ShortText
+from hub.connectors.pos_types import StoreCode as StoreCode
+from hub.connectors.pos_types import UtcTime as UtcTime
+
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
-StoreCode = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
-UtcTime = Annotated[datetime, Meta(tz=True, description="ISO 8601 with offset, e.g. ...Z")]
 
 
 class _In(Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -21,27 +25,6 @@ class _In(Struct, forbid_unknown_fields=True, omit_defaults=True):
 
 
 # --- redeem ---------------------------------------------------------------------------
-
-
-class LineIn(_In):
-    sku: ShortText
-    qty: Annotated[int, Meta(ge=1, le=100_000)]
-    unit_price: Fen
-    category: ShortText | None = None
-
-
-class OrderIn(_In):
-    id: ShortText
-    amount: Fen
-    lines: Annotated[list[LineIn], Meta(max_length=500)] | None = None
-
-
-class RedeemIn(_In):
-    code: Annotated[str, Meta(min_length=1, max_length=64)]
-    order: OrderIn
-    store: StoreCode | None = None
-    channel: Channel = "pos"
-    occurred_at: UtcTime | None = None
 
 
 class ReversalIn(_In):

@@ -83,14 +83,17 @@ IDEMPOTENT_OPERATIONS: Final = frozenset(
 
 
 def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
-    from hub.connectors import OPERATIONS, load_connectors
+    from hub.connectors import OPERATIONS, AnyConnector, InboundConnector, load_connectors
     from hub.events.schemas import DATA_SCHEMAS
+
+    def serves(c: AnyConnector) -> bool:
+        return isinstance(c, InboundConnector) and bool(c.operations)
 
     inbound: list[str] = []
     for connector in load_connectors().values():
-        inbound += [connector.name] if connector.operations and not connector.variants() else []
+        inbound += [connector.name] if serves(connector) and not connector.variants() else []
         for v in connector.variants():
-            if connector.variant(v).operations:
+            if serves(connector.variant(v)):
                 inbound.append(f"{connector.name}.{v}")
     inbound.sort()
     schemas: dict[str, dict[str, Any]] = {

@@ -17,26 +17,27 @@ from litestar.params import FromPath
 
 from hub.api.alerts import client_address
 from hub.api.state import hub, principal, run_db
-from hub.connectors import OPERATIONS, Connector, get_connector
+from hub.connectors import OPERATIONS, InboundConnector, get_connector
 from hub.domain.errors import DomainError, refuse
 from hub.services import inbound
 
 POS_MAX_BODY = 256 * 1024
 
 
-def _inbound_connector(name: str, operation: str) -> Connector:
+def _inbound_connector(name: str, operation: str) -> InboundConnector:
     try:
-        connector = get_connector(name)
+        found = get_connector(name)
     except DomainError:
-        connector = None
-    if connector is None or operation not in connector.operations:
-        known = "" if connector is None else f" ({', '.join(connector.operations) or 'none'})"
+        found = None
+    serves = found.operations if isinstance(found, InboundConnector) else ()  # outbound: none
+    if not isinstance(found, InboundConnector) or operation not in serves:
+        known = "" if found is None else f" ({', '.join(serves) or 'none'})"
         raise refuse(
             "not_found",
             f"No POS connector {name!r} with operation {operation!r}{known}.",
             status=404,
         )
-    return connector
+    return found
 
 
 def _media_type(request: Request[Any, Any, Any]) -> str:

@@ -22,7 +22,7 @@ from hub.api.dto import (
 from hub.api.params import Since, Until, query_time
 from hub.api.state import hub, principal, run_db
 from hub.api.strict import strict
-from hub.domain.cart import Line, Order
+from hub.connectors import redeem_command
 from hub.services import queries
 from hub.services import redeem as svc
 from hub.services.commands import HttpResult, RedeemCommand
@@ -32,19 +32,7 @@ _PROBLEMS: dict[int, Any] = {}
 
 
 def to_command(data: JSONBody[RedeemIn]) -> RedeemCommand:
-    lines = None
-    if data.order.lines is not None:
-        lines = tuple(
-            Line(sku=ln.sku, qty=ln.qty, unit_price=ln.unit_price, category=ln.category)
-            for ln in data.order.lines
-        )
-    return RedeemCommand(
-        code=data.code,
-        store=data.store,
-        channel=data.channel,
-        order=Order(id=data.order.id, amount=data.order.amount, lines=lines),
-        occurred_at=data.occurred_at,
-    )
+    return redeem_command(data)  # as a POS connector does: one translation
 
 
 def send(result: HttpResult) -> Response[bytes]:

@@ -1,37 +1,31 @@
-"""The connector base class: the plugin protocol, with the hub's defaults.
+"""What every connector has, inbound or outbound: a name, a kind, a version, a config
+schema and its secret fields.
 
-A connector is pure translation (docs/architecture.md, "The plugin protocol"). Outbound it turns an
-event envelope into HTTP request(s) and HTTP outcomes into :class:`Delivered`,
-:class:`Retry` or :class:`Failed`; inbound it turns a vendor payload into a command and
-the hub's result into the vendor's reply. Transport, retries, sessions, ordering and
-bookkeeping stay in the hub. Every hook has a default; a connector overrides only what
-differs. Nothing here performs I/O.
+A connector is pure translation (docs/architecture.md, "The plugin protocol";
+``docs/write-a-connector.md``). It subclasses
+:class:`~hub.connectors.OutboundConnector` (events → HTTP requests, answers →
+:class:`~hub.connectors.Delivered`/:class:`~hub.connectors.Retry`/
+:class:`~hub.connectors.Failed`) or :class:`~hub.connectors.InboundConnector` (a vendor
+payload → a command, the hub's result → the vendor's reply); both stand on
+:class:`ConnectorBase`, which holds the configuration: its schema, its check, its
+secrets. Transport, retries, sessions, ordering and bookkeeping stay in the hub. Every
+hook has a default; a connector overrides only what differs. Nothing here performs I/O.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from importlib.resources import files
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from hub.connectors.inbound import InboundCommand, InboundReply, InboundResult, Operation
-from hub.connectors.outbound import (
-    Delivered,
-    Exchange,
-    Failed,
-    OutboundRequest,
-    OutboundResponse,
-    Outcome,
-    Retry,
-    Session,
-    classify_http,
-)
 from hub.domain.errors import refuse
+
+if TYPE_CHECKING:
+    from hub.connectors.registry import AnyConnector
 
 
 def package_schema(package: str, resource: str = "config.schema.json") -> dict[str, Any]:
@@ -40,8 +34,10 @@ def package_schema(package: str, resource: str = "config.schema.json") -> dict[s
     return loaded
 
 
-class Connector:
-    """Base class of every connector; subclasses set the class attributes they need."""
+class ConnectorBase:
+    """What inbound and outbound connectors share: who they are and their configuration.
+    Subclass :class:`~hub.connectors.OutboundConnector` or
+    :class:`~hub.connectors.InboundConnector`, not this."""
 
     name: ClassVar[str] = ""  # dotted: kind.system, e.g. "erp.tryton"
     kind: ClassVar[str] = ""  # erp | crm | pos | webhook
@@ -55,9 +51,6 @@ class Connector:
     # whose schema says ``format: uri`` and top-level ``*url``/``*uri``/``*endpoint``
     # ones are found without being listed here)
     url_fields: ClassVar[tuple[str, ...]] = ()
-    consumes: ClassVar[tuple[str, ...]] = ()  # outbound: event types, "*" for any
-    operations: ClassVar[tuple[Operation, ...]] = ()  # inbound: redeem/validate/reverse
-    media_types: ClassVar[tuple[str, ...]] = ()  # inbound: request content types
 
     # ---------------------------------------------------------------- configuration
     def check_config(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -93,76 +86,13 @@ class Connector:
         """``config`` without its secrets (what the API may show)."""
         return {k: ("***" if k in self.secret_fields else v) for k, v in config.items()}
 
-    def check_requests(self, config: dict[str, Any]) -> Sequence[OutboundRequest]:
-        """Requests that prove connectivity and credentials (``hub connectors check``).
-        The hub sends them after opening a session; each must be classified
-        :class:`Delivered`. The default checks only the session, if there is one."""
-        return ()
+    def _does(self) -> dict[str, Any]:
+        """What :meth:`describe` shows of the events consumed or operations served (the
+        inbound and outbound bases add theirs)."""
+        return {}
 
-    # ---------------------------------------------------------------- outbound
-    def build_requests(
-        self, event: dict[str, Any], config: dict[str, Any], *, now: datetime
-    ) -> Sequence[OutboundRequest]:
-        """The request(s) that deliver ``event`` (the published envelope), sent in order;
-        ``now`` is the attempt's time (for signatures). Deterministic given its inputs.
-        No requests means there is nothing to do for this event (it counts delivered)."""
-        raise NotImplementedError
-
-    def exchange(self, event: dict[str, Any], config: dict[str, Any], *, now: datetime) -> Exchange:
-        """A delivery as a conversation: yield a request, receive its response, and
-        return the outcome. Override it when a later request depends on an earlier
-        answer (read-modify-write, look-up then post). Transport errors never reach the
-        generator: the hub classifies them with :meth:`classify` and stops."""
-        outcome: Outcome = Delivered()
-        for request in self.build_requests(event, config, now=now):
-            response = yield request
-            outcome = self.classify(response, None)
-            if not isinstance(outcome, Delivered):
-                return outcome
-        return outcome
-
-    def classify(self, response: OutboundResponse | None, error: Exception | None) -> Outcome:
-        """Connect errors, timeouts, 408, 429 and 5xx retry (honouring Retry-After);
-        other 4xx fail at once; 2xx is delivered."""
-        return classify_http(response, error)
-
-    # sessions: OAuth tokens, CSRF tokens. The hub caches a session per subscription,
-    # adds it to every request, and renews it once when a response says it expired.
-    def session_request(self, config: dict[str, Any]) -> OutboundRequest | None:
-        """The request that opens a session, or ``None`` when the connector needs none."""
-        return None
-
-    def open_session(self, config: dict[str, Any], response: OutboundResponse) -> Session | Outcome:
-        """Read the session out of the answer to :meth:`session_request`."""
-        outcome = self.classify(response, None)
-        if not isinstance(outcome, Delivered):
-            return outcome
-        return Session(headers={})
-
-    def session_expired(self, response: OutboundResponse) -> bool:
-        """Whether ``response`` says the session's credentials are no longer good."""
-        return False
-
-    def authorize(self, request: OutboundRequest, session: Session) -> OutboundRequest:
-        return request.with_headers(session.headers) if session.headers else request
-
-    # ---------------------------------------------------------------- inbound
-    def parse(
-        self, operation: Operation, body: bytes, headers: Mapping[str, str]
-    ) -> InboundCommand:
-        """Read a vendor request. Refuse garbage with :func:`~hub.domain.errors.refuse`
-        (``malformed_json``, ``malformed_xml``, ``invalid_pos_payload`` …), never with
-        another exception."""
-        raise NotImplementedError
-
-    def reply(
-        self, operation: Operation, command: InboundCommand | None, result: InboundResult
-    ) -> InboundReply:
-        """The vendor's reply to ``result``; ``command`` is ``None`` when the request
-        could not be read."""
-        raise NotImplementedError
-
-    def variant(self, name: str) -> Connector:
+    # ---------------------------------------------------------------- registry
+    def variant(self, name: str) -> AnyConnector:
         """A named variant (``pos.mapped`` serves one per mapping file)."""
         raise KeyError(name)
 
@@ -183,12 +113,8 @@ class Connector:
             "capabilities": list(self.capabilities),
             "secret_fields": list(self.secret_fields),
             "config_schema": self.config_schema,
+            **self._does(),
         }
-        if self.consumes:
-            about["consumes"] = list(self.consumes)
-        if self.operations:
-            about["operations"] = list(self.operations)
-            about["media_types"] = list(self.media_types)
         if self.variants():
             about["variants"] = list(self.variants())
         return about
@@ -225,4 +151,4 @@ def config_error(
     )
 
 
-__all__ = ["Connector", "Failed", "Retry", "config_error", "package_schema"]
+__all__ = ["ConnectorBase", "config_error", "package_schema"]

@@ -1,18 +1,21 @@
-"""What an inbound (POS) connector exchanges with the hub.
+"""Inbound (POS) connectors: a vendor's payload in, the vendor's reply out.
 
-A POS connector turns a vendor payload into an :class:`InboundCommand` (pure parsing;
-garbage is refused with a :class:`~hub.domain.errors.DomainError`, never another
-exception) and the hub's :class:`InboundResult` into the vendor's reply.
+:class:`InboundConnector` is the protocol: it turns a vendor payload into an
+:class:`InboundCommand` (pure parsing; garbage is refused with a
+:class:`~hub.domain.errors.DomainError`, never another exception) and the hub's
+:class:`InboundResult` into the vendor's :class:`InboundReply`. The hub runs the
+command exactly as ``/v1/redemptions`` would.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from hub.connectors.base import ConnectorBase
+from hub.domain.commands import RedeemCommand
 from hub.domain.errors import DomainError
-from hub.services.commands import RedeemCommand
 
 Operation = Literal["redeem", "validate", "reverse"]
 OPERATIONS: tuple[Operation, ...] = ("redeem", "validate", "reverse")
@@ -62,6 +65,8 @@ class InboundResult:
 
 @dataclass(frozen=True)
 class InboundReply:
+    """The vendor's reply: status, content type, body and any extra headers."""
+
     status: int
     media_type: str
     body: bytes
@@ -80,3 +85,47 @@ class PayloadError(DomainError):
     def __init__(self, err: DomainError, partial: InboundCommand) -> None:
         super().__init__(err.message, code=err.code, status=err.status, **err.extra)
         self.partial = partial
+
+
+class InboundConnector(ConnectorBase):
+    """An inbound connector: serves its :attr:`operations` on ``POST /v1/pos/{name}/
+    {operation}`` in a vendor's format (:attr:`media_types`). Two verbs: :meth:`parse`
+    and :meth:`reply`."""
+
+    operations: ClassVar[tuple[Operation, ...]] = ()  # redeem/validate/reverse
+    media_types: ClassVar[tuple[str, ...]] = ()  # request content types
+
+    def _does(self) -> dict[str, Any]:
+        about = super()._does()
+        if self.operations:
+            about["operations"] = list(self.operations)
+            about["media_types"] = list(self.media_types)
+        return about
+
+    def parse(
+        self, operation: Operation, body: bytes, headers: Mapping[str, str]
+    ) -> InboundCommand:
+        """Read a vendor request. Refuse garbage with :func:`~hub.domain.errors.refuse`
+        (``malformed_json``, ``malformed_xml``, ``invalid_pos_payload`` …), never with
+        another exception; raise :class:`PayloadError` when the request was readable
+        enough for :meth:`reply` to echo what it read."""
+        raise NotImplementedError
+
+    def reply(
+        self, operation: Operation, command: InboundCommand | None, result: InboundResult
+    ) -> InboundReply:
+        """The vendor's reply to ``result``; ``command`` is ``None`` when the request
+        could not be read."""
+        raise NotImplementedError
+
+
+__all__ = [
+    "OPERATIONS",
+    "REQUEST_ID_MAX",
+    "InboundCommand",
+    "InboundConnector",
+    "InboundReply",
+    "InboundResult",
+    "Operation",
+    "PayloadError",
+]

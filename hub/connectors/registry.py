@@ -12,28 +12,37 @@ from importlib.metadata import entry_points
 import structlog
 from jsonschema import Draft202012Validator
 
-from hub.connectors.base import Connector
+from hub.connectors.inbound import InboundConnector
+from hub.connectors.outbound import OutboundConnector
 from hub.domain.errors import refuse
 
 log = structlog.get_logger("hub.connectors")
 
 ENTRY_POINT_GROUP = "hub.connectors"
 
-_registry: dict[str, Connector] | None = None
+# what the registry holds: a connector subclasses one of the two (or, rarely, both)
+AnyConnector = InboundConnector | OutboundConnector
+
+_registry: dict[str, AnyConnector] | None = None
 _broken: dict[str, str] = {}
 
 
-def load_connectors(force: bool = False) -> dict[str, Connector]:
+def load_connectors(force: bool = False) -> dict[str, AnyConnector]:
     """Instantiate every connector of the ``hub.connectors`` entry-point group."""
     global _registry
     if _registry is not None and not force:
         return _registry
-    found: dict[str, Connector] = {}
+    found: dict[str, AnyConnector] = {}
     _broken.clear()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = ep.load()
             connector = cls() if isinstance(cls, type) else cls
+            if not isinstance(connector, InboundConnector | OutboundConnector):
+                raise TypeError(
+                    f"{type(connector).__name__} is neither an InboundConnector nor an "
+                    "OutboundConnector (subclass one from hub.connectors)"
+                )
             Draft202012Validator.check_schema(connector.config_schema)
             if connector.name != ep.name:
                 raise ValueError(f"declares name {connector.name!r}")
@@ -47,11 +56,12 @@ def load_connectors(force: bool = False) -> dict[str, Connector]:
 
 
 def broken_connectors() -> dict[str, str]:
+    """Plugins left out: entry-point name → why (the exception, in one line)."""
     load_connectors()
     return dict(_broken)
 
 
-def get_connector(name: str) -> Connector:
+def get_connector(name: str) -> AnyConnector:
     """The connector called ``name``; ``base.variant`` names a variant of ``base``
     (``pos.mapped.acme`` is the ``acme`` mapping of ``pos.mapped``)."""
     found = load_connectors()
@@ -65,3 +75,12 @@ def get_connector(name: str) -> Connector:
         except KeyError:
             pass
     raise refuse("unknown_connector", f"No connector named {name!r}.", known=sorted(found))
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "AnyConnector",
+    "broken_connectors",
+    "get_connector",
+    "load_connectors",
+]

@@ -18,9 +18,10 @@ from typing import Any
 
 from hub.connectors import (
     MAX_EXCHANGE_STEPS,
-    Connector,
+    AnyConnector,
     Delivered,
     Failed,
+    OutboundConnector,
     OutboundRequest,
     OutboundResponse,
     Outcome,
@@ -81,7 +82,7 @@ class SessionCache:
 
 
 def _send(
-    connector: Connector,
+    connector: OutboundConnector,
     transport: Transport,
     req: OutboundRequest,
     trace: Trace,
@@ -108,7 +109,7 @@ def _send(
 
 
 def _open_session(
-    connector: Connector,
+    connector: OutboundConnector,
     config: dict[str, Any],
     transport: Transport,
     sessions: SessionCache,
@@ -128,7 +129,7 @@ def _open_session(
 
 
 def run_exchange(
-    connector: Connector,
+    connector: AnyConnector,
     event: dict[str, Any],
     config: dict[str, Any],
     *,
@@ -138,8 +139,11 @@ def run_exchange(
     session_owner: str,
     trace: Trace | None = None,
 ) -> tuple[Outcome, Trace]:
-    """Deliver ``event`` through ``connector``; never raises for a connector's fault."""
+    """Deliver ``event`` through ``connector``; never raises for a connector's fault.
+    An inbound connector delivers nothing: that fails at once."""
     trace = trace or Trace()
+    if not isinstance(connector, OutboundConnector):
+        return Failed(f"{connector.name} is an inbound connector: it delivers no events"), trace
     key = SessionCache.key(f"{connector.name}:{session_owner}", config)
     try:
         return _run(connector, event, config, now, transport, sessions, key, trace), trace
@@ -148,7 +152,7 @@ def run_exchange(
 
 
 def _session(
-    connector: Connector,
+    connector: OutboundConnector,
     config: dict[str, Any],
     transport: Transport,
     sessions: SessionCache,
@@ -162,7 +166,7 @@ def _session(
 
 
 def _run(
-    connector: Connector,
+    connector: OutboundConnector,
     event: dict[str, Any],
     config: dict[str, Any],
     now: datetime,
@@ -214,13 +218,16 @@ def _outcome(value: object) -> Outcome:
 
 
 def check_connection(
-    connector: Connector,
+    connector: AnyConnector,
     config: dict[str, Any],
     *,
     transport: Transport,
 ) -> tuple[Outcome, Trace]:
-    """Open a session (if the connector has one) and send its check requests."""
+    """Open a session (if the connector has one) and send its check requests. An
+    inbound connector reaches no other system: nothing to check."""
     trace = Trace()
+    if not isinstance(connector, OutboundConnector):
+        return Delivered(), trace
     sessions = SessionCache()
     key = SessionCache.key(f"{connector.name}:check", config)
     try:

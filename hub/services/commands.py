@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from hub.domain.cart import Order
-
-
-@dataclass(frozen=True)
-class RedeemCommand:
-    code: str  # as presented; normalised and checked by the service
-    store: str | None
-    channel: str
-    order: Order
-    occurred_at: datetime | None = None
+# the command lives in the domain, where POS connectors can build it too
+from hub.domain.commands import RedeemCommand
 
 
 @dataclass(frozen=True)
@@ -25,3 +16,6 @@ class HttpResult:
     body: bytes
     replayed: bool = False
     media_type: str = "application/json"
+
+
+__all__ = ["HttpResult", "RedeemCommand"]

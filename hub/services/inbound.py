@@ -20,8 +20,8 @@ import structlog
 from sqlalchemy import Engine, bindparam, select
 
 from hub.connectors import (
-    Connector,
     InboundCommand,
+    InboundConnector,
     InboundReply,
     InboundResult,
     Operation,
@@ -42,7 +42,7 @@ log = structlog.get_logger("hub.inbound")
 
 
 def idempotency_key(
-    connector: Connector, command: InboundCommand, headers: Mapping[str, str]
+    connector: InboundConnector, command: InboundCommand, headers: Mapping[str, str]
 ) -> str | None:
     if command.request_id:
         return f"{connector.name}:{command.request_id}"
@@ -89,7 +89,7 @@ def _redemption_of(
 def execute(
     engine: Engine,
     p: Principal,
-    connector: Connector,
+    connector: InboundConnector,
     command: InboundCommand,
     headers: Mapping[str, str],
     *,
@@ -154,7 +154,7 @@ def _is_json(headers: Mapping[str, str]) -> bool:
 
 
 def _parse(
-    connector: Connector, operation: Operation, body: bytes, headers: Mapping[str, str]
+    connector: InboundConnector, operation: Operation, body: bytes, headers: Mapping[str, str]
 ) -> InboundCommand:
     try:
         return connector.parse(operation, body, headers)
@@ -170,7 +170,7 @@ def _parse(
 def handle(
     engine: Engine,
     p: Principal,
-    connector: Connector,
+    connector: InboundConnector,
     operation: Operation,
     body: bytes,
     headers: Mapping[str, str],

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select, update
 
-from hub.connectors import get_connector
+from hub.connectors import OutboundConnector, get_connector
 from hub.db.engine import read_conn, write_conn
 from hub.db.schema import (
     coupon_templates,
@@ -58,7 +58,7 @@ def _check_events(connector_name: str, events: list[str]) -> list[str]:
             errors=[{"field": "events", "message": "empty"}],
         )
     connector = get_connector(connector_name)
-    if not connector.consumes:
+    if not isinstance(connector, OutboundConnector) or not connector.consumes:
         raise refuse(
             "invalid_request",
             f"Connector {connector_name} takes no events (it is an inbound {connector.kind} "

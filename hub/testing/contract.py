@@ -8,10 +8,12 @@ A plugin package proves its connector with a few lines::
         connector = MyCrmConnector()
         config = {"url": "https://crm.example/api", "token": "t0k3n"}
 
-Outbound connectors are driven through the hub's own exchange runner with a scripted
-transport (no network); override :meth:`ConnectorContract.respond_ok` when the connector
-reads what the receiver answers (a token, a looked-up record). Inbound connectors set
-:attr:`ConnectorContract.inbound_samples` (one valid payload per operation).
+The kit branches on the connector's side. An :class:`~hub.connectors.OutboundConnector`
+is driven through the hub's own exchange runner with a scripted transport (no network);
+override :meth:`ConnectorContract.respond_ok` when the connector reads what the
+receiver answers (a token, a looked-up record). An
+:class:`~hub.connectors.InboundConnector` sets :attr:`ConnectorContract.inbound_samples`
+(one valid payload per operation). The checks of the other side pass as not applicable.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from jsonschema import Draft202012Validator
 
 from hub.connectors import (
     REQUEST_ID_MAX,
-    Connector,
+    AnyConnector,
     Delivered,
+    InboundConnector,
     InboundReply,
     InboundResult,
     Operation,
+    OutboundConnector,
     OutboundRequest,
     OutboundResponse,
     Outcome,
@@ -49,7 +53,7 @@ class ConnectorContract:
     """Base test class; subclass it as ``Test…`` and set :attr:`connector` and
     :attr:`config`."""
 
-    connector: ClassVar[Connector]
+    connector: ClassVar[AnyConnector]
     config: ClassVar[dict[str, Any]] = {}
     # outbound: events to deliver (default: the hub's samples of every consumed type)
     events: ClassVar[list[dict[str, Any]] | None] = None
@@ -65,14 +69,26 @@ class ConnectorContract:
         return OutboundResponse(200, {"content-type": "application/json"}, b"{}")
 
     # ---------------------------------------------------------------- helpers
-    def _impl(self) -> Connector:
+    def _impl(self) -> AnyConnector:
         c = self.connector
         return c() if isinstance(c, type) else c
+
+    def _outbound(self) -> OutboundConnector | None:
+        """The connector when it delivers events (the outbound checks apply)."""
+        impl = self._impl()
+        return impl if isinstance(impl, OutboundConnector) and impl.consumes else None
+
+    def _inbound(self) -> InboundConnector | None:
+        """The connector when it serves POS operations (the inbound checks apply)."""
+        impl = self._impl()
+        return impl if isinstance(impl, InboundConnector) else None
 
     def _events(self) -> list[dict[str, Any]]:
         if self.events is not None:
             return list(self.events)
-        impl = self._impl()
+        impl = self._outbound()
+        if impl is None:
+            return []
         from hub.services.outbox import EVENT_TYPES
 
         types = EVENT_TYPES if "*" in impl.consumes else impl.consumes
@@ -84,7 +100,7 @@ class ConnectorContract:
         """Run one delivery through the hub's exchange runner, fresh session cache."""
         transport = transport or ScriptedTransport(self.respond_ok)
         outcome, trace = run_exchange(
-            self._impl(),
+            self._impl(),  # an inbound connector: Failed, which the checks then report
             event,
             dict(self.config),
             now=NOW,
@@ -95,7 +111,8 @@ class ConnectorContract:
         return outcome, trace, transport
 
     def _session_count(self) -> int:
-        return 0 if self._impl().session_request(dict(self.config)) is None else 1
+        impl = self._outbound()
+        return 0 if impl is None or impl.session_request(dict(self.config)) is None else 1
 
     def _delivering_events(self) -> list[tuple[dict[str, Any], int]]:
         """Events that cause requests, with how many (session request excluded)."""
@@ -112,12 +129,20 @@ class ConnectorContract:
         return found
 
     # ---------------------------------------------------------------- the contract
+    def test_contract_is_an_inbound_or_outbound_connector(self) -> None:
+        impl = self._impl()
+        assert isinstance(impl, InboundConnector | OutboundConnector), (
+            f"{type(impl).__name__}: subclass hub.connectors.OutboundConnector (it delivers "
+            "events) or hub.connectors.InboundConnector (it serves POS operations)"
+        )
+
     def test_contract_describes_itself(self) -> None:
         impl = self._impl()
         assert impl.name and impl.name == impl.name.strip() and " " not in impl.name
         assert impl.kind, "kind: erp, crm, pos, webhook …"
         assert impl.version, "version"
-        does = impl.consumes or impl.operations or impl.variants()
+        inbound = self._inbound()
+        does = self._outbound() or (inbound and inbound.operations) or impl.variants()
         assert does, "consumes events, serves POS operations or has variants"
         about = impl.describe()
         assert about["name"] == impl.name and about["config_schema"] == impl.config_schema
@@ -147,7 +172,7 @@ class ConnectorContract:
 
     # outbound
     def test_contract_translation_is_deterministic(self) -> None:
-        if not self._impl().consumes:
+        if self._outbound() is None:
             return
         for event in self._events():
             *_, first = self.deliver(event)
@@ -155,7 +180,7 @@ class ConnectorContract:
             assert [_wire(r) for r in first.sent] == [_wire(r) for r in second.sent]
 
     def test_contract_event_id_is_the_dedupe_key(self) -> None:
-        if not self._impl().consumes:
+        if self._outbound() is None:
             return
         delivering = self._delivering_events()
         assert delivering, "no sample event caused a request: set `events` or check `consumes`"
@@ -175,7 +200,7 @@ class ConnectorContract:
     def test_contract_every_answer_is_classified(
         self, name: str, failure: OutboundResponse | Exception, expected: type
     ) -> None:
-        if not self._impl().consumes:
+        if self._outbound() is None:
             return
         skip = self._session_count()
         for event, steps in self._delivering_events():
@@ -191,7 +216,7 @@ class ConnectorContract:
                     assert isinstance(outcome, Retry) and outcome.after == 30, where
 
     def test_contract_a_failing_session_is_classified(self) -> None:
-        if not self._impl().consumes or not self._session_count():
+        if self._outbound() is None or not self._session_count():
             return
         event = self._delivering_events()[0][0]
         for _name, failure, expected in FAILURES:
@@ -200,7 +225,7 @@ class ConnectorContract:
             assert isinstance(outcome, expected), f"session {_name} gave {outcome}"
 
     def test_contract_odd_answers_never_crash_the_connector(self) -> None:
-        if not self._impl().consumes:
+        if self._outbound() is None:
             return
         odd = (
             OutboundResponse(200, {}, b"not json at all"),
@@ -221,10 +246,14 @@ class ConnectorContract:
     # inbound
     def _parse(self, operation: str, body: bytes) -> Any:
         op: Operation = operation  # type: ignore[assignment]
-        return self._impl().parse(op, body, dict(self.inbound_headers))
+        impl = self._inbound()
+        assert impl is not None, f"{self._impl().name} is not an inbound connector"
+        return impl.parse(op, body, dict(self.inbound_headers))
 
     def test_contract_every_operation_has_a_sample_that_parses(self) -> None:
-        impl = self._impl()
+        impl = self._inbound()
+        if impl is None:
+            return
         for operation in impl.operations:
             assert operation in self.inbound_samples, f"inbound_samples lacks {operation!r}"
             command = self._parse(operation, self.inbound_samples[operation])
@@ -234,7 +263,9 @@ class ConnectorContract:
                 assert 0 < len(command.request_id) <= REQUEST_ID_MAX
 
     def test_contract_garbage_is_refused_with_an_error_not_an_exception(self) -> None:
-        impl = self._impl()
+        impl = self._inbound()
+        if impl is None:
+            return
         for operation in impl.operations:
             for body in self.garbage:
                 with pytest.raises(DomainError) as info:
@@ -242,7 +273,9 @@ class ConnectorContract:
                 assert info.value.status in (400, 413, 415, 422), (operation, body[:40])
 
     def test_contract_replies_in_kind(self) -> None:
-        impl = self._impl()
+        impl = self._inbound()
+        if impl is None:
+            return
         for operation in impl.operations:
             command = self._parse(operation, self.inbound_samples[operation])
             results: list[InboundResult] = [SUCCESS[operation], *REFUSALS]

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from hub.cli import main
-from hub.connectors import Connector, registry
+from hub.connectors import OutboundConnector, registry
 
 
-class BadSchema(Connector):
+class BadSchema(OutboundConnector):
     name: ClassVar[str] = "bad.schema"
     kind: ClassVar[str] = "erp"
     config_schema: ClassVar[dict[str, Any]] = {"type": "no-such-type"}

@@ -9,10 +9,10 @@ import httpx
 
 from hub.connectors import (
     MAX_EXCHANGE_STEPS,
-    Connector,
     Delivered,
     Exchange,
     Failed,
+    OutboundConnector,
     OutboundRequest,
     OutboundResponse,
     Retry,
@@ -24,7 +24,7 @@ from hub.testing import NOW, ScriptedTransport, sample_event
 TOKEN = b'{"access_token": "tok-SECRET-123"}'
 
 
-class TokenConnector(Connector):
+class TokenConnector(OutboundConnector):
     """Posts once per event with a bearer token; 401 means the token expired."""
 
     name: ClassVar[str] = "test.token"
@@ -129,7 +129,7 @@ def test_transport_errors_are_classified_by_the_connector():
     assert isinstance(outcome, Retry) and "ReadTimeout" in (trace.error or "")
 
 
-class Broken(Connector):
+class Broken(OutboundConnector):
     name: ClassVar[str] = "test.broken"
     kind: ClassVar[str] = "crm"
     consumes: ClassVar[tuple[str, ...]] = ("*",)
@@ -190,3 +190,23 @@ def test_check_connection_opens_the_session_and_sends_the_checks():
     assert transport.sent[1].headers["authorization"].startswith("Bearer ")
     refused = ScriptedTransport(lambda r: OutboundResponse(403, {}, b""))
     assert isinstance(check_connection(Checked(), {}, transport=refused)[0], Failed)
+
+
+def test_an_inbound_connector_delivers_nothing_and_has_nothing_to_check():
+    """The runner takes any registered connector; only an outbound one sends."""
+    from connectors.pos.native import NativePosConnector
+
+    transport = ScriptedTransport(answer)
+    outcome, trace = run_exchange(
+        NativePosConnector(),
+        sample_event("coupon.redeemed"),
+        {},
+        now=NOW,
+        transport=transport,
+        sessions=SessionCache(),
+        session_owner="sub_1",
+    )
+    assert isinstance(outcome, Failed) and "inbound connector" in outcome.reason
+    assert transport.sent == [] and trace.steps == []
+    outcome, trace = check_connection(NativePosConnector(), {}, transport=transport)
+    assert outcome == Delivered() and transport.sent == [] and trace.steps == []

@@ -231,9 +231,9 @@ def test_update_refuses_internal_urls_and_keeps_the_old_config(client, merchant)
 
 
 def test_url_fields_are_found_generically() -> None:
-    from hub.connectors import Connector
+    from hub.connectors import OutboundConnector
 
-    class Plugin(Connector):
+    class Plugin(OutboundConnector):
         name = "crm.future"
         url_fields = ("callback",)
         config_schema = {"type": "object", "properties": {

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from connectors.pos.mapped import MappedPosConnector, MappedVariant
 from hub.connectors import InboundCommand
 from hub.domain.cart import Line, Order
+from hub.domain.commands import RedeemCommand
 from hub.domain.errors import ERROR_CODES, DomainError
-from hub.services.commands import RedeemCommand
 from hub.testing.events import CASH_CODE, GIFT_CODE
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -12,8 +12,8 @@ import pytest
 from connectors.pos.native import NativePosConnector
 from hub.connectors import InboundCommand, InboundResult
 from hub.domain.cart import Line, Order
+from hub.domain.commands import RedeemCommand
 from hub.domain.errors import DomainError
-from hub.services.commands import RedeemCommand
 from hub.testing.events import GIFT_CODE
 from hub.testing.payloads import REFUSALS, SUCCESS
 

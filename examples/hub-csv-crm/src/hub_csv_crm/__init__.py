@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from hub.connectors import (
-    Connector,
     Delivered,
     Failed,
+    OutboundConnector,
     OutboundRequest,
     OutboundResponse,
     Outcome,
@@ -35,7 +35,7 @@ def points(event: dict[str, Any], per_yuan: int) -> int:
     return -earned if event["type"] == "coupon.redemption_reversed" else earned
 
 
-class CsvCrmConnector(Connector):
+class CsvCrmConnector(OutboundConnector):
     """Loyalty points to a CRM that imports CSV over HTTP."""
 
     name: ClassVar[str] = "crm.csv"
