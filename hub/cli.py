@@ -775,6 +775,7 @@ def connectors_list(as_json: bool) -> None:
         InboundConnector,
         OutboundConnector,
         broken_connectors,
+        get_connector,
         load_connectors,
     )
 
@@ -792,7 +793,7 @@ def connectors_list(as_json: bool) -> None:
     for name, c in sorted(load_connectors().items()):
         listed.append(entry(name, c))
         for variant in c.variants():
-            impl = c.variant(variant)
+            impl = get_connector(f"{name}.{variant}")
             listed.append({**entry(impl.name, impl), "consumes": []})
         for where, why in sorted(c.problems().items()):
             problems.append({"connector": name, "status": "broken", "where": where, "why": why})

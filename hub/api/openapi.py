@@ -83,7 +83,13 @@ IDEMPOTENT_OPERATIONS: Final = frozenset(
 
 
 def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
-    from hub.connectors import OPERATIONS, AnyConnector, InboundConnector, load_connectors
+    from hub.connectors import (
+        OPERATIONS,
+        AnyConnector,
+        InboundConnector,
+        get_connector,
+        load_connectors,
+    )
     from hub.events.schemas import DATA_SCHEMAS
 
     def serves(c: AnyConnector) -> bool:
@@ -93,7 +99,7 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
     for connector in load_connectors().values():
         inbound += [connector.name] if serves(connector) and not connector.variants() else []
         for v in connector.variants():
-            if serves(connector.variant(v)):
+            if serves(get_connector(f"{connector.name}.{v}")):
                 inbound.append(f"{connector.name}.{v}")
     inbound.sort()
     schemas: dict[str, dict[str, Any]] = {

@@ -17,15 +17,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from hub.domain.errors import refuse
-
-if TYPE_CHECKING:
-    from hub.connectors.registry import AnyConnector
 
 
 def package_schema(package: str, resource: str = "config.schema.json") -> dict[str, Any]:
@@ -92,7 +89,7 @@ class ConnectorBase:
         return {}
 
     # ---------------------------------------------------------------- registry
-    def variant(self, name: str) -> AnyConnector:
+    def variant(self, name: str) -> ConnectorBase:
         """A named variant (``pos.mapped`` serves one per mapping file)."""
         raise KeyError(name)
 

@@ -71,9 +71,11 @@ def get_connector(name: str) -> AnyConnector:
     base, _, variant = name.rpartition(".")
     if base in found:
         try:
-            return found[base].variant(variant)
+            impl = found[base].variant(variant)
         except KeyError:
-            pass
+            impl = None
+        if isinstance(impl, InboundConnector | OutboundConnector):
+            return impl
     raise refuse("unknown_connector", f"No connector named {name!r}.", known=sorted(found))
 
 
