@@ -423,7 +423,7 @@ def _check_secret_key(engine: Engine) -> None:
     """Load the connector-secret key(s) now: a malformed HUB_SECRET_KEY stops the start,
     the warning about a key file comes at start, and so does an error when the keys do
     not open stored secrets (deliveries to those subscriptions fail until fixed)."""
-    from hub.secrets import probe
+    from hub.services.secret_rotation import probe
 
     tried, failed = _run(probe, engine)
     if failed:
@@ -724,7 +724,7 @@ def secrets_group() -> None:
 def secrets_rotate(db: str | None) -> None:
     """Re-encrypt every subscription secret with the first key of HUB_SECRET_KEY (and
     encrypt any stored before encryption). Afterwards the older keys can be removed."""
-    from hub.secrets import rotate_all
+    from hub.services.secret_rotation import rotate_all
 
     engine = _engine(db)
     upgrade(engine)

@@ -37,8 +37,8 @@ from hub.secrets import (
     is_encrypted,
     key_file_for,
     keyring,
-    rotate_all,
 )
+from hub.services.secret_rotation import probe, rotate_all
 from tests.conftest import issue, make_template
 from tests.connectors.crm.fakes import SF_CONFIG, salesforce_ok
 from tests.delivery.support import deliveries, delivery, runtime
@@ -574,7 +574,7 @@ def test_a_wrong_key_fails_the_delivery_cleanly(client, db, merchant, clock, use
     assert [e["subscription_id"] for e in events] == [sub["id"]]
     assert not any(s in json.dumps(logs, default=str) for s in PLAINTEXTS)
     # `hub serve` and `hub worker` say so at start
-    assert hub_secrets.probe(db) == (2, [sub["id"]])
+    assert probe(db) == (2, [sub["id"]])
     with structlog.testing.capture_logs() as logs:
         _check_secret_key(db)
     [error] = [e for e in logs if e["event"] == "secrets.undecryptable"]
