@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hub.domain.errors import ERROR_CODES
+from hub.services.problems import HTTP_STATUS, status_for
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -39,7 +40,9 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
 def test_error_table_matches_the_catalogue():
     rows = re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \| (.+?) \|$",
                       _block("error-codes:start", "error-codes:end"), re.M)
-    assert {code: (int(status), meaning) for code, status, meaning in rows} == ERROR_CODES
+    table = {code: (status_for(code), meaning) for code, meaning in ERROR_CODES.items()}
+    assert {code: (int(status), meaning) for code, status, meaning in rows} == table
+    assert HTTP_STATUS.keys() == ERROR_CODES.keys()
 
 
 def _free_port() -> int:

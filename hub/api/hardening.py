@@ -149,7 +149,6 @@ def _check_characters(path: bytes, query: bytes, raw: list[tuple[bytes, bytes]])
                 raise refuse(
                     "idempotency_key_repeated",
                     "Send one Idempotency-Key header, not several.",
-                    status=400,
                 )
 
 
@@ -184,11 +183,10 @@ class HardeningMiddleware:
             raise refuse(
                 "uri_too_long",
                 f"The URL takes {url_bytes} bytes; at most {MAX_URL_BYTES}.",
-                status=414,
             )
         raw: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
         if (reason := _header_section_too_large(raw)) is not None:
-            raise refuse("headers_too_large", reason, status=431)
+            raise refuse("headers_too_large", reason)
         _check_characters(raw_path, query, raw)
         method = str(scope.get("method", "GET")).upper()
         path = str(scope.get("path", ""))
@@ -205,7 +203,6 @@ class HardeningMiddleware:
                 raise refuse(
                     "unsupported_media_type",
                     f"Send the body as application/json (UTF-8), not {sent[:100]}.",
-                    status=415,
                     accepted=["application/json"],
                 )
 
@@ -256,7 +253,6 @@ class HubRequest(Request[Any, Any, Any]):
             raise refuse(
                 "malformed_json",
                 f"JSON is malformed: nested deeper than {MAX_JSON_DEPTH} levels.",
-                status=400,
             )
         if not str(self.scope.get("path", "")).startswith(OWN_MEDIA_TYPE_PREFIXES):
             check_json_text(body)

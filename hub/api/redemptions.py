@@ -31,6 +31,20 @@ REDEEM_MAX_BODY = 64 * 1024
 _PROBLEMS: dict[int, Any] = {}
 
 
+def reversal(redemption_id: str) -> svc.Operation:
+    """The reversal of ``redemption_id`` as this API names it."""
+    instance = f"/v1/redemptions/{redemption_id}/reversal"
+    return svc.Operation(name=f"POST {instance}", instance=instance)
+
+
+# How the services' idempotency records and stored problem documents name the redeem
+# and reversal operations: the routes' own spelling (the POS route runs them under it).
+REDEMPTION_OPERATIONS = svc.Operations(
+    redeem=svc.Operation(name="POST /v1/redemptions", instance="/v1/redemptions"),
+    reverse=reversal,
+)
+
+
 def to_command(data: JSONBody[RedeemIn]) -> RedeemCommand:
     lines = None
     if data.order.lines is not None:
@@ -107,6 +121,7 @@ class RedemptionController(Controller):
             idempotency_key=idempotency_key,
             canonical_body=msgspec.json.encode(data),
             now=h.clock(),
+            operation=REDEMPTION_OPERATIONS.redeem,
             settings=h.settings,
             client=client_address(request),
         )
@@ -168,6 +183,7 @@ class RedemptionController(Controller):
             idempotency_key=idempotency_key,
             canonical_body=msgspec.json.encode(body),
             now=h.clock(),
+            operation=REDEMPTION_OPERATIONS.reverse(redemption_id),
             settings=h.settings,
         )
         return send(result)  # type: ignore[return-value]

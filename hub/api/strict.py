@@ -36,4 +36,4 @@ def strict(raw: bytes, type_: type[T]) -> T:
             "invalid_request", f"{field}: {message}", errors=[{"field": field, "message": message}]
         ) from None
     except msgspec.DecodeError as exc:
-        raise refuse("malformed_json", str(exc), status=400) from None
+        raise refuse("malformed_json", str(exc)) from None

@@ -297,7 +297,6 @@ class Guard:
             "too_many_failed_attempts",
             "Too many unknown or mistyped coupon codes from this key or address; "
             f"look-ups, validations and redemptions are refused for {retry_after} s.",
-            status=429,
             retry_after=retry_after,
             blocked_until=iso(until),
         )
