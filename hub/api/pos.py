@@ -15,7 +15,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
-from hub.api.alerts import client_address
+from hub.api.client import client_address
 from hub.api.redemptions import REDEMPTION_OPERATIONS
 from hub.api.state import hub, principal, run_db
 from hub.connectors import OPERATIONS, Connector, get_connector

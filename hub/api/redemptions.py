@@ -6,12 +6,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from hub.api.alerts import client_address, too_many_docs
+from hub.api.client import client_address
 from hub.api.dto import (
-    Problem,
     RedeemIn,
     RedemptionOut,
     RedemptionPage,
@@ -20,8 +18,9 @@ from hub.api.dto import (
     ValidationOut,
 )
 from hub.api.params import Since, Until, query_time
+from hub.api.responses import problem_docs, too_many_docs
 from hub.api.state import hub, principal, run_db
-from hub.api.strict import strict
+from hub.api.strict import Strict
 from hub.domain.cart import Line, Order
 from hub.services import queries
 from hub.services import redeem as svc
@@ -71,19 +70,6 @@ def send(result: HttpResult) -> Response[bytes]:
     )
 
 
-def _problem_docs(*statuses: int) -> dict[int, Any]:
-    from litestar.openapi.datastructures import ResponseSpec
-
-    return {
-        s: ResponseSpec(
-            data_container=Problem,
-            media_type="application/problem+json",
-            description="Problem (RFC 9457) with a stable `code`",
-        )
-        for s in statuses
-    }
-
-
 class RedemptionController(Controller):
     path = "/v1/redemptions"
     tags = ["redemptions"]
@@ -92,14 +78,15 @@ class RedemptionController(Controller):
     @post(
         "/",
         status_code=201,
-        responses=_problem_docs(400, 401, 403, 404, 409, 413, 422) | too_many_docs(),
+        responses=problem_docs(400, 401, 403, 404, 409, 413, 422) | too_many_docs(),
         summary="Redeem a coupon (核销), exactly once per Idempotency-Key",
+        dto=Strict[RedeemIn],
+        return_dto=None,
     )
     async def redeem(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[RedeemIn],
-        raw_body: NamedDependency[bytes],
         idempotency_key: Annotated[
             str | None,
             HeaderParameter(
@@ -110,7 +97,6 @@ class RedemptionController(Controller):
             ),
         ] = None,
     ) -> Response[RedemptionOut]:
-        data = strict(raw_body, RedeemIn)
         h = hub(request)
         result = await run_db(
             request,
@@ -130,16 +116,16 @@ class RedemptionController(Controller):
     @post(
         "/validate",
         status_code=200,
-        responses=_problem_docs(400, 401, 403, 404, 409, 413, 422) | too_many_docs(),
+        responses=problem_docs(400, 401, 403, 404, 409, 413, 422) | too_many_docs(),
         summary="Dry run: every redeem check, no change",
+        dto=Strict[RedeemIn],
+        return_dto=None,
     )
     async def validate(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[RedeemIn],
-        raw_body: NamedDependency[bytes],
     ) -> ValidationOut:
-        data = strict(raw_body, RedeemIn)
         h = hub(request)
         body = await run_db(
             request,
@@ -156,7 +142,7 @@ class RedemptionController(Controller):
     @post(
         "/{redemption_id:str}/reversal",
         status_code=201,
-        responses=_problem_docs(400, 401, 404, 409, 422),
+        responses=problem_docs(400, 401, 404, 409, 422),
         summary="Reverse (refund/void) a redemption; idempotent",
     )
     async def reverse(
@@ -191,7 +177,7 @@ class RedemptionController(Controller):
     @get(
         "/",
         sync_to_thread=True,
-        responses=_problem_docs(400, 401, 422),
+        responses=problem_docs(400, 401, 422),
         summary="List redemptions, newest first (cursor pagination)",
     )
     def list(

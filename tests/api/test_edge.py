@@ -165,3 +165,70 @@ def test_every_way_out_looks_the_status_up_in_the_table(
         headers={**merchant.auth(), "Idempotency-Key": "e-7"},
     )
     assert (r.status_code, r.json()["code"]) == (refused_status, "threshold_not_met")
+
+
+# --- each body decoded once ------------------------------------------------------------------
+
+
+def test_strict_bodies_are_decoded_once(client, db, merchant, clock, monkeypatch):
+    """The redeem, validate, template, issue and product bodies: litestar's lenient decode
+    does not run; the strict decoder runs once, straight into the handler's type."""
+    from litestar import Request
+
+    from hub.api import strict as strict_mod
+
+    lenient: list[str] = []
+    decoded: list[type] = []
+    original_json = Request.json
+    original_strict = strict_mod.strict
+
+    async def spy_json(self: Any) -> Any:
+        lenient.append(self.url.path)
+        return await original_json(self)
+
+    def spy_strict(raw: bytes, type_: type) -> Any:
+        decoded.append(type_)
+        return original_strict(raw, type_)
+
+    monkeypatch.setattr(Request, "json", spy_json)
+    monkeypatch.setattr(strict_mod, "strict", spy_strict)
+    tpl = make_template(db, merchant, clock.now)
+    [code] = issue(db, merchant, tpl, clock.now)
+    redeem = {"code": code, "store": "SH-001", "order": order(12800)}
+    template = {
+        "name": "once",
+        "benefit": {"kind": "threshold", "threshold": 10000, "discount": 2000},
+        "validity": {"type": "relative", "days": 30},
+    }
+    auth = merchant.auth()
+    calls = [
+        ("/v1/redemptions/validate", redeem, auth, 200, "RedeemIn"),
+        ("/v1/redemptions", redeem, {**auth, "Idempotency-Key": "once"}, 201, "RedeemIn"),
+        ("/v1/templates", template, auth, 201, "TemplateIn"),
+        (f"/v1/templates/{tpl}/coupons", {"count": 2}, auth, 201, "IssueIn"),
+        ("/v1/products", {"sku": "S-1", "name": "Tea", "category": "tea", "price": 100}, auth,
+         201, "ProductIn"),
+    ]  # fmt: skip
+    for path, body, headers, status, type_name in calls:
+        decoded.clear()
+        r = client.post(path, json=body, headers=headers)
+        assert r.status_code == status, r.text
+        assert [t.__name__ for t in decoded] == [type_name], path
+    assert lenient == []
+    # still strict: a numeric string is no amount
+    bad = {**redeem, "order": {"id": "A-1", "amount": "12800"}}
+    r = client.post("/v1/redemptions/validate", json=bad, headers=auth)
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_request")
+    assert r.json()["errors"][0]["field"] == "order.amount"
+    # trailing bytes after the object are malformed JSON, whatever the object holds
+    r = client.post(
+        "/v1/redemptions/validate",
+        content=b"{} x",
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert (r.status_code, r.json()["code"]) == (400, "malformed_json")
+    # an unknown or a missing field is named by its own path
+    r = client.post("/v1/redemptions/validate", json={**redeem, "x": 1}, headers=auth)
+    assert r.json()["errors"][0]["field"] == "x"
+    r = client.post("/v1/templates", json={}, headers=auth)
+    assert (r.status_code, r.json()["errors"][0]["field"]) == (422, "name")
