@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -42,6 +41,7 @@ from hub.api.permissions import PUBLIC_PREFIXES
 from hub.domain.errors import refuse
 from hub.services.jsonio import check_json_text, invalid_characters
 from hub.services.problems import PROBLEM_MEDIA_TYPE
+from hub.settings import env
 
 KIB: Final = 1024
 DEFAULT_MAX_BODY: Final = 1024 * KIB  # routes may set less (redeem 64 KiB) or more (issue)
@@ -264,7 +264,7 @@ class HubRequest(Request[Any, Any, Any]):
 
 def cors_config(environ: Mapping[str, str] | None = None) -> CORSConfig | None:
     """CORS for the origins in ``HUB_CORS_ORIGINS`` (comma-separated); off when unset."""
-    raw = (os.environ if environ is None else environ).get("HUB_CORS_ORIGINS", "")
+    raw = env("HUB_CORS_ORIGINS", environ) or ""
     origins = [o.strip().rstrip("/") for o in raw.split(",") if o.strip()]
     if not origins:
         return None

@@ -7,7 +7,6 @@ the sweeper re-enqueues whatever is due.
 
 from __future__ import annotations
 
-import os
 import threading
 from queue import SimpleQueue
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy import Connection
 
 from hub.db.engine import after_commit
 from hub.delivery.backoff import BrokerBackoff
+from hub.settings import env
 
 log = structlog.get_logger("hub.delivery")
 
@@ -33,7 +33,7 @@ AMQP_SCHEMES = ("amqp://", "amqps://")
 
 
 def broker_url() -> str | None:
-    return os.environ.get("HUB_BROKER_URL") or None
+    return env("HUB_BROKER_URL") or None
 
 
 def shown_url(url: str) -> str:

@@ -37,6 +37,7 @@ from hub.services.jsonio import check_json_text
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
 from hub.services.problems import problem_dict, problem_for, status_for
+from hub.settings.app import Settings
 
 log = structlog.get_logger("hub.inbound")
 
@@ -63,7 +64,7 @@ def _redemption_of(
     p: Principal,
     code: str,
     now: datetime,
-    settings: svc.Settings,
+    settings: Settings,
     client: str | None,
 ) -> str:
     """The coupon's current redemption, else its latest one (so a retried reversal meets
@@ -94,7 +95,7 @@ def execute(
     headers: Mapping[str, str],
     *,
     now: datetime,
-    settings: svc.Settings,
+    settings: Settings,
     operations: svc.Operations,
     client: str | None = None,
 ) -> InboundResult:
@@ -179,7 +180,7 @@ def handle(
     headers: Mapping[str, str],
     *,
     now: datetime,
-    settings: svc.Settings,
+    settings: Settings,
     operations: svc.Operations,
     client: str | None = None,
 ) -> InboundReply:

@@ -10,7 +10,7 @@ at most once under any race; the domain decides everything else.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,25 +36,16 @@ from hub.domain.templates import CHANNELS
 from hub.domain.validity import Window, to_utc
 from hub.services import alerts, audit, idempotency, outbox
 from hub.services.commands import HttpResult, RedeemCommand
-from hub.services.guard import Guard
 from hub.services.jsonio import dumps, iso
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
 from hub.services.problems import problem_bytes, status_for
 from hub.services.template_cache import template_of
+from hub.settings.app import Settings
 
 log = structlog.get_logger("hub.redeem")
 
 CLOCK_SKEW = timedelta(minutes=5)
-MAX_OFFLINE_AGE = timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class Settings:
-    idempotency_ttl: timedelta = idempotency.DEFAULT_TTL
-    max_offline_age: timedelta = MAX_OFFLINE_AGE
-    # guessing defence and repeat-attempt alerts (guard.py, alerts.py); one per app
-    guard: Guard = field(default_factory=Guard.from_env)
 
 
 @dataclass(frozen=True)
