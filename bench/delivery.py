@@ -39,6 +39,7 @@ from sqlalchemy import Engine, select
 
 from bench.redeem import setup_merchant
 from connectors.webhook import WebhookConnector
+from hub.api.redemptions import REDEMPTION_OPERATIONS
 from hub.db.schema import deliveries, outbox_events
 from hub.delivery import queue
 from hub.delivery.runtime import Runtime
@@ -152,6 +153,7 @@ def _redeem_backlog(engine: Engine, p: Principal, codes: list[str]) -> None:
             idempotency_key=f"bl-{code}",
             canonical_body=body,
             now=datetime.now(UTC),
+            operation=REDEMPTION_OPERATIONS.redeem,
         )
         assert r.status == 201, r.body
 

@@ -35,6 +35,7 @@ import psycopg
 from sqlalchemy import Engine
 
 from bench import loadgen
+from hub.api.redemptions import REDEMPTION_OPERATIONS
 from hub.db.engine import make_engine
 from hub.db.migrate import upgrade
 from hub.domain.cart import Order
@@ -102,6 +103,7 @@ def bench_service(engine: Engine, p: Principal, codes: list[str]) -> float:
             idempotency_key=f"svc-{code}",
             canonical_body=body,
             now=datetime.now(UTC),
+            operation=REDEMPTION_OPERATIONS.redeem,
         )
         assert r.status == 201, r.body
     return _rate(len(codes), time.perf_counter() - t0)

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from hub.db.engine import DEFAULT_SQLITE_PATH, make_engine, normalize_url
 from hub.db.migrate import upgrade
 from hub.domain.errors import DomainError
+from hub.settings import env
 
 DEMO_FILE = "hub-demo.json"
 PURGE_EVERY_SECONDS = 600
@@ -64,7 +65,7 @@ class ListenProblem(OperatorError):
 
 def database_url(db: str | None) -> str:
     """``--db`` (a path or URL) wins, then ``HUB_DATABASE_URL``, then ``./hub.db``."""
-    return db or os.environ.get("HUB_DATABASE_URL") or DEFAULT_SQLITE_PATH
+    return db or env("HUB_DATABASE_URL") or DEFAULT_SQLITE_PATH
 
 
 _shown_url: list[str] = []  # the database the command works on, for error messages
@@ -1085,7 +1086,7 @@ def worker(db: str | None, threads: int) -> None:
     from hub.logs import configure_logging
 
     configure_logging()
-    if db is None and not os.environ.get("HUB_DATABASE_URL"):
+    if db is None and not env("HUB_DATABASE_URL"):
         raise DatabaseProblem(
             "hub worker needs the API's database: give --db or set HUB_DATABASE_URL "
             "(a worker never creates a database)"

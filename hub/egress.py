@@ -26,7 +26,6 @@ Three checks, one policy:
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import socket
 import threading
@@ -38,6 +37,7 @@ import httpx
 import structlog
 
 from hub.domain.errors import refuse
+from hub.settings import env
 
 log = structlog.get_logger("hub.egress")
 
@@ -102,7 +102,7 @@ def allowed_networks() -> tuple[IPNetwork, ...]:
     """The networks ``HUB_EGRESS_ALLOW`` opens (read on every call; parsed once per
     value). An entry that is not a CIDR is ignored with an error logged: it opens
     nothing (the policy fails closed)."""
-    raw = os.environ.get(ENV_VAR, "")
+    raw = env(ENV_VAR) or ""
     found = _parsed.get(raw)
     if found is not None:
         return found

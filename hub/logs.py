@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import structlog
 
+from hub.settings import env
+
 
 def configure_logging() -> None:
-    level = getattr(logging, os.environ.get("HUB_LOG_LEVEL", "INFO").upper(), logging.INFO)
+    level = getattr(logging, (env("HUB_LOG_LEVEL") or "INFO").upper(), logging.INFO)
     renderer: structlog.types.Processor
-    if os.environ.get("HUB_LOG_JSON") == "1":
+    if env("HUB_LOG_JSON") == "1":
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)

@@ -44,6 +44,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 
 from hub.db.engine import normalize_url
+from hub.settings import env as read_env
 
 log = structlog.get_logger("hub.secrets")
 
@@ -150,7 +151,7 @@ def key_file_for(url: URL | str) -> Path | None:
 def keyring(engine: Engine | URL | str) -> Keyring:
     """The keys for a database (see the module's docstring for where they come from)."""
     global _memory_key
-    env = os.environ.get(ENV_VAR, "").strip()
+    env = (read_env(ENV_VAR) or "").strip()
     if env:
         found = _by_env.get(env)
         if found is None:

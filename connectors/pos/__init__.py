@@ -58,7 +58,6 @@ def check_media_type(headers: Mapping[str, str], accepted: tuple[str, ...]) -> N
         raise refuse(
             "unsupported_media_type",
             f"This connector takes {', '.join(accepted)}, not {media or 'no type'}.",
-            status=415,
             accepted=list(accepted),
         )
 
@@ -68,7 +67,6 @@ def check_size(body: bytes, limit: int) -> None:
         raise refuse(
             "payload_too_large",
             f"The body has {len(body)} bytes; at most {limit} are accepted.",
-            status=413,
         )
 
 
@@ -93,7 +91,7 @@ def decode_json(body: bytes, type_: type[T]) -> T:
     except msgspec.ValidationError as exc:
         raise invalid(msgspec_field(exc), _problem_text(exc)) from None
     except msgspec.DecodeError as exc:
-        raise refuse("malformed_json", f"The body is not valid JSON: {exc}", status=400) from None
+        raise refuse("malformed_json", f"The body is not valid JSON: {exc}") from None
 
 
 def convert_redeem(data: Mapping[str, Any], where: Callable[[str], str]) -> RedeemIn:

@@ -488,17 +488,16 @@ def _decode(body: bytes) -> dict[str, Any]:
     except DomainError:
         raise
     except RecursionError:
-        raise refuse("malformed_json", "The body is nested too deeply.", status=400) from None
+        raise refuse("malformed_json", "The body is nested too deeply.") from None
     except UnicodeDecodeError:
-        raise refuse("malformed_json", "The body is not UTF-8 text.", status=400) from None
+        raise refuse("malformed_json", "The body is not UTF-8 text.") from None
     except json.JSONDecodeError as exc:
         raise refuse(
             "malformed_json",
             f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
-            status=400,
         ) from None
     except Exception:  # anything else the decoder may raise for odd bytes
-        raise refuse("malformed_json", "The body is not valid JSON.", status=400) from None
+        raise refuse("malformed_json", "The body is not valid JSON.") from None
     if not isinstance(doc, dict):
         kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}
         raise refuse(
@@ -698,7 +697,6 @@ class MappedVariant(InboundConnector):
             raise refuse(
                 "unsupported_media_type",
                 f"{self.name} takes {', '.join(self.media_types)}, not {media}.",
-                status=415,
                 accepted=list(self.media_types),
             )
         doc = _decode(body)

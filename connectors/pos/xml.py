@@ -79,7 +79,7 @@ def _transcode(body: bytes) -> bytes:
         text = body.decode("gb18030" if gbk else encoding)
     except (UnicodeDecodeError, LookupError):
         raise refuse(
-            "malformed_xml", f"The body is not valid {encoding.upper()}.", status=400
+            "malformed_xml", f"The body is not valid {encoding.upper()}."
         ) from None
     return _DECLARED_TEXT.sub(r"\1\2UTF-8\2", text, count=1).encode("utf-8")
 
@@ -108,7 +108,6 @@ def parse_xml(
             "xml_forbidden",
             f"The XML declares a DTD, entities or external references ({type(exc).__name__});"
             " they are refused.",
-            status=400,
         ) from None
     except _TooLarge as exc:
         raise refuse(
@@ -117,9 +116,9 @@ def parse_xml(
             errors=[{"field": "body", "message": str(exc)}],
         ) from None
     except ET.ParseError as exc:
-        raise refuse("malformed_xml", f"The body is not well-formed XML: {exc}", 400) from None
+        raise refuse("malformed_xml", f"The body is not well-formed XML: {exc}") from None
     except (ValueError, LookupError) as exc:  # e.g. "multi-byte encodings are not supported"
-        raise refuse("malformed_xml", f"The body cannot be read as XML: {exc}", 400) from None
+        raise refuse("malformed_xml", f"The body cannot be read as XML: {exc}") from None
     return root
 
 

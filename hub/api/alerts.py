@@ -1,4 +1,4 @@
-"""``GET /v1/alerts`` and the caller's address for the guessing defence."""
+"""``GET /v1/alerts``."""
 
 from __future__ import annotations
 
@@ -6,34 +6,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, QueryParameter
 
-from hub.api.dto import Problem
 from hub.api.params import Since, Until, query_time
 from hub.api.state import hub, principal
 from hub.services import alerts
 
 Severity = Literal["warning", "critical"]
-
-
-def client_address(request: Request[Any, Any, Any]) -> str | None:
-    """The client's address: the TCP peer, or the ``X-Forwarded-For`` client when the
-    peer is one of ``HUB_TRUSTED_PROXIES``."""
-    peer = request.client.host if request.client is not None else None
-    return hub(request).settings.guard.client_address(peer, request.headers.get("x-forwarded-for"))
-
-
-def too_many_docs() -> dict[int, ResponseSpec]:
-    """The 429 a guarded endpoint may answer, for its OpenAPI responses."""
-    return {
-        429: ResponseSpec(
-            data_container=Problem,
-            media_type="application/problem+json",
-            description="`too_many_failed_attempts`: too many unknown or mistyped codes "
-            "from this key or address; see Retry-After",
-        )
-    }
 
 
 class AlertOut(msgspec.Struct):

@@ -28,7 +28,7 @@ from hub.api.ops import health, metrics, ready
 from hub.api.redemptions import RedemptionController
 from hub.api.state import HubState, utcnow
 from hub.api.strict import raw_body
-from hub.services.redeem import Settings
+from hub.services.settings import Settings
 
 
 def create_app(

@@ -48,7 +48,7 @@ _cache = _PrincipalCache()
 
 
 def _unauthorized(message: str) -> DomainError:
-    return refuse("unauthorized", message, status=401)
+    return refuse("unauthorized", message)
 
 
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
@@ -77,7 +77,6 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
                 "forbidden",
                 f"A key with role {principal.role} may not {method} {template} "
                 "(see the role table in the README).",
-                status=403,
             )
         peer = connection.client.host if connection.client else None
         guard = connection.app.state.hub.settings.guard

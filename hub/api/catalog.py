@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from hub.api.dto import (
@@ -22,7 +21,7 @@ from hub.api.dto import (
 )
 from hub.api.openapi import ok
 from hub.api.state import hub, principal
-from hub.api.strict import strict
+from hub.api.strict import Strict
 from hub.services import catalog
 
 
@@ -65,14 +64,14 @@ class CatalogController(Controller):
         sync_to_thread=True,
         summary="Create a product",
         responses={201: ok(ProductOut)},
+        dto=Strict[ProductIn],
+        return_dto=None,
     )
     def create_product(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[ProductIn],
-        raw_body: NamedDependency[bytes],
     ) -> dict[str, Any]:
-        data = strict(raw_body, ProductIn)
         h = hub(request)
         return catalog.create_product(
             h.engine, principal(request), data.sku, data.name, data.category, data.price, h.clock()

@@ -7,9 +7,10 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
 
-from hub.api.alerts import client_address, too_many_docs
+from hub.api.client import client_address
 from hub.api.dto import ClaimIn, ClaimOut, CouponOut, VoidIn, VoidOut
 from hub.api.openapi import ok
+from hub.api.responses import too_many_docs
 from hub.api.state import hub, principal, run_db
 from hub.services import issuing, queries
 

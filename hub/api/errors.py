@@ -1,4 +1,8 @@
-"""Every failure becomes an RFC 9457 problem+json with a stable ``code``; never a trace."""
+"""Every failure becomes an RFC 9457 problem+json with a stable ``code``; never a trace.
+
+The HTTP status of a refusal is looked up here, at the edge, from the error table
+(:func:`hub.services.problems.status_for`); a :class:`DomainError` carries none.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from hub.db.engine import busy_reason
 from hub.domain.errors import DomainError
 from hub.services.jsonio import dumps
-from hub.services.problems import PROBLEM_MEDIA_TYPE, problem_dict, problem_for
+from hub.services.problems import PROBLEM_MEDIA_TYPE, problem_dict, problem_for, status_for
 
 log = structlog.get_logger("hub.api")
 
@@ -35,10 +39,16 @@ def _problem(doc: dict[str, Any], headers: dict[str, str] | None = None) -> Resp
     )
 
 
+def _edge(code: str, detail: str, path: str, **extra: Any) -> dict[str, Any]:
+    """A problem document for a refusal made here at the edge, with the table's status."""
+    return problem_dict(code, status_for(code), detail, path, **extra)
+
+
 def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    status = status_for(exc.code)
     # RFC 9110 §15.5.2: a 401 response must carry WWW-Authenticate.
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    if exc.status == 429 and "retry_after" in exc.extra:  # too_many_failed_attempts
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429 and "retry_after" in exc.extra:  # too_many_failed_attempts
         headers = {"Retry-After": str(exc.extra["retry_after"])}
     return _problem(problem_for(exc, instance=request.url.path), headers=headers)
 
@@ -75,7 +85,7 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
         message = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or detail
         if any(e["message"] == "'data'" for e in errors):
             message = "A JSON body is required."
-        return _problem(problem_dict("invalid_request", 422, message, path, errors=errors))
+        return _problem(_edge("invalid_request", message, path, errors=errors))
     # litestar wraps msgspec's DecodeError ("JSON is malformed: …", "Input data was
     # truncated", …) in a SerializationException, re-raised as a 400 ClientException.
     if status == 400 and (
@@ -83,24 +93,18 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     ):
         if not detail.startswith("JSON is malformed"):
             detail = f"JSON is malformed: {detail}"
-        return _problem(problem_dict("malformed_json", 400, detail, path))
+        return _problem(_edge("malformed_json", detail, path))
     if status == 413:
-        return _problem(
-            problem_dict("payload_too_large", 413, "The request body is too large.", path)
-        )
+        return _problem(_edge("payload_too_large", "The request body is too large.", path))
     if isinstance(exc, NotAuthorizedException) or status == 401:
-        return _problem(
-            problem_dict("unauthorized", 401, detail, path), headers={"WWW-Authenticate": "Bearer"}
-        )
+        return _problem(_edge("unauthorized", detail, path), headers={"WWW-Authenticate": "Bearer"})
     if isinstance(exc, NotFoundException) or status == 404:
-        return _problem(problem_dict("not_found", 404, "No such resource.", path))
+        return _problem(_edge("not_found", "No such resource.", path))
     if isinstance(exc, MethodNotAllowedException) or status == 405:
         # RFC 9110 §15.5.6: a 405 response must carry Allow (litestar puts it on the exception).
-        return _problem(
-            problem_dict("method_not_allowed", 405, detail, path), headers=exc.headers or None
-        )
-    if status == 400:
-        return _problem(problem_dict("invalid_request", 400, detail, path))
+        return _problem(_edge("method_not_allowed", detail, path), headers=exc.headers or None)
+    # any other litestar refusal keeps litestar's status (e.g. a 400 for a header litestar
+    # cannot parse): ``invalid_request`` names the kind, the status stays what it was
     if status >= 500:
         return internal_error(request, exc)
     return _problem(problem_dict("invalid_request", status, detail, path))
@@ -111,22 +115,21 @@ def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[b
     if "deserializing" not in str(exc):
         return internal_error(request, exc)
     detail = "JSON is malformed: nested too deeply."
-    return _problem(problem_dict("malformed_json", 400, detail, request.url.path))
+    return _problem(_edge("malformed_json", detail, request.url.path))
 
 
 def not_utf8(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[bytes]:
     """msgspec raises UnicodeDecodeError (not a DecodeError) on invalid UTF-8 inside a string."""
     detail = "JSON is malformed: the body is not valid UTF-8."
-    return _problem(problem_dict("malformed_json", 400, detail, request.url.path))
+    return _problem(_edge("malformed_json", detail, request.url.path))
 
 
 def data_error(request: Request[Any, Any, Any], exc: DataError) -> Response[bytes]:
     """The database refused a value (e.g. a NUL character, which PostgreSQL text cannot hold)."""
     log.info("data_error", path=request.url.path, error=type(exc.orig).__name__)
     return _problem(
-        problem_dict(
+        _edge(
             "invalid_request",
-            422,
             "A value cannot be stored (it contains a NUL character or is too long).",
             request.url.path,
         )
@@ -151,7 +154,7 @@ def database_busy(request: Request[Any, Any, Any], exc: Exception) -> Response[b
         "Retry after the number of seconds in Retry-After, with the same Idempotency-Key."
     )
     return _problem(
-        problem_dict(reason, 503, detail, request.url.path, retry_after=DB_RETRY_AFTER),
+        _edge(reason, detail, request.url.path, retry_after=DB_RETRY_AFTER),
         headers={"Retry-After": str(DB_RETRY_AFTER)},
     )
 
@@ -159,9 +162,8 @@ def database_busy(request: Request[Any, Any, Any], exc: Exception) -> Response[b
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.error("unhandled_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
     return _problem(
-        problem_dict(
+        _edge(
             "internal_error",
-            500,
             "Unexpected failure; nothing was changed. Retry with the same Idempotency-Key.",
             request.url.path,
         )

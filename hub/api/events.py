@@ -39,5 +39,4 @@ class EventsController(Controller):
             raise refuse(
                 "not_found",
                 f"No event type {event_type}; known: {', '.join(schemas.DATA_SCHEMAS)}.",
-                status=404,
             ) from None

@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -42,6 +41,7 @@ from hub.api.permissions import PUBLIC_PREFIXES
 from hub.domain.errors import refuse
 from hub.services.jsonio import check_json_text, invalid_characters
 from hub.services.problems import PROBLEM_MEDIA_TYPE
+from hub.settings import env
 
 KIB: Final = 1024
 DEFAULT_MAX_BODY: Final = 1024 * KIB  # routes may set less (redeem 64 KiB) or more (issue)
@@ -149,7 +149,6 @@ def _check_characters(path: bytes, query: bytes, raw: list[tuple[bytes, bytes]])
                 raise refuse(
                     "idempotency_key_repeated",
                     "Send one Idempotency-Key header, not several.",
-                    status=400,
                 )
 
 
@@ -184,11 +183,10 @@ class HardeningMiddleware:
             raise refuse(
                 "uri_too_long",
                 f"The URL takes {url_bytes} bytes; at most {MAX_URL_BYTES}.",
-                status=414,
             )
         raw: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
         if (reason := _header_section_too_large(raw)) is not None:
-            raise refuse("headers_too_large", reason, status=431)
+            raise refuse("headers_too_large", reason)
         _check_characters(raw_path, query, raw)
         method = str(scope.get("method", "GET")).upper()
         path = str(scope.get("path", ""))
@@ -205,7 +203,6 @@ class HardeningMiddleware:
                 raise refuse(
                     "unsupported_media_type",
                     f"Send the body as application/json (UTF-8), not {sent[:100]}.",
-                    status=415,
                     accepted=["application/json"],
                 )
 
@@ -256,7 +253,6 @@ class HubRequest(Request[Any, Any, Any]):
             raise refuse(
                 "malformed_json",
                 f"JSON is malformed: nested deeper than {MAX_JSON_DEPTH} levels.",
-                status=400,
             )
         if not str(self.scope.get("path", "")).startswith(OWN_MEDIA_TYPE_PREFIXES):
             check_json_text(body)
@@ -268,7 +264,7 @@ class HubRequest(Request[Any, Any, Any]):
 
 def cors_config(environ: Mapping[str, str] | None = None) -> CORSConfig | None:
     """CORS for the origins in ``HUB_CORS_ORIGINS`` (comma-separated); off when unset."""
-    raw = (os.environ if environ is None else environ).get("HUB_CORS_ORIGINS", "")
+    raw = env("HUB_CORS_ORIGINS", environ) or ""
     origins = [o.strip().rstrip("/") for o in raw.split(",") if o.strip()]
     if not origins:
         return None

@@ -199,13 +199,13 @@ PROBLEM_CODES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
 def _document_codes(method: str, path: str, op: dict[str, Any]) -> None:
     """Name the ``code`` values each problem status of the operation carries (in the
     description, not as an enum: a new refusal must not break existing clients)."""
-    from hub.domain.errors import ERROR_CODES
+    from hub.services.problems import HTTP_STATUS
 
     codes = PROBLEM_CODES.get((method, path))
     if not codes:
         return
     for status, response in op.get("responses", {}).items():
-        mine = [c for c in codes if str(ERROR_CODES.get(c, (0, ""))[0]) == status]
+        mine = [c for c in codes if str(HTTP_STATUS.get(c, 0)) == status]
         if mine and status[0] == "4":
             response["description"] = (
                 response.get("description", "").rstrip().rstrip(".")

@@ -15,7 +15,8 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
-from hub.api.alerts import client_address
+from hub.api.client import client_address
+from hub.api.redemptions import REDEMPTION_OPERATIONS
 from hub.api.state import hub, principal, run_db
 from hub.connectors import OPERATIONS, InboundConnector, get_connector
 from hub.domain.errors import DomainError, refuse
@@ -35,7 +36,6 @@ def _inbound_connector(name: str, operation: str) -> InboundConnector:
         raise refuse(
             "not_found",
             f"No POS connector {name!r} with operation {operation!r}{known}.",
-            status=404,
         )
     return found
 
@@ -84,7 +84,6 @@ class PosController(Controller):
             raise refuse(
                 "unsupported_media_type",
                 f"{impl.name} takes {', '.join(impl.media_types)}, not {media or 'no type'}.",
-                status=415,
                 accepted=list(impl.media_types),
             )
         h = hub(request)
@@ -99,6 +98,7 @@ class PosController(Controller):
             dict(request.headers),
             now=h.clock(),
             settings=h.settings,
+            operations=REDEMPTION_OPERATIONS,
             client=client_address(request),
         )
         return Response(

@@ -6,12 +6,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from hub.api.alerts import client_address, too_many_docs
+from hub.api.client import client_address
 from hub.api.dto import (
-    Problem,
     RedeemIn,
     RedemptionOut,
     RedemptionPage,
@@ -20,8 +18,9 @@ from hub.api.dto import (
     ValidationOut,
 )
 from hub.api.params import Since, Until, query_time
+from hub.api.responses import problem_docs, too_many_docs
 from hub.api.state import hub, principal, run_db
-from hub.api.strict import strict
+from hub.api.strict import Strict
 from hub.connectors import redeem_command
 from hub.services import queries
 from hub.services import redeem as svc
@@ -29,6 +28,20 @@ from hub.services.commands import HttpResult, RedeemCommand
 
 REDEEM_MAX_BODY = 64 * 1024
 _PROBLEMS: dict[int, Any] = {}
+
+
+def reversal(redemption_id: str) -> svc.Operation:
+    """The reversal of ``redemption_id`` as this API names it."""
+    instance = f"/v1/redemptions/{redemption_id}/reversal"
+    return svc.Operation(name=f"POST {instance}", instance=instance)
+
+
+# How the services' idempotency records and stored problem documents name the redeem
+# and reversal operations: the routes' own spelling (the POS route runs them under it).
+REDEMPTION_OPERATIONS = svc.Operations(
+    redeem=svc.Operation(name="POST /v1/redemptions", instance="/v1/redemptions"),
+    reverse=reversal,
+)
 
 
 def to_command(data: JSONBody[RedeemIn]) -> RedeemCommand:
@@ -45,19 +58,6 @@ def send(result: HttpResult) -> Response[bytes]:
     )
 
 
-def _problem_docs(*statuses: int) -> dict[int, Any]:
-    from litestar.openapi.datastructures import ResponseSpec
-
-    return {
-        s: ResponseSpec(
-            data_container=Problem,
-            media_type="application/problem+json",
-            description="Problem (RFC 9457) with a stable `code`",
-        )
-        for s in statuses
-    }
-
-
 class RedemptionController(Controller):
     path = "/v1/redemptions"
     tags = ["redemptions"]
@@ -66,14 +66,15 @@ class RedemptionController(Controller):
     @post(
         "/",
         status_code=201,
-        responses=_problem_docs(400, 401, 403, 404, 409, 413, 422) | too_many_docs(),
+        responses=problem_docs(400, 401, 403, 404, 409, 413, 422) | too_many_docs(),
         summary="Redeem a coupon (核销), exactly once per Idempotency-Key",
+        dto=Strict[RedeemIn],
+        return_dto=None,
     )
     async def redeem(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[RedeemIn],
-        raw_body: NamedDependency[bytes],
         idempotency_key: Annotated[
             str | None,
             HeaderParameter(
@@ -84,7 +85,6 @@ class RedemptionController(Controller):
             ),
         ] = None,
     ) -> Response[RedemptionOut]:
-        data = strict(raw_body, RedeemIn)
         h = hub(request)
         result = await run_db(
             request,
@@ -95,6 +95,7 @@ class RedemptionController(Controller):
             idempotency_key=idempotency_key,
             canonical_body=msgspec.json.encode(data),
             now=h.clock(),
+            operation=REDEMPTION_OPERATIONS.redeem,
             settings=h.settings,
             client=client_address(request),
         )
@@ -103,16 +104,16 @@ class RedemptionController(Controller):
     @post(
         "/validate",
         status_code=200,
-        responses=_problem_docs(400, 401, 403, 404, 409, 413, 422) | too_many_docs(),
+        responses=problem_docs(400, 401, 403, 404, 409, 413, 422) | too_many_docs(),
         summary="Dry run: every redeem check, no change",
+        dto=Strict[RedeemIn],
+        return_dto=None,
     )
     async def validate(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[RedeemIn],
-        raw_body: NamedDependency[bytes],
     ) -> ValidationOut:
-        data = strict(raw_body, RedeemIn)
         h = hub(request)
         body = await run_db(
             request,
@@ -129,7 +130,7 @@ class RedemptionController(Controller):
     @post(
         "/{redemption_id:str}/reversal",
         status_code=201,
-        responses=_problem_docs(400, 401, 404, 409, 422),
+        responses=problem_docs(400, 401, 404, 409, 422),
         summary="Reverse (refund/void) a redemption; idempotent",
     )
     async def reverse(
@@ -156,6 +157,7 @@ class RedemptionController(Controller):
             idempotency_key=idempotency_key,
             canonical_body=msgspec.json.encode(body),
             now=h.clock(),
+            operation=REDEMPTION_OPERATIONS.reverse(redemption_id),
             settings=h.settings,
         )
         return send(result)  # type: ignore[return-value]
@@ -163,7 +165,7 @@ class RedemptionController(Controller):
     @get(
         "/",
         sync_to_thread=True,
-        responses=_problem_docs(400, 401, 422),
+        responses=problem_docs(400, 401, 422),
         summary="List redemptions, newest first (cursor pagination)",
     )
     def list(

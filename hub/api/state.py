@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from hub.db.engine import is_sqlite
 from hub.services.principal import Principal
-from hub.services.redeem import Settings
+from hub.services.settings import Settings
 
 
 def utcnow() -> datetime:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from hub.api.dto import IssueIn, IssueOut, TemplateIn, TemplateList, TemplateOut
 from hub.api.openapi import ok
 from hub.api.state import hub, principal
-from hub.api.strict import strict
+from hub.api.strict import Strict
 from hub.services import issuing
 
 ISSUE_MAX_BODY = 2 * 1024 * 1024  # 10,000 customer ids fit comfortably
@@ -26,14 +25,14 @@ class TemplateController(Controller):
         sync_to_thread=True,
         summary="Create a coupon template",
         responses={201: ok(TemplateOut)},
+        dto=Strict[TemplateIn],
+        return_dto=None,
     )
     def create(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[TemplateIn],
-        raw_body: NamedDependency[bytes],
     ) -> dict[str, Any]:
-        data = strict(raw_body, TemplateIn)
         h = hub(request)
         return issuing.create_template(
             h.engine, principal(request), data.name, data.spec(), h.clock()
@@ -92,15 +91,15 @@ class TemplateController(Controller):
         request_max_body_size=ISSUE_MAX_BODY,
         summary="Issue coupons: count unassigned, or one per customer (≤ 10,000)",
         responses={201: ok(IssueOut)},
+        dto=Strict[IssueIn],
+        return_dto=None,
     )
     def issue(
         self,
         request: Request[Any, Any, Any],
         template_id: FromPath[str],
         data: JSONBody[IssueIn],
-        raw_body: NamedDependency[bytes],
     ) -> dict[str, Any]:
-        data = strict(raw_body, IssueIn)
         h = hub(request)
         return issuing.issue_coupons(
             h.engine,

@@ -83,7 +83,7 @@ class PayloadError(DomainError):
     every other refusal."""
 
     def __init__(self, err: DomainError, partial: InboundCommand) -> None:
-        super().__init__(err.message, code=err.code, status=err.status, **err.extra)
+        super().__init__(err.message, code=err.code, **err.extra)
         self.partial = partial
 
 

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -22,6 +21,8 @@ import structlog
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+
+from hub.settings import env as read_env
 
 DEFAULT_SQLITE_PATH = "hub.db"
 
@@ -59,7 +60,7 @@ class PoolSettings:
 
     @classmethod
     def from_env(cls, backend: str, env: Mapping[str, str] | None = None) -> PoolSettings:
-        e = os.environ if env is None else env
+        e = env  # None: the process environment, read now (hub.settings)
         size, overflow = POOL_DEFAULTS.get(backend, POOL_DEFAULTS["postgresql"])
         return cls(
             size=_env_number(e, "HUB_DB_POOL_SIZE", size, int, minimum=1),
@@ -75,9 +76,14 @@ N = TypeVar("N", int, float)
 
 
 def _env_number(
-    env: Mapping[str, str], name: str, default: N, kind: Callable[[str], N], *, minimum: N
+    environ: Mapping[str, str] | None,
+    name: str,
+    default: N,
+    kind: Callable[[str], N],
+    *,
+    minimum: N,
 ) -> N:
-    raw = (env.get(name) or "").strip()
+    raw = (read_env(name, environ) or "").strip()
     if not raw:
         return default
     try:

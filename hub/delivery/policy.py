@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Sequence
+
+from hub.settings import env
 
 # Seconds before attempt 2, 3, …: about a day in all. Full jitter: each wait is drawn
 # uniformly from [0, step], so receivers coming back up are not hit by a herd.
@@ -13,7 +14,7 @@ CIRCUIT_THRESHOLD = 10  # consecutive failed attempts that open a subscription's
 CIRCUIT_COOLDOWN = 300.0  # seconds before a probe delivery is let through
 # A claimed delivery not finished by then is retried (set lower with the environment
 # variable, e.g. in the worker crash tests; keep it above the connectors' HTTP timeout).
-LEASE_SECONDS = float(os.environ.get("HUB_DELIVERY_LEASE_SECONDS") or 120.0)
+LEASE_SECONDS = float(env("HUB_DELIVERY_LEASE_SECONDS") or 120.0)
 
 
 def next_delay(

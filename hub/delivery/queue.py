@@ -12,7 +12,6 @@ services announce new deliveries without knowing this module), and takes the
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from queue import SimpleQueue
@@ -24,6 +23,7 @@ from dramatiq.brokers.stub import StubBroker
 
 from hub.delivery.backoff import BrokerBackoff
 from hub.services import outbox
+from hub.settings import env
 
 log = structlog.get_logger("hub.delivery")
 
@@ -38,7 +38,7 @@ AMQP_SCHEMES = ("amqp://", "amqps://")
 
 
 def broker_url() -> str | None:
-    return os.environ.get("HUB_BROKER_URL") or None
+    return env("HUB_BROKER_URL") or None
 
 
 def shown_url(url: str) -> str:

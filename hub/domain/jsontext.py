@@ -24,7 +24,6 @@ def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise refuse(
                 "duplicate_json_key",
                 f"The key {_shown(key)!r} appears more than once in one JSON object.",
-                status=400,
                 key=_shown(key),
             )
         out[key] = value

@@ -93,11 +93,10 @@ def redeemable_states() -> tuple[CouponState, ...]:
 def _illegal(state: CouponState, action: Action) -> DomainError:
     if (state, action) in _REFUSALS:
         code, message = _REFUSALS[(state, action)]
-        return refuse(code, message, status=409 if code != "coupon_expired" else 422)
+        return refuse(code, message)
     return refuse(
         "illegal_transition",
         f"A coupon that is {state} cannot {action}.",
-        status=409,
         state=str(state),
         action=str(action),
     )

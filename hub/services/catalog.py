@@ -57,7 +57,7 @@ def _insert_unique(conn: Connection, table: Table, values: dict[str, Any], what:
         with conn.begin_nested():
             conn.execute(insert(table).values(**values))
     except IntegrityError:
-        raise refuse("already_exists", f"{what} exists already.", status=409) from None
+        raise refuse("already_exists", f"{what} exists already.") from None
 
 
 def create_store(

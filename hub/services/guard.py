@@ -41,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -60,6 +59,7 @@ from hub.domain.errors import DomainError, refuse
 from hub.services import alerts
 from hub.services.jsonio import iso
 from hub.services.principal import Principal
+from hub.settings import env as read_env
 
 log = structlog.get_logger("hub.guard")
 
@@ -68,16 +68,16 @@ ENUMERATION_ALERT = "code_enumeration_suspected"
 _CACHE_SIZE = 10_000
 
 
-def _env_seconds(env: Mapping[str, str], name: str, default: float) -> timedelta:
-    raw = env.get(name)
+def _env_seconds(environ: Mapping[str, str] | None, name: str, default: float) -> timedelta:
+    raw = read_env(name, environ)
     value = default if raw is None or not raw.strip() else float(raw)
     if not value > 0:
         raise ValueError(f"{name} must be a positive number of seconds, not {raw!r}")
     return timedelta(seconds=value)
 
 
-def _env_count(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
+def _env_count(environ: Mapping[str, str] | None, name: str, default: int) -> int:
+    raw = read_env(name, environ)
     value = default if raw is None or not raw.strip() else int(raw)
     if value < 0:
         raise ValueError(f"{name} must be 0 (off) or a positive count, not {raw!r}")
@@ -113,13 +113,13 @@ class Limits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
-        e = os.environ if env is None else env
+        e = env  # None: the process environment, read now (hub.settings)
         return cls(
             window=_env_seconds(e, "HUB_GUESS_WINDOW_SECONDS", 600),
             max_per_key=_env_count(e, "HUB_GUESS_MAX_FAILURES", 20),
             max_per_address=_env_count(e, "HUB_GUESS_MAX_FAILURES_PER_ADDRESS", 50),
             repeat_window=_env_seconds(e, "HUB_REPEAT_WINDOW_SECONDS", 600),
-            trusted_proxies=_proxies(e.get("HUB_TRUSTED_PROXIES")),
+            trusted_proxies=_proxies(read_env("HUB_TRUSTED_PROXIES", e)),
         )
 
 
@@ -291,7 +291,6 @@ class Guard:
             "too_many_failed_attempts",
             "Too many unknown or mistyped coupon codes from this key or address; "
             f"look-ups, validations and redemptions are refused for {retry_after} s.",
-            status=429,
             retry_after=retry_after,
             blocked_until=iso(until),
         )

@@ -44,13 +44,11 @@ def check_key(raw: str | None) -> str:
         raise refuse(
             "idempotency_key_required",
             "Send an Idempotency-Key header (1–255 characters) so retries are safe.",
-            status=400,
         )
     if not 1 <= len(raw) <= MAX_KEY_LENGTH or not raw.strip():
         raise refuse(
             "idempotency_key_invalid",
             "The Idempotency-Key header must be 1–255 characters.",
-            status=400,
         )
     check_text(raw, "Idempotency-Key")  # a vendor request id may carry one (POS formats)
     return raw
@@ -132,14 +130,12 @@ def claim(
             "idempotency_key_in_flight",
             "A request with this Idempotency-Key is still being processed; "
             "retry shortly with the same key.",
-            status=409,
         )
     if row.endpoint != endpoint or row.request_hash != req_hash:
         raise refuse(
             "idempotency_key_reused",
             "This Idempotency-Key was used for a different request; "
             "use a new key for a new request.",
-            status=422,
         )
     return StoredResponse(status=row.response_status, body=bytes(row.response_body))
 

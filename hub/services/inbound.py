@@ -36,7 +36,8 @@ from hub.services.commands import HttpResult
 from hub.services.jsonio import check_json_text
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
-from hub.services.problems import problem_dict, problem_for
+from hub.services.problems import problem_dict, problem_for, status_for
+from hub.services.settings import Settings
 
 log = structlog.get_logger("hub.inbound")
 
@@ -63,7 +64,7 @@ def _redemption_of(
     p: Principal,
     code: str,
     now: datetime,
-    settings: svc.Settings,
+    settings: Settings,
     client: str | None,
 ) -> str:
     """The coupon's current redemption, else its latest one (so a retried reversal meets
@@ -82,7 +83,7 @@ def _redemption_of(
                 .limit(1)
             ).scalar()
     if latest is None:
-        raise refuse("coupon_not_redeemed", "The coupon has not been redeemed.", status=409)
+        raise refuse("coupon_not_redeemed", "The coupon has not been redeemed.")
     return str(latest)
 
 
@@ -94,7 +95,8 @@ def execute(
     headers: Mapping[str, str],
     *,
     now: datetime,
-    settings: svc.Settings,
+    settings: Settings,
+    operations: svc.Operations,
     client: str | None = None,
 ) -> InboundResult:
     """Run ``command`` as the native API would; refusals come back as problem results."""
@@ -121,6 +123,7 @@ def execute(
                     idempotency_key=key,
                     canonical_body=msgspec.json.encode({"reason": command.reason}),
                     now=now,
+                    operation=operations.reverse(redemption_id),
                     settings=settings,
                 )
             )
@@ -138,12 +141,13 @@ def execute(
                 idempotency_key=key,
                 canonical_body=msgspec.json.encode(command.redeem),
                 now=now,
+                operation=operations.redeem,
                 settings=settings,
                 client=client,
             )
         )
     except DomainError as err:
-        return InboundResult(err.status, problem_for(err))
+        return InboundResult(status_for(err.code), problem_for(err))
 
 
 def _is_json(headers: Mapping[str, str]) -> bool:
@@ -176,7 +180,8 @@ def handle(
     headers: Mapping[str, str],
     *,
     now: datetime,
-    settings: svc.Settings,
+    settings: Settings,
+    operations: svc.Operations,
     client: str | None = None,
 ) -> InboundReply:
     """Parse, execute and reply, all in the vendor's format. Never raises for a
@@ -199,16 +204,23 @@ def handle(
             raise refuse(
                 "store_forbidden",
                 f"This key belongs to store {p.store_code}; it cannot act at {command.store}.",
-                status=403,
             )
         result = execute(
-            engine, p, connector, command, headers, now=now, settings=settings, client=client
+            engine,
+            p,
+            connector,
+            command,
+            headers,
+            now=now,
+            settings=settings,
+            operations=operations,
+            client=client,
         )
     except PayloadError as err:  # readable: the reply still echoes what was read
         command = command or err.partial
-        result = InboundResult(err.status, problem_for(err))
+        result = InboundResult(status_for(err.code), problem_for(err))
     except DomainError as err:
-        result = InboundResult(err.status, problem_for(err))
+        result = InboundResult(status_for(err.code), problem_for(err))
     log.info(
         "pos.request",
         connector=connector.name,

@@ -97,7 +97,7 @@ def _get_row(conn: Connection, p: Principal, template_id: str, *, lock: bool = F
         q = q.with_for_update()
     row = conn.execute(q).first()
     if row is None:
-        raise refuse("template_not_found", f"No template {template_id}.", status=404)
+        raise refuse("template_not_found", f"No template {template_id}.")
     return row
 
 
@@ -185,7 +185,6 @@ def _check_customer_limit(
         raise refuse(
             "per_customer_limit_reached",
             f"{len(over)} customer(s) would hold more than {limit} coupon(s) of this template.",
-            status=409,
             limit=limit,
         )
 
@@ -236,7 +235,7 @@ def issue_coupons(
     with write_conn(engine) as conn:
         row = _get_row(conn, p, template_id, lock=True)
         if row.status != "active":
-            raise refuse("template_paused", "The template is paused.", status=409)
+            raise refuse("template_paused", "The template is paused.")
         bumped = conn.execute(
             update(coupon_templates)
             .where(
@@ -252,7 +251,6 @@ def issue_coupons(
             raise refuse(
                 "template_out_of_stock",
                 f"Only {max(left, 0)} coupon(s) of this template are left.",
-                status=409,
                 remaining=max(left, 0),
             )
         ids_by_ext: dict[str, str] = {}
@@ -376,7 +374,7 @@ def _claim(
     with write_conn(engine) as conn:
         c, state = _coupon_for_change(conn, lookup, code, now)
         if c.customer_id is not None:
-            raise refuse("coupon_already_claimed", "The coupon already has a holder.", status=409)
+            raise refuse("coupon_already_claimed", "The coupon already has a holder.")
         # A coupon that could not be redeemed (redeemed, voided, expired) is not handed out.
         transition(state, Action.REDEEM, window_open=now < c.valid_until)
         tpl = _get_row(conn, p, c.template_id, lock=True)
@@ -391,7 +389,7 @@ def _claim(
             .returning(coupons.c.id)
         ).first()
         if done is None:
-            raise refuse("coupon_already_claimed", "The coupon already has a holder.", status=409)
+            raise refuse("coupon_already_claimed", "The coupon already has a holder.")
         outbox.append(
             conn,
             [

@@ -87,7 +87,7 @@ def create_key(
             conn.execute(select(merchants.c.id).where(merchants.c.id == merchant_id)).first()
             is None
         ):
-            raise refuse("not_found", f"No merchant {merchant_id}", status=404)
+            raise refuse("not_found", f"No merchant {merchant_id}")
         known = set(
             conn.execute(select(stores.c.code).where(stores.c.merchant_id == merchant_id))
             .scalars()
@@ -266,5 +266,5 @@ def revoke_key(engine: Engine, p: Principal, key_id: str, now: datetime) -> dict
             _LIST.where(api_keys.c.id == key_id, api_keys.c.merchant_id == p.merchant_id)
         ).first()
     if row is None:
-        raise refuse("not_found", "No such API key for this merchant.", status=404)
+        raise refuse("not_found", "No such API key for this merchant.")
     return _view(row, now)

@@ -101,7 +101,7 @@ class CodeLookup:
         bound = {"b_code": code, "b_merchant": self.principal.merchant_id, **params}
         row = conn.execute(statement, bound).first()
         if row is None:
-            err = refuse("coupon_not_found", "No coupon with this code.", status=404)
+            err = refuse("coupon_not_found", "No coupon with this code.")
             self._failure = err
             raise err
         blocked = self.guard.known_block(self.principal, self.now)

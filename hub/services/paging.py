@@ -48,14 +48,10 @@ def decode_cursor(raw: str) -> _Cursor:
         padded = raw + "=" * (-len(raw) % 4)
         cur = msgspec.json.decode(base64.urlsafe_b64decode(padded), type=_Cursor)
     except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise refuse(
-            "invalid_cursor", "The cursor is not one this API issued.", status=400
-        ) from None
+        raise refuse("invalid_cursor", "The cursor is not one this API issued.") from None
     if cur.at.tzinfo is None or "\x00" in cur.id:
-        raise refuse("invalid_cursor", "The cursor is not one this API issued.", status=400)
+        raise refuse("invalid_cursor", "The cursor is not one this API issued.")
     try:  # a forged time with no UTC instant (0001-01-01T00:00:00+14:00)
         return _Cursor(cur.at.astimezone(UTC), cur.id)
     except OverflowError:
-        raise refuse(
-            "invalid_cursor", "The cursor is not one this API issued.", status=400
-        ) from None
+        raise refuse("invalid_cursor", "The cursor is not one this API issued.") from None

@@ -34,13 +34,13 @@ class Principal:
 
     def require_admin(self) -> None:
         if not self.is_admin:
-            raise refuse("forbidden", "This needs an admin key.", status=403)
+            raise refuse("forbidden", "This needs an admin key.")
 
     def require(self, *roles: Role) -> None:
         """Defence in depth behind the API's permission table (hub/api/permissions.py)."""
         if self.role not in roles:
             raise refuse(
-                "forbidden", f"This needs a key with role {' or '.join(roles)}.", status=403
+                "forbidden", f"This needs a key with role {' or '.join(roles)}."
             )
 
     @property

@@ -11,7 +11,7 @@ any race; the domain decides everything else.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,25 +37,36 @@ from hub.domain.templates import CHANNELS
 from hub.domain.validity import Window, to_utc
 from hub.services import alerts, audit, idempotency, outbox
 from hub.services.commands import HttpResult, RedeemCommand
-from hub.services.guard import Guard
 from hub.services.jsonio import dumps, iso
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
-from hub.services.problems import problem_bytes
+from hub.services.problems import problem_bytes, status_for
+from hub.services.settings import Settings
 from hub.services.template_cache import template_of
 
 log = structlog.get_logger("hub.redeem")
 
 CLOCK_SKEW = timedelta(minutes=5)
-MAX_OFFLINE_AGE = timedelta(days=7)
 
 
 @dataclass(frozen=True)
-class Settings:
-    idempotency_ttl: timedelta = idempotency.DEFAULT_TTL
-    max_offline_age: timedelta = MAX_OFFLINE_AGE
-    # guessing defence and repeat-attempt alerts (guard.py, alerts.py); one per app
-    guard: Guard = field(default_factory=Guard.from_env)
+class Operation:
+    """A request as the transport names it; the edge owns the spelling (the services
+    build no HTTP strings). ``name`` is stored with the Idempotency-Key (the same key
+    for another operation is ``idempotency_key_reused``); ``instance`` goes into the
+    stored problem documents."""
+
+    name: str
+    instance: str
+
+
+@dataclass(frozen=True)
+class Operations:
+    """The operations a transport runs redeems and reversals as (see :class:`Operation`):
+    the POS route runs them under the native API's names (one idempotency contract)."""
+
+    redeem: Operation
+    reverse: Callable[[str], Operation]  # the redemption id -> the reversal's operation
 
 
 _COUPON_COLUMNS = (
@@ -148,7 +159,6 @@ def _resolve_store(conn: Connection, p: Principal, requested: str | None) -> tup
             raise refuse(
                 "store_forbidden",
                 f"This key belongs to store {p.store_code}; it cannot act at {requested}.",
-                status=403,
             )
         return p.store_id, p.store_code
     if requested is None:
@@ -164,11 +174,10 @@ def _already_redeemed(conn: Connection, redemption_id: str | None) -> DomainErro
     if redemption_id is not None:
         row = conn.execute(_REDEMPTION_WHERE, {"b_id": redemption_id}).first()
     if row is None:
-        return refuse("coupon_already_redeemed", "The coupon was redeemed already.", status=409)
+        return refuse("coupon_already_redeemed", "The coupon was redeemed already.")
     return refuse(
         "coupon_already_redeemed",
         f"The coupon was redeemed at store {row.store_code} at {iso(row.occurred_at)}.",
-        status=409,
         redeemed_at=iso(row.occurred_at),
         redeemed_store=row.store_code,
     )
@@ -309,7 +318,7 @@ def _redeem_in_txn(
         current = _find_coupon(conn, lookup, code, seen.since)
         seen.redemption_id = current.redemption_id
         _decide(conn, current, store_code, cmd, at, p)  # the refusal its state gives now
-        raise refuse("coupon_already_redeemed", "The coupon was redeemed already.", status=409)
+        raise refuse("coupon_already_redeemed", "The coupon was redeemed already.")
     seen.redemption_id, seen.redeemed_now = redemption_id, True
     gift = gift_of(row.kind, row.rules, discount.units_given)
     detail = {"order": _order_view(cmd.order), **_discount_view(discount, cmd.order)}
@@ -380,6 +389,7 @@ def redeem(
     idempotency_key: str | None,
     canonical_body: bytes,
     now: datetime,
+    operation: Operation,
     settings: Settings = Settings(),
     client: str | None = None,
 ) -> HttpResult:
@@ -414,11 +424,10 @@ def redeem(
             engine,
             p,
             key,
-            "POST /v1/redemptions",
+            operation,
             canonical_body,
             now,
             settings,
-            instance="/v1/redemptions",
             work=work,
             on_refusal=lambda err: log.info("redeem.refused", code=mask(code), reason=err.code),
         )
@@ -428,12 +437,11 @@ def _run_once(
     engine: Engine,
     p: Principal,
     key: str,
-    endpoint: str,
+    operation: Operation,
     canonical_body: bytes,
     now: datetime,
     settings: Settings,
     *,
-    instance: str,
     work: Callable[[Connection], tuple[int, bytes]],
     on_refusal: Callable[[DomainError], None] | None = None,
 ) -> HttpResult:
@@ -444,14 +452,14 @@ def _run_once(
     (the key is released and the guard's counts commit), so the retry after the block
     runs afresh. Any other exception rolls everything back, the key included.
     """
-    req_hash = idempotency.request_hash(endpoint, canonical_body)
+    req_hash = idempotency.request_hash(operation.name, canonical_body)
     blocked: DomainError | None = None
     with write_conn(engine) as conn:
         stored = idempotency.claim(
             conn,
             scope=p.key_id,
             key=key,
-            endpoint=endpoint,
+            endpoint=operation.name,
             req_hash=req_hash,
             now=now,
             ttl=settings.idempotency_ttl,
@@ -464,7 +472,7 @@ def _run_once(
             if err.code == "too_many_failed_attempts":
                 blocked = err
                 idempotency.release(conn, scope=p.key_id, key=key)
-            status, body = err.status, problem_bytes(err, instance=instance)
+            status, body = status_for(err.code), problem_bytes(err, instance=operation.instance)
             if on_refusal is not None:
                 on_refusal(err)
         if blocked is None:
@@ -506,7 +514,7 @@ def _reverse_in_txn(
         .where(*where)
     ).first()
     if red is None:
-        raise refuse("redemption_not_found", "No redemption with this id.", status=404)
+        raise refuse("redemption_not_found", "No redemption with this id.")
     reversed_now = conn.execute(
         update(redemptions)
         .where(redemptions.c.id == redemption_id, redemptions.c.status == "redeemed")
@@ -520,7 +528,6 @@ def _reverse_in_txn(
         raise refuse(
             "redemption_already_reversed",
             f"This redemption was reversed at {iso(when)}.",
-            status=409,
             reversed_at=iso(when),
         )
     coupon = conn.execute(
@@ -600,21 +607,20 @@ def reverse(
     idempotency_key: str | None,
     canonical_body: bytes,
     now: datetime,
+    operation: Operation,
     settings: Settings = Settings(),
 ) -> HttpResult:
     """Reverse (refund/void) a redemption; idempotent like :func:`redeem`."""
     key = idempotency.check_key(idempotency_key)
     if len(redemption_id) > 40:  # longer than any id; would not fit the endpoint column either
-        raise refuse("redemption_not_found", "No redemption with this id.", status=404)
-    instance = f"/v1/redemptions/{redemption_id}/reversal"
+        raise refuse("redemption_not_found", "No redemption with this id.")
     return _run_once(
         engine,
         p,
         key,
-        f"POST {instance}",
+        operation,
         canonical_body,
         now,
         settings,
-        instance=instance,
         work=lambda conn: _reverse_in_txn(conn, p, redemption_id, reason, now),
     )

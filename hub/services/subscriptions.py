@@ -107,7 +107,7 @@ def _check_filter(engine: Engine, p: Principal, flt: dict[str, Any]) -> dict[str
             )
             missing = [t for t in template_ids if t not in known]
             if missing:
-                raise refuse("template_not_found", f"Unknown template(s) {missing}.", status=404)
+                raise refuse("template_not_found", f"Unknown template(s) {missing}.")
     return {"stores": store_codes, "templates": template_ids}
 
 
@@ -179,7 +179,7 @@ def _get_row(conn: Any, p: Principal, sub_id: str) -> Any:
         )
     ).first()
     if row is None:
-        raise refuse("subscription_not_found", f"No subscription {sub_id}.", status=404)
+        raise refuse("subscription_not_found", f"No subscription {sub_id}.")
     return row
 
 
@@ -374,7 +374,7 @@ def get_delivery(engine: Engine, p: Principal, delivery_id: str) -> dict[str, An
             )
         ).first()
         if row is None:
-            raise refuse("delivery_not_found", f"No delivery {delivery_id}.", status=404)
+            raise refuse("delivery_not_found", f"No delivery {delivery_id}.")
         attempts = conn.execute(
             select(delivery_attempts)
             .where(delivery_attempts.c.delivery_id == delivery_id)
@@ -429,12 +429,11 @@ def replay(engine: Engine, p: Principal, delivery_id: str, now: datetime) -> dic
             )
         ).first()
         if row is None:
-            raise refuse("delivery_not_found", f"No delivery {delivery_id}.", status=404)
+            raise refuse("delivery_not_found", f"No delivery {delivery_id}.")
         if conn.execute(_REPLAY, {"b_id": delivery_id, "b_now": now}).first() is None:
             raise refuse(
                 "delivery_in_progress",
                 f"The delivery is {row.status}; only dead or succeeded deliveries are replayed.",
-                status=409,
                 delivery_status=row.status,
             )
         announce_after_commit(conn, [delivery_id])

@@ -12,8 +12,7 @@ from sqlalchemy import Engine
 
 from hub.api.app import create_app
 from hub.db.engine import PoolSettings, busy_reason, make_engine
-from hub.domain.errors import ERROR_CODES
-from hub.services.problems import PROBLEM_MEDIA_TYPE
+from hub.services.problems import PROBLEM_MEDIA_TYPE, status_for
 from tests.conftest import Clock, Merchant, issue, make_template, order
 
 
@@ -31,7 +30,7 @@ def assert_busy(r: Any, code: str = "database_busy") -> None:
     assert r.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
     assert int(r.headers["Retry-After"]) >= 1
     doc = r.json()
-    assert doc["code"] == code and doc["status"] == 503 == ERROR_CODES[code][0]
+    assert doc["code"] == code and doc["status"] == 503 == status_for(code)
     assert doc["retry_after"] == int(r.headers["Retry-After"])
     assert "traceback" not in r.text.lower() and "queuepool" not in r.text.lower()
 

@@ -34,7 +34,7 @@ from hub.api.hardening import _reads_body
 from hub.db.schema import idempotency_keys, redemptions
 from hub.services.guard import Guard, Limits
 from hub.services.jsonio import iso
-from hub.services.redeem import Settings
+from hub.services.settings import Settings
 from tests.conftest import THRESHOLD_SPEC, issue, make_template, order
 
 FIXTURES = Path(__file__).resolve().parents[1] / "connectors" / "pos" / "fixtures"

@@ -29,6 +29,7 @@ from hub.services import queries
 from hub.services import redeem as svc
 from hub.services.commands import RedeemCommand
 from hub.services.guard import Guard, Limits
+from hub.services.settings import Settings
 from tests.conftest import Clock, Merchant, issue, make_template, order
 
 N = 100
@@ -116,7 +117,7 @@ def test_a_hundred_threads_calling_the_services_get_twenty_answers(
     eng = small_pool_engine
     tpl = make_template(db, merchant, clock.now)
     [real] = issue(db, merchant, tpl, clock.now)
-    settings = svc.Settings(guard=Guard(Limits(max_per_key=ALLOWED, cache_seconds=0)))
+    settings = Settings(guard=Guard(Limits(max_per_key=ALLOWED, cache_seconds=0)))
     p = merchant.principal
     barrier = threading.Barrier(N)
 

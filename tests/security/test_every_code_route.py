@@ -41,8 +41,8 @@ from hub.api.app import create_app
 from hub.connectors import load_connectors
 from hub.db.schema import failed_attempts
 from hub.domain.codes import ALPHABET, generate_code
-from hub.services import redeem as svc
 from hub.services.guard import Guard, Limits
+from hub.services.settings import Settings
 from tests.conftest import Clock, Merchant, issue, make_template
 
 LIMIT = 3
@@ -307,7 +307,7 @@ def wrong_check(code: str) -> str:
 @contextmanager
 def guarded_client(db: Engine, clock: Clock) -> Iterator[TestClient[Any]]:
     guard = Guard(Limits(max_per_key=LIMIT, max_per_address=0))
-    with TestClient(create_app(db, svc.Settings(guard=guard), clock=clock)) as c:
+    with TestClient(create_app(db, Settings(guard=guard), clock=clock)) as c:
         yield c
 
 

@@ -38,15 +38,14 @@ from hub.api.hardening import (
 )
 from hub.api.pos import POS_MAX_BODY
 from hub.api.redemptions import REDEEM_MAX_BODY
-from hub.domain.errors import ERROR_CODES
-from hub.services.problems import PROBLEM_MEDIA_TYPE
+from hub.services.problems import PROBLEM_MEDIA_TYPE, status_for
 from tests.conftest import Clock, Merchant, free_port, issue, make_template, order
 
 JSON = {"Content-Type": "application/json"}
 
 
 def assert_problem(r: httpx.Response, code: str) -> dict[str, Any]:
-    status = ERROR_CODES[code][0]
+    status = status_for(code)
     assert r.status_code == status, f"{r.status_code} {r.text[:300]}"
     assert r.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE), r.headers
     body: dict[str, Any] = r.json()

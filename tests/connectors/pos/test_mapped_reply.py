@@ -17,7 +17,7 @@ from connectors.pos.mapped import (
     MappingError,
 )
 from hub.connectors import InboundResult, PayloadError
-from hub.services.problems import problem_for
+from hub.services.problems import problem_for, status_for
 from hub.testing.events import CASH_CODE, GIFT_CODE
 from hub.testing.payloads import REFUSALS, SUCCESS
 
@@ -286,7 +286,7 @@ def test_lone_surrogates_from_the_request_are_refused_and_escaped() -> None:
     with pytest.raises(PayloadError) as info:
         ACME.parse("redeem", body, {})
     assert info.value.code == "invalid_characters"
-    refused = InboundResult(info.value.status, problem_for(info.value))
+    refused = InboundResult(status_for(info.value.code), problem_for(info.value))
     reply = ACME.reply("redeem", info.value.partial, refused)
     assert json.loads(reply.body)["req_id"] == "\ud800x"
     reply.body.decode("ascii")
