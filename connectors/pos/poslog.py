@@ -185,26 +185,7 @@ class PoslogConnector(InboundConnector):
         root = parse_xml(body)
         r = _Reader(namespace(root.tag))
         tx, tp = _transaction(r, root)
-
-        store = r.text(tx, "BusinessUnit", "UnitID") or r.text(tx, "RetailStoreID")
-        if store is None:
-            fail(f"{tp}/BusinessUnit/UnitID", "the store is missing (or RetailStoreID in 2.x)")
-        if not _STORE.fullmatch(store):
-            fail(f"{tp}/BusinessUnit/UnitID", f"{store[:70]!r} is not a store code")
-        sequence = r.text(tx, "SequenceNumber")
-        if sequence is None:
-            fail(f"{tp}/SequenceNumber", "the transaction's sequence number is missing")
-        _check_part(sequence, f"{tp}/SequenceNumber")
-        workstation = r.text(tx, "WorkstationID")
-        if workstation is not None:
-            _check_part(workstation, f"{tp}/WorkstationID")
-        end_text, begin_text = r.text(tx, "EndDateTime"), r.text(tx, "BeginDateTime")
-        end = _time(end_text, f"{tp}/EndDateTime")
-        begin = _time(begin_text, f"{tp}/BeginDateTime")
-        day = _business_day(
-            r.text(tx, "BusinessDayDate"), f"{tp}/BusinessDayDate", end_text, begin_text
-        )
-
+        head = _header(r, tx, tp)
         rt = r.kid(tx, "RetailTransaction")
         rtp = f"{tp}/RetailTransaction"
         if rt is None:
@@ -213,90 +194,11 @@ class PoslogConnector(InboundConnector):
         if _flag(r.attr(tx, "TrainingModeFlag")):
             fail(f"{tp}/@TrainingModeFlag", "a training transaction cannot use real coupons")
         voided = _voided(r, tx, rt)
-
-        rid = f"poslog:{store}:{workstation or ''}:{day}:{sequence}"
-        echo: dict[str, Any] = {
-            "store": store,
-            "workstation": workstation,
-            "sequence": sequence,
-            "business_day": day,
-        }
         if operation == "reverse":
-            code, coupon_seq = _coupon(r, items, rtp, include_voided=True)
-            echo.update(scan_code=code, coupon_line=coupon_seq)
-            returns = any(r.kid(li, "Return") is not None for _p, li in items)
-            kind = "return" if returns and not voided else "void"
-            return InboundCommand(
-                operation=operation,
-                request_id=f"{rid}:reverse",
-                code=code,
-                store=store,
-                reason=f"POSLog {kind} {sequence}",
-                echo=echo,
-            )
-
+            return _reverse_command(r, head, items, rtp, voided)
         if voided:
             fail(f"{rtp}/@TransactionStatus", "a voided transaction redeems nothing (reverse it)")
-        live = [(p, li) for p, li in items if not _flag(r.attr(li, "VoidFlag"))]
-        code, coupon_seq = _coupon(r, live, rtp, include_voided=False)
-        sales = [
-            _sale_line(r, sale, p, r.text(li, "SequenceNumber"))
-            for p, li in live
-            if (sale := r.kid(li, "Sale")) is not None
-        ]
-        amount_path = f"{rtp}/LineItem/Sale"
-        if sales:
-            amount = sum(s.qty * s.unit_price for s in sales)
-        else:
-            amount_path = f"{rtp}/Total[@TotalType='TransactionGrandAmount']"
-            total = _grand_total(r, rt)
-            if total is None:
-                fail(f"{rtp}/LineItem/Sale", "the transaction has no sale lines and no total")
-            amount = yuan_to_fen(total, amount_path)
-        seq6 = sequence.zfill(6) if sequence.isdigit() else sequence
-        order: dict[str, Any] = {
-            "id": "-".join(p for p in (store, workstation, day, seq6) if p),
-            "amount": amount,
-        }
-        if sales:
-            order["lines"] = [
-                {"sku": s.sku, "qty": s.qty, "unit_price": s.unit_price}
-                | ({"category": s.category} if s.category else {})
-                for s in sales
-            ]
-        data: dict[str, Any] = {"code": code, "store": store, "channel": "pos", "order": order}
-        occurred = end or begin
-        if occurred is not None:
-            data["occurred_at"] = occurred
-        paths = {
-            "code": f"{rtp}/LineItem/Coupon/ScanCode",
-            "store": f"{tp}/BusinessUnit/UnitID",
-            "order.id": f"{tp}/SequenceNumber",
-            "order.amount": amount_path,
-            "order.lines": f"{rtp}/LineItem",
-            "occurred_at": f"{tp}/EndDateTime",
-        }
-
-        def where(field: str) -> str:
-            m = re.fullmatch(r"order\.lines\[(\d+)\](?:\.(\w+))?", field)
-            if m and int(m.group(1)) < len(sales):
-                line = f"{sales[int(m.group(1))].path}/Sale"
-                return f"{line}/{_LINE_FIELDS.get(m.group(2) or '', '')}".rstrip("/")
-            return paths.get(field, field)
-
-        redeem = convert_redeem(data, where)
-        echo.update(
-            scan_code=code,
-            coupon_line=coupon_seq,
-            lines=tuple(s.line_seq for s in sales),
-        )
-        return InboundCommand(
-            operation=operation,
-            request_id=rid,
-            redeem=redeem_command(redeem),
-            store=store,
-            echo=echo,
-        )
+        return _redeem_command(operation, r, head, rt, items, tp, rtp)
 
     # ---------------------------------------------------------------- reply
     def reply(
@@ -569,3 +471,133 @@ def _reply(status: int, root: ET.Element) -> InboundReply:
     (ElementTree's ``default_namespace`` cannot write unqualified attributes)."""
     body = _DECLARATION + ET.tostring(root, encoding="unicode").encode("utf-8")
     return InboundReply(status, "application/xml", body)
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What a POSLog transaction says about itself: where, which till, which sale, when."""
+
+    store: str
+    workstation: str | None
+    sequence: str
+    day: str
+    occurred: datetime | None
+
+    @property
+    def request_id(self) -> str:
+        return f"poslog:{self.store}:{self.workstation or ''}:{self.day}:{self.sequence}"
+
+    def echo(self) -> dict[str, Any]:
+        return {
+            "store": self.store,
+            "workstation": self.workstation,
+            "sequence": self.sequence,
+            "business_day": self.day,
+        }
+
+
+def _header(r: _Reader, tx: Any, tp: str) -> _Header:
+    store = r.text(tx, "BusinessUnit", "UnitID") or r.text(tx, "RetailStoreID")
+    if store is None:
+        fail(f"{tp}/BusinessUnit/UnitID", "the store is missing (or RetailStoreID in 2.x)")
+    if not _STORE.fullmatch(store):
+        fail(f"{tp}/BusinessUnit/UnitID", f"{store[:70]!r} is not a store code")
+    sequence = r.text(tx, "SequenceNumber")
+    if sequence is None:
+        fail(f"{tp}/SequenceNumber", "the transaction's sequence number is missing")
+    _check_part(sequence, f"{tp}/SequenceNumber")
+    workstation = r.text(tx, "WorkstationID")
+    if workstation is not None:
+        _check_part(workstation, f"{tp}/WorkstationID")
+    end_text, begin_text = r.text(tx, "EndDateTime"), r.text(tx, "BeginDateTime")
+    end = _time(end_text, f"{tp}/EndDateTime")
+    begin = _time(begin_text, f"{tp}/BeginDateTime")
+    day = _business_day(
+        r.text(tx, "BusinessDayDate"), f"{tp}/BusinessDayDate", end_text, begin_text
+    )
+    return _Header(store, workstation, sequence, day, end or begin)
+
+
+def _reverse_command(
+    r: _Reader, head: _Header, items: list[tuple[str, Any]], rtp: str, voided: bool
+) -> InboundCommand:
+    """A void or return undoes the coupon's redemption."""
+    code, coupon_seq = _coupon(r, items, rtp, include_voided=True)
+    returns = any(r.kid(li, "Return") is not None for _p, li in items)
+    kind = "return" if returns and not voided else "void"
+    return InboundCommand(
+        operation="reverse",
+        request_id=f"{head.request_id}:reverse",
+        code=code,
+        store=head.store,
+        reason=f"POSLog {kind} {head.sequence}",
+        echo=head.echo() | {"scan_code": code, "coupon_line": coupon_seq},
+    )
+
+
+def _redeem_command(
+    operation: Operation,
+    r: _Reader,
+    head: _Header,
+    rt: Any,
+    items: list[tuple[str, Any]],
+    tp: str,
+    rtp: str,
+) -> InboundCommand:
+    """A sale with a coupon line redeems it against the sale lines (or the grand total)."""
+    live = [(p, li) for p, li in items if not _flag(r.attr(li, "VoidFlag"))]
+    code, coupon_seq = _coupon(r, live, rtp, include_voided=False)
+    sales = [
+        _sale_line(r, sale, p, r.text(li, "SequenceNumber"))
+        for p, li in live
+        if (sale := r.kid(li, "Sale")) is not None
+    ]
+    amount_path = f"{rtp}/LineItem/Sale"
+    if sales:
+        amount = sum(s.qty * s.unit_price for s in sales)
+    else:
+        amount_path = f"{rtp}/Total[@TotalType='TransactionGrandAmount']"
+        total = _grand_total(r, rt)
+        if total is None:
+            fail(f"{rtp}/LineItem/Sale", "the transaction has no sale lines and no total")
+        amount = yuan_to_fen(total, amount_path)
+    seq = head.sequence
+    seq6 = seq.zfill(6) if seq.isdigit() else seq
+    order: dict[str, Any] = {
+        "id": "-".join(p for p in (head.store, head.workstation, head.day, seq6) if p),
+        "amount": amount,
+    }
+    if sales:
+        order["lines"] = [
+            {"sku": s.sku, "qty": s.qty, "unit_price": s.unit_price}
+            | ({"category": s.category} if s.category else {})
+            for s in sales
+        ]
+    data: dict[str, Any] = {"code": code, "store": head.store, "channel": "pos", "order": order}
+    if head.occurred is not None:
+        data["occurred_at"] = head.occurred
+    paths = {
+        "code": f"{rtp}/LineItem/Coupon/ScanCode",
+        "store": f"{tp}/BusinessUnit/UnitID",
+        "order.id": f"{tp}/SequenceNumber",
+        "order.amount": amount_path,
+        "order.lines": f"{rtp}/LineItem",
+        "occurred_at": f"{tp}/EndDateTime",
+    }
+
+    def where(field: str) -> str:
+        m = re.fullmatch(r"order\.lines\[(\d+)\](?:\.(\w+))?", field)
+        if m and int(m.group(1)) < len(sales):
+            line = f"{sales[int(m.group(1))].path}/Sale"
+            return f"{line}/{_LINE_FIELDS.get(m.group(2) or '', '')}".rstrip("/")
+        return paths.get(field, field)
+
+    redeem = convert_redeem(data, where)
+    return InboundCommand(
+        operation=operation,
+        request_id=head.request_id,
+        redeem=redeem_command(redeem),
+        store=head.store,
+        echo=head.echo()
+        | {"scan_code": code, "coupon_line": coupon_seq, "lines": tuple(s.line_seq for s in sales)},
+    )
