@@ -36,6 +36,8 @@ DOMAIN_CODES_RAISED: frozenset[str] = frozenset(
         "threshold_not_met",
         "exchange_item_missing",
         "invalid_template",
+        "duplicate_json_key",
+        "invalid_characters",
     }
 )
 

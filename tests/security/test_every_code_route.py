@@ -38,7 +38,7 @@ from litestar.testing import TestClient
 from sqlalchemy import Engine, func, select
 
 from hub.api.app import create_app
-from hub.connectors import load_connectors
+from hub.connectors import InboundConnector, load_connectors
 from hub.db.schema import failed_attempts
 from hub.domain.codes import ALPHABET, generate_code
 from hub.services.guard import Guard, Limits
@@ -86,11 +86,11 @@ def inbound_connectors() -> list[tuple[str, tuple[str, ...]]]:
     """(name, operations) of every installed inbound connector and variant."""
     out = []
     for name, connector in sorted(load_connectors().items()):
-        if connector.operations:
+        if isinstance(connector, InboundConnector) and connector.operations:
             out.append((name, tuple(connector.operations)))
         for variant in connector.variants():
             impl = connector.variant(variant)
-            if impl.operations:
+            if isinstance(impl, InboundConnector) and impl.operations:
                 out.append((f"{name}.{variant}", tuple(impl.operations)))
     return out
 
