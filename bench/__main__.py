@@ -3,7 +3,8 @@
     python -m bench redeem --db postgresql,sqlite --concurrency 8,32,128 --rates 300 \\
         --requests 3000 --json bench.json
     python -m bench all --quick            # redeem, validate, look-up, POS native; < 2 min
-    python -m bench delivery [bench.delivery's options]
+    python -m bench delivery [--quick | bench/delivery.py's options]
+    python -m bench service [bench/redeem.py's options: the service loop, no HTTP]
 
 Exit status: 0 when every database check passed, 1 when one failed.
 """
@@ -17,6 +18,7 @@ import sys
 from hub.logs import configure_logging
 
 ROUTES = ("redeem", "validate", "lookup", "pos")
+DELIVERY_QUICK = ["--n", "600", "--latency-n", "100", "--baseline-n", "500", "--pipeline-n", "200"]
 
 
 def _ints(text: str) -> list[int]:
@@ -35,8 +37,9 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="redeem",
-        choices=[*ROUTES, "all", "delivery"],
-        help="the route to load (all: the four), or delivery (bench/delivery.py)",
+        choices=[*ROUTES, "all", "delivery", "service"],
+        help="the route to load (all: the four); delivery (bench/delivery.py) and service "
+        "(bench/redeem.py) take their own options",
     )
     ap.add_argument(
         "--target", help="routes, comma-separated (overrides WHAT): " + ",".join(ROUTES)
@@ -65,11 +68,20 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["delivery"]:
+    if argv[:1] == ["delivery"]:  # bench/delivery.py, its own options
         from bench import delivery
 
-        sys.argv = ["python -m bench delivery", *argv[1:]]
+        rest = argv[1:]
+        if "--quick" in rest:
+            rest = [a for a in rest if a != "--quick"] + DELIVERY_QUICK
+        sys.argv = ["python -m bench delivery", *rest]
         delivery.main()
+        return 0
+    if argv[:1] == ["service"]:  # bench/redeem.py: the service loop against the raw loop
+        from bench import redeem
+
+        sys.argv = ["python -m bench service", *argv[1:]]
+        redeem.main()
         return 0
     os.environ.setdefault("HUB_LOG_LEVEL", "WARNING")
     configure_logging()
@@ -91,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         targets=targets,
         concurrency=pick(args.concurrency, [8, 32, 128], [8, 32]),  # type: ignore[arg-type]
         rates=pick(args.rates, [300.0], [300.0]),  # type: ignore[arg-type]
-        requests=pick(args.requests, 3000, 600),  # type: ignore[arg-type]
-        duration=pick(args.duration, 10.0, 2.0),  # type: ignore[arg-type]
+        requests=pick(args.requests, 3000, 1000),  # type: ignore[arg-type]
+        duration=pick(args.duration, 10.0, 3.0),  # type: ignore[arg-type]
         processes=args.processes,
         raw_connections=args.raw_connections,
         warmup=pick(args.warmup, 200, 50),  # type: ignore[arg-type]

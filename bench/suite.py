@@ -49,7 +49,7 @@ import msgspec
 import psycopg
 
 from bench import loadgen
-from bench.redeem import _BASELINE_SQL, setup_merchant
+from bench.redeem import BASELINE_SQL, setup_merchant
 from hub.db.engine import make_engine
 from hub.db.migrate import upgrade
 
@@ -414,7 +414,7 @@ async def _raw_pg(
     assert pool is not None
     pending = iter(enumerate(codes))
     latencies: list[float] = []
-    sql = [s.format(p="${}") for s in (_BASELINE_SQL if CONSUMES[target] else _READ_SQL[target])]
+    sql = [s.format(p="${}") for s in (BASELINE_SQL if CONSUMES[target] else _READ_SQL[target])]
     sql = [_number(s) for s in sql]
 
     async def one(i: int, code: str) -> None:
@@ -467,7 +467,7 @@ def _raw_sqlite(
     pending = iter(enumerate(codes))
     lock = threading.Lock()
     latencies: list[float] = []
-    sql = [s.format(p="?") for s in (_BASELINE_SQL if CONSUMES[target] else _READ_SQL[target])]
+    sql = [s.format(p="?") for s in (BASELINE_SQL if CONSUMES[target] else _READ_SQL[target])]
 
     def client() -> None:
         conn = sqlite3.connect(path, isolation_level=None, timeout=30)
