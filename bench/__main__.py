@@ -60,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
         help="hub serve --workers N (only when hub serve has it; default: not passed)",
     )
     ap.add_argument("--raw-connections", type=int, default=32, help="the raw loop's cap")
+    ap.add_argument("--open-connections", type=int, default=256, help="the open loop's cap")
     ap.add_argument("--warmup", type=int, default=None, help="requests before timing (200)")
     ap.add_argument("--quick", action="store_true", help="small counts: about a minute per route")
     ap.add_argument("--json", dest="json_path", help="write the figures and checks here")
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         duration=pick(args.duration, 10.0, 3.0),  # type: ignore[arg-type]
         processes=args.processes,
         raw_connections=args.raw_connections,
+        open_connections=args.open_connections,
         warmup=pick(args.warmup, 200, 50),  # type: ignore[arg-type]
         json_path=args.json_path,
     )

@@ -74,6 +74,7 @@ class Options:
     duration: float  # seconds per open-loop rate
     processes: int | None  # hub serve --workers, when given
     raw_connections: int  # cap on the raw baseline's connections
+    open_connections: int  # cap on the open loop's connections
     warmup: int
     json_path: str | None
 
@@ -373,8 +374,12 @@ def build_requests(target: str, token: str, codes: list[str], tag: str) -> list[
 def drive(
     pool: concurrent.futures.Executor, port: int, requests: list[bytes], *, concurrency: int = 0,
     rate: float = 0.0,
+    max_connections: int = 256,
 ) -> tuple[list[float], dict[int, int], float]:  # fmt: skip
-    spec = loadgen.Spec("127.0.0.1", port, requests, concurrency=concurrency, rate=rate)
+    spec = loadgen.Spec(
+        "127.0.0.1", port, requests, concurrency=concurrency, rate=rate,
+        max_connections=max_connections,
+    )  # fmt: skip
     return pool.submit(loadgen.drive, spec).result(timeout=3600)
 
 
@@ -641,7 +646,9 @@ def run_target(
         for rate, count in zip(opts.rates, open_counts, strict=True):
             requests = build_requests(target, s.token, take(count), f"o{rate:g}")
             with Sampler(pid, db.dbname) as sample:
-                lat, st, elapsed = drive(pool, port, requests, rate=rate)
+                lat, st, elapsed = drive(
+                    pool, port, requests, rate=rate, max_connections=opts.open_connections
+                )
             successes += st.get(ok, 0)
             p50, p99 = _q(lat)
             rows.append(
@@ -721,6 +728,7 @@ def run(opts: Options) -> Report:
                 report.checks.append(check)
                 print(table(rows), flush=True)
                 print(_check_line(check), flush=True)
+    report.machine["loadavg_at_end"] = os.getloadavg()
     return report
 
 
