@@ -1,6 +1,6 @@
 """Delivery throughput and redeem-to-receiver latency with real `hub worker` processes.
 
-    .venv/bin/python -m bench.delivery [--n 3000] [--subs 2] [--latency-n 400] [--rate 50]
+    .venv/bin/python -m bench delivery [--n 3000] [--subs 2] [--latency-n 400] [--rate 50]
 
 Everything runs on this machine: a fresh PostgreSQL database on ``HUB_TEST_PG_URL``
 (dropped afterwards), a private redis-server on a free loopback port (the Redis broker),
