@@ -1,6 +1,6 @@
 """Delivery throughput and redeem-to-receiver latency with real `hub worker` processes.
 
-    .venv/bin/python -m bench.delivery [--n 3000] [--subs 2] [--latency-n 400] [--rate 50]
+    .venv/bin/python -m bench delivery [--n 3000] [--subs 2] [--latency-n 400] [--rate 50]
 
 Everything runs on this machine: a fresh PostgreSQL database on ``HUB_TEST_PG_URL``
 (dropped afterwards), a private redis-server on a free loopback port (the Redis broker),
@@ -45,6 +45,7 @@ from hub.delivery import queue
 from hub.delivery.runtime import Runtime
 from hub.domain.cart import Order
 from hub.logs import configure_logging
+from hub.secrets import ENV_VAR, generate_key
 from hub.services.commands import RedeemCommand
 from hub.services.principal import Principal
 from hub.services.redeem import redeem
@@ -349,6 +350,11 @@ def _flush(url: str) -> int:
 
 def main() -> None:
     os.environ.setdefault("HUB_LOG_LEVEL", "WARNING")
+    # the receiver is on loopback: the egress policy must let it be reached (as the
+    # multi-process tests do for their `hub worker`s)
+    os.environ.setdefault("HUB_EGRESS_ALLOW", "127.0.0.0/8,::1/128")
+    if not os.environ.get(ENV_VAR, "").strip():  # a throw-away key: no key file left behind
+        os.environ[ENV_VAR] = generate_key()
     configure_logging()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=3000, help="deliveries per throughput run")

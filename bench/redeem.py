@@ -1,27 +1,21 @@
 """Rough redeem throughput: the hub against the raw driver doing the same transaction.
 
-    .venv/bin/python -m bench.redeem [--n 2000] [--backend sqlite|postgresql|both] [--http]
+    .venv/bin/python -m bench service [--n 2000] [--backend sqlite|postgresql|both]
 
 For each backend it prints redeems/s of
   * baseline  — the raw driver (sqlite3 / psycopg) running the redeem transaction's five
                 statements (idempotency insert, conditional UPDATE … RETURNING, redemption
                 insert, outbox insert, idempotency update) in a loop;
   * service   — hub.services.redeem.redeem() in a loop (domain checks, Core, idempotency);
-  * http      — (with --http) POST /v1/redemptions against `hub serve`'s app under uvicorn,
-                16 concurrent clients on loopback, with p50/p99 latency;
-and each figure as a ratio of the baseline measured in the same run.
+and the service loop as a ratio of the baseline measured in the same run. The routes over
+HTTP, under concurrency, are ``python -m bench`` (bench/suite.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import socket
 import sqlite3
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -34,7 +28,6 @@ import msgspec
 import psycopg
 from sqlalchemy import Engine
 
-from bench import loadgen
 from hub.api.redemptions import REDEMPTION_OPERATIONS
 from hub.db.engine import make_engine
 from hub.db.migrate import upgrade
@@ -109,7 +102,7 @@ def bench_service(engine: Engine, p: Principal, codes: list[str]) -> float:
     return _rate(len(codes), time.perf_counter() - t0)
 
 
-_BASELINE_SQL = [
+BASELINE_SQL = [
     (
         "INSERT INTO idempotency_keys (api_key_id, key, endpoint, request_hash, created_at, "
         "expires_at) VALUES ({p}, {p}, 'POST /v1/redemptions', 'h', {p}, {p}) "
@@ -145,7 +138,7 @@ def _baseline(
     now: Callable[[], Any],
     p: str,
 ) -> float:
-    sql = [s.format(p=p) for s in _BASELINE_SQL]
+    sql = [s.format(p=p) for s in BASELINE_SQL]
     t0 = time.perf_counter()
     for i, code in enumerate(codes):
         ts = now()
@@ -207,62 +200,12 @@ def _store_id(engine: Engine) -> str:
         return str(conn.exec_driver_sql("SELECT id FROM stores LIMIT 1").scalar_one())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _http_load(
-    port: int, token: str, codes: list[str], concurrency: int
-) -> tuple[float, float, float]:
-    pending = list(enumerate(codes))
-    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-    def next_request() -> bytes | None:
-        if not pending:
-            return None
-        i, code = pending.pop()
-        body = msgspec.json.encode({"code": code, "order": {"id": f"H-{i}", "amount": 12800}})
-        return loadgen.request_bytes(
-            "POST", "/v1/redemptions", "127.0.0.1", {**auth, "Idempotency-Key": f"http-{i}"}, body
-        )
-
-    result = asyncio.run(loadgen.run("127.0.0.1", port, next_request, concurrency))
-    assert result.statuses == {201: len(codes)}, result.statuses
-    q = statistics.quantiles(result.latencies, n=100)
-    return _rate(len(codes), result.elapsed), q[49] * 1000, q[98] * 1000
-
-
-def bench_http(url: str, token: str, codes: list[str]) -> tuple[float, float, float]:
-    port = _free_port()
-    env = {**os.environ, "HUB_LOG_LEVEL": "WARNING"}
-    code = (
-        "import uvicorn; from hub.logs import configure_logging; configure_logging(); "
-        "from hub.api.app import create_app; from hub.db.engine import "
-        f"make_engine; uvicorn.run(create_app(make_engine({url!r})), host='127.0.0.1', "
-        f"port={port}, log_level='warning', access_log=False)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        return _http_load(port, token, codes, 16)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-def run_backend(name: str, url: str, n: int, http: bool) -> None:
+def run_backend(name: str, url: str, n: int) -> None:
     engine = make_engine(url)
     upgrade(engine)
-    p, token, codes = _setup(engine, n * 3)
+    p, _token, codes = _setup(engine, n * 2)
     store_id = _store_id(engine)
-    raw_codes, svc_codes, http_codes = codes[:n], codes[n : 2 * n], codes[2 * n :]
+    raw_codes, svc_codes = codes[:n], codes[n : 2 * n]
     if name == "sqlite":
         base = bench_raw_sqlite(url, raw_codes, store_id)
     else:
@@ -273,13 +216,6 @@ def run_backend(name: str, url: str, n: int, http: bool) -> None:
         f"{name:<10} hub service (sequential)          {svc:8.0f} redeems/s   "
         f"{svc / base:4.2f} × baseline"
     )
-    if http:
-        engine.dispose()
-        rate, p50, p99 = bench_http(url, token, http_codes)
-        print(
-            f"{name:<10} hub HTTP (16 concurrent clients)  {rate:8.0f} redeems/s   "
-            f"{rate / base:4.2f} × baseline   p50 {p50:.1f} ms  p99 {p99:.1f} ms"
-        )
     engine.dispose()
 
 
@@ -289,17 +225,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="redeems per measurement")
     ap.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    ap.add_argument("--http", action="store_true", help="also measure over HTTP")
     args = ap.parse_args()
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
-            run_backend("sqlite", str(Path(tmp) / "bench.db"), args.n, args.http)
+            run_backend("sqlite", str(Path(tmp) / "bench.db"), args.n)
     if args.backend in ("postgresql", "both"):
         name = f"hub_bench_{os.getpid()}"
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            run_backend("postgresql", PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.n, args.http)
+            run_backend("postgresql", PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.n)
         finally:
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
