@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import msgspec
 from sqlalchemy import func, select
 
+from hub.api.redemptions import REDEMPTION_OPERATIONS
 from hub.db.engine import busy_reason
 from hub.db.schema import coupons, outbox_events, redemptions
 from hub.domain.cart import Order
@@ -46,6 +47,7 @@ def test_fifty_threads_one_code_exactly_one_redemption(db, merchant, clock, monk
                     idempotency_key=f"thread-{i}",
                     canonical_body=msgspec.json.encode({"i": i}),
                     now=clock.now,
+                    operation=REDEMPTION_OPERATIONS.redeem,
                 )
                 break
             except Exception as exc:

@@ -66,6 +66,7 @@ from datetime import timedelta  # noqa: E402
 
 import msgspec  # noqa: E402
 
+from hub.api.redemptions import REDEMPTION_OPERATIONS  # noqa: E402
 from hub.domain.cart import Order  # noqa: E402
 from hub.services.commands import RedeemCommand  # noqa: E402
 from hub.services.jsonio import iso  # noqa: E402
@@ -183,7 +184,8 @@ def test_swept_coupon_is_redeemed_once_under_a_race(db, merchant, clock):
                             occurred_at=end - timedelta(minutes=5))
         barrier.wait()
         result = redeem_service(db, merchant.principal, cmd, idempotency_key=f"race-{i}",
-                                canonical_body=msgspec.json.encode({"i": i}), now=clock.now)
+                                canonical_body=msgspec.json.encode({"i": i}), now=clock.now,
+                                operation=REDEMPTION_OPERATIONS.redeem)
         if result.status != 201:
             assert msgspec.json.decode(result.body)["code"] == "coupon_already_redeemed"
         return result.status
