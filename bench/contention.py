@@ -145,7 +145,8 @@ def run(
                 if profile is not None and r == rounds - 1 and c == 32:
                     spy = subprocess.Popen(
                         [shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),
-                         "record", "--pid", str(proc.pid), "--format", "raw", "--rate", "200", "--gil",
+                         "record", "--pid", str(proc.pid), "--format", "raw", "--rate", "200",
+                         "--gil",
                          "-o", str(profile / "profile-c32.txt"), "--duration", "600",
                          "--nonblocking"],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

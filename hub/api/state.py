@@ -33,12 +33,13 @@ class HubState:
     def db_limiter(self) -> anyio.CapacityLimiter:
         """How many threads may run database work at once: the pool's kept connections.
 
-        With anyio's default (40 threads) against a pool of 10 kept + 20 overflow, a
-        burst of 32 clients checked out overflow connections that the pool closes on
-        return, so every request past the tenth opened a new PostgreSQL connection
-        (measured: ~400 backends started during 4,000 redeems at c8 + c32, p99 ~500 ms at c32).
-        Requests past this bound wait on the event loop, which costs nothing; the
-        overflow stays for housekeeping and the auth look-up."""
+        With anyio's default (40 threads) against a pool of 10 kept + 20 overflow, more
+        than 10 overlapping requests check out overflow connections that the pool closes
+        on return: each a new PostgreSQL backend, which slows the process, which makes
+        more requests overlap (on a loaded machine: ~450 backends started in one
+        bench/contention.py run, p99 ~500 ms at c32). Requests past this bound wait on
+        the event loop, holding neither a thread nor a connection; the overflow stays
+        for the other routes, housekeeping and the auth look-up."""
         if self._limiter is None:
             size = getattr(self.engine.pool, "size", None)
             tokens = size() if callable(size) else 0
