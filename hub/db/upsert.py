@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table
+from sqlalchemy import BigInteger, ColumnElement, Connection, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import ReturningInsert
@@ -20,8 +20,11 @@ class InsertIfAbsent:
     def __init__(self, table: Table, *returning: ColumnElement[Any]) -> None:
         if not returning:
             raise ValueError("InsertIfAbsent needs a column to return")
+        self._table = table
+        self._returning = returning
         self._postgresql = pg_insert(table).on_conflict_do_nothing().returning(*returning)
         self._sqlite = sqlite_insert(table).on_conflict_do_nothing().returning(*returning)
+        self._locked: dict[tuple[str, ...], ReturningInsert[Any]] = {}
 
     def statement(self, conn: Connection) -> ReturningInsert[Any]:
         """The statement for ``conn``'s database."""
@@ -30,3 +33,28 @@ class InsertIfAbsent:
     def inserted(self, conn: Connection, values: dict[str, Any]) -> bool:
         """Insert the row unless one with the same key exists; True when it went in."""
         return conn.execute(self.statement(conn), values).first() is not None
+
+    def _locked_statement(self, columns: tuple[str, ...]) -> ReturningInsert[Any]:
+        stmt = self._locked.get(columns)
+        if stmt is None:
+            row = select(
+                *(bindparam(c, type_=self._table.c[c].type) for c in columns)
+            ).where(func.pg_try_advisory_xact_lock(bindparam("hub_lock_id", type_=BigInteger)))
+            stmt = (
+                pg_insert(self._table)
+                .from_select(list(columns), row)
+                .on_conflict_do_nothing()
+                .returning(*self._returning)
+            )
+            self._locked[columns] = stmt
+        return stmt
+
+    def inserted_locked(self, conn: Connection, values: dict[str, Any], lock_id: int) -> bool:
+        """:meth:`inserted`, on PostgreSQL only if this transaction can take the
+        advisory lock ``lock_id`` without waiting (``pg_try_advisory_xact_lock``), in the
+        same statement: one round trip, not two. False when the lock is held elsewhere or
+        the row exists. SQLite has no such lock (its writers are serialised anyway)."""
+        if conn.dialect.name != "postgresql":
+            return self.inserted(conn, values)
+        stmt = self._locked_statement(tuple(values))
+        return conn.execute(stmt, {**values, "hub_lock_id": lock_id}).first() is not None

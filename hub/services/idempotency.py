@@ -22,7 +22,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
 from hub.db.schema import idempotency_keys as t
 from hub.db.upsert import InsertIfAbsent
@@ -68,7 +68,6 @@ def _lock_id(scope: str, key: str) -> int:
 
 # Hot-path statements, built once (building Core statements per call costs more than
 # executing them).
-_PG_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("lock_id")))
 _INSERT = InsertIfAbsent(t, t.c.key)
 _SELECT = select(
     t.c.endpoint, t.c.request_hash, t.c.response_status, t.c.response_body, t.c.expires_at
@@ -86,10 +85,9 @@ _COMPLETE = (
 
 
 def _try_insert(conn: Connection, values: dict[str, object], lock_id: int) -> bool:
-    postgresql = conn.dialect.name == "postgresql"
-    if postgresql and not conn.execute(_PG_LOCK, {"lock_id": lock_id}).scalar_one():
-        return False
-    return _INSERT.inserted(conn, values)
+    # PostgreSQL: the key's advisory lock and the insert in one statement (the insert
+    # happens only when the lock was free)
+    return _INSERT.inserted_locked(conn, values, lock_id)
 
 
 def claim(
