@@ -10,6 +10,7 @@ rounds with the metrics wrapper on (the app as built) and off (the wrapper remov
 * ``POST /v1/redemptions`` — the hot path (fresh coupon, unique Idempotency-Key);
 * a refusal (``POST /v1/redemptions/validate`` of an unknown code: problem+json, whose
   code the edge reads);
+* a do-nothing ASGI app with and without the wrapper (the wrapper's whole cost);
 * ``record`` — the recording alone (outcome, two label look-ups, a counter and a
   histogram) in a tight loop.
 
@@ -132,6 +133,30 @@ def _record_cost(n: int) -> float:
     return (time.process_time() - t0) / n
 
 
+def _wrapper_cost(n: int) -> tuple[float, float]:
+    """CPU per call of a do-nothing ASGI app answering 201, with and without the wrapper."""
+
+    async def null_app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 201,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    wrapped = metrics.RequestMetrics(null_app)  # type: ignore[arg-type]
+
+    async def loop(app: Any) -> float:
+        sink = _Sink()
+        t0 = time.process_time()
+        for _ in range(n):
+            scope = {"type": "http", "method": "POST", "path_template": "/v1/redemptions",
+                     "headers": [], "state": {}}
+            await app(scope, None, sink)
+        return (time.process_time() - t0) / n
+
+    on = min(asyncio.run(loop(wrapped)) for _ in range(5))
+    off = min(asyncio.run(loop(null_app)) for _ in range(5))
+    return on, off
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=2000, help="requests per round and kind")
@@ -168,6 +193,7 @@ def main() -> None:
             on, off = _ab(app, make, n, rounds)
             rows.append((name, on, off))
         record = statistics.median(_record_cost(20_000) for _ in range(5))
+        rows.append(("wrapper on a null app", *_wrapper_cost(20_000)))
         engine.dispose()
     print(f"{'request':<24} {'with metrics':>14} {'without':>10} {'ratio':>7} {'cost':>9}")
     for name, on, off in rows:
