@@ -23,6 +23,7 @@ from hub.api.hardening import (
     document_problems,
     security_headers,
 )
+from hub.api.metrics import RequestMetrics, check_multiprocess_dir
 from hub.api.openapi import allow_every_method, allow_header_map, assets_router, openapi_config
 from hub.api.ops import health, metrics, ready
 from hub.api.redemptions import RedemptionController
@@ -74,6 +75,9 @@ def create_app(
         debug=False,
     )
     app.state.hub = state
+    # outermost: every response of every route, 404s and refusals included (hub.api.metrics)
+    check_multiprocess_dir()
+    app.asgi_handler = RequestMetrics(app.asgi_handler)
     app.state.allow_headers = allow_header_map(app)
     document_problems(app)
     return app

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, text
 
 from hub.api.dto import HealthOut, ReadyOut
+from hub.api.metrics import request_collectors
 from hub.api.openapi import ok
 from hub.api.state import hub
 from hub.delivery import queue
@@ -88,5 +89,5 @@ _METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
     media_type=_METRICS_MEDIA_TYPE,
 )
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    body = await anyio.to_thread.run_sync(render, hub(request).engine)
+    body = await anyio.to_thread.run_sync(render, hub(request).engine, *request_collectors())
     return Response(content=body, media_type=_METRICS_MEDIA_TYPE)

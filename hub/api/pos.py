@@ -16,6 +16,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from hub.api.client import client_address
+from hub.api.metrics import note_pos
 from hub.api.redemptions import REDEMPTION_OPERATIONS
 from hub.api.state import hub, principal, run_db
 from hub.connectors import OPERATIONS, InboundConnector, get_connector
@@ -79,6 +80,7 @@ class PosController(Controller):
         raw_body: NamedDependency[bytes],
     ) -> Response[bytes]:
         impl = _inbound_connector(connector, operation)
+        on_result = note_pos(request.scope, impl.name, operation)  # counted per connector
         media = _media_type(request)
         if impl.media_types and media not in impl.media_types:
             raise refuse(
@@ -100,6 +102,7 @@ class PosController(Controller):
             settings=h.settings,
             operations=REDEMPTION_OPERATIONS,
             client=client_address(request),
+            on_result=on_result,
         )
         return Response(
             content=reply.body,

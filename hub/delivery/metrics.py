@@ -104,7 +104,10 @@ class DeliveryCollector(Collector):
         )
 
 
-def render(engine: Engine) -> bytes:
+def render(engine: Engine, *more: Collector) -> bytes:
+    """The delivery figures (from the database), then ``more`` (e.g. the API's own)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DeliveryCollector(engine))
+    for collector in more:
+        registry.register(collector)
     return generate_latest(registry)

@@ -10,7 +10,7 @@ used, as on the native API.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -183,9 +183,12 @@ def handle(
     settings: Settings,
     operations: svc.Operations,
     client: str | None = None,
+    on_result: Callable[[InboundResult], None] | None = None,
 ) -> InboundReply:
     """Parse, execute and reply, all in the vendor's format. Never raises for a
-    connector's fault: a connector that cannot render its reply gets a problem+json."""
+    connector's fault: a connector that cannot render its reply gets a problem+json.
+    ``on_result`` hears the hub's result (its outcome code) before the vendor's reply
+    hides it in the vendor's format (the API's metrics count it)."""
     command: InboundCommand | None = None
     try:
         command = _parse(connector, operation, body, headers)
@@ -229,6 +232,8 @@ def handle(
         code=result.code,
         replayed=result.replayed,
     )
+    if on_result is not None:
+        on_result(result)
     try:
         return _replay_signal(connector.reply(operation, command, result), result)
     except Exception as exc:  # a connector bug must not become a 500 with a stack trace
