@@ -1213,11 +1213,13 @@ def serve(
         sock.close()
 
 
-def run_worker_process(db_url: str, threads: int) -> None:  # pragma: no cover - a child
+def run_worker_process(db_url: str, threads: int, banner: str) -> None:  # pragma: no cover
     """One delivery worker process (``hub worker``, or a child of ``--processes M``):
-    consume until SIGTERM/SIGINT, then finish the deliveries in flight and return."""
+    say ``banner`` once consuming, consume until SIGTERM/SIGINT, then finish the
+    deliveries in flight and return."""
     import signal
 
+    from hub.api.serving import stop_with_parent
     from hub.delivery.runtime import Runtime
     from hub.logs import configure_logging
 
@@ -1225,9 +1227,11 @@ def run_worker_process(db_url: str, threads: int) -> None:  # pragma: no cover -
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
+    stop_with_parent()
     engine = make_engine(db_url)
     runtime = Runtime(engine)
     runtime.start(worker=True, threads=threads)
+    click.echo(banner, err=True)  # after the start: the broker's watch is in place
     done.wait()
     runtime.stop()  # dramatiq lets each worker thread finish its message
     engine.dispose()
@@ -1268,16 +1272,16 @@ def worker(db: str | None, threads: int, processes: int) -> None:
     _check_secret_key(engine)
     engine.dispose()
     url = broker_url()
-    click.echo(
+    banner = (
         f"hub worker: broker {shown_url(url) if url else 'none (database polling only)'}, "
         + (f"{processes} processes × " if processes > 1 else "")
-        + f"{threads} threads",
-        err=True,
-    )
+        + f"{threads} threads"
+    )  # said by each process once it consumes
     if processes == 1:
-        run_worker_process(database_url(db), threads)
+        run_worker_process(database_url(db), threads, banner)
         return
-    if not Supervisor("worker", processes, run_worker_process, (database_url(db), threads)).run():
+    args = (database_url(db), threads, banner)
+    if not Supervisor("worker", processes, run_worker_process, args).run():
         raise SystemExit(EXIT_FAILED)
 
 

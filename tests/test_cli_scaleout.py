@@ -126,10 +126,11 @@ def running(
     try:
         yield proc
     finally:
+        children = _children(proc.pid)
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=20)
-        for child in _children(proc.pid):
+        for child in children:
             with contextlib.suppress(OSError):
                 os.kill(child, signal.SIGKILL)
         log.close()
@@ -240,6 +241,22 @@ def test_two_api_processes_serve_one_port_and_a_killed_one_is_replaced(
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, _log(tmp_path, "serve")
+        assert _refused(port)
+
+
+def test_api_processes_do_not_outlive_a_killed_parent(pg_url: str, tmp_path: Path):
+    """`kill -9` of the parent: its API processes drain and go (no orphan keeps the port,
+    so the service can start again at once)."""
+    port = free_port()
+    with running(_serve(tmp_path, port, "--workers", "2", "--no-demo"), tmp_path,
+                 _env(HUB_DATABASE_URL=pg_url)) as proc:
+        wait_until(lambda: len(_listening_children(proc.pid, port)) == 2, 90, 0.2,
+                   "two processes listening")
+        api = _listening_children(proc.pid, port)
+        proc.kill()
+        proc.wait(timeout=20)
+        wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in api), 30, 0.1,
+                   "the API processes gone")
         assert _refused(port)
 
 
@@ -355,9 +372,8 @@ def test_worker_processes_consume_and_finish_in_flight_deliveries_on_sigterm(
             _subscribe(port, demo, sink.url)
             with running(["worker", "--processes", "2", "--threads", "2"], tmp_path,
                          env) as worker:
-                wait_until(lambda: "2 processes" in _log(tmp_path, "worker"), 30, 0.1,
-                           "hub worker start")
-                wait_until(lambda: len(_children(worker.pid)) >= 2, 30, 0.1, "two workers")
+                wait_until(lambda: _log(tmp_path, "worker").count("2 processes") == 2, 60,
+                           0.1, "both worker processes consuming")
                 codes = demo["codes"]["threshold"][:4]
                 for i, code in enumerate(codes[:2]):
                     assert _redeem(port, demo, code, f"w{i}").status_code == 201

@@ -60,6 +60,26 @@ def drain_on_signals() -> None:
         signal.signal(sig, lambda *_: DRAINING.set())
 
 
+def stop_with_parent() -> None:
+    """In a child of a supervisor: get SIGTERM (and so drain) when the parent dies, even
+    by ``kill -9``, instead of going on holding the port as an orphan (Linux)."""
+    import multiprocessing
+    import os
+    import sys
+
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent.pid:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def server_config(app: Litestar | str, graceful_timeout: float) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -102,6 +122,7 @@ def run_api_process(spec: ApiProcess, sock: socket.socket) -> None:  # pragma: n
 
     configure_logging()
     drain_on_signals()
+    stop_with_parent()
     engine = make_engine(spec.db_url)
     runtime = Runtime(engine) if broker_url() is not None else None
     if runtime is not None:
