@@ -1069,9 +1069,6 @@ class Supervisor:
         # -SIGTERM: a child stopped before it could install its handlers (nothing in flight)
         return not crashed and all(c.exitcode in (0, -signal.SIGTERM) for c in self.children)
 
-    def pids(self) -> list[int]:
-        return [c.pid for c in self.children if c.pid is not None]
-
 
 @main.command()
 @db_option
