@@ -102,6 +102,11 @@ def _server_of_new_connection(port: int, children: set[int]) -> tuple[socket.soc
     return conn, _holders(inode, children) if inode else set()
 
 
+def _draining(port: int) -> bool:
+    r = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
+    return r.status_code == 503 and r.json().get("code") == "draining"
+
+
 def _refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -170,7 +175,8 @@ def _redeem(port: int, demo: dict[str, Any], code: str, key: str) -> httpx.Respo
 def _subscribe(port: int, demo: dict[str, Any], url: str) -> None:
     r = httpx.post(
         f"http://127.0.0.1:{port}/v1/subscriptions",
-        json={"connector": "webhook", "config": {"url": url, "secret": "whsec_" + "A" * 32},
+        json={"connector": "webhook",
+              "config": {"url": url, "secret": "whsec_" + "A" * 32, "timeout": 30},
               "events": ["coupon.redeemed"]},
         headers={"Authorization": f"Bearer {demo['admin_key']}"},
         timeout=30,
@@ -286,12 +292,12 @@ def test_sigterm_drains_api_processes_and_the_in_process_delivery_worker(
     port = free_port()
     sink: Sink = start_sink()
     try:
-        with running(_serve(tmp_path, port, "--workers", "2", "--drain-seconds", "3"),
+        with running(_serve(tmp_path, port, "--workers", "2", "--drain-seconds", "5"),
                      tmp_path, _env(HUB_DATABASE_URL=pg_url)) as proc:
             demo = _wait_up(proc, port, tmp_path)
             codes = demo["codes"]["threshold"]
             _subscribe(port, demo, sink.url)
-            sink.delay = 4.0
+            sink.delay = 12.0  # still in flight when the API processes are gone
             assert _redeem(port, demo, codes[0], "first").status_code == 201
             wait_until(lambda: bool(sink.unanswered()), 30, 0.05, "a delivery in flight")
 
@@ -305,15 +311,12 @@ def test_sigterm_drains_api_processes_and_the_in_process_delivery_worker(
                 wait_until(lambda: _waiting_on_lock(pg_url), 30, 0.05, "a redeem in flight")
                 proc.send_signal(signal.SIGTERM)
 
-                def draining() -> bool:
-                    r = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
-                    return r.status_code == 503 and r.json().get("code") == "draining"
-
-                wait_until(draining, 3, 0.05, "/ready 503 draining")
+                wait_until(lambda: _draining(port), 5, 0.05, "/ready 503 draining")
                 r = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
                 assert r.headers["content-type"].startswith("application/problem+json")
                 wait_until(lambda: _refused(port), 15, 0.1, "new connections refused")
                 assert proc.poll() is None  # still finishing the redeem
+                assert sink.unanswered()  # and the delivery
             finally:
                 lock.commit()
                 lock.close()
@@ -334,17 +337,17 @@ def test_sigterm_on_one_embedded_sqlite_process_finishes_a_delivery_in_flight(tm
     port = free_port()
     sink = start_sink()
     try:
-        with running(_serve(tmp_path, port, "--drain-seconds", "1"), tmp_path, _env()) as proc:
+        with running(_serve(tmp_path, port, "--drain-seconds", "3"), tmp_path, _env()) as proc:
             demo = _wait_up(proc, port, tmp_path)
             _subscribe(port, demo, sink.url)
-            sink.delay = 3.0
+            sink.delay = 8.0
             assert _redeem(port, demo, demo["codes"]["threshold"][0], "k1").status_code == 201
             wait_until(lambda: bool(sink.unanswered()), 30, 0.05, "a delivery in flight")
             proc.send_signal(signal.SIGTERM)
-            r = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
-            assert r.status_code == 503 and r.json()["code"] == "draining", r.text
+            wait_until(lambda: _draining(port), 3, 0.05, "/ready 503 draining")
+            wait_until(lambda: _refused(port), 10, 0.1, "new connections refused")
+            assert proc.poll() is None and sink.unanswered()  # waiting for the delivery
             assert proc.wait(timeout=60) == 0, _log(tmp_path, "serve")
-            assert _refused(port)
         assert sink.unanswered() == set() and sink.count() == 1
         import sqlite3
 
