@@ -992,6 +992,84 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class Supervisor:
+    """Keeps N child processes running (spawned: no thread, engine or connection of the
+    parent is inherited) until SIGTERM/SIGINT; then sends each child SIGTERM, waits for
+    them to finish what they are doing, and says whether all ended cleanly.
+
+    A child that dies is started again; one that dies within ``QUICK_DEATH`` seconds of
+    its start ``MAX_QUICK_DEATHS`` times in a row stops the whole (a crash loop)."""
+
+    QUICK_DEATH = 5.0
+    MAX_QUICK_DEATHS = 5
+
+    def __init__(
+        self,
+        name: str,
+        n: int,
+        target: Callable[..., None],
+        args: tuple[Any, ...],
+        on_stop: Callable[[], None] | None = None,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        import multiprocessing
+
+        self.name = name
+        self.n = n
+        self.target = target
+        self.args = args
+        self.on_stop = on_stop  # called once when the stop begins (e.g. close the socket)
+        self.ctx = multiprocessing.get_context("spawn")
+        self.stopping = stopping or threading.Event()
+        self.children: list[Any] = []
+        self.started_at: list[float] = []
+        self.quick_deaths = 0
+
+    def _start(self) -> Any:
+        child = self.ctx.Process(target=self.target, args=self.args, name=self.name)
+        child.start()
+        return child
+
+    def run(self) -> bool:
+        """Supervise until told to stop; ``True`` when every child ended with 0."""
+        import signal
+        import time
+
+        log = structlog.get_logger("hub.supervisor")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        if self.stopping.is_set():
+            return True  # told to stop before anything was started
+        for _ in range(self.n):
+            self.children.append(self._start())
+            self.started_at.append(time.monotonic())
+        crashed = False
+        while not self.stopping.wait(0.2):
+            for i, child in enumerate(self.children):
+                if child.is_alive():
+                    continue
+                quick = time.monotonic() - self.started_at[i] < self.QUICK_DEATH
+                self.quick_deaths = self.quick_deaths + 1 if quick else 0
+                log.warning(f"{self.name}.died", pid=child.pid, exitcode=child.exitcode)
+                if self.quick_deaths >= self.MAX_QUICK_DEATHS:
+                    log.error(f"{self.name}.crash_loop", deaths=self.quick_deaths)
+                    crashed = True
+                    self.stopping.set()
+                    break
+                self.children[i] = self._start()
+                self.started_at[i] = time.monotonic()
+                log.info(f"{self.name}.restarted", pid=self.children[i].pid)
+        if self.on_stop is not None:
+            self.on_stop()
+        for child in self.children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+        for child in self.children:
+            child.join()
+        # -SIGTERM: a child stopped before it could install its handlers (nothing in flight)
+        return not crashed and all(c.exitcode in (0, -signal.SIGTERM) for c in self.children)
+
+
 @main.command()
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -1003,23 +1081,64 @@ def _listen(host: str, port: int) -> socket.socket:
     is_flag=True,
     help="also run a delivery worker in this process when HUB_BROKER_URL is set",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="API processes sharing the port (more than 1 needs PostgreSQL)",
+)
+@click.option(
+    "--drain-seconds",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="after SIGTERM, keep serving this long with /ready answering 503 draining "
+    "(for a load balancer to notice) before no longer accepting connections",
+)
+@click.option(
+    "--graceful-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="after SIGTERM, seconds the requests in flight may take to finish",
+)
 def serve(
-    db: str | None, host: str, port: int, no_demo: bool, demo_file: str, with_worker: bool
+    db: str | None,
+    host: str,
+    port: int,
+    no_demo: bool,
+    demo_file: str,
+    with_worker: bool,
+    workers: int,
+    drain_seconds: float,
+    graceful_timeout: float,
 ) -> None:
     """Run the hub: migrations applied, demo data on an empty database, API on HOST:PORT.
 
     Demo data and its keys are created only in an empty database (the keys are shown
     once and kept in --demo-file, readable by you only); a database with data is never
-    given new keys: make them with `hub keys create`."""
-    import uvicorn
+    given new keys: make them with `hub keys create`.
 
-    from hub.api.app import create_app
-    from hub.api.hardening import MAX_REQUEST_HEAD
+    --workers N runs N API processes on the one port (PostgreSQL only); this process
+    then migrates, seeds, runs housekeeping and (without HUB_BROKER_URL, or with
+    --with-worker) the delivery worker, once. SIGTERM drains: /ready answers 503, the
+    requests and deliveries in flight finish, then the exit status is 0."""
+    from hub.api.ops import DRAINING
+    from hub.api.serving import ApiProcess, drain_on_signals, run_api_process
+    from hub.api.serving import serve as serve_app
     from hub.logs import configure_logging
     from hub.services.housekeeping import expire_coupons, purge_idempotency
 
     configure_logging()
     engine = _engine(db, create=True, serving=True)
+    if workers > 1 and engine.dialect.name == "sqlite":
+        raise click.BadParameter(
+            "more than one API process needs PostgreSQL (HUB_DATABASE_URL=postgresql://…): "
+            "SQLite takes one writer at a time, so more processes would only queue on its "
+            "lock",
+            param_hint="'--workers'",
+        )
     _check_broker()
     sock = _listen(host, port)
     try:
@@ -1049,40 +1168,93 @@ def serve(
         runtime = Runtime(engine)
         runtime.start(worker=embedded or with_worker)
         mode = "in-process delivery worker" if embedded or with_worker else "deliveries enqueued"
-        click.echo(f"Redemption Hub on {base_url}  (API docs: {base_url}/schema; {mode})", err=True)
+        procs = f"{workers} API processes, " if workers > 1 else ""
+        click.echo(
+            f"Redemption Hub on {base_url}  (API docs: {base_url}/schema; {procs}{mode})",
+            err=True,
+        )
         stop = threading.Event()
         threading.Thread(target=_housekeeping_loop, args=(engine, stop), daemon=True).start()
-        config = uvicorn.Config(
-            create_app(engine),
-            log_level="warning",
-            access_log=False,
-            h11_max_incomplete_event_size=MAX_REQUEST_HEAD,  # request line + headers
-        )
+        drain_on_signals()  # from here on a signal drains, whenever it comes
+        clean = True
         try:
-            uvicorn.Server(config).run(sockets=[sock])
+            if workers == 1:
+                from hub.api.app import create_app
+
+                serve_app(
+                    create_app(engine),
+                    sock,
+                    drain_seconds=drain_seconds,
+                    graceful_timeout=graceful_timeout,
+                )
+            else:
+                spec = ApiProcess(
+                    db_url=database_url(db),
+                    drain_seconds=drain_seconds,
+                    graceful_timeout=graceful_timeout,
+                )
+                clean = Supervisor(
+                    "api",
+                    workers,
+                    run_api_process,
+                    (spec, sock),
+                    on_stop=sock.close,
+                    stopping=DRAINING,
+                ).run()
         finally:
             stop.set()
-            runtime.stop()
+            runtime.stop()  # the deliveries in flight finish first
+        if not clean:
+            raise SystemExit(EXIT_FAILED)
     finally:
         sock.close()
+
+
+def run_worker_process(db_url: str, threads: int, banner: str) -> None:  # pragma: no cover
+    """One delivery worker process (``hub worker``, or a child of ``--processes M``):
+    say ``banner`` once consuming, consume until SIGTERM/SIGINT, then finish the
+    deliveries in flight and return."""
+    import signal
+
+    from hub.api.serving import stop_with_parent
+    from hub.delivery.runtime import Runtime
+    from hub.logs import configure_logging
+
+    configure_logging()
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    stop_with_parent()
+    engine = make_engine(db_url)
+    runtime = Runtime(engine)
+    runtime.start(worker=True, threads=threads)
+    click.echo(banner, err=True)  # after the start: the broker's watch is in place
+    done.wait()
+    runtime.stop()  # dramatiq lets each worker thread finish its message
+    engine.dispose()
 
 
 @main.command()
 @db_option
 @click.option(
-    "--threads", default=8, show_default=True, type=int, help="delivery threads in this process"
+    "--threads", default=8, show_default=True, type=int, help="delivery threads per process"
 )
-def worker(db: str | None, threads: int) -> None:
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="worker processes (each with its threads, its pool and its sweeper)",
+)
+def worker(db: str | None, threads: int, processes: int) -> None:
     """Run a delivery worker on the API's database and HUB_BROKER_URL.
 
     It consumes the broker (redis://… or amqp://…; none: database polling only) and
     sweeps the database for due deliveries; run as many as you like. The database must
     be given (--db or HUB_DATABASE_URL) and exist: a worker never creates one. While the
-    broker is down it backs off (1 s doubling to 60 s) and says so once per backoff step."""
-    import signal
-
+    broker is down it backs off (1 s doubling to 60 s) and says so once per backoff step.
+    SIGTERM: the deliveries in flight finish, then the exit status is 0."""
     from hub.delivery.queue import broker_url, shown_url
-    from hub.delivery.runtime import Runtime
     from hub.logs import configure_logging
 
     configure_logging()
@@ -1095,19 +1267,19 @@ def worker(db: str | None, threads: int) -> None:
     _check_broker()
     upgrade(engine)
     _check_secret_key(engine)
-    runtime = Runtime(engine)
-    runtime.start(worker=True, threads=threads)
+    engine.dispose()
     url = broker_url()
-    click.echo(
+    banner = (
         f"hub worker: broker {shown_url(url) if url else 'none (database polling only)'}, "
-        f"{threads} threads",
-        err=True,
-    )
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
-    runtime.stop()
+        + (f"{processes} processes × " if processes > 1 else "")
+        + f"{threads} threads"
+    )  # said by each process once it consumes
+    if processes == 1:
+        run_worker_process(database_url(db), threads, banner)
+        return
+    args = (database_url(db), threads, banner)
+    if not Supervisor("worker", processes, run_worker_process, args).run():
+        raise SystemExit(EXIT_FAILED)
 
 
 def _print_banner(facts: dict[str, Any], demo_file: str) -> None:

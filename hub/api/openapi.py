@@ -454,6 +454,11 @@ def complete_document(doc: dict[str, Any], app: Litestar) -> None:
                         "request with the same Idempotency-Key",
                         "schema": {"type": "string", "enum": ["true"]},
                     }
+    ready_503 = doc["paths"].get("/ready", {}).get("get", {}).get("responses", {}).get("503")
+    if ready_503 is not None:  # a draining process answers problem+json `draining`
+        ready_503.setdefault("content", {})["application/problem+json"] = {
+            "schema": {"$ref": "#/components/schemas/Problem"}
+        }
     _finish_links(doc["paths"])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import anyio.to_thread
@@ -17,6 +18,11 @@ from hub.api.state import hub
 from hub.delivery import queue
 from hub.delivery.metrics import render
 from hub.services.jsonio import dumps
+from hub.services.problems import PROBLEM_MEDIA_TYPE, problem_dict, status_for
+
+DRAINING = threading.Event()
+"""Set once this process drains (SIGTERM; :mod:`hub.api.serving`): ``/ready`` answers
+503 ``draining`` so that a load balancer stops sending it new requests."""
 
 # Served without a key: `security: [{}]` says so in the OpenAPI document.
 PUBLIC: list[dict[str, list[str]]] = [{}]
@@ -61,12 +67,23 @@ def _check(engine: Engine) -> dict[str, str]:
         200: ok(ReadyOut, "`status: ready`, each check `ok`"),
         503: ResponseSpec(
             ReadyOut,
-            description="`status: not_ready`, the failing check `error: <kind>`",
+            description="`status: not_ready`, the failing check `error: <kind>`; while "
+            "the process drains after SIGTERM, a problem+json with `code: draining`",
             generate_examples=False,
         ),
     },
 )
 async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
+    if DRAINING.is_set():
+        detail = (
+            "This process is shutting down (SIGTERM): it finishes the requests in flight "
+            "and stops accepting connections; send new requests to another process."
+        )
+        return Response(
+            content=dumps(problem_dict("draining", status_for("draining"), detail, "/ready")),
+            status_code=status_for("draining"),
+            media_type=PROBLEM_MEDIA_TYPE,
+        )
     checks = await anyio.to_thread.run_sync(_check, hub(request).engine)
     ok = all(v == "ok" for v in checks.values())
     return Response(

@@ -114,5 +114,6 @@ ERROR_CODES: dict[str, str] = {
     "delivery_in_progress": "Only dead or succeeded deliveries can be replayed.",
     "database_busy": "No database connection to spare right now; see Retry-After.",
     "database_unavailable": "The database cannot be reached right now; see Retry-After.",
+    "draining": "The process is shutting down; send requests to another one.",
     "internal_error": "Unexpected failure; nothing was changed. Retry with the same key.",
 }

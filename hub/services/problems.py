@@ -92,6 +92,7 @@ HTTP_STATUS: dict[str, int] = {
     "delivery_in_progress": 409,
     "database_busy": 503,
     "database_unavailable": 503,
+    "draining": 503,
     "internal_error": 500,
 }
 DEFAULT_STATUS = 422  # a plugin's own code (not in the catalogue): the request is refused

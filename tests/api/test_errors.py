@@ -1211,6 +1211,18 @@ def database_not_answering(env: Env) -> httpx.Response:
         dead.dispose()
 
 
+@produces("draining")
+def ready_while_the_process_drains(env: Env) -> httpx.Response:
+    """After SIGTERM (tests/test_cli_scaleout.py runs the real thing)."""
+    from hub.api.ops import DRAINING
+
+    DRAINING.set()
+    try:
+        return env.client.get("/ready")
+    finally:
+        DRAINING.clear()
+
+
 # --- POS formats (POST /v1/pos/{connector}/{operation}) ------------------------------------
 
 POSLOG = "/v1/pos/pos.poslog/redeem"

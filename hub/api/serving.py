@@ -1,0 +1,140 @@
+"""Serving the API: a uvicorn server that drains on SIGTERM, and the entry point of the
+API processes ``hub serve --workers N`` starts.
+
+Draining (SIGTERM, or Ctrl-C): ``/ready`` answers 503 ``draining`` at once; the process
+keeps serving for ``drain_seconds`` (so a load balancer polling ``/ready`` takes it out of
+rotation), then stops accepting connections, finishes the requests in flight (at most
+``graceful_timeout`` seconds) and returns normally, so the process exits 0. A second
+Ctrl-C skips the rest of the drain delay; a third stops at once (uvicorn's force exit).
+Repeated SIGTERMs change nothing (systemd and a supervisor may both send one).
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from dataclasses import dataclass
+from types import FrameType
+
+import uvicorn
+from litestar import Litestar
+
+from hub.api.hardening import MAX_REQUEST_HEAD
+from hub.api.ops import DRAINING
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, drain_seconds: float = 0.0) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+        self._timer: threading.Timer | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Never recorded in ``_captured_signals``: uvicorn would raise it again after the
+        # shutdown and the default action of SIGTERM would end the process with 143.
+        first = not DRAINING.is_set()
+        DRAINING.set()
+        if first:
+            if self.drain_seconds > 0:
+                self._timer = threading.Timer(self.drain_seconds, self._stop_accepting)
+                self._timer.daemon = True
+                self._timer.start()
+            else:
+                self.should_exit = True
+        elif sig == signal.SIGINT:
+            if self.should_exit:
+                self.force_exit = True
+            self.should_exit = True
+
+    def _stop_accepting(self) -> None:
+        self.should_exit = True
+
+
+def drain_on_signals() -> None:
+    """Until the server's own handlers are in place (start-up) and once they are gone
+    (the rest of the shutdown), SIGTERM and SIGINT only mark the process as draining: a
+    signal during start-up makes the server stop as soon as it has started, and none
+    ends the process half-way with 143 instead of a clean exit."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: DRAINING.set())
+
+
+def stop_with_parent() -> None:
+    """In a child of a supervisor: get SIGTERM (and so drain) when the parent dies, even
+    by ``kill -9``, instead of going on holding the port as an orphan (Linux)."""
+    import multiprocessing
+    import os
+    import sys
+
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent.pid:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def server_config(app: Litestar | str, graceful_timeout: float) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,  # request line + headers
+        timeout_graceful_shutdown=max(1, round(graceful_timeout)),
+    )
+
+
+def serve(
+    app: Litestar, sock: socket.socket, *, drain_seconds: float, graceful_timeout: float
+) -> None:
+    """Serve ``app`` on the bound ``sock`` until SIGTERM/SIGINT, draining as above. The
+    socket is closed when the server stops accepting."""
+    server = DrainingServer(server_config(app, graceful_timeout), drain_seconds)
+    server.should_exit = DRAINING.is_set()  # told to stop while starting
+    server.run(sockets=[sock])
+
+
+@dataclass(frozen=True)
+class ApiProcess:
+    """What one API process of ``hub serve --workers N`` needs (picklable: the processes
+    are spawned, not forked, so no thread or connection of the parent is inherited)."""
+
+    db_url: str
+    drain_seconds: float
+    graceful_timeout: float
+
+
+def run_api_process(spec: ApiProcess, sock: socket.socket) -> None:  # pragma: no cover
+    """The body of one API process (run in a spawned child): its own engine and pool,
+    enqueueing to ``HUB_BROKER_URL`` if set (else the parent's sweeper finds the new
+    deliveries), serving the shared socket until told to drain."""
+    from hub.api.app import create_app
+    from hub.db.engine import make_engine
+    from hub.delivery.queue import broker_url
+    from hub.delivery.runtime import Runtime
+    from hub.logs import configure_logging
+
+    configure_logging()
+    drain_on_signals()
+    stop_with_parent()
+    engine = make_engine(spec.db_url)
+    runtime = Runtime(engine) if broker_url() is not None else None
+    if runtime is not None:
+        runtime.start(worker=False)
+    try:
+        serve(
+            create_app(engine),
+            sock,
+            drain_seconds=spec.drain_seconds,
+            graceful_timeout=spec.graceful_timeout,
+        )
+    finally:
+        if runtime is not None:
+            runtime.stop()
+        engine.dispose()
