@@ -15,7 +15,7 @@ from sqlalchemy import Engine, event
 
 from hub.api.app import create_app
 from hub.db.engine import make_engine
-from tests.concurrency.test_races import fire, outcome, redeem_call
+from tests.concurrency.support import fire, outcome, redeem_call
 from tests.conftest import Clock, Merchant, free_port, issue, make_template
 
 POOL_SIZE = 2

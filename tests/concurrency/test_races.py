@@ -18,70 +18,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine, func, select
 
 from hub.db.schema import coupons, idempotency_keys, outbox_events, redemptions
-from tests.conftest import Merchant, issue, make_template, order
-
-Call = Callable[[httpx.Client], httpx.Response]
-
-
-BUSY_RETRIES = 30
-
-
-def patient(call: Call, c: httpx.Client) -> httpx.Response:
-    """``call``, retried as a real client does while the hub answers 503 (no database
-    connection to spare): after ``Retry-After`` seconds, the same request and key."""
-    for _ in range(BUSY_RETRIES):
-        r = call(c)
-        if r.status_code != 503:
-            return r
-        assert r.json()["code"] in ("database_busy", "database_unavailable"), r.text
-        assert "Idempotent-Replayed" not in r.headers
-        time.sleep(float(r.headers["Retry-After"]))
-    return r
-
-
-def fire(base_url: str, calls: Sequence[Call]) -> list[httpx.Response]:
-    """Run every call in its own thread (own client), all released at the same instant.
-
-    Responses come back in the order of ``calls``.
-    """
-    n = len(calls)
-    barrier = threading.Barrier(n, timeout=30)
-
-    def run(call: Call) -> httpx.Response:
-        with httpx.Client(base_url=base_url, timeout=60) as c:
-            barrier.wait()
-            return patient(call, c)
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(run, calls))
-
-
-def redeem_call(m: Merchant, code: str, key: str, token: str | None = None) -> Call:
-    body = {"code": code, "store": "SH-001", "order": order(12800, order_id=f"O-{key}")}
-    headers = {**m.auth(token), "Idempotency-Key": key}
-    return lambda c: c.post("/v1/redemptions", json=body, headers=headers)
-
-
-def reversal_call(m: Merchant, redemption_id: str, key: str) -> Call:
-    headers = {**m.auth(), "Idempotency-Key": key}
-    return lambda c: c.post(
-        f"/v1/redemptions/{redemption_id}/reversal", json={"reason": "refund"}, headers=headers
-    )
-
-
-def outcome(r: httpx.Response) -> tuple[int, str]:
-    """(status, status-or-problem-code); anything unexpected fails with the body shown."""
-    assert r.status_code in (201, 409), f"{r.status_code}: {r.text}"
-    doc = r.json()
-    return r.status_code, doc["status"] if r.status_code == 201 else doc["code"]
+from tests.concurrency.support import Call, fire, outcome, patient, redeem_call, reversal_call
+from tests.conftest import issue, make_template
 
 
 def coupon_row(db: Engine, code: str) -> Any:
