@@ -1125,7 +1125,12 @@ def serve(
     --with-worker) the delivery worker, once. SIGTERM drains: /ready answers 503, the
     requests and deliveries in flight finish, then the exit status is 0."""
     from hub.api.ops import DRAINING
-    from hub.api.serving import ApiProcess, drain_on_signals, run_api_process
+    from hub.api.serving import (
+        ApiProcess,
+        drain_on_signals,
+        run_api_process,
+        shared_metrics_dir,
+    )
     from hub.api.serving import serve as serve_app
     from hub.logs import configure_logging
     from hub.services.housekeeping import expire_coupons, purge_idempotency
@@ -1193,14 +1198,15 @@ def serve(
                     drain_seconds=drain_seconds,
                     graceful_timeout=graceful_timeout,
                 )
-                clean = Supervisor(
-                    "api",
-                    workers,
-                    run_api_process,
-                    (spec, sock),
-                    on_stop=sock.close,
-                    stopping=DRAINING,
-                ).run()
+                with shared_metrics_dir(workers):
+                    clean = Supervisor(
+                        "api",
+                        workers,
+                        run_api_process,
+                        (spec, sock),
+                        on_stop=sock.close,
+                        stopping=DRAINING,
+                    ).run()
         finally:
             stop.set()
             runtime.stop()  # the deliveries in flight finish first

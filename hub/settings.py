@@ -112,6 +112,29 @@ def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     return (os.environ if environ is None else environ).get(name)
 
 
+# Variables of other libraries that the hub reads or sets for the processes it starts
+# (not the hub's own: not in VARIABLES nor the README's table of them).
+FOREIGN = frozenset({"PROMETHEUS_MULTIPROC_DIR"})  # prometheus-client's multiprocess mode
+
+
+def foreign_env(name: str) -> str | None:
+    """The value of the library variable ``name`` (one of :data:`FOREIGN`) now."""
+    if name not in FOREIGN:
+        raise KeyError(f"{name} is not declared in hub/settings (FOREIGN)")
+    return os.environ.get(name)
+
+
+def set_foreign_env(name: str, value: str | None) -> None:
+    """Set ``name`` (one of :data:`FOREIGN`) in this process's environment, which the
+    processes it starts from now on inherit; ``None`` removes it."""
+    if name not in FOREIGN:
+        raise KeyError(f"{name} is not declared in hub/settings (FOREIGN)")
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def readme_table() -> str:
     """The README's table of variables (between its ``settings`` markers)."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]

@@ -34,6 +34,7 @@ from tests.delivery.multiproc import (
     start_sink,
     wait_until,
 )
+from tests.support import alive, children, holders, listening_children, tcp_inodes
 
 HUB = str(Path(sys.executable).with_name("hub"))
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -50,56 +51,14 @@ def _env(**extra: str) -> dict[str, str]:
 # --- what the kernel says ----------------------------------------------------------------
 
 
-def _children(pid: int) -> set[int]:
-    out = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                out.add(int(entry.name))
-    return out
-
-
-def _tcp_inodes(port: int) -> dict[tuple[str, int], str]:
-    """{(state, remote port): inode} of the IPv4 sockets whose local port is ``port``."""
-    found: dict[tuple[str, int], str] = {}
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        f = line.split()
-        local, remote, state, inode = f[1], f[2], f[3], f[9]
-        if int(local.split(":")[1], 16) == port:
-            found[(state, int(remote.split(":")[1], 16))] = inode
-    return found
-
-
-def _holders(inode: str, pids: set[int]) -> set[int]:
-    target = f"socket:[{inode}]"
-    holding = set()
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    if os.readlink(fd) == target:
-                        holding.add(pid)
-                        break
-    return holding
-
-
-def _listening_children(parent: int, port: int) -> set[int]:
-    listen = [i for (state, _), i in _tcp_inodes(port).items() if state == "0A"]
-    return _holders(listen[0], _children(parent)) if listen else set()
-
-
 def _server_of_new_connection(port: int, children: set[int]) -> tuple[socket.socket, set[int]]:
     """Open a connection, get an answer on it, and say which process holds its other end."""
     conn = socket.create_connection(("127.0.0.1", port), timeout=10)
     conn.sendall(b"GET /health HTTP/1.1\r\nHost: hub\r\n\r\n")
     assert conn.recv(4096).startswith(b"HTTP/1.1 200")
     mine = conn.getsockname()[1]
-    inode = _tcp_inodes(port).get(("01", mine))
-    return conn, _holders(inode, children) if inode else set()
+    inode = tcp_inodes(port).get(("01", mine))
+    return conn, holders(inode, children) if inode else set()
 
 
 def _draining(port: int) -> bool:
@@ -131,11 +90,11 @@ def running(
     try:
         yield proc
     finally:
-        children = _children(proc.pid)
+        started = children(proc.pid)
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=20)
-        for child in children:
+        for child in started:
             with contextlib.suppress(OSError):
                 os.kill(child, signal.SIGKILL)
         log.close()
@@ -215,9 +174,9 @@ def test_two_api_processes_serve_one_port_and_a_killed_one_is_replaced(
     with running(_serve(tmp_path, port, "--workers", "2"), tmp_path,
                  _env(HUB_DATABASE_URL=pg_url)) as proc:
         demo = _wait_up(proc, port, tmp_path)
-        wait_until(lambda: len(_listening_children(proc.pid, port)) == 2, 30, 0.2,
+        wait_until(lambda: len(listening_children(proc.pid, port)) == 2, 30, 0.2,
                    "two processes listening")
-        api = _listening_children(proc.pid, port)
+        api = listening_children(proc.pid, port)
 
         # both processes accept connections on the one port (kept open while counting)
         served: set[int] = set()
@@ -241,9 +200,9 @@ def test_two_api_processes_serve_one_port_and_a_killed_one_is_replaced(
         for _ in range(20):
             assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
         assert _redeem(port, demo, codes[0], "after-kill").status_code == 201
-        wait_until(lambda: len(_listening_children(proc.pid, port)) == 2, 60, 0.2,
+        wait_until(lambda: len(listening_children(proc.pid, port)) == 2, 60, 0.2,
                    "a replacement process")
-        assert victim not in _listening_children(proc.pid, port)
+        assert victim not in listening_children(proc.pid, port)
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, _log(tmp_path, "serve")
@@ -256,23 +215,14 @@ def test_api_processes_do_not_outlive_a_killed_parent(pg_url: str, tmp_path: Pat
     port = free_port()
     with running(_serve(tmp_path, port, "--workers", "2", "--no-demo"), tmp_path,
                  _env(HUB_DATABASE_URL=pg_url)) as proc:
-        wait_until(lambda: len(_listening_children(proc.pid, port)) == 2, 90, 0.2,
+        wait_until(lambda: len(listening_children(proc.pid, port)) == 2, 90, 0.2,
                    "two processes listening")
-        api = _listening_children(proc.pid, port)
+        api = listening_children(proc.pid, port)
         proc.kill()
         proc.wait(timeout=20)
-        wait_until(lambda: not any(_alive(pid) for pid in api), 90, 0.1,
+        wait_until(lambda: not any(alive(pid) for pid in api), 90, 0.1,
                    "the API processes gone")
         assert _refused(port)
-
-
-def _alive(pid: int) -> bool:
-    """The process runs (an exited orphan that nobody has reaped yet is a zombie: gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _lock_coupons(url: str) -> psycopg.Connection[Any]:

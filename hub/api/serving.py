@@ -7,13 +7,20 @@ rotation), then stops accepting connections, finishes the requests in flight (at
 ``graceful_timeout`` seconds) and returns normally, so the process exits 0. A second
 Ctrl-C skips the rest of the drain delay; a third stops at once (uvicorn's force exit).
 Repeated SIGTERMs change nothing (systemd and a supervisor may both send one).
+
+Request metrics of several API processes: :func:`shared_metrics_dir` gives them one
+prometheus-client multiprocess directory unless the operator named one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import signal
 import socket
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
 
@@ -22,6 +29,7 @@ from litestar import Litestar
 
 from hub.api.hardening import MAX_REQUEST_HEAD
 from hub.api.ops import DRAINING
+from hub.settings import foreign_env, set_foreign_env
 
 
 class DrainingServer(uvicorn.Server):
@@ -98,6 +106,30 @@ def serve(
     server = DrainingServer(server_config(app, graceful_timeout), drain_seconds)
     server.should_exit = DRAINING.is_set()  # told to stop while starting
     server.run(sockets=[sock])
+
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def shared_metrics_dir(processes: int) -> Iterator[str | None]:
+    """For ``processes`` > 1 API processes, the directory their request metrics share
+    (prometheus-client's multiprocess mode, so ``/metrics`` sums every process's figures
+    whichever one is scraped): ``PROMETHEUS_MULTIPROC_DIR`` when set, else a private
+    empty temporary directory, named in this process's environment (the spawned API
+    processes, replacements included, inherit it) and removed with its files when the
+    block ends. One process: ``None``, nothing changes."""
+    named = foreign_env(MULTIPROC_DIR)
+    if processes <= 1 or named:
+        yield named if processes > 1 else None
+        return
+    path = tempfile.mkdtemp(prefix="hub-metrics-")
+    set_foreign_env(MULTIPROC_DIR, path)
+    try:
+        yield path
+    finally:
+        set_foreign_env(MULTIPROC_DIR, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass(frozen=True)
