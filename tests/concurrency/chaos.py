@@ -38,10 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.suite import TICK, Sampler
 from tests.delivery.multiproc import PREEXEC, Proc, free_port, wait_until
 from tests.support import alive, children, listening_children
 
 HUB = str(Path(sys.executable).with_name("hub"))
+BANNER = "hub worker: broker"  # said by a worker once it consumes
+OUTSIDE = "outside"
 RETRY_CODES = frozenset({"idempotency_key_in_flight"})
 SALE_DEADLINE = 120.0  # seconds a till keeps trying one sale before it gives up
 
@@ -134,6 +137,7 @@ class LoadSpec:
     tills: int
     timeout: float  # seconds a till waits for an answer before sending again
     out: str  # the pickle file the sales are written to
+    deadline: float = 300.0  # seconds after which the tills take no new sale or attempt
 
 
 class _Conn:
@@ -177,11 +181,11 @@ def _request(spec: LoadSpec, sale: Sale) -> bytes:
     return head.encode() + body
 
 
-async def _sell(spec: LoadSpec, conn: _Conn, sale: Sale) -> None:
+async def _sell(spec: LoadSpec, conn: _Conn, sale: Sale, stop_at: float) -> None:
     request = _request(spec, sale)
-    started = time.monotonic()
+    stop_at = min(stop_at, time.monotonic() + SALE_DEADLINE)
     lost = False
-    while time.monotonic() - started < SALE_DEADLINE:
+    while time.monotonic() < stop_at:
         a = Attempt(sent=time.time(), done=0.0, status=0)
         sale.attempts.append(a)
         try:
@@ -212,14 +216,17 @@ async def _sell(spec: LoadSpec, conn: _Conn, sale: Sale) -> None:
 async def _tills(spec: LoadSpec, sales: list[Sale], progress: Any) -> None:
     ended = {s.key: asyncio.Event() for s in sales}
     queue: Iterator[Sale] = iter(sales)
+    stop_at = time.monotonic() + spec.deadline
 
     async def till() -> None:
         conn = _Conn(spec.port)
         try:
             for sale in queue:
+                if time.monotonic() >= stop_at:
+                    return  # the sales left have no attempt: the test says so
                 if sale.after is not None:
                     await ended[sale.after].wait()
-                await _sell(spec, conn, sale)
+                await _sell(spec, conn, sale, stop_at)
                 ended[sale.key].set()
                 with progress.get_lock():
                     progress.value += 1
@@ -231,6 +238,8 @@ async def _tills(spec: LoadSpec, sales: list[Sale], progress: Any) -> None:
 
 def drive(spec: LoadSpec, sales: list[Sale], progress: Any) -> None:  # pragma: no cover
     """The body of the load process: run the tills, then write the sales to ``out``."""
+    if PREEXEC is not None:
+        PREEXEC()  # dies with the test process, whatever happens to it
     asyncio.run(_tills(spec, sales, progress))
     Path(spec.out).write_bytes(pickle.dumps(sales))
 
@@ -243,6 +252,7 @@ class Window:
     """A process was down (or being replaced) from ``start`` to ``end`` (time.time())."""
 
     what: str
+    how: str
     start: float
     end: float = 0.0
 
@@ -271,6 +281,66 @@ class Phases:
         )
 
 
+class CpuSampler(Sampler):
+    """CPU time of the test's process tree (the test, the tills, every hub process,
+    redis-server) and of the database's backends, polled once a second (cheap enough
+    to leave on): on an idle machine the test needs at least their sum divided by the
+    number of cores."""
+
+    roles: dict[int, str]
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self._poll()
+
+    def _poll(self, initial: bool = False) -> None:
+        super()._poll(initial)
+        roles = self.__dict__.setdefault("roles", {})
+        for pid in self.last["hub"].keys() - roles.keys():
+            roles[pid] = _role(pid, self.hub_pid)
+
+    def seconds(self, group: str) -> float:
+        return (self.cpu_ms(group, 1) or 0.0) / 1000
+
+    def by_role(self) -> dict[str, float]:
+        spent: Counter[str] = Counter()
+        for pid, ticks in self.last["hub"].items():
+            spent[self.roles.get(pid, "?")] += (ticks - self.first["hub"].get(pid, 0)) / TICK
+        return dict(spent.most_common())
+
+    def line(self) -> str:
+        ours, db = self.seconds("hub"), self.seconds("db")
+        cores = os.cpu_count() or 1
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in self.by_role().items())
+        return (
+            f"chaos: CPU {ours:.1f} s ({parts}) + PostgreSQL {db:.1f} s = at least "
+            f"{(ours + db) / cores:.1f} s of wall time on {cores} idle cores"
+        )
+
+
+def _role(pid: int, test_pid: int | None) -> str:
+    if pid == test_pid:
+        return "test"
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    text = b" ".join(argv).decode(errors="replace")
+    if "multiprocessing" in text:  # a spawned process: the tills, or an API process
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return "?"
+        if "resource_tracker" in text:
+            return "other"
+        return "tills" if int(stat.rpartition(")")[2].split()[1]) == test_pid else "API"
+    for needle, role in (("redis-server", "redis"), (" serve ", "hub serve"),
+                         (" worker ", "hub worker")):  # fmt: skip
+        if needle in text:
+            return role
+    return "other"
+
+
 @dataclass
 class Summary:
     sales: int
@@ -282,7 +352,8 @@ class Summary:
     replays: int
     lost_answers: int
     statuses: Counter[int]
-    five_xx: dict[str, int]  # per window, "outside" for none
+    five_xx: dict[str, int]  # per window (its ``what``), OUTSIDE for none
+    broken_by_window: dict[str, int]  # connections that broke before an answer
     windows: list[Window]
     seconds: float
     deliveries: str = ""
@@ -294,23 +365,31 @@ class Summary:
             f"broken connection, {self.in_flight} after 409 in flight, {self.lost_answers} "
             f"after an answer lost on purpose); {self.replays} answered as replays",
             "chaos: statuses " + ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items())),
-            "chaos: 5xx " + (", ".join(f"{k}: {v}" for k, v in self.five_xx.items()) or "none"),
+            "chaos: 5xx " + _per_window(self.five_xx),
+            "chaos: connections broken before the answer " + _per_window(self.broken_by_window),
         ]
         for w in self.windows:
-            out.append(f"chaos: down {w.what}: {w.end - w.start:.1f} s")
+            out.append(f"chaos: {w.what} down {w.end - w.start:.1f} s ({w.how})")
         if self.deliveries:
             out.append("chaos: " + self.deliveries)
         return out
+
+
+def _per_window(counts: dict[str, int]) -> str:
+    said = [f"{v} {'outside every window' if k == OUTSIDE else f'while {k} was down'}"
+            for k, v in counts.items()]  # fmt: skip
+    return ", ".join(said) or "none"
 
 
 def summarise(sales: list[Sale], windows: list[Window], seconds: float,
               grace: float) -> Summary:  # fmt: skip
     attempts = [a for s in sales for a in s.attempts]
     five_xx: Counter[str] = Counter()
+    broken: Counter[str] = Counter()
     for a in attempts:
-        if a.status >= 500:
+        if a.status >= 500 or a.error == "closed":
             where = [w.what for w in windows if w.covers(a, grace)]
-            five_xx[where[0] if where else "outside"] += 1
+            (five_xx if a.status else broken)[where[0] if where else OUTSIDE] += 1
     retried = [a for s in sales for a in s.attempts[:-1]]  # each followed by a retry
     return Summary(
         sales=len(sales),
@@ -323,6 +402,7 @@ def summarise(sales: list[Sale], windows: list[Window], seconds: float,
         lost_answers=sum(a.lost for a in attempts),
         statuses=Counter(a.status for a in attempts),
         five_xx=dict(five_xx),
+        broken_by_window=dict(broken),
         windows=windows,
         seconds=seconds,
     )
@@ -372,10 +452,17 @@ class Services:
         self._all.append(proc)
         return proc
 
-    def start_api(self, processes: int) -> Proc:
-        self.api = api = self._spawn(
+    def start_api(self, processes: int, *, wait: bool = True) -> Proc:
+        self.api = self._spawn(
             "api", ["serve", "--no-demo", "--port", str(self.port), "--workers", str(processes)]
         )
+        if wait:
+            self.wait_api(processes)
+        return self.api
+
+    def wait_api(self, processes: int) -> None:
+        api = self.api
+        assert api is not None
 
         def up() -> bool:
             if not api.alive():
@@ -383,22 +470,33 @@ class Services:
             return len(self.api_processes()) == processes
 
         wait_until(up, 90, 0.1, "hub serve: its API processes listening")
-        return api
 
     def api_processes(self) -> set[int]:
         assert self.api is not None
         return listening_children(self.api.popen.pid, self.port)
 
-    def start_worker(self, name: str, threads: int) -> Proc:
+    def start_worker(self, name: str, threads: int, *, wait: bool = True) -> Proc:
+        said = self._banners(name)  # the log is appended to: a restart says it again
         proc = self.workers[name] = self._spawn(name, ["worker", "--threads", str(threads)])
+        if wait:
+            self.wait_worker(name, said + 1)
+        return proc
+
+    def _banners(self, name: str) -> int:
+        try:
+            return (self.workdir / f"{name}.log").read_text(errors="replace").count(BANNER)
+        except OSError:
+            return 0
+
+    def wait_worker(self, name: str, banners: int = 1) -> None:
+        proc = self.workers[name]
 
         def ready() -> bool:
             if not proc.alive():
                 raise RuntimeError(f"hub worker exited:\n{proc.tail()}")
-            return "hub worker: broker" in proc.log.read_text(errors="replace")
+            return self._banners(name) >= banners
 
         wait_until(ready, 60, 0.1, f"{name} consuming")
-        return proc
 
     def tails(self) -> str:
         return "\n".join(p.tail() for p in self._all)
