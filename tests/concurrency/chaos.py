@@ -46,6 +46,7 @@ HUB = str(Path(sys.executable).with_name("hub"))
 BANNER = "hub worker: broker"  # said by a worker once it consumes
 OUTSIDE = "outside"
 RETRY_CODES = frozenset({"idempotency_key_in_flight"})
+IMPATIENT = 0.005  # a till that gives up at once: the first send still runs in the hub
 SALE_DEADLINE = 120.0  # seconds a till keeps trying one sale before it gives up
 
 
@@ -77,6 +78,7 @@ class Sale:
     kind: str  # "fresh" | "again" (the code once more, after it was redeemed) | "race"
     order_id: str
     lose_answer: bool = False
+    impatient: bool = False  # the first send waits only IMPATIENT seconds for its answer
     after: str | None = None  # the key of the sale that must end before this one starts
     attempts: list[Attempt] = field(default_factory=list)
 
@@ -98,16 +100,19 @@ def _transient(a: Attempt) -> bool:
 
 
 def plan(codes: list[str], *, fresh: int, again: int, races: int, lose_every: int,
-         seed: int = 11) -> list[Sale]:  # fmt: skip
+         impatient_every: int, seed: int = 11) -> list[Sale]:  # fmt: skip
     """``fresh`` sales of new codes; ``again`` of them presented once more later (a new
     key: expected 409 ``coupon_already_redeemed``); ``races`` codes presented by two
     tills at once (two keys: one redeems, the other is refused). Every ``lose_every``-th
-    sale loses its first answer. Returns the sales in the order the tills take them."""
+    sale loses its first answer; every ``impatient_every``-th gives up on its first send
+    at once (so retries after a timeout happen however fast the machine). Returns the
+    sales in the order the tills take them."""
     rnd = random.Random(seed)
     assert len(codes) >= fresh + races
     sales = [Sale(f"k-{i}", c, "fresh", f"O-{i}") for i, c in enumerate(codes[:fresh])]
     for i, s in enumerate(sales):
         s.lose_answer = i % lose_every == 0
+        s.impatient = i % impatient_every == impatient_every // 2
     agains = [
         Sale(f"again-{j}", s.code, "again", f"A-{j}", after=s.key, lose_answer=j % 7 == 0)
         for j, s in enumerate(rnd.sample(sales, again))
@@ -187,9 +192,10 @@ async def _sell(spec: LoadSpec, conn: _Conn, sale: Sale, stop_at: float) -> None
     lost = False
     while time.monotonic() < stop_at:
         a = Attempt(sent=time.time(), done=0.0, status=0)
+        timeout = IMPATIENT if sale.impatient and not sale.attempts else spec.timeout
         sale.attempts.append(a)
         try:
-            status, headers, body = await asyncio.wait_for(conn.exchange(request), spec.timeout)
+            status, headers, body = await asyncio.wait_for(conn.exchange(request), timeout)
         except TimeoutError:
             a.error = "timeout"
         except (OSError, asyncio.IncompleteReadError, ValueError):

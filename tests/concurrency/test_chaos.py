@@ -65,6 +65,7 @@ FRESH = 4_500  # sales of new codes
 AGAIN = 300  # of those codes, presented again later with a new key
 RACES = 100  # codes presented by two tills at once: 200 sales
 LOSE_EVERY = 25  # every 25th fresh sale loses its first answer and sends again
+IMPATIENT_EVERY = 40  # every 40th gives up on its first send at once and sends again
 TILLS = 24
 TIMEOUT = 2.0  # seconds a till waits for an answer
 GRACE = 2.0  # a 5xx this close after a window still counts as in it
@@ -124,7 +125,10 @@ def test_redeems_survive_killed_processes_and_a_broker_restart(tmp_path, monkeyp
             )  # fmt: skip
         finally:
             engine.dispose()
-        sales = plan(codes, fresh=FRESH, again=AGAIN, races=RACES, lose_every=LOSE_EVERY)
+        sales = plan(
+            codes, fresh=FRESH, again=AGAIN, races=RACES, lose_every=LOSE_EVERY,
+            impatient_every=IMPATIENT_EVERY,
+        )  # fmt: skip
         phases.mark("seed")
         out = tmp_path / "sales.pickle"
 
