@@ -16,11 +16,18 @@ Rounding rule (documented in the README):
   below zero).
 
 Lines not covered by the coupon are never discounted.
+
+Several coupons on one order (:mod:`hub.domain.combination`) apply one after the other
+to what the earlier ones left: :class:`CartState` holds the fen left on each line and
+the units not yet given away by an exchange coupon, and :func:`discount_after` runs the
+same rules on it (eligible amount, threshold, allocation and exchange units all read
+the state). On a fresh state (:meth:`CartState.of`) it is :func:`compute_discount`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from hub.domain.cart import Discount, Line, LineDiscount, Order
 from hub.domain.errors import refuse
@@ -80,16 +87,52 @@ def check_order(order: Order, template: Template) -> None:
         )
 
 
+@dataclass(frozen=True)
+class CartState:
+    """What is left of an order after earlier coupons.
+
+    ``remaining[i]``: fen still to pay on line ``i``; ``units[i]``: its units not yet
+    given away by an exchange coupon. An order without lines has one pseudo-line (the
+    whole amount, no units).
+    """
+
+    remaining: tuple[int, ...]
+    units: tuple[int, ...]
+
+    @classmethod
+    def of(cls, order: Order) -> CartState:
+        if order.lines is None:
+            return cls((order.amount,), (0,))
+        return cls(
+            tuple(ln.amount for ln in order.lines), tuple(max(0, ln.qty) for ln in order.lines)
+        )
+
+    @property
+    def payable(self) -> int:
+        return sum(self.remaining)
+
+
 def compute_discount(template: Template, order: Order) -> Discount:
     """The discount ``template`` grants on ``order`` or a refusal with its code."""
     check_order(order, template)
+    return discount_after(template, order, CartState.of(order))[0]
+
+
+def discount_after(
+    template: Template, order: Order, state: CartState
+) -> tuple[Discount, CartState]:
+    """The discount ``template`` grants on what ``state`` leaves of ``order`` (already
+    checked by :func:`check_order`), and the state after it; or a refusal with its code.
+
+    The eligible amount is what is left on the covered lines, so a threshold is judged
+    after the earlier coupons and a line is never discounted below zero."""
     b = template.benefit
     if order.lines is None:
         eligible_idx: list[int] = []
-        eligible = order.amount
+        eligible = state.remaining[0]
     else:
         eligible_idx = [i for i, ln in enumerate(order.lines) if covered(ln, template.usage)]
-        eligible = sum(order.lines[i].amount for i in eligible_idx)
+        eligible = sum(state.remaining[i] for i in eligible_idx)
         if not eligible_idx or eligible == 0:
             raise refuse("no_eligible_items", "No line of this order is covered by the coupon.")
     threshold = b.threshold
@@ -101,15 +144,20 @@ def compute_discount(template: Template, order: Order) -> Discount:
             eligible_amount=eligible,
         )
     if isinstance(b, ExchangeBenefit):
-        return _exchange(b, template.usage, order, eligible)
+        return _exchange(b, template.usage, order, state, eligible)
     if isinstance(b, ThresholdBenefit):
         total = min(b.discount, eligible)
     else:
         total = _percentage(b, eligible)
     if order.lines is None:
-        return Discount(total=total, eligible_amount=eligible)
-    shares = allocate(total, [order.lines[i].amount for i in eligible_idx])
-    return Discount(
+        return Discount(total=total, eligible_amount=eligible), CartState(
+            (eligible - total,), state.units
+        )
+    shares = allocate(total, [state.remaining[i] for i in eligible_idx])
+    remaining = list(state.remaining)
+    for i, share in zip(eligible_idx, shares, strict=True):
+        remaining[i] -= share
+    discount = Discount(
         total=total,
         eligible_amount=eligible,
         lines=tuple(
@@ -117,6 +165,7 @@ def compute_discount(template: Template, order: Order) -> Discount:
             for i, s in zip(eligible_idx, shares, strict=True)
         ),
     )
+    return discount, CartState(tuple(remaining), state.units)
 
 
 def _percentage(b: PercentageBenefit, eligible: int) -> int:
@@ -126,28 +175,54 @@ def _percentage(b: PercentageBenefit, eligible: int) -> int:
     return total
 
 
-def _exchange(b: ExchangeBenefit, usage: UsageRules, order: Order, eligible: int) -> Discount:
+def _exchange(
+    b: ExchangeBenefit, usage: UsageRules, order: Order, state: CartState, eligible: int
+) -> tuple[Discount, CartState]:
     assert order.lines is not None  # check_order guarantees it for exchange coupons
     wanted = b.qty
     parts: list[LineDiscount] = []
+    remaining, units_left = list(state.remaining), list(state.units)
     for i, ln in enumerate(order.lines):
         if wanted == 0:
             break
-        if ln.sku != b.sku or ln.qty <= 0 or not covered(ln, usage):
+        if ln.sku != b.sku or units_left[i] <= 0 or not covered(ln, usage):
             continue
-        units = min(wanted, ln.qty)
+        units = min(wanted, units_left[i])
         wanted -= units
-        per_unit = max(0, ln.unit_price - b.price)
-        parts.append(LineDiscount(i, ln.sku, units * per_unit))
+        # never below zero: the cap only bites when an earlier coupon discounted the line
+        off = min(units * max(0, ln.unit_price - b.price), remaining[i])
+        units_left[i] -= units
+        remaining[i] -= off
+        parts.append(LineDiscount(i, ln.sku, off))
     if not parts:
         raise refuse(
             "exchange_item_missing",
             f"This coupon gives {b.qty} × {b.sku}: add it to the order.",
             sku=b.sku,
         )
-    return Discount(
+    discount = Discount(
         total=sum(p.discount for p in parts),
         eligible_amount=eligible,
         lines=tuple(parts),
         units_given=b.qty - wanted,
     )
+    return discount, CartState(tuple(remaining), tuple(units_left))
+
+
+def exchange_bound(b: ExchangeBenefit, usage: UsageRules, order: Order) -> int:
+    """The most an exchange coupon can take off ``order`` after any earlier coupons:
+    its ``qty`` units at the largest per-unit discounts among its lines. (After an
+    earlier exchange took the cheap units it may reach dearer ones, so its stand-alone
+    discount is no bound; threshold and percentage coupons only ever lose.)"""
+    if order.lines is None:
+        return 0
+    per_unit = sorted(
+        (
+            max(0, ln.unit_price - b.price)
+            for ln in order.lines
+            if ln.sku == b.sku and covered(ln, usage)
+            for _ in range(min(max(0, ln.qty), b.qty))
+        ),
+        reverse=True,
+    )
+    return sum(per_unit[: b.qty])
