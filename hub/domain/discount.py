@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hub.domain.cart import Discount, Line, LineDiscount, Order
-from hub.domain.errors import refuse
+from hub.domain.errors import DomainError, refuse
 from hub.domain.templates import (
     ExchangeBenefit,
     PercentageBenefit,
@@ -118,6 +118,25 @@ def compute_discount(template: Template, order: Order) -> Discount:
     return discount_after(template, order, CartState.of(order))[0]
 
 
+def covered_lines(order: Order, usage: UsageRules) -> tuple[int, ...]:
+    """Indices of the lines of ``order`` the coupon covers (``()`` without lines)."""
+    if order.lines is None:
+        return ()
+    return tuple(i for i, ln in enumerate(order.lines) if covered(ln, usage))
+
+
+# The outcome of one coupon on a state: (total, eligible, [(line, discount)], units given
+# or None, state after); or a _Refused.
+_Granted = tuple[int, int, list[tuple[int, int]], int | None, CartState]
+
+
+class _Refused:
+    __slots__ = ("code", "eligible")
+
+    def __init__(self, code: str, eligible: int) -> None:
+        self.code, self.eligible = code, eligible
+
+
 def discount_after(
     template: Template, order: Order, state: CartState
 ) -> tuple[Discount, CartState]:
@@ -126,46 +145,98 @@ def discount_after(
 
     The eligible amount is what is left on the covered lines, so a threshold is judged
     after the earlier coupons and a line is never discounted below zero."""
+    out = _grant(template, order, state, covered_lines(order, template.usage))
+    if isinstance(out, _Refused):
+        raise _refusal(template, out)
+    total, eligible, parts, units_given, after = out
+    lines = order.lines or ()
+    discount = Discount(
+        total=total,
+        eligible_amount=eligible,
+        lines=tuple(LineDiscount(i, lines[i].sku, d) for i, d in parts),
+        units_given=units_given,
+    )
+    return discount, after
+
+
+def step(
+    template: Template, order: Order, state: CartState, idx: tuple[int, ...]
+) -> tuple[int, CartState] | None:
+    """:func:`discount_after` for a search: the total and the state after, or ``None``
+    when refused; ``idx`` is :func:`covered_lines` of the template, computed once."""
+    out = _grant(template, order, state, idx)
+    if isinstance(out, _Refused):
+        return None
+    return out[0], out[4]
+
+
+def preview(template: Template, order: Order, state: CartState, idx: tuple[int, ...]) -> int | None:
+    """The total :func:`step` would give, without splitting it over the lines (cheap: a
+    search's bound needs only the totals of the candidates it may not explore)."""
     b = template.benefit
+    remaining = state.remaining
     if order.lines is None:
-        eligible_idx: list[int] = []
-        eligible = state.remaining[0]
+        eligible = remaining[0]
     else:
-        eligible_idx = [i for i, ln in enumerate(order.lines) if covered(ln, template.usage)]
-        eligible = sum(state.remaining[i] for i in eligible_idx)
-        if not eligible_idx or eligible == 0:
-            raise refuse("no_eligible_items", "No line of this order is covered by the coupon.")
-    threshold = b.threshold
-    if eligible < threshold:
-        raise refuse(
+        eligible = sum([remaining[i] for i in idx])
+        if not idx or eligible == 0:
+            return None
+    if eligible < b.threshold:
+        return None
+    if isinstance(b, ThresholdBenefit):
+        return min(b.discount, eligible)
+    if isinstance(b, PercentageBenefit):
+        return _percentage(b, eligible)
+    out = _exchange(b, order, state, idx, eligible)
+    return None if isinstance(out, _Refused) else out[0]
+
+
+def _refusal(template: Template, no: _Refused) -> DomainError:
+    b = template.benefit
+    if no.code == "no_eligible_items":
+        return refuse("no_eligible_items", "No line of this order is covered by the coupon.")
+    if no.code == "threshold_not_met":
+        return refuse(
             "threshold_not_met",
-            f"The coupon needs {threshold} fen of eligible items; the order has {eligible}.",
-            threshold=threshold,
-            eligible_amount=eligible,
+            f"The coupon needs {b.threshold} fen of eligible items; the order has {no.eligible}.",
+            threshold=b.threshold,
+            eligible_amount=no.eligible,
         )
+    assert isinstance(b, ExchangeBenefit)
+    return refuse(
+        "exchange_item_missing",
+        f"This coupon gives {b.qty} × {b.sku}: add it to the order.",
+        sku=b.sku,
+    )
+
+
+def _grant(
+    template: Template, order: Order, state: CartState, idx: tuple[int, ...]
+) -> _Granted | _Refused:
+    b = template.benefit
+    remaining = state.remaining
+    if order.lines is None:
+        eligible = remaining[0]
+    else:
+        eligible = sum(remaining[i] for i in idx)
+        if not idx or eligible == 0:
+            return _Refused("no_eligible_items", eligible)
+    if eligible < b.threshold:
+        return _Refused("threshold_not_met", eligible)
     if isinstance(b, ExchangeBenefit):
-        return _exchange(b, template.usage, order, state, eligible)
+        return _exchange(b, order, state, idx, eligible)
     if isinstance(b, ThresholdBenefit):
         total = min(b.discount, eligible)
     else:
         total = _percentage(b, eligible)
     if order.lines is None:
-        return Discount(total=total, eligible_amount=eligible), CartState(
-            (eligible - total,), state.units
-        )
-    shares = allocate(total, [state.remaining[i] for i in eligible_idx])
-    remaining = list(state.remaining)
-    for i, share in zip(eligible_idx, shares, strict=True):
-        remaining[i] -= share
-    discount = Discount(
-        total=total,
-        eligible_amount=eligible,
-        lines=tuple(
-            LineDiscount(i, order.lines[i].sku, s)
-            for i, s in zip(eligible_idx, shares, strict=True)
-        ),
-    )
-    return discount, CartState(tuple(remaining), state.units)
+        return total, eligible, [], None, CartState((eligible - total,), state.units)
+    shares = allocate(total, [remaining[i] for i in idx])
+    left = list(remaining)
+    for i, share in zip(idx, shares, strict=True):
+        left[i] -= share
+    parts = list(zip(idx, shares, strict=True))
+    return total, eligible, parts, None, CartState(tuple(left), state.units)
 
 
 def _percentage(b: PercentageBenefit, eligible: int) -> int:
@@ -176,37 +247,29 @@ def _percentage(b: PercentageBenefit, eligible: int) -> int:
 
 
 def _exchange(
-    b: ExchangeBenefit, usage: UsageRules, order: Order, state: CartState, eligible: int
-) -> tuple[Discount, CartState]:
+    b: ExchangeBenefit, order: Order, state: CartState, idx: tuple[int, ...], eligible: int
+) -> _Granted | _Refused:
     assert order.lines is not None  # check_order guarantees it for exchange coupons
     wanted = b.qty
-    parts: list[LineDiscount] = []
-    remaining, units_left = list(state.remaining), list(state.units)
-    for i, ln in enumerate(order.lines):
+    parts: list[tuple[int, int]] = []
+    left, units_left = list(state.remaining), list(state.units)
+    for i in idx:  # the covered lines, in order
         if wanted == 0:
             break
-        if ln.sku != b.sku or units_left[i] <= 0 or not covered(ln, usage):
+        ln = order.lines[i]
+        if ln.sku != b.sku or units_left[i] <= 0:
             continue
         units = min(wanted, units_left[i])
         wanted -= units
         # never below zero: the cap only bites when an earlier coupon discounted the line
-        off = min(units * max(0, ln.unit_price - b.price), remaining[i])
+        off = min(units * max(0, ln.unit_price - b.price), left[i])
         units_left[i] -= units
-        remaining[i] -= off
-        parts.append(LineDiscount(i, ln.sku, off))
+        left[i] -= off
+        parts.append((i, off))
     if not parts:
-        raise refuse(
-            "exchange_item_missing",
-            f"This coupon gives {b.qty} × {b.sku}: add it to the order.",
-            sku=b.sku,
-        )
-    discount = Discount(
-        total=sum(p.discount for p in parts),
-        eligible_amount=eligible,
-        lines=tuple(parts),
-        units_given=b.qty - wanted,
-    )
-    return discount, CartState(tuple(remaining), tuple(units_left))
+        return _Refused("exchange_item_missing", eligible)
+    total = sum(d for _, d in parts)
+    return total, eligible, parts, b.qty - wanted, CartState(tuple(left), tuple(units_left))
 
 
 def exchange_bound(b: ExchangeBenefit, usage: UsageRules, order: Order) -> int:

@@ -36,14 +36,13 @@ from typing import Any
 
 from hub.domain.cart import Discount, Order
 from hub.domain.combination import (
-    AppliedCoupon,
     Candidate,
     Combination,
     application_key,
+    application_order,
     apply_combination,
-    combination_of,
 )
-from hub.domain.discount import CartState, discount_after, exchange_bound
+from hub.domain.discount import CartState, covered_lines, exchange_bound, preview, step
 from hub.domain.errors import DomainError
 from hub.domain.redeeming import RedeemContext, check_redeemable
 from hub.domain.stacking import Mix
@@ -122,80 +121,84 @@ class _Search:
     def __init__(self, order: Order, cands: Sequence[Candidate], bounds: Sequence[int]) -> None:
         self.order = order
         self.cands = cands
-        # suffix[j]: the sum of the upper bounds of cands[j:]
-        self.suffix = [0] * (len(cands) + 1)
-        for j in range(len(cands) - 1, -1, -1):
-            self.suffix[j] = self.suffix[j + 1] + bounds[j]
-        self.best: list[AppliedCoupon] = []
-        self.best_cands: list[Candidate] = []
+        self.static = bounds
+        self.idx = [covered_lines(order, c.template.usage) for c in cands]
+        self.exchange = [isinstance(c.template.benefit, ExchangeBenefit) for c in cands]
+        self.best: list[Candidate] = []
         self.best_total = 0
+        self.nodes = 0
 
-    def run(self) -> list[AppliedCoupon]:
-        self._walk(0, CartState.of(self.order), Mix(), [], [], 0)
+    def run(self) -> list[Candidate]:
+        self._walk(0, CartState.of(self.order), Mix(), [], 0)
         return self.best
 
     def _walk(
-        self,
-        start: int,
-        state: CartState,
-        mix: Mix,
-        chosen: list[Candidate],
-        applied: list[AppliedCoupon],
-        total: int,
+        self, start: int, state: CartState, mix: Mix, chosen: list[Candidate], total: int
     ) -> None:
-        if total >= self.best_total and chosen and self._better(total, chosen):
-            self.best, self.best_cands, self.best_total = list(applied), list(chosen), total
-        size = len(chosen) + 1
-        for j in range(start, len(self.cands)):
-            bound = min(self.order.amount, total + self.suffix[j])
-            if bound < self.best_total or (
-                bound == self.best_total and size > len(self.best_cands)
-            ):
-                return  # suffix sums only shrink: no later j can do better
+        self.nodes += 1
+        if chosen and total >= self.best_total and self._better(total, chosen):
+            self.best, self.best_total = list(chosen), total
+        n = len(self.cands)
+        # every candidate still to come, applied to what this set leaves: its step, and
+        # (from the end) the sum of the most each one can still give
+        # every candidate still to come, on what this set leaves: what it would take off,
+        # and (from the end) the sum of the most each one can still give
+        takes: list[int | None] = [None] * (n - start)
+        rest = [0] * (n - start + 1)
+        for j in range(n - 1, start - 1, -1):
             c = self.cands[j]
-            if not mix.admits(c.kind, c.template.stacking):
+            if mix.admits(c.kind, c.template.stacking):
+                takes[j - start] = preview(c.template, self.order, state, self.idx[j])
+            took = takes[j - start]
+            most = 0 if took is None else (self.static[j] if self.exchange[j] else took)
+            rest[j - start] = rest[j - start + 1] + most
+        size = len(chosen) + 1
+        for j in range(start, n):
+            bound = min(self.order.amount, total + rest[j - start])
+            if bound < self.best_total or (bound == self.best_total and size > len(self.best)):
+                return  # the bounds only shrink with j: no later candidate can do better
+            if takes[j - start] is None:
                 continue
-            try:
-                discount, after = discount_after(c.template, self.order, state)
-            except DomainError:
-                continue  # e.g. its threshold is no longer met after the earlier coupons
+            c = self.cands[j]
+            got = step(c.template, self.order, state, self.idx[j])
+            assert got is not None  # preview said it applies
             chosen.append(c)
-            applied.append(AppliedCoupon(c.code, c.kind, discount))
-            self._walk(
-                j + 1, after, mix.add(c.kind, c.template.stacking), chosen, applied,
-                total + discount.total,
-            )  # fmt: skip
+            self._walk(j + 1, got[1], mix.add(c.kind, c.template.stacking), chosen, total + got[0])
             chosen.pop()
-            applied.pop()
 
     def _better(self, total: int, chosen: Sequence[Candidate]) -> bool:
-        if not self.best_cands:
+        if not self.best:
             return total > 0
-        return _key(total, chosen) < _key(self.best_total, self.best_cands)
+        return _key(total, chosen) < _key(self.best_total, self.best)
+
+
+def _total(order: Order, coupons: Sequence[Candidate]) -> int | None:
+    """The total of ``coupons`` (usable alone) applied in order, or ``None`` if one is
+    refused on what the earlier ones left."""
+    state, total = CartState.of(order), 0
+    for c in application_order(coupons):
+        got = step(c.template, order, state, covered_lines(order, c.template.usage))
+        if got is None:
+            return None
+        total, state = total + got[0], got[1]
+    return total
 
 
 def _greedy(
-    order: Order,
-    ctx: RedeemContext,
-    chosen: list[Candidate],
-    best: Combination,
-    others: Sequence[Candidate],
-) -> tuple[list[Candidate], Combination]:
+    order: Order, chosen: list[Candidate], total: int, others: Sequence[Candidate]
+) -> list[Candidate]:
     """Add each of ``others`` in turn when the stacking rules admit it and the total
-    rises (the set stays one :func:`apply_combination` accepts)."""
+    rises (every coupon still applies, in the order of application)."""
     for c in others:
         mix = Mix()
         for member in chosen:
             mix = mix.add(member.kind, member.template.stacking)
         if not mix.admits(c.kind, c.template.stacking):
             continue
-        try:
-            trial = apply_combination(order, [*chosen, c], ctx)
-        except DomainError:
-            continue
-        if trial.total > best.total:
-            chosen, best = [*chosen, c], trial
-    return chosen, best
+        trial = _total(order, [*chosen, c])
+        if trial is not None and trial > total:
+            chosen, total = [*chosen, c], trial
+    return chosen
 
 
 def best_combination(
@@ -224,10 +227,21 @@ def best_combination(
     searched, rest = usable[:exact_limit], [c for c, _ in usable[exact_limit:]]
     ordered = sorted(searched, key=lambda cb: application_key(cb[0]))
     search = _Search(order, [c for c, _ in ordered], [b for _, b in ordered])
-    best = combination_of(order, search.run())
-    chosen = search.best_cands
+    chosen = search.run()
     if rest:
-        chosen, best = _greedy(order, ctx, chosen, best, rest)
+        chosen = _greedy(order, chosen, search.best_total, rest)
+        total = _total(order, chosen) or 0
+        # never worse than the best coupon alone
+        single = min(
+            ((ev.discount.total, c) for c, ev in zip(unique, evaluations, strict=True)
+             if ev.discount is not None and ev.discount.total > 0),
+            key=lambda tc: _key(tc[0], [tc[1]]),
+            default=None,
+        )  # fmt: skip
+        if single is not None and _key(single[0], [single[1]]) < _key(total, chosen):
+            chosen = [single[1]]
+    # every coupon passed check_usable alone: this only builds the per-line breakdown
+    best = apply_combination(order, chosen, ctx)
     return Quote(evaluations=evaluations, best=best, exact=not rest)
 
 
