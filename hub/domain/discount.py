@@ -27,7 +27,8 @@ the state). On a fresh state (:meth:`CartState.of`) it is :func:`compute_discoun
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from hub.domain.cart import Discount, Line, LineDiscount, Order
 from hub.domain.errors import DomainError, refuse
@@ -51,11 +52,11 @@ def allocate(total: int, amounts: Sequence[int]) -> list[int]:
     if whole == 0:
         return [0] * len(amounts)
     shares = [total * a // whole for a in amounts]
-    remainders = [total * a % whole for a in amounts]
     left = total - sum(shares)
-    order = sorted(range(len(amounts)), key=lambda i: (-remainders[i], i))
-    for i in order[:left]:
-        shares[i] += 1
+    if left:  # the largest remainders first, the earlier line on a tie
+        by_remainder = sorted([(-(total * a % whole), i) for i, a in enumerate(amounts)])
+        for _, i in by_remainder[:left]:
+            shares[i] += 1
     return shares
 
 
@@ -98,6 +99,9 @@ class CartState:
 
     remaining: tuple[int, ...]
     units: tuple[int, ...]
+    _sums: dict[tuple[int, ...], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, order: Order) -> CartState:
@@ -107,9 +111,20 @@ class CartState:
             tuple(ln.amount for ln in order.lines), tuple(max(0, ln.qty) for ln in order.lines)
         )
 
-    @property
+    @cached_property
     def payable(self) -> int:
         return sum(self.remaining)
+
+    def eligible(self, idx: tuple[int, ...]) -> int:
+        """What is left on the lines ``idx`` (remembered: coupons with the same product
+        rules share it; all the lines: :attr:`payable`)."""
+        if len(idx) == len(self.remaining):
+            return self.payable
+        found = self._sums.get(idx)
+        if found is None:
+            remaining = self.remaining
+            found = self._sums[idx] = sum([remaining[i] for i in idx])
+        return found
 
 
 def compute_discount(template: Template, order: Order) -> Discount:
@@ -122,6 +137,8 @@ def covered_lines(order: Order, usage: UsageRules) -> tuple[int, ...]:
     """Indices of the lines of ``order`` the coupon covers (``()`` without lines)."""
     if order.lines is None:
         return ()
+    if not usage.has_product_rules:
+        return tuple(range(len(order.lines)))
     return tuple(i for i, ln in enumerate(order.lines) if covered(ln, usage))
 
 
@@ -178,7 +195,7 @@ def preview(template: Template, order: Order, state: CartState, idx: tuple[int, 
     if order.lines is None:
         eligible = remaining[0]
     else:
-        eligible = sum([remaining[i] for i in idx])
+        eligible = state.eligible(idx)
         if not idx or eligible == 0:
             return None
     if eligible < b.threshold:
@@ -218,7 +235,7 @@ def _grant(
     if order.lines is None:
         eligible = remaining[0]
     else:
-        eligible = sum(remaining[i] for i in idx)
+        eligible = state.eligible(idx)
         if not idx or eligible == 0:
             return _Refused("no_eligible_items", eligible)
     if eligible < b.threshold:
