@@ -267,7 +267,7 @@ rules = st.fixed_dictionaries(
 )  # fmt: skip
 
 
-@settings(NO_DB, max_examples=300)
+@settings(NO_DB, max_examples=300, deadline=None)
 @given(lines_st, st.lists(st.tuples(benefits, rules), min_size=1, max_size=5))
 def test_combination_invariants(lines, specs):
     o = order(*lines)
@@ -293,7 +293,7 @@ def test_combination_invariants(lines, specs):
     assert kinds == sorted(kinds, key=["exchange", "percentage", "threshold"].index)
 
 
-@settings(NO_DB, max_examples=300)
+@settings(NO_DB, max_examples=300, deadline=None)
 @given(lines_st, benefits, rules)
 def test_one_coupon_is_exactly_the_single_redeem(lines, benefit, usage):
     o = order(*lines)

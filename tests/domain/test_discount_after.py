@@ -120,7 +120,7 @@ def states(draw: st.DrawFn, lines: list[Line]) -> CartState:
     return CartState(remaining, units)
 
 
-@settings(NO_DB, max_examples=400)
+@settings(NO_DB, max_examples=400, deadline=None)
 @given(lines_st, benefits, usages, st.data())
 def test_step_preview_and_discount_after_agree(lines, benefit, usage, data):
     o = order(*lines)
@@ -147,7 +147,7 @@ def test_step_preview_and_discount_after_agree(lines, benefit, usage, data):
         assert sum(state.units) - sum(after.units) == d.units_given
 
 
-@settings(NO_DB, max_examples=300)
+@settings(NO_DB, max_examples=300, deadline=None)
 @given(lines_st, benefits, usages)
 def test_on_a_fresh_state_it_is_compute_discount(lines, benefit, usage):
     o, t = order(*lines), template(benefit, **usage)

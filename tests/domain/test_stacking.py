@@ -99,7 +99,7 @@ stackings = st.just(Stacking()) | st.builds(
 members = st.lists(st.tuples(st.sampled_from(KINDS), stackings), max_size=6)
 
 
-@settings(NO_DB, max_examples=400)
+@settings(NO_DB, max_examples=400, deadline=None)
 @given(members)
 def test_growing_a_mix_agrees_with_the_pairwise_rule(coupons):
     """Adding coupons one by one to a :class:`Mix` accepts exactly the sets that
