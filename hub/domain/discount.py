@@ -296,13 +296,17 @@ def exchange_bound(b: ExchangeBenefit, usage: UsageRules, order: Order) -> int:
     discount is no bound; threshold and percentage coupons only ever lose.)"""
     if order.lines is None:
         return 0
-    per_unit = sorted(
+    dearest_first = sorted(
         (
-            max(0, ln.unit_price - b.price)
+            (max(0, ln.unit_price - b.price), max(0, ln.qty))
             for ln in order.lines
             if ln.sku == b.sku and covered(ln, usage)
-            for _ in range(min(max(0, ln.qty), b.qty))
         ),
         reverse=True,
     )
-    return sum(per_unit[: b.qty])
+    wanted, most = b.qty, 0
+    for per_unit, units in dearest_first:
+        taken = min(units, wanted)
+        most += taken * per_unit
+        wanted -= taken
+    return most

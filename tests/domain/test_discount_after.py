@@ -92,6 +92,9 @@ def test_exchange_bound_is_the_dearest_units():
     assert exchange_bound(ExchangeBenefit("COLA"), UsageRules(), o) == 0
     assert exchange_bound(ExchangeBenefit("TEA"), UsageRules(skus=frozenset({"CAKE"})), o) == 0
     assert exchange_bound(ExchangeBenefit("TEA"), UsageRules(), Order("o", 5)) == 0
+    # counted per line, not per unit: a billion units is no slower than one
+    many = Order("o", 10**9 * 3, (Line("TEA", 10**9, 3),))
+    assert exchange_bound(ExchangeBenefit("TEA", qty=10**9), UsageRules(), many) == 3 * 10**9
 
 
 # --- properties ----------------------------------------------------------------------------
