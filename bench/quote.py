@@ -1,6 +1,7 @@
-"""``python -m bench.quote``: the time of one quote (the best coupon combination), no I/O.
+"""``python -m bench quote``: the time of one quote (the best coupon combination), no I/O.
 
-    python -m bench.quote [--lines 50] [--candidates 20] [--repeat 30] [--sweep 4,16]
+    python -m bench quote [--lines 50] [--candidates 20] [--repeat 30] [--sweep 4,14]
+    python -m bench.quote (the same)
 
 Pure CPU, one process: :func:`hub.domain.quote.best_combination` on a cart of
 ``--lines`` lines with
@@ -204,7 +205,7 @@ def time_quote(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.quote", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m bench quote", description=__doc__)
     ap.add_argument("--lines", type=int, default=50)
     ap.add_argument("--candidates", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=30)
