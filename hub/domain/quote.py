@@ -56,7 +56,7 @@ from hub.domain.templates import ExchangeBenefit
 
 # The most usable candidates searched exactly. ``python -m bench quote`` (50 lines): the
 # worst case found — 满减 coupons with product rules, all combinable, no limit per order,
-# the same threshold (a knapsack) — took 23 ms of CPU at 12 candidates (783 sets), 33 ms
+# the same threshold (a knapsack) — took 23-35 ms of CPU at 12 candidates (783 sets), 33 ms
 # at 13 and 51 ms at 14, on the shared 2-core machine (load average 14-18). Each more
 # candidate can double the work; 12 keeps the worst case under 50 ms of CPU.
 EXACT_LIMIT = 12
