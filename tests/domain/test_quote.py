@@ -219,7 +219,7 @@ def test_tie_fewer_coupons_first():
         ],
         CTX,
     )
-    # {A, B, C} = 2000 is best; with C worth 2000 alone the single C beats A + B + … ties
+    # A + B + C = 2000 beats D alone (1000)
     assert quote.best.codes == ("A", "B", "C")
     quote = best_combination(
         o,
