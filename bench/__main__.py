@@ -5,6 +5,7 @@
     python -m bench all --quick            # redeem, validate, look-up, POS native; < 2 min
     python -m bench delivery [--quick | bench/delivery.py's options]
     python -m bench service [bench/redeem.py's options: the service loop, no HTTP]
+    python -m bench quote [bench/quote.py's options: the checkout quote, pure CPU]
 
 Exit status: 0 when every database check passed, 1 when one failed.
 """
@@ -37,9 +38,9 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="redeem",
-        choices=[*ROUTES, "all", "delivery", "service"],
-        help="the route to load (all: the four); delivery (bench/delivery.py) and service "
-        "(bench/redeem.py) take their own options",
+        choices=[*ROUTES, "all", "delivery", "service", "quote"],
+        help="the route to load (all: the four); delivery (bench/delivery.py), service "
+        "(bench/redeem.py) and quote (bench/quote.py) take their own options",
     )
     ap.add_argument(
         "--target", help="routes, comma-separated (overrides WHAT): " + ",".join(ROUTES)
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = ["python -m bench delivery", *rest]
         delivery.main()
         return 0
+    if argv[:1] == ["quote"]:  # bench/quote.py: the best coupon combination, no I/O
+        from bench import quote
+
+        return quote.main(argv[1:])
     if argv[:1] == ["service"]:  # bench/redeem.py: the service loop against the raw loop
         from bench import redeem
 

@@ -58,6 +58,13 @@ def check_redeemable(facts: CouponFacts, ctx: RedeemContext, order: Order) -> Di
     expiry sweep marked ``expired`` after that moment is redeemed exactly as if the sweep
     had not run yet (the state machine decides, :mod:`hub.domain.state`), and one whose
     window had closed by then is refused with the same answer either way."""
+    check_usable(facts, ctx)
+    return compute_discount(facts.template, order)
+
+
+def check_usable(facts: CouponFacts, ctx: RedeemContext) -> None:
+    """The checks that do not look at the order: state → validity window → store →
+    channel → time of day. Raise the first refusal."""
     window_open = ctx.at < facts.window.end
     try:  # state first: already redeemed / voided / expired
         transition(facts.state, Action.REDEEM, window_open=window_open)
@@ -83,4 +90,3 @@ def check_redeemable(facts: CouponFacts, ctx: RedeemContext, order: Order) -> Di
         raise refuse("outside_usable_time", "The coupon cannot be used on this weekday.")
     if usage.hours and not any(h.contains(local.time()) for h in usage.hours):
         raise refuse("outside_usable_time", "The coupon cannot be used at this hour.")
-    return compute_discount(facts.template, order)

@@ -7,12 +7,14 @@ from typing import Any
 
 from hub.domain.errors import refuse
 from hub.domain.templates import (
+    KINDS,
     Benefit,
     ExchangeBenefit,
     FixedWindow,
     HourRange,
     PercentageBenefit,
     RelativeWindow,
+    Stacking,
     Template,
     ThresholdBenefit,
     UsageRules,
@@ -99,8 +101,45 @@ def usage_from_dict(d: dict[str, Any] | None) -> UsageRules:
     )
 
 
+def stacking_from_dict(d: dict[str, Any] | None) -> Stacking:
+    """``{"combines_with": [kinds], "max_per_order": n | null}``; absent = exclusive.
+
+    A missing (or null) ``max_per_order`` is 1 for an exclusive coupon and "no limit of
+    its own" for one that combines with others. The rules are checked by
+    :func:`hub.domain.templates.check_template`.
+    """
+    if d is None:
+        return Stacking()
+    if not isinstance(d, dict):
+        raise refuse(
+            "invalid_template",
+            'stacking must be an object: {"combines_with": [...], "max_per_order": n}',
+            field="stacking",
+        )
+    kinds = d.get("combines_with") or []
+    if not isinstance(kinds, list | tuple) or not all(isinstance(k, str) for k in kinds):
+        raise refuse(
+            "invalid_template",
+            f"stacking.combines_with must be a list of kinds out of {list(KINDS)}",
+            field="stacking.combines_with",
+        )
+    limit = d.get("max_per_order")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise refuse(
+            "invalid_template",
+            "stacking.max_per_order must be an integer or null",
+            field="stacking.max_per_order",
+        )
+    combines_with = frozenset(kinds)
+    if limit is None and not combines_with:
+        limit = 1
+    return Stacking(combines_with=combines_with, max_per_order=limit)
+
+
 def template_from_dict(d: dict[str, Any]) -> Template:
-    """Build and check a template from its dict form (raises ``invalid_template``)."""
+    """Build and check a template from its dict form (raises ``invalid_template``).
+
+    Stored rules written before templates had ``stacking`` read as exclusive."""
     return check_template(
         Template(
             benefit=benefit_from_dict(d["benefit"]),
@@ -108,6 +147,7 @@ def template_from_dict(d: dict[str, Any]) -> Template:
             usage=usage_from_dict(d.get("usage")),
             total_quantity=d.get("total_quantity"),
             per_customer_limit=d.get("per_customer_limit"),
+            stacking=stacking_from_dict(d.get("stacking")),
         )
     )
 
@@ -147,6 +187,13 @@ def usage_to_dict(u: UsageRules) -> dict[str, Any]:
     }
 
 
+def stacking_to_dict(s: Stacking) -> dict[str, Any]:
+    return {
+        "combines_with": [k for k in KINDS if k in s.combines_with],
+        "max_per_order": s.max_per_order,
+    }
+
+
 def template_to_dict(t: Template) -> dict[str, Any]:
     return {
         "benefit": benefit_to_dict(t.benefit),
@@ -154,4 +201,5 @@ def template_to_dict(t: Template) -> dict[str, Any]:
         "usage": usage_to_dict(t.usage),
         "total_quantity": t.total_quantity,
         "per_customer_limit": t.per_customer_limit,
+        "stacking": stacking_to_dict(t.stacking),
     }

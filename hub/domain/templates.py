@@ -51,6 +51,33 @@ class ExchangeBenefit:
 
 Benefit = ThresholdBenefit | PercentageBenefit | ExchangeBenefit
 
+MAX_PER_ORDER = 20  # the largest ``stacking.max_per_order`` a template may set
+
+
+@dataclass(frozen=True)
+class Stacking:
+    """Which coupons a coupon may share an order with (叠加规则).
+
+    ``combines_with`` lists the benefit kinds it may be used together with; empty (the
+    default) means *exclusive*: the coupon is used alone, as every coupon was before
+    templates had this field (one code per redemption). Two coupons may share an order
+    only when each one's kind is in the other's ``combines_with`` (a kind not in its own
+    list means no second coupon of that kind). ``max_per_order`` is the most coupons an
+    order may use when this one is among them (``None``: no limit of its own; the
+    smallest limit of the coupons in an order applies). An exclusive coupon's limit is 1.
+    """
+
+    combines_with: frozenset[Kind] = frozenset()
+    max_per_order: int | None = 1
+
+    @property
+    def exclusive(self) -> bool:
+        return not self.combines_with
+
+    def allows(self, kind: Kind) -> bool:
+        """True when a coupon of ``kind`` may share an order with this one."""
+        return kind in self.combines_with
+
 
 @dataclass(frozen=True)
 class FixedWindow:
@@ -114,6 +141,7 @@ class Template:
     usage: UsageRules = field(default_factory=UsageRules)
     total_quantity: int | None = None
     per_customer_limit: int | None = None
+    stacking: Stacking = field(default_factory=Stacking)
 
     @property
     def kind(self) -> Kind:
@@ -179,4 +207,24 @@ def check_template(t: Template) -> Template:
         raise _invalid("total_quantity", "total_quantity must not be negative")
     if t.per_customer_limit is not None and t.per_customer_limit < 1:
         raise _invalid("per_customer_limit", "per_customer_limit must be at least 1")
+    _check_stacking(t.stacking)
     return t
+
+
+def _check_stacking(s: Stacking) -> None:
+    unknown = sorted(set(s.combines_with) - set(KINDS))
+    if unknown:
+        raise _invalid("stacking.combines_with", f"unknown kind(s) {unknown}; known: {list(KINDS)}")
+    limit = s.max_per_order
+    if s.exclusive:
+        if limit != 1:
+            raise _invalid(
+                "stacking.max_per_order",
+                "an exclusive coupon (combines_with empty) is used alone: max_per_order is 1",
+            )
+    elif limit is not None and not 2 <= limit <= MAX_PER_ORDER:
+        raise _invalid(
+            "stacking.max_per_order",
+            f"max_per_order must be between 2 and {MAX_PER_ORDER} (or null: no limit) "
+            "for a coupon that combines with others",
+        )

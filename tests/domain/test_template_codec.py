@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from hub.domain.template_codec import (
     benefit_from_dict,
     benefit_to_dict,
+    stacking_from_dict,
+    stacking_to_dict,
     template_from_dict,
     template_to_dict,
     usage_from_dict,
@@ -22,11 +24,14 @@ from hub.domain.template_codec import (
 )
 from hub.domain.templates import (
     CHANNELS,
+    KINDS,
+    MAX_PER_ORDER,
     ExchangeBenefit,
     FixedWindow,
     HourRange,
     PercentageBenefit,
     RelativeWindow,
+    Stacking,
     Template,
     ThresholdBenefit,
     UsageRules,
@@ -77,6 +82,11 @@ usages = st.builds(
     stores=st.frozensets(names, max_size=5),
     channels=st.frozensets(st.sampled_from(CHANNELS)),
 )
+stackings = st.just(Stacking()) | st.builds(
+    Stacking,
+    combines_with=st.frozensets(st.sampled_from(KINDS), min_size=1),
+    max_per_order=st.none() | st.integers(2, MAX_PER_ORDER),
+)
 templates = st.builds(
     Template,
     benefit=benefits,
@@ -84,6 +94,7 @@ templates = st.builds(
     usage=usages,
     total_quantity=st.none() | st.integers(0, 10**8),
     per_customer_limit=st.none() | st.integers(1, 10**4),
+    stacking=stackings,
 ).map(check_template)
 
 
@@ -105,8 +116,15 @@ def test_round_trip(t):
 @given(templates)
 def test_dict_form_is_canonical(t):
     d = template_to_dict(t)
-    assert set(d) == {"benefit", "validity", "usage", "total_quantity", "per_customer_limit"}
+    assert set(d) == {
+        "benefit", "validity", "usage", "total_quantity", "per_customer_limit", "stacking"
+    }
     assert d["benefit"]["kind"] == t.kind
+    # kinds in the catalogue's order; an exclusive template always says max_per_order 1
+    combines_with = d["stacking"]["combines_with"]
+    assert combines_with == [k for k in KINDS if k in combines_with]
+    if not d["stacking"]["combines_with"]:
+        assert d["stacking"]["max_per_order"] == 1
     u = d["usage"]
     for key in ("weekdays", "skus", "categories", "stores", "channels"):
         assert u[key] == sorted(u[key])
@@ -160,6 +178,7 @@ def test_to_dict_concrete():
         },
         "total_quantity": 1000,
         "per_customer_limit": 2,
+        "stacking": {"combines_with": [], "max_per_order": 1},
     }
 
 
@@ -211,6 +230,7 @@ def base_dict() -> dict:
         "benefit": {"kind": "threshold", "threshold": 100, "discount": 10},
         "validity": {"type": "relative", "days": 1},
         "usage": {},
+        "stacking": {},
     }
 
 
@@ -231,6 +251,15 @@ def base_dict() -> dict:
         (("usage", "channels"), ["fax"], "usage.channels"),
         (("total_quantity",), -1, "total_quantity"),
         (("per_customer_limit",), 0, "per_customer_limit"),
+        (("stacking",), "exclusive", "stacking"),
+        (("stacking",), ["percentage"], "stacking"),
+        (("stacking", "combines_with"), "percentage", "stacking.combines_with"),
+        (("stacking", "combines_with"), [1], "stacking.combines_with"),
+        (("stacking", "combines_with"), ["coupon"], "stacking.combines_with"),
+        (("stacking", "max_per_order"), 2, "stacking.max_per_order"),  # exclusive
+        (("stacking", "max_per_order"), 0, "stacking.max_per_order"),
+        (("stacking", "max_per_order"), "3", "stacking.max_per_order"),
+        (("stacking", "max_per_order"), True, "stacking.max_per_order"),
     ],
 )
 def test_from_dict_refusals_name_the_field(path, value, field):
@@ -274,3 +303,51 @@ def test_round_trip_of_hour_range_with_seconds():
     t = template_from_dict(d)  # accepted: a valid, non-empty range of 15 seconds
     assert t.usage.hours == (HourRange(time(9, 0, 30), time(9, 0, 45)),)
     assert template_to_dict(t)["usage"]["hours"] == [{"start": "09:00:30", "end": "09:00:45"}]
+
+
+# --- stacking ------------------------------------------------------------------------------
+
+
+def test_stacking_absent_or_empty_is_exclusive():
+    # every template stored before the field existed reads as exclusive: a coupon alone,
+    # which is what one code per redemption always meant
+    assert stacking_from_dict(None) == Stacking() == stacking_from_dict({})
+    assert stacking_from_dict({"combines_with": [], "max_per_order": None}) == Stacking()
+    assert Stacking().exclusive and Stacking().max_per_order == 1
+    assert stacking_to_dict(Stacking()) == {"combines_with": [], "max_per_order": 1}
+
+
+def test_stacking_dicts():
+    s = stacking_from_dict({"combines_with": ["exchange", "threshold", "exchange"]})
+    assert s == Stacking(frozenset({"threshold", "exchange"}), None)
+    assert not s.exclusive and s.allows("exchange") and not s.allows("percentage")
+    assert stacking_to_dict(s) == {
+        "combines_with": ["threshold", "exchange"], "max_per_order": None
+    }
+    s = stacking_from_dict({"combines_with": ["percentage"], "max_per_order": 3})
+    assert stacking_to_dict(s) == {"combines_with": ["percentage"], "max_per_order": 3}
+
+
+@pytest.mark.parametrize(
+    ("stacking", "field"),
+    [
+        ({"combines_with": ["percentage"], "max_per_order": 1}, "stacking.max_per_order"),
+        ({"combines_with": ["percentage"], "max_per_order": MAX_PER_ORDER + 1},
+         "stacking.max_per_order"),
+        ({"combines_with": [], "max_per_order": 0}, "stacking.max_per_order"),
+        ({"combines_with": ["percent"]}, "stacking.combines_with"),
+        ({"combines_with": None, "max_per_order": 5}, "stacking.max_per_order"),
+    ],
+)
+def test_stacking_refusals(stacking, field):
+    d = base_dict()
+    d["stacking"] = stacking
+    with raises_code("invalid_template", field=field):
+        template_from_dict(d)
+
+
+def test_stacking_limits_accepted():
+    d = base_dict()
+    for limit in (2, MAX_PER_ORDER, None):
+        d["stacking"] = {"combines_with": ["threshold"], "max_per_order": limit}
+        assert template_from_dict(d).stacking.max_per_order == limit
