@@ -25,6 +25,7 @@ import psycopg
 import pytest
 import uvicorn
 from cryptography.fernet import Fernet
+from hypothesis import settings as hypothesis_settings
 from litestar.testing import TestClient
 from sqlalchemy import Engine, text
 
@@ -290,3 +291,9 @@ def live_server(db: Engine, clock: Clock) -> Iterator[str]:
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=30) as c:
         yield c
+
+
+# Property tests prove invariants, never speed: Hypothesis's default 200 ms deadline per
+# example turns a busy machine into a failure (speed lives in bench/, not in unit tests).
+hypothesis_settings.register_profile("hub", deadline=None)
+hypothesis_settings.load_profile("hub")
