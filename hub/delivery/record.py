@@ -183,9 +183,7 @@ def _breaker(
         last[sub] = status
 
 
-def _next_of_coupons(
-    conn: Connection, done: Sequence[Attempted], statuses: list[str]
-) -> list[str]:
+def _next_of_coupons(conn: Connection, done: Sequence[Attempted], statuses: list[str]) -> list[str]:
     """For each success about a coupon: that coupon's next waiting delivery to the same
     subscription (now unblocked), if any."""
     pairs = {
