@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from itertools import islice
 
 import structlog
 from sqlalchemy import Engine
@@ -39,7 +40,7 @@ from hub.delivery.record import Attempted, record_batch
 log = structlog.get_logger("hub.delivery")
 
 MAX_BATCH = 64  # deliveries claimed (and at most recorded) in one transaction
-SLOTS_PER_THREAD = 2  # claimed-but-unrecorded deliveries per sender thread
+SLOTS_PER_THREAD = 3  # claimed-but-unrecorded deliveries per sender thread
 MAX_WAITING = 1024  # ids accepted and not yet claimed; beyond, submit() waits
 STOP_TIMEOUT = 60.0
 
@@ -84,7 +85,11 @@ class Pipeline:
         self.transport = transport
         self.threads = max(1, threads)
         self.slots = self.threads * SLOTS_PER_THREAD
-        self._cond = threading.Condition()
+        lock = threading.Lock()  # one lock, three conditions: wake only who can go on
+        self._claimable = threading.Condition(lock)  # the claimer: ids and free slots
+        self._recordable = threading.Condition(lock)  # the recorder: finished attempts
+        self._room = threading.Condition(lock)  # submitters: room among the waiting ids
+        self._room_waiters = 0
         self._waiting: dict[str, None] = {}  # ids in arrival order
         self._busy: set[str] = set()  # being claimed, sent or recorded here
         self._in_flight = 0  # claimed (or being claimed), not yet recorded
@@ -99,15 +104,19 @@ class Pipeline:
         """Accept delivery ids to look at (duplicates of waiting or busy ones are
         dropped). ``wait``: while :data:`MAX_WAITING` are waiting, wait for room (the
         broker's consumers slow down instead of piling messages up in memory)."""
-        with self._cond:
-            if wait:
-                self._cond.wait_for(
+        with self._room:
+            if wait and len(self._waiting) >= MAX_WAITING and not self._stopping:
+                self._room_waiters += 1
+                self._room.wait_for(
                     lambda: len(self._waiting) < MAX_WAITING or self._stopping, timeout=60
                 )
+                self._room_waiters -= 1
+            before = len(self._waiting)
             for delivery_id in ids:
                 if delivery_id not in self._busy:
                     self._waiting[delivery_id] = None
-            self._cond.notify_all()
+            if before == 0 and self._waiting:
+                self._claimable.notify()
 
     def ring(self, delivery_id: str) -> None:
         """The broker actor's handler: one doorbell."""
@@ -127,9 +136,11 @@ class Pipeline:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Finish what was accepted (claim, send, record), then stop."""
-        with self._cond:
+        with self._claimable:
             self._stopping = True
-            self._cond.notify_all()
+            self._claimable.notify_all()
+            self._recordable.notify_all()
+            self._room.notify_all()
         for t in self._threads:
             t.join(timeout=timeout)
         if self._senders is not None:
@@ -137,22 +148,23 @@ class Pipeline:
 
     def _take(self) -> list[str] | None:
         """The next ids to claim (None: stopping and nothing left to do)."""
-        with self._cond:
+        with self._claimable:
             while True:
                 free = self.slots - self._in_flight
                 if self._waiting and free > 0:
                     break
                 if self._stopping and not self._waiting and self._in_flight == 0:
                     self._claimer_done = True
-                    self._cond.notify_all()
+                    self._recordable.notify()
                     return None
-                self._cond.wait()
-            batch = list(self._waiting)[: min(free, MAX_BATCH)]
+                self._claimable.wait()
+            batch = list(islice(self._waiting, min(free, MAX_BATCH)))
             for delivery_id in batch:
                 del self._waiting[delivery_id]
             self._busy.update(batch)
             self._in_flight += len(batch)
-            self._cond.notify_all()  # room for submit()
+            if self._room_waiters:
+                self._room.notify_all()
             return batch
 
     def _claim_loop(self) -> None:
@@ -173,14 +185,15 @@ class Pipeline:
 
     def _send_one(self, claimed: Claimed, started: datetime) -> None:
         sent = _send(self.transport, claimed, started)
-        with self._cond:
+        with self._recordable:
             self._finished.append(Attempted(claimed, sent, started))
-            self._cond.notify_all()
+            if len(self._finished) == 1:
+                self._recordable.notify()
 
     def _record_loop(self) -> None:
         while True:
-            with self._cond:
-                self._cond.wait_for(
+            with self._recordable:
+                self._recordable.wait_for(
                     lambda: bool(self._finished) or (self._claimer_done and self._in_flight == 0)
                 )
                 if not self._finished:
@@ -195,7 +208,9 @@ class Pipeline:
     def _release(self, ids: list[str]) -> None:
         if not ids:
             return
-        with self._cond:
+        with self._claimable:
             self._in_flight -= len(ids)
             self._busy.difference_update(ids)
-            self._cond.notify_all()
+            self._claimable.notify()
+            if self._claimer_done:
+                self._recordable.notify()
