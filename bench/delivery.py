@@ -392,7 +392,9 @@ def main() -> None:
     ap.add_argument("--latency-n", type=int, default=400, help="redeems in the latency run")
     ap.add_argument("--rate", type=float, default=50, help="redeems/s in the latency run")
     ap.add_argument("--baseline-n", type=int, default=3000)
-    ap.add_argument("--pipeline-n", type=int, default=600, help="deliveries, sequential and pipeline runs")
+    ap.add_argument(
+        "--pipeline-n", type=int, default=600, help="deliveries, sequential and pipeline runs"
+    )
     args = ap.parse_args()
 
     per_run = -(-args.n // args.subs)  # redeems per throughput run
