@@ -140,15 +140,16 @@ def claim_batch(conn: Connection, ids: Sequence[str], now: datetime) -> list[Cla
         return []
     q = _CLAIM_SELECT_PG if conn.dialect.name == "postgresql" else _CLAIM_SELECT
     found = conn.execute(q, {"b_ids": list(dict.fromkeys(ids)), "b_now": now}).all()
+    # half-open subscriptions (in id order: claimers never lock them in opposite orders)
+    # → whether we took the probe; one delivery each goes out if we did
+    probes = {
+        sub: breaker.take_probe(conn, sub, now)
+        for sub in sorted({r.subscription_id for r in found if r.sub_status == "circuit_open"})
+    }
     take: list[str] = []
-    probes: dict[str, bool] = {}  # half-open subscription → did we take its probe
     for row in found:
-        if row.sub_status == "circuit_open":
-            if row.subscription_id in probes:
-                continue  # one probe per subscription, and it is already decided
-            probes[row.subscription_id] = breaker.take_probe(conn, row.subscription_id, now)
-            if not probes[row.subscription_id]:
-                continue
+        if row.sub_status == "circuit_open" and not probes.pop(row.subscription_id, False):
+            continue  # not ours, or its one probe is already in this batch
         take.append(row.id)
     if not take:
         return []

@@ -168,19 +168,23 @@ def _held(conn: Connection, done: Sequence[Attempted]) -> set[tuple[str, int]]:
 def _breaker(
     conn: Connection, done: Sequence[Attempted], statuses: list[str], now: datetime
 ) -> None:
-    """Count the outcomes on each subscription's circuit, in the batch's order (as if
-    recorded one by one); a run of successes closes it once."""
-    last: dict[str, str] = {}
+    """Count the outcomes on each subscription's circuit, each subscription's in the
+    batch's order (as if recorded one by one; a run of successes closes it once). The
+    subscriptions are taken in id order, so two workers' records never wait on each
+    other's subscription rows in opposite orders (a deadlock)."""
+    by_sub: dict[str, list[tuple[Attempted, str]]] = {}
     for a, status in zip(done, statuses, strict=True):
-        sub = a.claimed.subscription_id
-        if status == "superseded":
-            continue
-        if status == "succeeded":
-            if last.get(sub) != "succeeded":
-                breaker.succeeded(conn, sub, now)
-        else:
-            breaker.failed(conn, sub, a.claimed.merchant_id, now)
-        last[sub] = status
+        if status != "superseded":
+            by_sub.setdefault(a.claimed.subscription_id, []).append((a, status))
+    for sub in sorted(by_sub):
+        last = None
+        for a, status in by_sub[sub]:
+            if status == "succeeded":
+                if last != "succeeded":
+                    breaker.succeeded(conn, sub, now)
+            else:
+                breaker.failed(conn, sub, a.claimed.merchant_id, now)
+            last = status
 
 
 def _next_of_coupons(conn: Connection, done: Sequence[Attempted], statuses: list[str]) -> list[str]:
