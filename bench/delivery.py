@@ -9,6 +9,10 @@ and an asyncio webhook receiver on loopback that timestamps every request's arri
 It prints
   * baseline    — the receiver's own throughput: a plain ``httpx.Client`` loop (one
                   thread, keep-alive) POSTing signed event-sized bodies to it;
+  * pipeline    — the batched pipeline of a worker (:mod:`hub.delivery.pipeline`: one
+                  claim and one record transaction per batch, 8 sender threads on a
+                  kept-alive client) in this process, fed the ids directly: the in-process
+                  worker of the embedded default, without the broker;
   * 1 worker / 2 workers — events delivered per second when ``hub worker`` processes
                   (8 threads each) drain a backlog of ``--n`` pending deliveries (made by
                   real redeems through ``hub.services.redeem``, one doorbell message per
@@ -42,7 +46,9 @@ from connectors.webhook import WebhookConnector
 from hub.api.redemptions import REDEMPTION_OPERATIONS
 from hub.db.schema import deliveries, outbox_events
 from hub.delivery import queue
+from hub.delivery.pipeline import Pipeline
 from hub.delivery.runtime import Runtime
+from hub.delivery.transport import delivery_client, http_transport
 from hub.domain.cart import Order
 from hub.logs import configure_logging
 from hub.secrets import ENV_VAR, generate_key
@@ -336,6 +342,30 @@ def bench_pipeline(engine: Engine, p: Principal, codes: list[str]) -> float:
         rt.client.close()
 
 
+def bench_batched(engine: Engine, p: Principal, codes: list[str], threads: int = 8) -> float:
+    """The worker's pipeline (batched claim, concurrent sends, batched record) in this
+    process, fed every id at once; events/s from the submit to the last record."""
+    _redeem_backlog(engine, p, codes)  # no broker configured yet: nothing is enqueued
+    ids = _pending_ids(engine)
+    client = delivery_client()
+    pipe = Pipeline(engine, lambda: datetime.now(UTC), http_transport(client), threads)
+    pipe.start()
+    try:
+        before = delivery_counts(engine).get("succeeded", 0)
+        t0 = time.perf_counter()
+        pipe.submit(ids)
+        wait_until(
+            lambda: delivery_counts(engine).get("succeeded", 0) >= before + len(ids),
+            300,
+            0.02,
+            f"{len(ids)} deliveries through the pipeline",
+        )
+        return len(ids) / (time.perf_counter() - t0)
+    finally:
+        pipe.stop()
+        client.close()
+
+
 def _flush(url: str) -> int:
     """Empty the private Redis between runs; returns the messages left in the queue
     (the sweepers' extra doorbells for deliveries already done)."""
@@ -362,7 +392,9 @@ def main() -> None:
     ap.add_argument("--latency-n", type=int, default=400, help="redeems in the latency run")
     ap.add_argument("--rate", type=float, default=50, help="redeems/s in the latency run")
     ap.add_argument("--baseline-n", type=int, default=3000)
-    ap.add_argument("--pipeline-n", type=int, default=600, help="deliveries, sequential run")
+    ap.add_argument(
+        "--pipeline-n", type=int, default=600, help="deliveries, sequential and pipeline runs"
+    )
     args = ap.parse_args()
 
     per_run = -(-args.n // args.subs)  # redeems per throughput run
@@ -374,10 +406,11 @@ def main() -> None:
         migrated_engine(url) as engine,
         RedisServer(Path(tmp) / "redis") as broker,
     ):
-        pa, ps, token, codes = _setup(engine, per_seq + 2 * per_run + args.latency_n)
+        pa, ps, token, codes = _setup(engine, 2 * per_seq + 2 * per_run + args.latency_n)
         for i in range(args.subs):
             subscribe(engine, _MerchantRef(pa), f"{receiver.url}/{i}")
-        seq_codes, codes = codes[:per_seq], codes[per_seq:]
+        seq_codes, batched_codes = codes[:per_seq], codes[per_seq : 2 * per_seq]
+        codes = codes[2 * per_seq :]
         try:
             base = bench_baseline(receiver, args.baseline_n)
             print(f"baseline: plain httpx loop → receiver       {base:6.0f} requests/s   1.00")
@@ -385,6 +418,11 @@ def main() -> None:
             print(
                 f"Runtime.deliver, sequential, no broker     {seq:6.0f} events/s     "
                 f"{seq / base:4.2f} × baseline"
+            )
+            batched = bench_batched(engine, ps, batched_codes)
+            print(
+                f"pipeline in-process, 8 threads, no broker {batched:6.0f} events/s     "
+                f"{batched / base:4.2f} × baseline"
             )
             queue.configure(broker.url)  # from here on every redeem commit enqueues
             for k, chunk in ((1, codes[:per_run]), (2, codes[per_run : 2 * per_run])):

@@ -12,6 +12,7 @@ from hub.settings import env
 DEFAULT_SCHEDULE: tuple[int, ...] = (5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200)
 CIRCUIT_THRESHOLD = 10  # consecutive failed attempts that open a subscription's circuit
 CIRCUIT_COOLDOWN = 300.0  # seconds before a probe delivery is let through
+ENDPOINT_CONCURRENCY = 8  # a worker's requests in flight at once to one endpoint
 # A claimed delivery not finished by then is retried (set lower with the environment
 # variable, e.g. in the worker crash tests; keep it above the connectors' HTTP timeout).
 LEASE_SECONDS = float(env("HUB_DELIVERY_LEASE_SECONDS") or 120.0)

@@ -1,4 +1,6 @@
-"""A process's delivery runtime: engine, HTTP client, dramatiq worker and sweeper.
+"""A process's delivery runtime: engine, HTTP client, dramatiq worker, the delivery
+pipeline (:mod:`hub.delivery.pipeline`: batched claim, concurrent sends, batched record)
+and the sweeper.
 
 * ``hub serve`` with no ``HUB_BROKER_URL`` (embedded): an in-process dramatiq worker on a
   stub broker plus the sweeper — the two-command demo delivers for real.
@@ -19,11 +21,9 @@ from sqlalchemy import Engine
 
 from hub import egress
 from hub.connectors import load_connectors
-from hub.db.engine import write_conn
 from hub.delivery import queue
-from hub.delivery.attempt import send
 from hub.delivery.backoff import BrokerBackoff, ConsumerErrorFilter
-from hub.delivery.claim import claim, record
+from hub.delivery.pipeline import MAX_BATCH, Pipeline, deliver_batch
 from hub.delivery.sweeper import sweep
 from hub.delivery.transport import delivery_client, http_transport
 
@@ -51,17 +51,26 @@ class Runtime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._worker: dramatiq.Worker | None = None
+        self._pipeline: Pipeline | None = None
 
     # --- work ---------------------------------------------------------------------
     def deliver(self, delivery_id: str) -> str:
-        """Attempt one delivery if it is claimable now; returns its new status."""
-        started = self.clock()
-        with write_conn(self.engine) as conn:
-            claimed = claim(conn, delivery_id, started)
-        if claimed is None:
-            return "skipped"
-        sent = send(self.transport, claimed, started)
-        return record(self.engine, claimed, sent, started, self.clock(), queue.enqueue)
+        """Attempt one delivery if it is claimable now, in this thread; returns its new
+        status (``skipped``: not claimable now)."""
+        return self.deliver_many([delivery_id])[delivery_id]
+
+    def deliver_many(self, ids: list[str]) -> dict[str, str]:
+        """Attempt these deliveries as one batch (one claim, one record transaction),
+        sending one after another in this thread; returns each one's new status."""
+        return deliver_batch(self.engine, ids, self.clock, self.transport, queue.enqueue)
+
+    def ring(self, delivery_id: str) -> None:
+        """The broker actor's handler: hand the id to the pipeline (or, with no pipeline
+        running, attempt it here)."""
+        if self._pipeline is not None:
+            self._pipeline.ring(delivery_id)
+        else:
+            self.deliver(delivery_id)
 
     def sweep_once(self) -> list[str]:
         ids = sweep(self.engine, self.clock())
@@ -75,9 +84,9 @@ class Runtime:
             ids = sweep(self.engine, self.clock(), stale=timedelta(0))
             if not ids:
                 break
-            for delivery_id in ids:
-                if self.deliver(delivery_id) != "skipped":
-                    done += 1
+            for i in range(0, len(ids), MAX_BATCH):
+                statuses = self.deliver_many(ids[i : i + MAX_BATCH])
+                done += sum(1 for s in statuses.values() if s != "skipped")
         return done
 
     # --- threads ------------------------------------------------------------------
@@ -88,7 +97,10 @@ class Runtime:
         log.info(  # what the operator opened beyond public addresses (HUB_EGRESS_ALLOW)
             "egress.policy", allow=[str(n) for n in egress.allowed_networks()] or "public only"
         )
-        broker = queue.configure(queue.broker_url(), handler=self.deliver)
+        if worker:
+            self._pipeline = Pipeline(self.engine, self.clock, self.transport, threads)
+            self._pipeline.start()
+        broker = queue.configure(queue.broker_url(), handler=self.ring)
         if worker:
             self._worker = dramatiq.Worker(broker, worker_threads=threads, queues={queue.QUEUE})
             self._worker.start()
@@ -153,7 +165,9 @@ class Runtime:
         self._stop.set()
         if self._worker is not None:
             self._worker.stop()
+        if self._pipeline is not None:
+            self._pipeline.stop()  # what the consumers accepted is claimed, sent, recorded
         for t in self._threads:
             t.join(timeout=5)
-        queue.release(self.deliver)
+        queue.release(self.ring)
         self.client.close()

@@ -8,13 +8,17 @@ made due again by :mod:`hub.delivery.claim` after the subscription's retry sched
 
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from urllib.parse import urlsplit
 
 import httpx
 import tenacity
 
 from hub import egress
 from hub.connectors import OutboundRequest, OutboundResponse
+from hub.delivery import policy
 from hub.delivery.exchange import Transport
 
 # what is read of an answer at all (connectors parse it); the rest is not fetched
@@ -37,7 +41,7 @@ def delivery_client() -> httpx.Client:
     connection it makes passes the egress policy (:mod:`hub.egress`); it follows no
     redirect."""
     return egress.client(
-        limits=httpx.Limits(max_connections=64),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
 
@@ -78,10 +82,32 @@ def send_one(client: httpx.Client, req: OutboundRequest) -> OutboundResponse:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def http_transport(client: httpx.Client) -> Transport:
-    """Send a connector's requests with ``client`` (short in-attempt retries included)."""
+class EndpointLimit:
+    """At most ``limit`` requests at once to one endpoint (scheme, host and port), so a
+    worker's senders never pile onto one receiver; the others' requests go on."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._gates: defaultdict[str, threading.BoundedSemaphore] = defaultdict(
+            lambda: threading.BoundedSemaphore(self.limit)
+        )
+
+    def gate(self, url: str) -> threading.BoundedSemaphore:
+        parts = urlsplit(url)
+        with self._lock:
+            return self._gates[f"{parts.scheme}://{parts.netloc}"]
+
+
+def http_transport(
+    client: httpx.Client, per_endpoint: int = policy.ENDPOINT_CONCURRENCY
+) -> Transport:
+    """Send a connector's requests with ``client`` (short in-attempt retries included),
+    at most ``per_endpoint`` at once to one endpoint."""
+    limit = EndpointLimit(per_endpoint)
 
     def transport(req: OutboundRequest) -> OutboundResponse:
-        return send_one(client, req)
+        with limit.gate(req.url):
+            return send_one(client, req)
 
     return transport
