@@ -16,10 +16,17 @@ from hub.db.schema import deliveries
 from hub.delivery.claim import claimable_condition
 
 SWEEP_BATCH = 1000
-# A delivery is re-sent when no message was sent since it became due, or when the last
-# message is this old and it is still waiting (the message was lost, or the broker was
-# down). Without this, every sweeper would re-send the whole backlog every second.
+# A delivery is rung again when no message was sent since it became due, or when the
+# last message is this old and it is still waiting (the message was lost, or the broker
+# was down). Without this, every sweeper would re-send the whole backlog every second.
 STALE = timedelta(seconds=10)
+# ... and, past that, only once it has waited since its last message at least as long
+# as it had waited before that message: the waits double (10 s, 20 s, 40 s, ...). A
+# backlog that is merely long (workers behind, nothing lost) would otherwise be rung
+# again every 10 s, and the extra messages would make the backlog longer still. The
+# wait stops doubling at STALE_CAP, so a message lost in a long outage waits no longer.
+STALE_CAP = timedelta(minutes=5)
+STALE_SCAN = 5  # stale candidates read per doorbell the sweep may ring
 
 _REVIVE = (
     update(deliveries)
@@ -32,15 +39,24 @@ _REVIVE = (
         updated_at=bindparam("b_now"),
     )
 )
-_DUE = (
+_UNRUNG = (  # due, and no message sent since it became due
     select(deliveries.c.id)
     .where(
         claimable_condition(),
         (deliveries.c.enqueued_at.is_(None))
-        | (deliveries.c.enqueued_at < deliveries.c.next_attempt_at)
-        | (deliveries.c.enqueued_at <= bindparam("b_stale")),
+        | (deliveries.c.enqueued_at < deliveries.c.next_attempt_at),
     )
     .order_by(deliveries.c.next_attempt_at)
+    .limit(bindparam("b_limit"))
+)
+_STALE = (  # due, rung since, and that message is older than ``stale``
+    select(deliveries.c.id, deliveries.c.next_attempt_at, deliveries.c.enqueued_at)
+    .where(
+        claimable_condition(),
+        deliveries.c.enqueued_at >= deliveries.c.next_attempt_at,
+        deliveries.c.enqueued_at <= bindparam("b_stale"),
+    )
+    .order_by(deliveries.c.enqueued_at)
     .limit(bindparam("b_limit"))
 )
 _MARK_ENQUEUED = (
@@ -61,9 +77,24 @@ def sweep(
     (synchronous draining)."""
     with write_conn(engine) as conn:
         conn.execute(_REVIVE, {"b_now": now})
-        ids = list(
-            conn.execute(_DUE, {"b_now": now, "b_stale": now - stale, "b_limit": limit}).scalars()
-        )
+        ids = list(conn.execute(_UNRUNG, {"b_now": now, "b_limit": limit}).scalars())
+        if len(ids) < limit:
+            stale_rows = conn.execute(
+                _STALE,
+                {"b_now": now, "b_stale": now - stale, "b_limit": (limit - len(ids)) * STALE_SCAN},
+            )
+            ids += [
+                r.id for r in stale_rows if ring_again(r.next_attempt_at, r.enqueued_at, now, stale)
+            ][: limit - len(ids)]
         if ids:
             conn.execute(_MARK_ENQUEUED, {"b_ids": ids, "b_now": now})
         return ids
+
+
+def ring_again(due_at: datetime, rung_at: datetime, now: datetime, stale: timedelta) -> bool:
+    """Whether a due delivery last rung at ``rung_at`` is rung again now: its last
+    message is at least ``stale`` old and at least as old as the wait before it (at
+    most :data:`STALE_CAP`). A ``stale`` of zero rings everything due."""
+    if stale <= timedelta(0):
+        return True
+    return now - rung_at >= max(stale, min(rung_at - due_at, STALE_CAP))
