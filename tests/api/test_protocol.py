@@ -4,6 +4,7 @@ has, kept with httptools."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -124,3 +125,40 @@ def test_requests_are_answered_one_after_another_on_a_connection(
     with socket.create_connection(served, timeout=10) as sock:
         sock.sendall(request * 3)  # pipelined, one write
         assert _read_responses(sock, 3) == [b"HTTP/1.1 200 OK"] * 3
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+def test_writes_in_one_turn_of_the_loop_go_out_as_one() -> None:
+    async def main() -> tuple[list[bytes], list[bytes], _Transport]:
+        inner = _Transport()
+        t = protocol.CoalescingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+        t.write(b"HTTP/1.1 201 Created\r\n\r\n")
+        t.write(b"{}")
+        before = list(inner.writes)
+        await asyncio.sleep(0)
+        after = list(inner.writes)
+        t.write(b"last")
+        t.close()  # what is pending goes first
+        assert t.get_extra_info("peername") == "info:peername"
+        return before, after, inner
+
+    before, after, inner = asyncio.run(main())
+    assert before == [] and after == [b"HTTP/1.1 201 Created\r\n\r\n{}"]
+    assert inner.writes[-1] == b"last" and inner.closed
