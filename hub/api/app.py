@@ -10,7 +10,7 @@ from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from sqlalchemy import Engine
 
-from hub.api.auth import PUBLIC_PATHS, ApiKeyMiddleware
+from hub.api.auth import ApiKeyMiddleware
 from hub.api.catalog import CatalogController
 from hub.api.coupons import CouponController
 from hub.api.errors import EXCEPTION_HANDLERS
@@ -63,7 +63,7 @@ def create_app(
         ],
         middleware=[
             HardeningMiddleware,
-            DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS]),
+            DefineMiddleware(ApiKeyMiddleware, state=state),  # PUBLIC_PATHS excepted
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         dependencies={"raw_body": Provide(raw_body)},

@@ -30,16 +30,16 @@ from typing import Any, Final
 
 from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api.dto import Problem
+from hub.api.jsoncheck import check_json_body
 from hub.api.permissions import PUBLIC_PREFIXES
-from hub.domain.errors import refuse
-from hub.services.jsonio import check_json_text, invalid_characters
+from hub.domain.errors import DomainError, refuse
+from hub.services.jsonio import invalid_characters
 from hub.services.problems import PROBLEM_MEDIA_TYPE
 from hub.settings import env
 
@@ -101,65 +101,45 @@ def is_json_media_type(media_type: str) -> bool:
     )
 
 
+_SECURITY_RAW: Final = tuple((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items())
+_CSP: Final = b"content-security-policy"
+_CACHE_CONTROL: Final = b"cache-control"
+_CONTENT_TYPE: Final = b"content-type"
+_API_CSP: Final = API_CSP.encode()
+_DOCS_CSP: Final = DOCS_CSP.encode()
+
+
+def secure(message: Message, path: str) -> None:
+    """The security headers on a ``http.response.start`` message (those the response
+    does not set itself), working on the raw header list: one pass over it."""
+    raw: Any = message.get("headers")
+    headers: list[tuple[bytes, bytes]] = raw if isinstance(raw, list) else list(raw or ())
+    message["headers"] = headers  # type: ignore[typeddict-unknown-key]
+    present = set()
+    content_type = b""
+    for name, value in headers:
+        lowered = name.lower()
+        present.add(lowered)
+        if lowered == _CONTENT_TYPE:
+            content_type = value
+    for name, value in _SECURITY_RAW:
+        if name not in present:
+            headers.append((name, value))
+    docs = path == DOCS_PREFIX or path.startswith(DOCS_PREFIX + "/")
+    if _CSP not in present:
+        html = docs and media_type_of(content_type.decode("latin-1"))[0] == "text/html"
+        headers.append((_CSP, _DOCS_CSP if html else _API_CSP))
+    if not docs and _CACHE_CONTROL not in present:
+        headers.append((_CACHE_CONTROL, b"no-store"))
+
+
 async def security_headers(message: Message, scope: Scope) -> None:
     """``before_send`` hook: the security headers on every response of the app."""
-    if message["type"] != "http.response.start":
-        return
-    message.setdefault("headers", [])
-    headers = MutableScopeHeaders.from_message(message)
-    path = str(scope.get("path", ""))
-    docs = path == DOCS_PREFIX or path.startswith(DOCS_PREFIX + "/")
-    html = media_type_of(headers.get("content-type"))[0] == "text/html"
-    for name, value in SECURITY_HEADERS.items():
-        if name not in headers:
-            headers[name] = value
-    if "content-security-policy" not in headers:
-        headers["content-security-policy"] = DOCS_CSP if docs and html else API_CSP
-    if not docs and "cache-control" not in headers:
-        headers["cache-control"] = "no-store"
+    if message["type"] == "http.response.start":
+        secure(message, str(scope.get("path", "")))
 
 
 # --- request checks -----------------------------------------------------------------------
-
-
-def _header_section_too_large(raw: list[tuple[bytes, bytes]]) -> str | None:
-    if len(raw) > MAX_HEADER_FIELDS:
-        return f"The request has {len(raw)} header fields; at most {MAX_HEADER_FIELDS}."
-    size = sum(len(name) + len(value) + 4 for name, value in raw)
-    if size > MAX_HEADER_BYTES:
-        return f"The request headers take {size} bytes; at most {MAX_HEADER_BYTES}."
-    return None
-
-
-def _check_characters(path: bytes, query: bytes, raw: list[tuple[bytes, bytes]]) -> None:
-    """NUL characters in the URL or a header (422 ``invalid_characters``, as in a body:
-    PostgreSQL cannot compare or store them, SQLite can), and a repeated
-    ``Idempotency-Key`` (400 ``idempotency_key_repeated``: which one counts would be
-    the server's guess)."""
-    for where, value in (("path", path), ("query", query)):
-        if b"\x00" in value or b"%00" in value:
-            raise invalid_characters(where, "a NUL character (%00)")
-    keys = 0
-    for name, value in raw:
-        if b"\x00" in value:
-            raise invalid_characters(f"header {name.decode('latin-1')[:60]}", "a NUL character")
-        if name.lower() == b"idempotency-key":
-            keys += 1
-            if keys > 1:
-                raise refuse(
-                    "idempotency_key_repeated",
-                    "Send one Idempotency-Key header, not several.",
-                )
-
-
-def _has_body(raw: list[tuple[bytes, bytes]]) -> bool:
-    for name, value in raw:
-        lowered = name.lower()
-        if lowered == b"transfer-encoding" or (
-            lowered == b"content-length" and value.strip() != b"0"
-        ):
-            return True
-    return False
 
 
 class HardeningMiddleware:
@@ -175,6 +155,11 @@ class HardeningMiddleware:
 
     @staticmethod
     def check(scope: Scope) -> None:
+        """One pass over the headers: their number and size (431 ``headers_too_large``),
+        a NUL character in one (422 ``invalid_characters``), a repeated
+        ``Idempotency-Key`` (400 ``idempotency_key_repeated``: which one counts would be
+        the server's guess), and whether a body comes and in which media type. The URL:
+        its length (414 ``uri_too_long``) and NUL characters."""
         raw_path = scope.get("raw_path") or str(scope.get("path", "")).encode()
         raw_path = raw_path.partition(b"?")[0]  # some servers (the TestClient) include it
         query = scope.get("query_string", b"")
@@ -184,27 +169,61 @@ class HardeningMiddleware:
                 "uri_too_long",
                 f"The URL takes {url_bytes} bytes; at most {MAX_URL_BYTES}.",
             )
-        raw: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
-        if (reason := _header_section_too_large(raw)) is not None:
-            raise refuse("headers_too_large", reason)
-        _check_characters(raw_path, query, raw)
-        method = str(scope.get("method", "GET")).upper()
-        path = str(scope.get("path", ""))
-        if method in BODY_METHODS and not path.startswith(OWN_MEDIA_TYPE_PREFIXES):
-            if not _has_body(raw):
-                return
-            content_type = next(
-                (v.decode("latin-1") for k, v in raw if k.lower() == b"content-type"), None
+        raw: list[tuple[bytes, bytes]] = scope.get("headers", [])  # type: ignore[assignment]
+        if len(raw) > MAX_HEADER_FIELDS:
+            raise refuse(
+                "headers_too_large",
+                f"The request has {len(raw)} header fields; at most {MAX_HEADER_FIELDS}.",
             )
-            media, params = media_type_of(content_type)
-            charset = params.get("charset", "utf-8")
-            if not is_json_media_type(media) or charset not in ("utf-8", "utf8"):
-                sent = content_type.strip() if content_type else "no Content-Type"
-                raise refuse(
-                    "unsupported_media_type",
-                    f"Send the body as application/json (UTF-8), not {sent[:100]}.",
-                    accepted=["application/json"],
+        size = 0
+        keys = 0
+        has_body = False
+        content_type: bytes | None = None
+        first: DomainError | None = None  # the first bad header, in the request's order
+        for name, value in raw:
+            size += len(name) + len(value) + 4
+            if first is None and b"\x00" in value:
+                first = invalid_characters(
+                    f"header {name.decode('latin-1')[:60]}", "a NUL character"
                 )
+            lowered = name.lower()
+            if lowered == b"idempotency-key":
+                keys += 1
+                if keys == 2 and first is None:
+                    first = refuse(
+                        "idempotency_key_repeated", "Send one Idempotency-Key header, not several."
+                    )
+            elif lowered == b"content-type":
+                if content_type is None:
+                    content_type = value
+            elif lowered == b"transfer-encoding" or (
+                lowered == b"content-length" and value.strip() != b"0"
+            ):
+                has_body = True
+        if size > MAX_HEADER_BYTES:
+            raise refuse(
+                "headers_too_large",
+                f"The request headers take {size} bytes; at most {MAX_HEADER_BYTES}.",
+            )
+        for where, value in (("path", raw_path), ("query", query)):
+            if b"\x00" in value or b"%00" in value:
+                raise invalid_characters(where, "a NUL character (%00)")
+        if first is not None:
+            raise first
+        if not has_body or str(scope.get("method", "GET")).upper() not in BODY_METHODS:
+            return
+        if str(scope.get("path", "")).startswith(OWN_MEDIA_TYPE_PREFIXES):
+            return
+        sent_type = content_type.decode("latin-1") if content_type is not None else None
+        media, params = media_type_of(sent_type)
+        charset = params.get("charset", "utf-8")
+        if not is_json_media_type(media) or charset not in ("utf-8", "utf8"):
+            sent = sent_type.strip() if sent_type else "no Content-Type"
+            raise refuse(
+                "unsupported_media_type",
+                f"Send the body as application/json (UTF-8), not {sent[:100]}.",
+                accepted=["application/json"],
+            )
 
 
 # --- JSON nesting depth -------------------------------------------------------------------
@@ -255,7 +274,7 @@ class HubRequest(Request[Any, Any, Any]):
                 f"JSON is malformed: nested deeper than {MAX_JSON_DEPTH} levels.",
             )
         if not str(self.scope.get("path", "")).startswith(OWN_MEDIA_TYPE_PREFIXES):
-            check_json_text(body)
+            check_json_body(body)
         return body
 
 

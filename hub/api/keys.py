@@ -8,6 +8,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
+from hub.api.auth import forget_key
 from hub.api.dto import KeyCreated, KeyList, KeyOut, Name, StoreCode, UtcTime
 from hub.api.openapi import ok
 from hub.api.state import hub, principal
@@ -69,4 +70,6 @@ class KeyController(Controller):
     )
     def revoke(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> dict[str, Any]:
         h = hub(request)
-        return keys.revoke_key(h.engine, principal(request), key_id, h.clock())
+        revoked = keys.revoke_key(h.engine, principal(request), key_id, h.clock())
+        forget_key(key_id)  # at once in this process; the others within CACHE_SECONDS
+        return revoked

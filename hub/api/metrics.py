@@ -46,7 +46,19 @@ from hub.domain.errors import ERROR_CODES
 log = structlog.get_logger("hub.api")
 
 LATENCY_BUCKETS: Final = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 UNMATCHED: Final = "unmatched"
 OTHER: Final = "other"
@@ -65,7 +77,11 @@ POS_SUCCESS: Final[dict[str, str]] = {
     "reverse": "reversed",
 }
 OUTCOMES: Final = frozenset(ERROR_CODES) | {
-    REPLAYED, OK, OTHER, *SUCCESS.values(), *POS_SUCCESS.values()
+    REPLAYED,
+    OK,
+    OTHER,
+    *SUCCESS.values(),
+    *POS_SUCCESS.values(),
 }
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 PROBLEM: Final = b"application/problem+json"

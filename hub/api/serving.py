@@ -23,12 +23,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from litestar import Litestar
 
 from hub.api.hardening import MAX_REQUEST_HEAD
 from hub.api.ops import DRAINING
+from hub.api.protocol import event_loop, http_protocol
 from hub.settings import foreign_env, set_foreign_env
 
 
@@ -88,14 +90,17 @@ def stop_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def server_config(app: Litestar | str, graceful_timeout: float) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
+def server_config(app: Litestar | str, graceful_timeout: float, **options: Any) -> uvicorn.Config:
+    """``hub serve``'s uvicorn settings (``options``: more of them, e.g. host and port)."""
+    settings: dict[str, Any] = dict(
         log_level="warning",
         access_log=False,
-        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,  # request line + headers
+        loop=event_loop(),  # uvloop when installed (hub.api.protocol)
+        http=http_protocol(),  # httptools with the head cap when installed, else h11
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,  # request line + headers (h11)
         timeout_graceful_shutdown=max(1, round(graceful_timeout)),
     )
+    return uvicorn.Config(app, **(settings | options))
 
 
 def serve(
@@ -103,6 +108,9 @@ def serve(
 ) -> None:
     """Serve ``app`` on the bound ``sock`` until SIGTERM/SIGINT, draining as above. The
     socket is closed when the server stops accepting."""
+    from hub.logs import cache_loggers
+
+    cache_loggers()  # a serving process: each logger built once, not on every call
     server = DrainingServer(server_config(app, graceful_timeout), drain_seconds)
     server.should_exit = DRAINING.is_set()  # told to stop while starting
     server.run(sockets=[sock])

@@ -162,6 +162,15 @@ _AUTH = select(
 def authenticate(engine: Engine, token: str, now: datetime | None = None) -> Principal | None:
     """The principal for a bearer token, or ``None`` if unknown, revoked, expired or
     malformed. Records the key's last use (at most once a minute)."""
+    found = authenticate_key(engine, token, now)
+    return found[0] if found is not None else None
+
+
+def authenticate_key(
+    engine: Engine, token: str, now: datetime | None = None
+) -> tuple[Principal, datetime | None] | None:
+    """As :func:`authenticate`, with the key's ``expires_at`` (for a cache of verified
+    keys, which must not outlive it)."""
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
@@ -188,7 +197,7 @@ def authenticate(engine: Engine, token: str, now: datetime | None = None) -> Pri
                 )
                 .values(last_used_at=now)
             )
-    return Principal(
+    principal = Principal(
         key_id=row.id,
         merchant_id=row.merchant_id,
         role=row.role,
@@ -197,6 +206,7 @@ def authenticate(engine: Engine, token: str, now: datetime | None = None) -> Pri
         store_code=row.code,
         stores=tuple(row.stores) if row.stores is not None else None,
     )
+    return principal, row.expires_at
 
 
 def _view(row: Any, now: datetime) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from hub.api.hardening import (
 )
 from hub.api.pos import POS_MAX_BODY
 from hub.api.redemptions import REDEEM_MAX_BODY
+from hub.api.serving import server_config
 from hub.services.problems import PROBLEM_MEDIA_TYPE, status_for
 from tests.conftest import Clock, Merchant, free_port, issue, make_template, order
 
@@ -266,13 +267,8 @@ def test_url_limit(client: TestClient[Any], merchant: Merchant) -> None:
 def hardened_server(db: Engine, clock: Clock) -> Iterator[str]:
     """The app under uvicorn with the parser limit ``hub serve`` uses."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(db, clock=clock),
-        host="127.0.0.1",
-        port=port,
-        log_level="critical",
-        access_log=False,
-        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
+    config = server_config(
+        create_app(db, clock=clock), 10, host="127.0.0.1", port=port, log_level="critical"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
