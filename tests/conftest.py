@@ -13,6 +13,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,16 +26,19 @@ import psycopg
 import pytest
 import uvicorn
 from cryptography.fernet import Fernet
+from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import Engine, text
 
 from hub import egress
 from hub.api.app import create_app
+from hub.api.state import HubState
 from hub.db.engine import make_engine
 from hub.db.migrate import upgrade
 from hub.db.schema import metadata
 from hub.services import catalog, issuing, keys
 from hub.services.principal import Principal
+from hub.services.settings import Settings
 
 # One secret key for the whole run, so no test depends on (or writes) a key file in the
 # working directory; the key-file tests clear it themselves.
@@ -219,10 +223,37 @@ def merchant(db: Engine, clock: Clock) -> Merchant:
     return make_merchant(db, clock.now)
 
 
+# create_app() spends ~0.1-0.8 s registering the routes (litestar parses every handler's
+# signature), more than most API tests take; 1,200+ tests ask for a client. The app is
+# built once per engine and environment (tests that set HUB_* variables get their own) and
+# each test gets a fresh HubState — settings read from the environment now, its own
+# clock — exactly as create_app() makes it. Nothing else in the app keeps state between
+# requests (the principal cache is module-level, as in a real process).
+_APPS: OrderedDict[tuple[Any, ...], Litestar] = OrderedDict()
+_APP_STATE_KEYS = {"hub", "allow_headers"}  # what create_app() puts in app.state
+
+
+def shared_app(engine: Engine, clock: Clock) -> Litestar:
+    """``create_app(engine, clock=clock)``, the routes registered once per engine and
+    environment."""
+    env = sorted((k, v) for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST")
+    key = (engine, tuple(env))
+    app = _APPS.get(key)
+    if app is None:
+        app = create_app(engine, clock=clock)
+        assert set(app.state.dict()) == _APP_STATE_KEYS, "create_app() keeps new state"
+        _APPS[key] = app
+        while len(_APPS) > 8:
+            _APPS.popitem(last=False)
+    else:
+        _APPS.move_to_end(key)
+        app.state.hub = HubState.for_engine(engine, settings=Settings(), clock=clock)
+    return app
+
+
 @pytest.fixture
 def client(db: Engine, clock: Clock) -> Iterator[TestClient[Any]]:
-    app = create_app(db, clock=clock)
-    with TestClient(app) as c:
+    with TestClient(shared_app(db, clock)) as c:
         yield c
 
 
