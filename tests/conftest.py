@@ -26,7 +26,6 @@ import psycopg
 import pytest
 import uvicorn
 from cryptography.fernet import Fernet
-from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import Engine, text
 
@@ -229,11 +228,11 @@ def merchant(db: Engine, clock: Clock) -> Merchant:
 # each test gets a fresh HubState — settings read from the environment now, its own
 # clock — exactly as create_app() makes it. Nothing else in the app keeps state between
 # requests (the principal cache is module-level, as in a real process).
-_APPS: OrderedDict[tuple[Any, ...], Litestar] = OrderedDict()
+_APPS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # (engine, environment): app
 _APP_STATE_KEYS = {"hub", "allow_headers"}  # what create_app() puts in app.state
 
 
-def shared_app(engine: Engine, clock: Clock) -> Litestar:
+def shared_app(engine: Engine, clock: Clock) -> Any:
     """``create_app(engine, clock=clock)``, the routes registered once per engine and
     environment."""
     env = sorted((k, v) for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST")
