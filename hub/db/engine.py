@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 import structlog
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -155,6 +157,16 @@ def budget_for(engine: Engine) -> ConnectionBudget:
     )
 
 
+def _json_text(value: Any) -> str:
+    """JSON for a JSON/JSONB parameter: msgspec (several times faster than the standard
+    library, which costs ~4 % of a redeem's CPU); the standard library for what msgspec
+    will not encode (non-string keys)."""
+    try:
+        return msgspec.json.encode(value).decode()
+    except (TypeError, msgspec.EncodeError):
+        return json.dumps(value)
+
+
 def make_async_engine(engine: Engine) -> AsyncEngine:
     """An asyncpg engine on ``engine``'s PostgreSQL database with the same pool bounds
     (size, overflow, timeout) — the redeem/validate/POS hot path runs its Core
@@ -170,6 +182,8 @@ def make_async_engine(engine: Engine) -> AsyncEngine:
         pool_timeout=timeout,
         # every timestamp read in UTC, as the psycopg engine's connect hook sets it
         connect_args={"server_settings": {"timezone": "UTC"}},
+        json_serializer=_json_text,
+        json_deserializer=msgspec.json.decode,
     )
 
 
