@@ -27,6 +27,11 @@ from sqlalchemy import exc as sa_exc
 _POLL_SECONDS = 0.005
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class ConnectionBudget:
     """Admission to the hot path's pool (see the module docstring); one per event loop."""
 
@@ -55,13 +60,23 @@ class ConnectionBudget:
                 raise sa_exc.TimeoutError(
                     f"connection budget of {self.limit} reached, timed out after {self.timeout:g} s"
                 )
+            # woken by a hot unit leaving; only when the other pool holds the room (its
+            # threads cannot wake us) look again every few milliseconds
+            others_hold_it = self.admitted < self.size
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append(waiter)
+            timer = loop.call_later(
+                min(remaining, _POLL_SECONDS) if others_hold_it else remaining,
+                _wake,
+                waiter,
+            )
             try:
-                await asyncio.wait_for(waiter, min(remaining, _POLL_SECONDS))
-            except TimeoutError:
-                pass
+                await waiter
+            except BaseException:  # cancelled: hand a wake-up it may have had to the next
+                self._wake_next()
+                raise
             finally:
+                timer.cancel()
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
             if self._free():
@@ -75,6 +90,9 @@ class ConnectionBudget:
         tb: TracebackType | None,
     ) -> None:
         self.admitted -= 1
+        self._wake_next()
+
+    def _wake_next(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
