@@ -4,7 +4,7 @@ the hot path's asyncpg engine (created in the serving event loop, disposed at sh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -22,6 +22,7 @@ from hub.db.budget import ConnectionBudget
 from hub.db.engine import budget_for, is_sqlite, make_async_engine
 from hub.services.principal import Principal
 from hub.services.settings import Settings
+from hub.settings import env
 
 
 def utcnow() -> datetime:
@@ -34,6 +35,7 @@ class HubState:
     settings: Settings = field(default_factory=Settings)
     clock: Callable[[], datetime] = utcnow
     inline_db: bool = False  # run database work on the event loop (SQLite), not in a thread
+    hot_async: bool = False  # PostgreSQL hot path on asyncpg on the loop (HUB_DB_HOT_DRIVER)
     _limiter: anyio.CapacityLimiter | None = field(default=None, init=False, repr=False)
     _hot: AsyncEngine | None = field(default=None, init=False, repr=False)
     _hot_loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
@@ -46,7 +48,7 @@ class HubState:
         asyncpg :class:`AsyncEngine` made for the running event loop; :func:`run_db`
         runs the code in a greenlet on the loop, so each statement awaits asyncpg with no
         thread hop. Its connections are closed by :meth:`aclose` (the app's shutdown)."""
-        if self.inline_db:
+        if self.inline_db or not self.hot_async:
             return self.engine
         loop = asyncio.get_running_loop()
         if self._hot is None or self._hot_loop is not loop:
@@ -86,7 +88,27 @@ class HubState:
 
     @classmethod
     def for_engine(cls, engine: Engine, **kw: Any) -> HubState:
-        return cls(engine=engine, inline_db=is_sqlite(engine), **kw)
+        sqlite = is_sqlite(engine)
+        return cls(
+            engine=engine,
+            inline_db=sqlite,
+            hot_async=not sqlite and hot_driver() == "asyncpg",
+            **kw,
+        )
+
+
+def hot_driver(environ: Mapping[str, str] | None = None) -> str:
+    """``HUB_DB_HOT_DRIVER``: ``psycopg`` (the default) or ``asyncpg``.
+
+    asyncpg on the event loop spends less CPU per redeem (no thread hop; measured 2.4
+    against 4.0 ms at c32) but, measured on the shared 2-core machine, each round trip
+    through SQLAlchemy's asyncpg adapter waited longer: a c8 loop of the service ran
+    130–170 redeems/s against 250–310/s in psycopg threads (bench/README.md), so
+    psycopg stays the default until that is understood."""
+    raw = (env("HUB_DB_HOT_DRIVER", environ) or "psycopg").strip().lower()
+    if raw not in ("psycopg", "asyncpg"):
+        raise ValueError(f"HUB_DB_HOT_DRIVER must be psycopg or asyncpg, not {raw[:40]!r}")
+    return raw
 
 
 T = TypeVar("T")
@@ -111,15 +133,18 @@ async def run_db(request: Request, fn: Callable[..., T], /, *args: Any, **kw: An
 async def run_hot(request: Request, fn: Callable[..., T], /, *args: Any, **kw: Any) -> T:  # type: ignore[type-arg]
     """Run a hot-path service (redeem, validate, POS) as ``fn(engine, *args, **kw)``.
 
-    SQLite: inline, as :func:`run_db`. PostgreSQL: in a greenlet on the event loop with
-    :meth:`HubState.hot_engine` (asyncpg): the same sync Core code, each statement
-    awaited, no thread hop (the hop was a quarter of the CPU per redeem). The pool's
-    bounded size and timeout still apply (a request waits on the loop for a free
-    connection, then 503 ``database_busy``)."""
+    SQLite: inline, as :func:`run_db`. PostgreSQL with ``HUB_DB_HOT_DRIVER=psycopg``
+    (the default): in a worker thread, as :func:`run_db`. With ``asyncpg``: in a
+    greenlet on the event loop with :meth:`HubState.hot_engine`: the same sync Core
+    code, each statement awaited, no thread hop; admission by the connection budget
+    (a request waits on the loop for room, then 503 ``database_busy``)."""
     state = hub(request)
     engine = state.hot_engine()
     if state.inline_db:
         return fn(engine, *args, **kw)
+    if not state.hot_async:  # psycopg in a worker thread (HUB_DB_HOT_DRIVER)
+        work = partial(fn, engine, *args, **kw)
+        return await anyio.to_thread.run_sync(work, limiter=state.db_limiter())
     async with state.budget():
         result: T = await greenlet_spawn(fn, engine, *args, **kw)
     return result

@@ -32,6 +32,7 @@ def test_a_burst_of_redeems_opens_no_connection_beyond_the_pool(
     # the API key stays cached for the whole test (on a loaded machine the default 5 s
     # can run out between bursts: 24 key look-ups at once are not what is measured here)
     monkeypatch.setattr(auth, "CACHE_SECONDS", 600.0)
+    monkeypatch.setenv("HUB_DB_HOT_DRIVER", "asyncpg")  # the budget's bound (psycopg: threads)
     tpl = make_template(db, merchant, clock.now)
     codes = issue(db, merchant, tpl, clock.now, count=CLIENTS * 2 + 1)
     # overflow allowed, as in production: only the bound on threads keeps it unused

@@ -19,8 +19,9 @@ def test_the_async_url_is_derived_from_any_postgresql_spelling() -> None:
 
 
 def test_the_async_engine_has_the_pools_bounds() -> None:
-    engine = make_engine("postgresql://postgres@127.0.0.1:5432/test", pool_size=3,
-                         max_overflow=4, pool_timeout=2.5)
+    engine = make_engine(
+        "postgresql://postgres@127.0.0.1:5432/test", pool_size=3, max_overflow=4, pool_timeout=2.5
+    )
     try:
         hot = make_async_engine(engine)
         pool = hot.sync_engine.pool
