@@ -100,11 +100,11 @@ class HubState:
 def hot_driver(environ: Mapping[str, str] | None = None) -> str:
     """``HUB_DB_HOT_DRIVER``: ``psycopg`` (the default) or ``asyncpg``.
 
-    asyncpg on the event loop spends less CPU per redeem (no thread hop; measured 2.4
-    against 4.0 ms at c32) but, measured on the shared 2-core machine, each round trip
-    through SQLAlchemy's asyncpg adapter waited longer: a c8 loop of the service ran
-    130–170 redeems/s against 250–310/s in psycopg threads (bench/README.md), so
-    psycopg stays the default until that is understood."""
+    asyncpg on the event loop saves the thread hop, but measured on the shared 2-core
+    machine a c8 loop of the redeem service through SQLAlchemy's asyncpg adapter ran
+    180–190 redeems/s at 2.1 ms CPU each, against 260–270/s at 1.7–1.9 ms in psycopg
+    threads (psycopg overlaps the waits in its threads; the adapter costs CPU per
+    statement), so psycopg stays the default."""
     raw = (env("HUB_DB_HOT_DRIVER", environ) or "psycopg").strip().lower()
     if raw not in ("psycopg", "asyncpg"):
         raise ValueError(f"HUB_DB_HOT_DRIVER must be psycopg or asyncpg, not {raw[:40]!r}")
