@@ -45,10 +45,18 @@ def test_claiming_a_key_is_one_statement(db: Engine, merchant: Merchant, clock: 
     seen = Statements(db)
     try:
         with db.begin() as conn:
-            assert idempotency.claim(
-                conn, scope="k1", key="once", endpoint="POST /v1/redemptions",
-                req_hash="h", now=clock.now, ttl=timedelta(hours=1),
-            ) is None
+            assert (
+                idempotency.claim(
+                    conn,
+                    scope="k1",
+                    key="once",
+                    endpoint="POST /v1/redemptions",
+                    req_hash="h",
+                    now=clock.now,
+                    ttl=timedelta(hours=1),
+                )
+                is None
+            )
             claim = work(seen.sql)
             idempotency.complete(conn, scope="k1", key="once", status=201, body=b"{}")
     finally:
@@ -60,22 +68,45 @@ def test_a_held_key_lock_still_answers_in_flight(db: Engine, clock: Clock) -> No
     if db.dialect.name != "postgresql":
         pytest.skip("SQLite serialises writers: no advisory lock to hold")
     with db.connect() as holder, holder.begin():
-        assert holder.execute(text("SELECT pg_try_advisory_xact_lock(:id)"),
-                              {"id": _lock_id("k1", "busy")}).scalar_one()
+        assert holder.execute(
+            text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": _lock_id("k1", "busy")}
+        ).scalar_one()
         with db.begin() as conn, pytest.raises(DomainError) as err:
-            idempotency.claim(conn, scope="k1", key="busy", endpoint="POST /v1/redemptions",
-                              req_hash="h", now=clock.now)
+            idempotency.claim(
+                conn,
+                scope="k1",
+                key="busy",
+                endpoint="POST /v1/redemptions",
+                req_hash="h",
+                now=clock.now,
+            )
         assert err.value.code == "idempotency_key_in_flight"
     with db.begin() as conn:  # the lock is gone with the holder's transaction
-        assert idempotency.claim(conn, scope="k1", key="busy", endpoint="POST /v1/redemptions",
-                                 req_hash="h", now=clock.now) is None
+        assert (
+            idempotency.claim(
+                conn,
+                scope="k1",
+                key="busy",
+                endpoint="POST /v1/redemptions",
+                req_hash="h",
+                now=clock.now,
+            )
+            is None
+        )
         idempotency.complete(conn, scope="k1", key="busy", status=201, body=b"{}")
 
 
 def _redeem(engine: Engine, merchant: Merchant, clock: Clock, code: str, key: str) -> None:
     cmd = RedeemCommand(code=code, store="SH-001", channel="pos", order=Order(id=key, amount=12800))
-    r = redeem(engine, merchant.principal, cmd, idempotency_key=key, canonical_body=b"{}",
-               now=clock.now, operation=REDEMPTION_OPERATIONS.redeem)
+    r = redeem(
+        engine,
+        merchant.principal,
+        cmd,
+        idempotency_key=key,
+        canonical_body=b"{}",
+        now=clock.now,
+        operation=REDEMPTION_OPERATIONS.redeem,
+    )
     assert r.status == 201, r.body
 
 
@@ -101,11 +132,15 @@ def test_a_successful_redeem_sends_five_statements_on_postgresql_seven_on_sqlite
     assert sum("idempotency_keys" in s for s in sent) == 2, sent
     with db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(redemptions)).scalar() == 2
-        events = conn.execute(
-            select(outbox_events.c.data["order_id"].as_string())
-            .where(outbox_events.c.type == "coupon.redeemed")
-            .order_by(outbox_events.c.seq)
-        ).scalars().all()
+        events = (
+            conn.execute(
+                select(outbox_events.c.data["order_id"].as_string())
+                .where(outbox_events.c.type == "coupon.redeemed")
+                .order_by(outbox_events.c.seq)
+            )
+            .scalars()
+            .all()
+        )
     assert events == ["warm", "counted"]
 
 
@@ -118,17 +153,25 @@ def test_a_subscription_made_elsewhere_gets_the_next_redeem_at_once(
     tpl = make_template(db, merchant, clock.now)
     first, second = issue(db, merchant, tpl, clock.now, count=2)
     _redeem(db, merchant, clock, first, "before")
-    other = make_engine(db.url.render_as_string(hide_password=False), pool_size=1,
-                        max_overflow=0)
+    other = make_engine(db.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
     try:
         with other.begin() as conn:
-            conn.execute(insert(subscriptions).values(
-                id="sub_elsewhere", merchant_id=merchant.principal.merchant_id,
-                connector="webhook", config={"url": "http://127.0.0.1:9/hook"},
-                events=["coupon.redeemed"], filter={}, retry_schedule=None, status="active",
-                consecutive_failures=0, description=None, created_at=clock.now,
-                updated_at=clock.now,
-            ))
+            conn.execute(
+                insert(subscriptions).values(
+                    id="sub_elsewhere",
+                    merchant_id=merchant.principal.merchant_id,
+                    connector="webhook",
+                    config={"url": "http://127.0.0.1:9/hook"},
+                    events=["coupon.redeemed"],
+                    filter={},
+                    retry_schedule=None,
+                    status="active",
+                    consecutive_failures=0,
+                    description=None,
+                    created_at=clock.now,
+                    updated_at=clock.now,
+                )
+            )
     finally:
         other.dispose()
     seen = Statements(db)
@@ -143,8 +186,9 @@ def test_a_subscription_made_elsewhere_gets_the_next_redeem_at_once(
     assert len(sent) == expected, sent
     with db.connect() as conn:
         rows = conn.execute(
-            select(deliveries.c.subscription_id, outbox_events.c.data["code"].as_string())
-            .join(outbox_events, outbox_events.c.id == deliveries.c.event_id)
+            select(deliveries.c.subscription_id, outbox_events.c.data["code"].as_string()).join(
+                outbox_events, outbox_events.c.id == deliveries.c.event_id
+            )
         ).all()
     assert rows == [("sub_elsewhere", second)]
 
