@@ -26,13 +26,15 @@ POOL_SIZE = 2
 CLIENTS = 24
 
 
+@pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
 def test_a_burst_of_redeems_opens_no_connection_beyond_the_pool(
-    db: Engine, merchant: Merchant, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    db: Engine, merchant: Merchant, clock: Clock, monkeypatch: pytest.MonkeyPatch, driver: str
 ) -> None:
     # the API key stays cached for the whole test (on a loaded machine the default 5 s
     # can run out between bursts: 24 key look-ups at once are not what is measured here)
     monkeypatch.setattr(auth, "CACHE_SECONDS", 600.0)
-    monkeypatch.setenv("HUB_DB_HOT_DRIVER", "asyncpg")  # the budget's bound (psycopg: threads)
+    # psycopg: the threads' bound; asyncpg: the connection budget's (PostgreSQL only)
+    monkeypatch.setenv("HUB_DB_HOT_DRIVER", driver)
     tpl = make_template(db, merchant, clock.now)
     codes = issue(db, merchant, tpl, clock.now, count=CLIENTS * 2 + 1)
     # overflow allowed, as in production: only the bound on threads keeps it unused
