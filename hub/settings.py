@@ -60,6 +60,12 @@ VARIABLES: tuple[Variable, ...] = (
         "10",
         "Seconds a request waits for a free connection before 503 `database_busy`.",
     ),
+    Variable(
+        "HUB_DB_HOT_DRIVER",
+        "psycopg",
+        "PostgreSQL driver of the redeem/validate/reversal/POS routes: `psycopg` "
+        "(worker threads) or `asyncpg` (on the event loop, no thread hop).",
+    ),
     # guessing defence
     Variable(
         "HUB_GUESS_WINDOW_SECONDS", "600", "The sliding window of failed code look-ups."

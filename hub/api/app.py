@@ -75,6 +75,7 @@ def create_app(
         debug=False,
     )
     app.state.hub = state
+    app.on_shutdown.append(state.aclose)  # the hot path's asyncpg connections (hub.api.state)
     # outermost: every response of every route, 404s and refusals included (hub.api.metrics)
     check_multiprocess_dir()
     app.asgi_handler = RequestMetrics(app.asgi_handler)

@@ -18,7 +18,7 @@ from litestar.params import FromPath
 from hub.api.client import client_address
 from hub.api.metrics import note_pos
 from hub.api.redemptions import REDEMPTION_OPERATIONS
-from hub.api.state import hub, principal, run_db
+from hub.api.state import hub, principal, run_hot
 from hub.connectors import OPERATIONS, InboundConnector, get_connector
 from hub.domain.errors import DomainError, refuse
 from hub.services import inbound
@@ -89,10 +89,9 @@ class PosController(Controller):
                 accepted=list(impl.media_types),
             )
         h = hub(request)
-        reply = await run_db(
+        reply = await run_hot(
             request,
             inbound.handle,
-            h.engine,
             principal(request),
             impl,
             operation,  # checked against impl.operations above

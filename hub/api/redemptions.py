@@ -19,7 +19,7 @@ from hub.api.dto import (
 )
 from hub.api.params import Since, Until, query_time
 from hub.api.responses import problem_docs, too_many_docs
-from hub.api.state import hub, principal, run_db
+from hub.api.state import hub, principal, run_hot
 from hub.api.strict import Strict
 from hub.connectors import redeem_command
 from hub.services import queries
@@ -86,10 +86,9 @@ class RedemptionController(Controller):
         ] = None,
     ) -> Response[RedemptionOut]:
         h = hub(request)
-        result = await run_db(
+        result = await run_hot(
             request,
             svc.redeem,
-            h.engine,
             principal(request),
             to_command(data),
             idempotency_key=idempotency_key,
@@ -115,10 +114,9 @@ class RedemptionController(Controller):
         data: JSONBody[RedeemIn],
     ) -> ValidationOut:
         h = hub(request)
-        body = await run_db(
+        body = await run_hot(
             request,
             svc.validate,
-            h.engine,
             principal(request),
             to_command(data),
             h.clock(),
@@ -147,10 +145,9 @@ class RedemptionController(Controller):
     ) -> Response[ReversalOut]:
         h = hub(request)
         body = data or ReversalIn()
-        result = await run_db(
+        result = await run_hot(
             request,
             svc.reverse,
-            h.engine,
             principal(request),
             redemption_id,
             body.reason,

@@ -37,9 +37,9 @@ class InsertIfAbsent:
     def _locked_statement(self, columns: tuple[str, ...]) -> ReturningInsert[Any]:
         stmt = self._locked.get(columns)
         if stmt is None:
-            row = select(
-                *(bindparam(c, type_=self._table.c[c].type) for c in columns)
-            ).where(func.pg_try_advisory_xact_lock(bindparam("hub_lock_id", type_=BigInteger)))
+            row = select(*(bindparam(c, type_=self._table.c[c].type) for c in columns)).where(
+                func.pg_try_advisory_xact_lock(bindparam("hub_lock_id", type_=BigInteger))
+            )
             stmt = (
                 pg_insert(self._table)
                 .from_select(list(columns), row)

@@ -22,7 +22,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, delete, select, update
+from sqlalchemy import CTE, Connection, Update, and_, bindparam, delete, select, update
 
 from hub.db.schema import idempotency_keys as t
 from hub.db.upsert import InsertIfAbsent
@@ -139,7 +139,18 @@ def claim(
 
 
 def complete(conn: Connection, *, scope: str, key: str, status: int, body: bytes) -> None:
-    conn.execute(_COMPLETE, {"b_scope": scope, "b_key": key, "b_status": status, "b_body": body})
+    conn.execute(_COMPLETE, completion_params(scope=scope, key=key, status=status, body=body))
+
+
+def completion_with(*ctes: CTE) -> Update:
+    """The completion statement with data-modifying ``ctes`` (PostgreSQL: inserts that
+    run in the same statement; build it once); execute it with
+    :func:`completion_params` plus the CTEs' parameters."""
+    return _COMPLETE.add_cte(*ctes)
+
+
+def completion_params(*, scope: str, key: str, status: int, body: bytes) -> dict[str, object]:
+    return {"b_scope": scope, "b_key": key, "b_status": status, "b_body": body}
 
 
 def release(conn: Connection, *, scope: str, key: str) -> None:

@@ -11,11 +11,11 @@ and with none installed the records simply wait for the sweeper.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import JSON, Connection, ScalarSelect, bindparam, func, insert, or_, select
 
 from hub.db.engine import after_commit
 from hub.db.schema import deliveries, outbox_events, subscriptions
@@ -113,10 +113,92 @@ def envelope(
 
 # --- fan-out: one delivery record per (event, matching subscription) ----------------------
 
+
+class Sub(NamedTuple):
+    """A live subscription as the fan-out needs it."""
+
+    id: str
+    events: list[str]
+    filter: dict[str, Any]
+
+
+# ``status IN (…)`` spelled as ORs of plain parameters: an IN list is an "expanding"
+# parameter that SQLAlchemy re-renders into the SQL on every execution.
+_LIVE = or_(*(subscriptions.c.status == s for s in LIVE_STATUSES))
 _SUBSCRIPTIONS = select(subscriptions.c.id, subscriptions.c.events, subscriptions.c.filter).where(
-    subscriptions.c.merchant_id == bindparam("b_merchant"),
-    subscriptions.c.status.in_(LIVE_STATUSES),
+    subscriptions.c.merchant_id == bindparam("b_merchant"), _LIVE
 )
+
+
+def live_subscriptions_column(dialect: str) -> ScalarSelect[Any]:
+    """The merchant's (``b_merchant``) live subscriptions as one JSON array of
+    ``[id, events, filter]``, to read inside another statement (the redeem's coupon
+    read) instead of a round trip of its own; :func:`know_subscriptions` takes it."""
+    if dialect == "postgresql":
+        row = func.json_build_array(
+            subscriptions.c.id, subscriptions.c.events, subscriptions.c.filter
+        )
+        agg = func.json_agg(row, type_=JSON)
+    else:
+        row = func.json_array(
+            subscriptions.c.id, func.json(subscriptions.c.events), func.json(subscriptions.c.filter)
+        )
+        agg = func.json_group_array(row, type_=JSON)
+    return (
+        select(agg)
+        .where(subscriptions.c.merchant_id == bindparam("b_merchant"), _LIVE)
+        .scalar_subquery()
+    )
+
+
+_SUBS_KEY = "hub_outbox_subscriptions"
+_HOLD_KEY = "hub_outbox_hold"
+_HELD_KEY = "hub_outbox_held"
+
+
+def know_subscriptions(conn: Connection, merchant_id: str, found: Any) -> None:
+    """What :func:`live_subscriptions_column` read for ``merchant_id`` in this
+    transaction: :func:`append` uses it instead of reading the subscriptions again.
+    The caller calls :func:`forget` before the connection goes back to the pool."""
+    subs = [Sub(str(i), list(e or []), dict(f or {})) for i, e, f in (found or [])]
+    conn.info.setdefault(_SUBS_KEY, {})[merchant_id] = subs
+
+
+def hold_next(conn: Connection) -> None:
+    """Let the next :func:`append` of a single event that makes no delivery record keep
+    the row for the caller (:func:`take_held`), who inserts it together with other
+    writes in one statement (PostgreSQL: the redeem's completion)."""
+    conn.info[_HOLD_KEY] = True
+
+
+def take_held(conn: Connection) -> list[dict[str, Any]]:
+    """The event rows :func:`append` kept (see :func:`hold_next`): the caller must insert
+    them in this transaction (:func:`insert_events` or its own statement)."""
+    held: list[dict[str, Any]] = conn.info.pop(_HELD_KEY, [])
+    return held
+
+
+def forget(conn: Connection) -> None:
+    """Drop what this module remembered on ``conn`` (subscriptions read, a hold)."""
+    for k in (_SUBS_KEY, _HOLD_KEY, _HELD_KEY):
+        conn.info.pop(k, None)
+
+
+def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert event rows that make no delivery record (as :func:`append` would)."""
+    if rows:
+        conn.execute(_INSERT_EVENTS, list(rows))
+
+
+def _subscriptions(conn: Connection, merchant_id: str) -> list[Sub]:
+    known: Mapping[str, list[Sub]] = conn.info.get(_SUBS_KEY, {})
+    found = known.get(merchant_id)
+    if found is not None:
+        return found
+    rows = conn.execute(_SUBSCRIPTIONS, {"b_merchant": merchant_id}).all()
+    return [Sub(r.id, r.events, r.filter) for r in rows]
+
+
 _INSERT_EVENTS_RETURNING = insert(outbox_events).returning(
     outbox_events.c.seq, sort_by_parameter_order=True
 )
@@ -146,39 +228,48 @@ def matches(sub_events: list[str], sub_filter: dict[str, Any], row: dict[str, An
 
 def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert event rows and their delivery records in the current transaction (commit
-    makes them visible); the deliveries are announced after the commit."""
+    makes them visible); the deliveries are announced after the commit. The
+    subscriptions come from :func:`know_subscriptions` when the caller read them
+    already; a single event with no delivery record is kept for the caller when it
+    asked with :func:`hold_next`."""
+    hold = conn.info.pop(_HOLD_KEY, None) is True
     if not rows:
         return
-    merchants = {r["merchant_id"] for r in rows}
-    subs: list[Any] = []
-    for merchant_id in merchants:
-        subs += conn.execute(_SUBSCRIPTIONS, {"b_merchant": merchant_id}).all()
-    if not subs:
+    subs: dict[str, list[Sub]] = {}
+    for merchant_id in {r["merchant_id"] for r in rows}:
+        subs[merchant_id] = _subscriptions(conn, merchant_id)
+    wanted = [
+        [sub for sub in subs[row["merchant_id"]] if matches(sub.events, sub.filter, row)]
+        for row in rows
+    ]
+    if not any(wanted):
+        if hold and len(rows) == 1:
+            conn.info[_HELD_KEY] = list(rows)
+            return
         conn.execute(_INSERT_EVENTS, list(rows))
         return
     seqs = conn.execute(_INSERT_EVENTS_RETURNING, list(rows)).scalars().all()
     created: list[dict[str, Any]] = []
-    for row, seq in zip(rows, seqs, strict=True):
+    for row, seq, row_subs in zip(rows, seqs, wanted, strict=True):
         now: datetime = row["recorded_at"]
-        for sub in subs:
-            if matches(sub.events, sub.filter, row):
-                created.append(
-                    {
-                        "id": new_id("dlv"),
-                        "merchant_id": row["merchant_id"],
-                        "subscription_id": sub.id,
-                        "event_id": row["id"],
-                        "event_seq": seq,
-                        "event_type": row["type"],
-                        "coupon_id": row.get("coupon_id"),
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "enqueued_at": now,  # enqueued right after the commit
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
+        for sub in row_subs:
+            created.append(
+                {
+                    "id": new_id("dlv"),
+                    "merchant_id": row["merchant_id"],
+                    "subscription_id": sub.id,
+                    "event_id": row["id"],
+                    "event_seq": seq,
+                    "event_type": row["type"],
+                    "coupon_id": row.get("coupon_id"),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "enqueued_at": now,  # enqueued right after the commit
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
     if created:
         conn.execute(_INSERT_DELIVERIES, created)
         announce_after_commit(conn, [d["id"] for d in created])

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Select, bindparam, insert, or_, select, update
 
 from hub.db.engine import read_conn, write_conn
 from hub.db.schema import (
@@ -24,6 +24,7 @@ from hub.db.schema import (
     coupon_templates,
     coupons,
     customers,
+    outbox_events,
     redemptions,
     stores,
 )
@@ -99,6 +100,17 @@ _COUPON_BY_CODE = (
     )
     .where(coupons.c.code == bindparam("b_code"), coupons.c.merchant_id == bindparam("b_merchant"))
 )
+
+
+def _with_subscriptions(dialect: str) -> Select[Any]:
+    return _COUPON_BY_CODE.add_columns(
+        outbox.live_subscriptions_column(dialect).label("subscriptions")
+    )
+
+
+# The redeem's coupon read also brings the merchant's live subscriptions (the outbox's
+# fan-out needs them): one round trip less than reading them at the outbox insert.
+_COUPON_FOR_REDEEM = {d: _with_subscriptions(d) for d in ("postgresql", "sqlite")}
 _STORE_ID = select(stores.c.id).where(
     stores.c.merchant_id == bindparam("b_merchant"), stores.c.code == bindparam("b_code")
 )
@@ -111,7 +123,8 @@ _MARK_REDEEMED = (
     update(coupons)
     .where(
         coupons.c.id == bindparam("b_id"),
-        coupons.c.status.in_([s.value for s in redeemable_states()]),
+        # ORs of plain parameters, not an IN list (re-rendered on every execution)
+        or_(*(coupons.c.status == s.value for s in redeemable_states())),
         coupons.c.valid_until > bindparam("b_at"),
     )
     .values(
@@ -122,6 +135,30 @@ _MARK_REDEEMED = (
     .returning(coupons.c.id)
 )
 _INSERT_REDEMPTION = insert(redemptions)
+_REDEMPTION_COLUMNS = (
+    "id", "merchant_id", "coupon_id", "template_id", "store_id", "store_code", "channel",
+    "order_id", "order_amount", "discount", "detail", "status", "occurred_at", "recorded_at",
+    "api_key_id",
+)  # fmt: skip
+_EVENT_COLUMNS = (
+    "id", "merchant_id", "type", "coupon_id", "store_code", "occurred_at", "recorded_at", "data",
+)  # fmt: skip
+# PostgreSQL: the redemption (and its event, when it makes no delivery record) are
+# inserted by the Idempotency-Key's completion, in data-modifying CTEs of that one
+# statement — two round trips fewer while the coupon's row lock is held.
+_NEW_REDEMPTION = (
+    insert(redemptions)
+    .values({c: bindparam(f"r_{c}", type_=redemptions.c[c].type) for c in _REDEMPTION_COLUMNS})
+    .cte("hub_redemption")
+)
+_NEW_EVENT = (
+    insert(outbox_events)
+    .values({c: bindparam(f"e_{c}", type_=outbox_events.c[c].type) for c in _EVENT_COLUMNS})
+    .cte("hub_event")
+)
+_COMPLETE_WITH_REDEMPTION = idempotency.completion_with(_NEW_REDEMPTION)
+_COMPLETE_WITH_REDEMPTION_AND_EVENT = idempotency.completion_with(_NEW_REDEMPTION, _NEW_EVENT)
+_PENDING_KEY = "hub_redeem_pending"
 
 
 def _judged_at(cmd: RedeemCommand, now: datetime, settings: Settings) -> datetime:
@@ -199,8 +236,47 @@ def _decide(
         raise
 
 
-def _find_coupon(conn: Connection, lookup: CodeLookup, code: str, since: datetime) -> Any:
-    return lookup.find(conn, _COUPON_BY_CODE, code, b_since=since)
+def _find_coupon(
+    conn: Connection,
+    lookup: CodeLookup,
+    code: str,
+    since: datetime,
+    statement: Select[Any] = _COUPON_BY_CODE,
+) -> Any:
+    return lookup.find(conn, statement, code, b_since=since)
+
+
+def _batched(conn: Connection) -> bool:
+    """PostgreSQL: the redemption and its event go in with the key's completion."""
+    return conn.dialect.name == "postgresql"
+
+
+def _flush_pending(conn: Connection) -> None:
+    """Insert what the redeem kept for its completion statement now (before anything
+    reads it or writes after it in this transaction, or when no completion follows)."""
+    values = conn.info.pop(_PENDING_KEY, None)
+    if values is not None:
+        conn.execute(_INSERT_REDEMPTION, values)
+    outbox.insert_events(conn, outbox.take_held(conn))
+
+
+def _complete(conn: Connection, scope: str, key: str, status: int, body: bytes) -> None:
+    """Store the outcome under the Idempotency-Key — with the kept redemption and event
+    in the same statement when there are any (PostgreSQL)."""
+    values = conn.info.pop(_PENDING_KEY, None)
+    held = outbox.take_held(conn)
+    if values is None:
+        outbox.insert_events(conn, held)
+        idempotency.complete(conn, scope=scope, key=key, status=status, body=body)
+        return
+    params = idempotency.completion_params(scope=scope, key=key, status=status, body=body)
+    params.update({f"r_{c}": values[c] for c in _REDEMPTION_COLUMNS})
+    if len(held) == 1:
+        params.update({f"e_{c}": held[0][c] for c in _EVENT_COLUMNS})
+        conn.execute(_COMPLETE_WITH_REDEMPTION_AND_EVENT, params)
+        return
+    outbox.insert_events(conn, held)
+    conn.execute(_COMPLETE_WITH_REDEMPTION, params)
 
 
 def _discount_view(d: Discount, order: Order) -> dict[str, Any]:
@@ -307,7 +383,10 @@ def _redeem_in_txn(
     lookup: CodeLookup,
 ) -> tuple[int, bytes]:
     store_id, store_code = _resolve_store(conn, p, cmd.store)
-    row = _find_coupon(conn, lookup, code, seen.since)
+    statement = _COUPON_FOR_REDEEM.get(conn.dialect.name, _COUPON_BY_CODE)
+    row = _find_coupon(conn, lookup, code, seen.since, statement)
+    if statement is not _COUPON_BY_CODE:
+        outbox.know_subscriptions(conn, p.merchant_id, row.subscriptions)
     seen.saw(row, store_code)
     discount = _decide(conn, row, store_code, cmd, at, p)
     redemption_id = new_id("rdm")
@@ -324,26 +403,28 @@ def _redeem_in_txn(
     detail = {"order": _order_view(cmd.order), **_discount_view(discount, cmd.order)}
     if gift is not None:
         detail["gift"] = gift  # kept for the reversal's event
-    conn.execute(
-        _INSERT_REDEMPTION,
-        {
-            "id": redemption_id,
-            "merchant_id": p.merchant_id,
-            "coupon_id": row.id,
-            "template_id": row.template_id,
-            "store_id": store_id,
-            "store_code": store_code,
-            "channel": cmd.channel,
-            "order_id": cmd.order.id,
-            "order_amount": cmd.order.amount,
-            "discount": discount.total,
-            "detail": detail,
-            "status": "redeemed",
-            "occurred_at": at,
-            "recorded_at": now,
-            "api_key_id": p.key_id,
-        },
-    )
+    values = {
+        "id": redemption_id,
+        "merchant_id": p.merchant_id,
+        "coupon_id": row.id,
+        "template_id": row.template_id,
+        "store_id": store_id,
+        "store_code": store_code,
+        "channel": cmd.channel,
+        "order_id": cmd.order.id,
+        "order_amount": cmd.order.amount,
+        "discount": discount.total,
+        "detail": detail,
+        "status": "redeemed",
+        "occurred_at": at,
+        "recorded_at": now,
+        "api_key_id": p.key_id,
+    }
+    if _batched(conn):
+        conn.info[_PENDING_KEY] = values  # inserted by the completion (_complete)
+        outbox.hold_next(conn)
+    else:
+        conn.execute(_INSERT_REDEMPTION, values)
     body = {
         "redemption_id": redemption_id,
         "status": "redeemed",
@@ -417,6 +498,7 @@ def redeem(
                 alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, err.code, now)
                 raise
             if seen.refused_recently:
+                _flush_pending(conn)  # the alert reads the redemption; its event comes first
                 alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, None, now)
             return result
 
@@ -455,28 +537,36 @@ def _run_once(
     req_hash = idempotency.request_hash(operation.name, canonical_body)
     blocked: DomainError | None = None
     with write_conn(engine) as conn:
-        stored = idempotency.claim(
-            conn,
-            scope=p.key_id,
-            key=key,
-            endpoint=operation.name,
-            req_hash=req_hash,
-            now=now,
-            ttl=settings.idempotency_ttl,
-        )
-        if stored is not None:
-            return _result(stored.status, stored.body, replayed=True)
         try:
-            status, body = work(conn)
-        except DomainError as err:
-            if err.code == "too_many_failed_attempts":
-                blocked = err
-                idempotency.release(conn, scope=p.key_id, key=key)
-            status, body = status_for(err.code), problem_bytes(err, instance=operation.instance)
-            if on_refusal is not None:
-                on_refusal(err)
-        if blocked is None:
-            idempotency.complete(conn, scope=p.key_id, key=key, status=status, body=body)
+            stored = idempotency.claim(
+                conn,
+                scope=p.key_id,
+                key=key,
+                endpoint=operation.name,
+                req_hash=req_hash,
+                now=now,
+                ttl=settings.idempotency_ttl,
+            )
+            if stored is not None:
+                return _result(stored.status, stored.body, replayed=True)
+            try:
+                status, body = work(conn)
+            except DomainError as err:
+                _flush_pending(conn)  # (nothing is kept past a refusal; never lose a write)
+                if err.code == "too_many_failed_attempts":
+                    blocked = err
+                    idempotency.release(conn, scope=p.key_id, key=key)
+                status = status_for(err.code)
+                body = problem_bytes(err, instance=operation.instance)
+                if on_refusal is not None:
+                    on_refusal(err)
+            if blocked is None:
+                _complete(conn, p.key_id, key, status, body)
+            else:
+                _flush_pending(conn)
+        finally:  # the connection's info outlives this checkout: leave nothing on it
+            conn.info.pop(_PENDING_KEY, None)
+            outbox.forget(conn)
     if blocked is not None:
         raise blocked
     return _result(status, body)
@@ -586,8 +676,14 @@ def _reverse_in_txn(
         ],
     )
     audit.record(
-        conn, p, "redemption.reversed", "redemption", redemption_id, now,
-        reason=reason, store=red.store_code,
+        conn,
+        p,
+        "redemption.reversed",
+        "redemption",
+        redemption_id,
+        now,
+        reason=reason,
+        store=red.store_code,
     )
     log.info(
         "coupon.redemption_reversed",
