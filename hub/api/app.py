@@ -75,10 +75,17 @@ def create_app(
         debug=False,
     )
     app.state.hub = state
-    app.on_shutdown.append(state.aclose)  # the hot path's asyncpg connections (hub.api.state)
+    app.on_shutdown.append(_close_hot_path)
     # outermost: every response of every route, 404s and refusals included (hub.api.metrics)
     check_multiprocess_dir()
     app.asgi_handler = RequestMetrics(app.asgi_handler)
     app.state.allow_headers = allow_header_map(app)
     document_problems(app)
     return app
+
+
+async def _close_hot_path(app: Litestar) -> None:
+    """Close the hot path's asyncpg connections (:meth:`hub.api.state.HubState.aclose`)
+    of the state the app holds now."""
+    state: HubState = app.state.hub
+    await state.aclose()

@@ -141,6 +141,9 @@ class ApiKeyMiddleware:
         self.addresses = AddressBook(state.settings.guard)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: HubState = scope["app"].state.hub  # the app's state now, not at start-up
+        if state is not self.state:
+            self.state, self.addresses = state, AddressBook(state.settings.guard)
         if scope["type"] == ScopeType.HTTP and not self._public(scope):
             p = await self.authenticate(scope)
             scope["user"] = p
