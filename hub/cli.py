@@ -240,10 +240,11 @@ def keys() -> None:
     "--merchant", "merchant_id", default=None, help="merchant id (default: the only/first merchant)"
 )
 @click.option(
-    "--role", type=click.Choice(["admin", "store", "integrator", "analyst"]), required=True
+    "--role", type=click.Choice(["admin", "store", "integrator", "analyst", "app"]), required=True
 )
 @click.option("--store", "store_code", default=None, help="store code (role store)")
 @click.option("--stores", default=None, help="analyst keys: comma-separated store codes")
+@click.option("--channels", default=None, help="app keys: comma-separated channels")
 @click.option("--expires-in-days", type=click.IntRange(min=1, max=36500), default=None)
 @click.option("--name", default="", help="a label for the key")
 def keys_create(
@@ -252,6 +253,7 @@ def keys_create(
     role: str,
     store_code: str | None,
     stores: str | None,
+    channels: str | None,
     expires_in_days: int | None,
     name: str,
 ) -> None:
@@ -277,6 +279,7 @@ def keys_create(
             store_codes=store_codes,
             expires_at=expires,
             created_by=operator,
+            channels=[c.strip() for c in channels.split(",") if c.strip()] if channels else None,
         )
     except DomainError as err:
         raise click.ClickException(f"{err.code}: {err.message}") from None
@@ -288,6 +291,7 @@ def keys_create(
                 "role": key.role,
                 "store": key.store,
                 "stores": list(key.stores) if key.stores is not None else None,
+                "channels": list(key.channels) if key.channels is not None else None,
                 "expires_at": expires.isoformat() if expires else None,
                 "merchant_id": merchant_id,
             }

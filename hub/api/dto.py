@@ -514,9 +514,10 @@ class EventSchemas(_Out):
 class KeyOut(_Out):
     id: str
     name: str
-    role: Literal["admin", "store", "integrator", "analyst"]
+    role: Literal["admin", "store", "integrator", "analyst", "app"]
     store: str | None
     stores: list[str] | None
+    channels: Annotated[list[str] | None, Meta(description="app keys: the channels they act on")]
     status: Literal["active", "expired", "revoked"]
     created_at: Time
     expires_at: Time | None

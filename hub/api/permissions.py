@@ -15,6 +15,11 @@ Roles:
   coupon changes.
 - ``analyst``: read-only: coupons, redemptions, templates, catalogue, alerts — every
   store or a list of stores.
+- ``app``: the merchant's customer-facing backend (mini program, H5, app, web shop). It
+  acts for any one customer of its merchant (the backend has authenticated them), on the
+  channels its key names: claim from campaigns, read one customer's wallet. It never
+  issues, voids or manages templates and campaigns, and never lists customers, coupons
+  or redemptions in bulk.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-ROLES: Final = ("admin", "store", "integrator", "analyst")
+ROLES: Final = ("admin", "store", "integrator", "analyst", "app")
 
 ALL: Final = frozenset(ROLES)
 ADMIN: Final = frozenset({"admin"})

@@ -91,6 +91,7 @@ api_keys = Table(
     Column("last_used_at", UTCDateTime(), nullable=True),
     Column("stores", JSONDoc, nullable=True),  # analyst keys: store codes they may read
     Column("created_by", String(40), nullable=True),  # the key that made it (API)
+    Column("channels", JSONDoc, nullable=True),  # app keys: channels they act on
 )
 
 coupon_templates = Table(
