@@ -37,6 +37,7 @@ def create_app(
 ) -> Litestar:
     from hub.api.alerts import AlertController
     from hub.api.audit import AuditController
+    from hub.api.campaigns import CampaignController
     from hub.api.keys import KeyController
     from hub.api.pos import PosController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
@@ -59,6 +60,7 @@ def create_app(
             KeyController,
             AuditController,
             AlertController,
+            CampaignController,
             assets_router(),
         ],
         middleware=[

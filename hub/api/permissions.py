@@ -58,6 +58,10 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/coupons/{code:str}"): READERS,
     ("POST", "/v1/coupons/{code:str}/claim"): ADMIN,
     ("POST", "/v1/coupons/{code:str}/void"): ADMIN,
+    # campaigns customers claim from (the app acts for one customer at a time)
+    ("POST", "/v1/campaigns"): ADMIN,
+    ("GET", "/v1/campaigns/{campaign_id:str}"): frozenset({"admin", "analyst", "app"}),
+    ("POST", "/v1/campaigns/{campaign_id:str}/claims"): frozenset({"admin", "app"}),
     # redemption (the till)
     ("POST", "/v1/redemptions"): TILL,
     ("POST", "/v1/redemptions/validate"): TILL,
