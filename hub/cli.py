@@ -908,7 +908,10 @@ def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any
             or not isinstance(previous.get("admin_key"), str)
         ):
             return None
-        facts = {k: previous.get(k) for k in ("merchant_id", "admin_key", "store_keys")}
+        facts = {
+            k: previous.get(k)
+            for k in ("merchant_id", "admin_key", "store_keys", "app_key", "campaign_ids")
+        }
         facts["store_keys"] = facts["store_keys"] if isinstance(facts["store_keys"], dict) else {}
     facts["codes"] = demo_codes(engine, facts["merchant_id"], now)
     return {"base_url": base_url, **facts}
@@ -1301,6 +1304,10 @@ def _print_banner(facts: dict[str, Any], demo_file: str) -> None:
     ]
     for code, key in facts["store_keys"].items():
         lines.append(f"  store key {code}:  {key}")
+    if facts.get("app_key"):
+        lines.append(f"  app key (mini_program, h5): {facts['app_key']}")
+    for campaign_id in facts.get("campaign_ids") or []:
+        lines.append(f"  campaign:            {campaign_id}")
     for kind, codes in facts["codes"].items():
         lines.append(f"  {kind:<10} codes:   {', '.join(codes[:3])}")
     lines.append(f"  (the same as JSON in {demo_file}, readable by you only)")

@@ -42,6 +42,7 @@ def create_app(
     from hub.api.pos import PosController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.templates import TemplateController
+    from hub.api.wallet import WalletController
 
     state = HubState.for_engine(engine, settings=settings or Settings(), clock=clock)
     app = Litestar(
@@ -61,6 +62,7 @@ def create_app(
             AuditController,
             AlertController,
             CampaignController,
+            WalletController,
             assets_router(),
         ],
         middleware=[

@@ -572,7 +572,7 @@ class ReadyOut(_Out):
 
 # --- campaigns and claims ------------------------------------------------------------------
 
-HhMm = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["10:00"])]
+HhMm = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM")]
 
 
 class DailyWindow(Struct, forbid_unknown_fields=True):
@@ -621,3 +621,27 @@ class CampaignClaimOut(_Out):
     valid_from: Time
     valid_until: Time
     claimed_at: Time
+
+
+# --- a customer's wallet -------------------------------------------------------------------
+
+
+class WalletCoupon(_Out):
+    code: str
+    customer: str
+    template_id: str
+    template_name: str
+    kind: str
+    status: Literal["issued", "redeemed", "expired", "voided"]
+    channel: str | None
+    valid_from: Time
+    valid_until: Time
+    usable_now: Annotated[bool, Meta(description="its state and window allow a redeem now")]
+    reason: Annotated[
+        str | None, Meta(description="when not usable now: the refusal code a redeem would give")
+    ]
+
+
+class WalletPage(_Out):
+    items: list[WalletCoupon]
+    next_cursor: str | None

@@ -48,6 +48,7 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/products"): ADMIN,
     ("GET", "/v1/customers"): frozenset({"admin", "analyst"}),
     ("POST", "/v1/customers"): ADMIN,
+    ("GET", "/v1/customers/{customer:str}/coupons"): frozenset({"admin", "analyst", "app"}),
     # templates and coupons
     ("GET", "/v1/templates"): READERS,
     ("POST", "/v1/templates"): ADMIN,

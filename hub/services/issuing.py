@@ -235,12 +235,11 @@ def issue_one(
         conn, template_id, row.per_customer_limit, Counter({ids_by_ext[customer_external_id]: 1})
     )
     window = window_for(template_of(row.id, row.rules).validity, now, p.tz)
-    [view] = _insert_coupons(conn, p, row, [customer_external_id], ids_by_ext, channel, window, now)
-    coupon_id = conn.execute(
-        select(coupons.c.id).where(
-            coupons.c.merchant_id == p.merchant_id, coupons.c.code == view["code"]
-        )
-    ).scalar_one()
+    made: list[str] = []
+    [view] = _insert_coupons(
+        conn, p, row, [customer_external_id], ids_by_ext, channel, window, now, made
+    )
+    [coupon_id] = made
     customer_id = ids_by_ext[customer_external_id]
     return coupon_id, {**view, "template_id": row.id, "customer_id": customer_id}
 
@@ -317,7 +316,9 @@ def _insert_coupons(
     channel: str | None,
     window: Any,
     now: datetime,
+    coupon_ids: list[str] | None = None,
 ) -> list[dict[str, Any]]:
+    """The coupons' views; their ids are appended to ``coupon_ids`` when given."""
     for _attempt in range(3):
         coupon_rows = []
         views = []
@@ -363,6 +364,8 @@ def _insert_coupons(
                 outbox.append(conn, events)
         except IntegrityError:  # a code collision (odds ~n²/2⁶⁶): draw new codes
             continue
+        if coupon_ids is not None:
+            coupon_ids.extend(r["id"] for r in coupon_rows)
         return views
     raise RuntimeError("could not draw unique coupon codes")  # pragma: no cover
 
