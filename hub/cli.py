@@ -240,10 +240,11 @@ def keys() -> None:
     "--merchant", "merchant_id", default=None, help="merchant id (default: the only/first merchant)"
 )
 @click.option(
-    "--role", type=click.Choice(["admin", "store", "integrator", "analyst"]), required=True
+    "--role", type=click.Choice(["admin", "store", "integrator", "analyst", "app"]), required=True
 )
 @click.option("--store", "store_code", default=None, help="store code (role store)")
 @click.option("--stores", default=None, help="analyst keys: comma-separated store codes")
+@click.option("--channels", default=None, help="app keys: comma-separated channels")
 @click.option("--expires-in-days", type=click.IntRange(min=1, max=36500), default=None)
 @click.option("--name", default="", help="a label for the key")
 def keys_create(
@@ -252,6 +253,7 @@ def keys_create(
     role: str,
     store_code: str | None,
     stores: str | None,
+    channels: str | None,
     expires_in_days: int | None,
     name: str,
 ) -> None:
@@ -277,6 +279,7 @@ def keys_create(
             store_codes=store_codes,
             expires_at=expires,
             created_by=operator,
+            channels=[c.strip() for c in channels.split(",") if c.strip()] if channels else None,
         )
     except DomainError as err:
         raise click.ClickException(f"{err.code}: {err.message}") from None
@@ -288,6 +291,7 @@ def keys_create(
                 "role": key.role,
                 "store": key.store,
                 "stores": list(key.stores) if key.stores is not None else None,
+                "channels": list(key.channels) if key.channels is not None else None,
                 "expires_at": expires.isoformat() if expires else None,
                 "merchant_id": merchant_id,
             }
@@ -904,7 +908,10 @@ def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any
             or not isinstance(previous.get("admin_key"), str)
         ):
             return None
-        facts = {k: previous.get(k) for k in ("merchant_id", "admin_key", "store_keys")}
+        facts = {
+            k: previous.get(k)
+            for k in ("merchant_id", "admin_key", "store_keys", "app_key", "campaign_ids")
+        }
         facts["store_keys"] = facts["store_keys"] if isinstance(facts["store_keys"], dict) else {}
     facts["codes"] = demo_codes(engine, facts["merchant_id"], now)
     return {"base_url": base_url, **facts}
@@ -1297,6 +1304,10 @@ def _print_banner(facts: dict[str, Any], demo_file: str) -> None:
     ]
     for code, key in facts["store_keys"].items():
         lines.append(f"  store key {code}:  {key}")
+    if facts.get("app_key"):
+        lines.append(f"  app key (mini_program, h5): {facts['app_key']}")
+    for campaign_id in facts.get("campaign_ids") or []:
+        lines.append(f"  campaign:            {campaign_id}")
     for kind, codes in facts["codes"].items():
         lines.append(f"  {kind:<10} codes:   {', '.join(codes[:3])}")
     lines.append(f"  (the same as JSON in {demo_file}, readable by you only)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ import yaml
 from sqlalchemy import Engine, func, select
 
 from hub.db.schema import coupon_templates, coupons, merchants, stores
-from hub.services import catalog, issuing, keys
+from hub.services import campaigns, catalog, issuing, keys
 from hub.services.principal import Principal
 
 # Package data (the repository's seeds/, linked in as hub/seeds): found the same way in a
@@ -31,7 +31,8 @@ def is_empty(engine: Engine) -> bool:
 
 
 def seed(engine: Engine, seeds: Path = SEEDS_DIR, now: datetime | None = None) -> dict[str, Any]:
-    """Create the demo merchant with stores, products, customers, templates and coupons.
+    """Create the demo merchant with stores, products, customers, templates, coupons,
+    campaigns and an app key (channels mini_program and h5).
 
     Returns the demo facts (merchant id, keys shown once, codes by template kind).
     """
@@ -53,12 +54,13 @@ def seed(engine: Engine, seeds: Path = SEEDS_DIR, now: datetime | None = None) -
         catalog.create_product(
             engine, p, prod["sku"], prod["name"], prod["category"], int(prod["price"]), now
         )
-    customer_ids = []
+    customer_ids: list[str] = []
     for c in _load(seeds, "customers.yaml")["customers"]:
         catalog.create_customer(
             engine, p, c["external_id"], c.get("name"), str(c.get("phone") or "") or None, now
         )
         customer_ids.append(c["external_id"])
+    template_ids: dict[str, str] = {}
     for t in _load(seeds, "templates.yaml")["templates"]:
         spec = {
             k: t[k]
@@ -66,6 +68,7 @@ def seed(engine: Engine, seeds: Path = SEEDS_DIR, now: datetime | None = None) -
             if k in t
         }
         created = issuing.create_template(engine, p, t["name"], spec, now)
+        template_ids[t["name"]] = created["id"]
         plan = t.get("issue") or {}
         if plan.get("customers"):
             issuing.issue_coupons(
@@ -93,7 +96,33 @@ def seed(engine: Engine, seeds: Path = SEEDS_DIR, now: datetime | None = None) -
         ).token
         for s in m["stores"]
     }
-    return {"merchant_id": merchant_id, "admin_key": admin.token, "store_keys": store_keys}
+    campaign_ids = [
+        campaigns.create_campaign(
+            engine,
+            p,
+            campaigns.CampaignSpec(
+                template_id=template_ids[c["template"]],
+                name=c["name"],
+                channels=list(c["channels"]),
+                starts_at=now,
+                ends_at=now + timedelta(days=int(c["days"])),
+                total=int(c["total"]),
+                per_customer=int(c.get("per_customer", 1)),
+            ),
+            now,
+        )["id"]
+        for c in _load(seeds, "campaigns.yaml")["campaigns"]
+    ]
+    app = keys.create_key(
+        engine, merchant_id, "app", now, name="demo mini program", channels=["mini_program", "h5"]
+    )
+    return {
+        "merchant_id": merchant_id,
+        "admin_key": admin.token,
+        "store_keys": store_keys,
+        "app_key": app.token,
+        "campaign_ids": campaign_ids,
+    }
 
 
 def demo_codes(

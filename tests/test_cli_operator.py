@@ -135,7 +135,8 @@ def test_demo_keys_are_minted_once_by_the_start_that_seeds(backend: str, tmp_pat
         finally:
             engine.dispose()
         keys_after_seed = _key_rows(url)
-        assert keys_after_seed == 1 + len(facts["store_keys"])
+        assert keys_after_seed == 1 + len(facts["store_keys"]) + 1  # admin, stores, app
+        assert facts["app_key"] in first_output and facts["campaign_ids"]
 
         # the demo file is lost: a restart mints nothing and prints no key
         demo.unlink()
@@ -394,7 +395,7 @@ def test_list_commands_print_tables_and_json_on_request(tmp_path: Path):
     assert keys.returncode == 0, keys.stderr
     rows = _assert_table(keys.stdout, ["ID", "ROLE", "STORES", "STATUS", "EXPIRES",
                                        "LAST USED", "NAME"])
-    assert {r[1] for r in rows} == {"admin", "store"} and len(rows) == 4
+    assert {r[1] for r in rows} == {"admin", "store", "app"} and len(rows) == 5
     as_json = json.loads(hub("keys", "list", "--db", db, "--json", cwd=tmp_path).stdout)
     assert [r["id"] for r in as_json] == [r[0] for r in rows]
     assert facts["admin_key"] not in keys.stdout

@@ -19,6 +19,7 @@ from hub.db.schema import (
 )
 from hub.domain.codes import is_well_formed
 from hub.seeding import SEEDS_DIR, demo_codes, first_merchant, is_empty, seed, store_codes
+from hub.services import campaigns
 from hub.services.keys import authenticate
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -113,7 +114,7 @@ def test_seed_loads_everything(db):
         ).all())
         assert ends["threshold"].astimezone(UTC) == datetime(2026, 12, 19, 16, 0, tzinfo=UTC)
         assert ends["exchange"].astimezone(UTC) == datetime(2026, 12, 3, 16, 0, tzinfo=UTC)
-        assert _count(conn, api_keys) == 4
+        assert _count(conn, api_keys) == 5  # admin, three stores, the app
     assert store_codes(db, facts["merchant_id"]) == ["BJ-001", "SH-001", "SH-002"]
 
 
@@ -126,6 +127,12 @@ def test_seed_facts_keys_authenticate_and_demo_codes(db):
     for code, token in facts["store_keys"].items():
         p = authenticate(db, token)
         assert p is not None and p.role == "store" and p.store_code == code
+    app = authenticate(db, facts["app_key"])
+    assert app is not None and app.role == "app" and app.channels == ("h5", "mini_program")
+    [campaign_id] = facts["campaign_ids"]
+    camp = campaigns.get_campaign(db, admin, campaign_id)
+    assert camp["total"] == 100 and camp["remaining"] == 100 and camp["channels"] == [
+        "h5", "mini_program"]
     codes = demo_codes(db, facts["merchant_id"], NOW)
     assert set(codes) == {"threshold", "percentage", "exchange"}
     with db.connect() as conn:

@@ -37,10 +37,12 @@ def create_app(
 ) -> Litestar:
     from hub.api.alerts import AlertController
     from hub.api.audit import AuditController
+    from hub.api.campaigns import CampaignController
     from hub.api.keys import KeyController
     from hub.api.pos import PosController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.templates import TemplateController
+    from hub.api.wallet import WalletController
 
     state = HubState.for_engine(engine, settings=settings or Settings(), clock=clock)
     app = Litestar(
@@ -59,6 +61,8 @@ def create_app(
             KeyController,
             AuditController,
             AlertController,
+            CampaignController,
+            WalletController,
             assets_router(),
         ],
         middleware=[

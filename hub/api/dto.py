@@ -514,9 +514,10 @@ class EventSchemas(_Out):
 class KeyOut(_Out):
     id: str
     name: str
-    role: Literal["admin", "store", "integrator", "analyst"]
+    role: Literal["admin", "store", "integrator", "analyst", "app"]
     store: str | None
     stores: list[str] | None
+    channels: Annotated[list[str] | None, Meta(description="app keys: the channels they act on")]
     status: Literal["active", "expired", "revoked"]
     created_at: Time
     expires_at: Time | None
@@ -567,3 +568,80 @@ class ReadyOut(_Out):
     status: Literal["ready", "not_ready"]
     database: str
     broker: str
+
+
+# --- campaigns and claims ------------------------------------------------------------------
+
+HhMm = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM")]
+
+
+class DailyWindow(Struct, forbid_unknown_fields=True):
+    start: Annotated[HhMm, Meta(description="opens daily at (merchant's time zone)")]
+    end: Annotated[HhMm, Meta(description="closes daily at (exclusive)")]
+
+
+class CampaignIn(_In):
+    template_id: ShortText
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=5)]
+    starts_at: UtcTime
+    ends_at: UtcTime
+    total: Annotated[int, Meta(ge=1, le=10_000_000)]
+    per_customer: Annotated[int, Meta(ge=1, le=100)] = 1
+    name: Name | None = None
+    daily_window: DailyWindow | None = None
+
+
+class CampaignOut(_Out):
+    id: str
+    name: str
+    template_id: str
+    claim_token: Annotated[str, Meta(description="shareable token for the claim link")]
+    channels: list[str]
+    starts_at: Time
+    ends_at: Time
+    total: int
+    per_customer: int
+    daily_window: DailyWindow | None
+    claimed: int
+    remaining: int
+    created_at: Time
+
+
+class CampaignClaimIn(_In):
+    customer: ShortText
+    channel: Channel | None = None
+
+
+class CampaignClaimOut(_Out):
+    campaign_id: str
+    code: str
+    customer: str
+    template_id: str
+    channel: str
+    valid_from: Time
+    valid_until: Time
+    claimed_at: Time
+
+
+# --- a customer's wallet -------------------------------------------------------------------
+
+
+class WalletCoupon(_Out):
+    code: str
+    customer: str
+    template_id: str
+    template_name: str
+    kind: str
+    status: Literal["issued", "redeemed", "expired", "voided"]
+    channel: str | None
+    valid_from: Time
+    valid_until: Time
+    usable_now: Annotated[bool, Meta(description="its state and window allow a redeem now")]
+    reason: Annotated[
+        str | None, Meta(description="when not usable now: the refusal code a redeem would give")
+    ]
+
+
+class WalletPage(_Out):
+    items: list[WalletCoupon]
+    next_cursor: str | None

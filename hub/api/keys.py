@@ -9,18 +9,20 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
 from hub.api.auth import forget_key
-from hub.api.dto import KeyCreated, KeyList, KeyOut, Name, StoreCode, UtcTime
+from hub.api.dto import Channel, KeyCreated, KeyList, KeyOut, Name, StoreCode, UtcTime
 from hub.api.openapi import ok
 from hub.api.state import hub, principal
 from hub.services import keys
 
 
 class KeyIn(Struct, forbid_unknown_fields=True, omit_defaults=True):
-    role: Literal["admin", "store", "integrator", "analyst"]
+    role: Literal["admin", "store", "integrator", "analyst", "app"]
     name: Name | None = None
     store: StoreCode | None = None  # store keys: their store
     stores: Annotated[list[StoreCode], Meta(min_length=1, max_length=500)] | None = None
     expires_at: UtcTime | None = None
+    # app keys: the channels they act on (default: every channel)
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=5)] | None = None
 
 
 class KeyController(Controller):
@@ -47,6 +49,7 @@ class KeyController(Controller):
             store_codes=data.stores,
             expires_at=data.expires_at,
             created_by=p,
+            channels=data.channels,
         )
         [view] = [k for k in keys.list_keys(h.engine, p, h.clock()) if k["id"] == made.id]
         return {**view, "token": made.token}

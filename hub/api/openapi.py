@@ -68,6 +68,7 @@ ID_PREFIXES: Final = {
     "delivery_id": "dlv",
     "redemption_id": "rdm",
     "key_id": "key",
+    "campaign_id": "cmp",
 }
 IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 IDEMPOTENCY_SCHEMA: Final = {
@@ -78,7 +79,11 @@ IDEMPOTENCY_SCHEMA: Final = {
 }
 # Operations that refuse a request without the header (400 idempotency_key_required).
 IDEMPOTENT_OPERATIONS: Final = frozenset(
-    {("post", "/v1/redemptions"), ("post", "/v1/redemptions/{redemption_id}/reversal")}
+    {
+        ("post", "/v1/redemptions"),
+        ("post", "/v1/redemptions/{redemption_id}/reversal"),
+        ("post", "/v1/campaigns/{campaign_id}/claims"),
+    }
 )
 
 
@@ -112,6 +117,11 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
         },
         "event_type": {"type": "string", "enum": sorted(DATA_SCHEMAS)},
         "operation": {"type": "string", "enum": list(OPERATIONS)},
+        "customer": {
+            "type": "string",
+            "pattern": "^[^/\\x00]{1,128}$",
+            "description": "A customer's external id (the merchant's member id).",
+        },
     }
     if inbound:
         schemas["connector"] = {

@@ -15,6 +15,11 @@ Roles:
   coupon changes.
 - ``analyst``: read-only: coupons, redemptions, templates, catalogue, alerts — every
   store or a list of stores.
+- ``app``: the merchant's customer-facing backend (mini program, H5, app, web shop). It
+  acts for any one customer of its merchant (the backend has authenticated them), on the
+  channels its key names: claim from campaigns, read one customer's wallet. It never
+  issues, voids or manages templates and campaigns, and never lists customers, coupons
+  or redemptions in bulk.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-ROLES: Final = ("admin", "store", "integrator", "analyst")
+ROLES: Final = ("admin", "store", "integrator", "analyst", "app")
 
 ALL: Final = frozenset(ROLES)
 ADMIN: Final = frozenset({"admin"})
@@ -43,6 +48,7 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/products"): ADMIN,
     ("GET", "/v1/customers"): frozenset({"admin", "analyst"}),
     ("POST", "/v1/customers"): ADMIN,
+    ("GET", "/v1/customers/{customer:str}/coupons"): frozenset({"admin", "analyst", "app"}),
     # templates and coupons
     ("GET", "/v1/templates"): READERS,
     ("POST", "/v1/templates"): ADMIN,
@@ -53,6 +59,10 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/coupons/{code:str}"): READERS,
     ("POST", "/v1/coupons/{code:str}/claim"): ADMIN,
     ("POST", "/v1/coupons/{code:str}/void"): ADMIN,
+    # campaigns customers claim from (the app acts for one customer at a time)
+    ("POST", "/v1/campaigns"): ADMIN,
+    ("GET", "/v1/campaigns/{campaign_id:str}"): frozenset({"admin", "analyst", "app"}),
+    ("POST", "/v1/campaigns/{campaign_id:str}/claims"): frozenset({"admin", "app"}),
     # redemption (the till)
     ("POST", "/v1/redemptions"): TILL,
     ("POST", "/v1/redemptions/validate"): TILL,

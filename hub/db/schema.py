@@ -91,6 +91,7 @@ api_keys = Table(
     Column("last_used_at", UTCDateTime(), nullable=True),
     Column("stores", JSONDoc, nullable=True),  # analyst keys: store codes they may read
     Column("created_by", String(40), nullable=True),  # the key that made it (API)
+    Column("channels", JSONDoc, nullable=True),  # app keys: channels they act on
 )
 
 coupon_templates = Table(
@@ -332,4 +333,37 @@ Index(
     outbox_events.c.id,
     sqlite_where=outbox_events.c.type == "alert.raised",
     postgresql_where=outbox_events.c.type == "alert.raised",
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("template_id", ForeignKey("coupon_templates.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("claim_token", String(64), nullable=False, unique=True),  # shareable link token
+    Column("channels", JSONDoc, nullable=False),  # channels customers claim through
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("per_customer", Integer, nullable=False),
+    Column("daily_start", String(5), nullable=True),  # "HH:MM", merchant's time zone
+    Column("daily_end", String(5), nullable=True),
+    Column("claimed", Integer, nullable=False, default=0),  # bumped only while < total
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# One row per claim; (campaign, customer, seq) is unique so a customer's n-th claim can
+# be made once however many requests race for it.
+campaign_claims = Table(
+    "campaign_claims",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("campaign_id", ForeignKey("campaigns.id"), nullable=False),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("coupon_id", ForeignKey("coupons.id"), nullable=False),
+    Column("claimed_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("campaign_id", "customer_id", "seq", name="uq_campaign_claims_seq"),
 )

@@ -328,7 +328,12 @@ def _data_schemas() -> dict[str, Schema]:
                 "customer": _text("External id of the customer who now holds the coupon."),
                 "template_id": _template_id(),
             },
-            description="An unassigned coupon was given to a customer (issuing.claim_coupon).",
+            {
+                "campaign_id": _id("cmp", "The campaign claimed from (campaigns.claim)."),
+                "channel": _channel(nullable=False),
+            },
+            description="A coupon was given to a customer: an unassigned one "
+            "(issuing.claim_coupon) or a new one claimed from a campaign (campaigns.claim).",
         ),
         "coupon.redeemed": _object(
             {

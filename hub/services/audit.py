@@ -27,6 +27,7 @@ CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("hub_client_address", defaul
 
 ACTIONS = (
     "template.created",
+    "campaign.created",
     "template.paused",
     "template.resumed",
     "coupons.issued",

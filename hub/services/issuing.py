@@ -101,6 +101,11 @@ def _get_row(conn: Connection, p: Principal, template_id: str, *, lock: bool = F
     return row
 
 
+def get_template_row(conn: Connection, p: Principal, template_id: str) -> Any:
+    """The merchant's template row, or ``template_not_found``."""
+    return _get_row(conn, p, template_id)
+
+
 def get_template(engine: Engine, p: Principal, template_id: str) -> dict[str, Any]:
     with read_conn(engine) as conn:
         return _template_view(_get_row(conn, p, template_id))
@@ -189,6 +194,56 @@ def _check_customer_limit(
         )
 
 
+def _take_stock(conn: Connection, row: Any, n: int) -> None:
+    """Count ``n`` more coupons of the template, or refuse beyond its total stock."""
+    bumped = conn.execute(
+        update(coupon_templates)
+        .where(
+            coupon_templates.c.id == row.id,
+            (coupon_templates.c.total_quantity.is_(None))
+            | (coupon_templates.c.issued_count + n <= coupon_templates.c.total_quantity),
+        )
+        .values(issued_count=coupon_templates.c.issued_count + n)
+        .returning(coupon_templates.c.issued_count)
+    ).first()
+    if bumped is None:
+        left = (row.total_quantity or 0) - row.issued_count
+        raise refuse(
+            "template_out_of_stock",
+            f"Only {max(left, 0)} coupon(s) of this template are left.",
+            remaining=max(left, 0),
+        )
+
+
+def issue_one(
+    conn: Connection,
+    p: Principal,
+    template_id: str,
+    customer_external_id: str,
+    channel: str,
+    now: datetime,
+) -> tuple[str, dict[str, Any]]:
+    """One coupon of the template for one customer, inside the caller's transaction
+    (campaign claims): the template's stock and per-customer limit hold as for
+    :func:`issue_coupons`, with its ``coupon.issued`` event. Returns (coupon id, view)."""
+    row = _get_row(conn, p, template_id, lock=True)
+    if row.status != "active":
+        raise refuse("template_paused", "The template is paused.")
+    _take_stock(conn, row, 1)
+    ids_by_ext = _customer_ids(conn, p, [customer_external_id])
+    _check_customer_limit(
+        conn, template_id, row.per_customer_limit, Counter({ids_by_ext[customer_external_id]: 1})
+    )
+    window = window_for(template_of(row.id, row.rules).validity, now, p.tz)
+    made: list[str] = []
+    [view] = _insert_coupons(
+        conn, p, row, [customer_external_id], ids_by_ext, channel, window, now, made
+    )
+    [coupon_id] = made
+    customer_id = ids_by_ext[customer_external_id]
+    return coupon_id, {**view, "template_id": row.id, "customer_id": customer_id}
+
+
 def issue_coupons(
     engine: Engine,
     p: Principal,
@@ -236,23 +291,7 @@ def issue_coupons(
         row = _get_row(conn, p, template_id, lock=True)
         if row.status != "active":
             raise refuse("template_paused", "The template is paused.")
-        bumped = conn.execute(
-            update(coupon_templates)
-            .where(
-                coupon_templates.c.id == template_id,
-                (coupon_templates.c.total_quantity.is_(None))
-                | (coupon_templates.c.issued_count + n <= coupon_templates.c.total_quantity),
-            )
-            .values(issued_count=coupon_templates.c.issued_count + n)
-            .returning(coupon_templates.c.issued_count)
-        ).first()
-        if bumped is None:
-            left = (row.total_quantity or 0) - row.issued_count
-            raise refuse(
-                "template_out_of_stock",
-                f"Only {max(left, 0)} coupon(s) of this template are left.",
-                remaining=max(left, 0),
-            )
+        _take_stock(conn, row, n)
         ids_by_ext: dict[str, str] = {}
         if customer_external_ids:
             ids_by_ext = _customer_ids(conn, p, customer_external_ids)
@@ -277,7 +316,9 @@ def _insert_coupons(
     channel: str | None,
     window: Any,
     now: datetime,
+    coupon_ids: list[str] | None = None,
 ) -> list[dict[str, Any]]:
+    """The coupons' views; their ids are appended to ``coupon_ids`` when given."""
     for _attempt in range(3):
         coupon_rows = []
         views = []
@@ -323,6 +364,8 @@ def _insert_coupons(
                 outbox.append(conn, events)
         except IntegrityError:  # a code collision (odds ~n²/2⁶⁶): draw new codes
             continue
+        if coupon_ids is not None:
+            coupon_ids.extend(r["id"] for r in coupon_rows)
         return views
     raise RuntimeError("could not draw unique coupon codes")  # pragma: no cover
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from hub.db.engine import read_conn, write_conn
 from hub.db.schema import api_keys, merchants, stores
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
+from hub.domain.templates import CHANNELS
 from hub.domain.validity import to_utc
 from hub.services import audit
 from hub.services.jsonio import iso
@@ -38,6 +40,7 @@ class NewKey:
     store: str | None
     stores: tuple[str, ...] | None = None
     expires_at: datetime | None = None
+    channels: tuple[str, ...] | None = None
 
 
 def _invalid(field: str, message: str) -> Exception:
@@ -50,6 +53,7 @@ def _check_shape(
     store_codes: list[str] | None,
     expires_at: datetime | None,
     now: datetime,
+    channels: Sequence[str] | None = None,
 ) -> None:
     if role not in ROLES:
         raise _invalid("role", f"role must be one of {list(ROLES)}")
@@ -59,6 +63,10 @@ def _check_shape(
         raise _invalid("stores", "Only analyst keys are limited to a list of stores.")
     if store_codes is not None and not store_codes:
         raise _invalid("stores", "stores, when given, lists at least one store code.")
+    if channels is not None and role != "app":
+        raise _invalid("channels", "Only app keys are limited to a list of channels.")
+    if channels is not None and (not channels or set(channels) - set(CHANNELS)):
+        raise _invalid("channels", f"channels lists at least one of {list(CHANNELS)}.")
     if expires_at is not None and expires_at.tzinfo is not None:
         to_utc(expires_at, "expires_at")  # 9999-12-31T23:59:59-14:00 has no UTC instant
     if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
@@ -76,10 +84,12 @@ def create_key(
     store_codes: list[str] | None = None,
     expires_at: datetime | None = None,
     created_by: Principal | None = None,
+    channels: Sequence[str] | None = None,
 ) -> NewKey:
     """A new key; ``created_by`` (the admin making it through the API or CLI) is
-    recorded and audited."""
-    _check_shape(role, store_code, store_codes, expires_at, now)
+    recorded and audited. ``channels`` limits an app key (None: every channel)."""
+    _check_shape(role, store_code, store_codes, expires_at, now, channels)
+    chans = sorted(set(channels)) if channels is not None else None
     key_id = new_id("key")
     secret = secrets.token_urlsafe(32)
     with write_conn(engine) as conn:
@@ -110,6 +120,7 @@ def create_key(
                 role=role,
                 store_id=store_id,
                 stores=sorted(set(store_codes)) if store_codes is not None else None,
+                channels=chans,
                 name=name or f"{role} key",
                 secret_hash=_hash_secret(secret),
                 created_at=now,
@@ -128,6 +139,7 @@ def create_key(
                 role=role,
                 store=store_code,
                 stores=store_codes,
+                channels=chans,
                 expires_at=iso(expires_at) if expires_at else None,
             )
     return NewKey(
@@ -137,6 +149,7 @@ def create_key(
         store=store_code,
         stores=tuple(sorted(set(store_codes))) if store_codes is not None else None,
         expires_at=expires_at,
+        channels=tuple(chans) if chans is not None else None,
     )
 
 
@@ -146,6 +159,7 @@ _AUTH = select(
     api_keys.c.role,
     api_keys.c.store_id,
     api_keys.c.stores,
+    api_keys.c.channels,
     api_keys.c.secret_hash,
     api_keys.c.revoked_at,
     api_keys.c.expires_at,
@@ -205,6 +219,7 @@ def authenticate_key(
         store_id=row.store_id,
         store_code=row.code,
         stores=tuple(row.stores) if row.stores is not None else None,
+        channels=tuple(row.channels) if row.channels is not None else None,
     )
     return principal, row.expires_at
 
@@ -222,6 +237,7 @@ def _view(row: Any, now: datetime) -> dict[str, Any]:
         "role": row.role,
         "store": row.code,
         "stores": row.stores,
+        "channels": row.channels,
         "status": state,
         "created_at": iso(row.created_at),
         "expires_at": iso(row.expires_at) if row.expires_at else None,
@@ -235,6 +251,7 @@ _LIST = select(
     api_keys.c.name,
     api_keys.c.role,
     api_keys.c.stores,
+    api_keys.c.channels,
     api_keys.c.created_at,
     api_keys.c.expires_at,
     api_keys.c.revoked_at,

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from hub.domain.errors import refuse
 
-Role = Literal["admin", "store", "integrator", "analyst"]
-ROLES: tuple[Role, ...] = ("admin", "store", "integrator", "analyst")
+Role = Literal["admin", "store", "integrator", "analyst", "app"]
+ROLES: tuple[Role, ...] = ("admin", "store", "integrator", "analyst", "app")
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Principal:
     store_code: str | None = None
     # analyst keys may be limited to these store codes (None: every store)
     stores: tuple[str, ...] | None = None
+    # app keys act on these channels (None: every channel)
+    channels: tuple[str, ...] | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -41,6 +43,14 @@ class Principal:
         if self.role not in roles:
             raise refuse(
                 "forbidden", f"This needs a key with role {' or '.join(roles)}."
+            )
+
+    def require_channel(self, channel: str) -> None:
+        """An app key acts only on the channels it was created for."""
+        if self.channels is not None and channel not in self.channels:
+            raise refuse(
+                "forbidden",
+                f"This key acts on channels {', '.join(self.channels)}, not {channel}.",
             )
 
     @property

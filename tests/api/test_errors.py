@@ -923,6 +923,57 @@ def claim_beyond_the_limit(env: Env) -> httpx.Response:
     return env.post(f"/v1/coupons/{spare}/claim", {"customer": "M0003"})
 
 
+def campaign(env: Env, start_in: timedelta = timedelta(hours=-1), days: int = 7,
+             total: int = 5, per_customer: int = 1) -> str:
+    start = env.clock.now + start_in
+    r = env.post("/v1/campaigns", {
+        "template_id": env.template(), "channels": ["h5"], "starts_at": iso(start),
+        "ends_at": iso(start + timedelta(days=days)), "total": total,
+        "per_customer": per_customer})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def claim_from(env: Env, campaign_id: str, customer: str = "M0001") -> httpx.Response:
+    return env.client.post(f"/v1/campaigns/{campaign_id}/claims", json={"customer": customer},
+                           headers={**env.admin, "Idempotency-Key": new_key()})
+
+
+@produces("campaign_not_found")
+def claim_from_an_unknown_campaign(env: Env) -> httpx.Response:
+    return claim_from(env, "cmp_01JD0000000000000000000000")
+
+
+@produces("campaign_not_started")
+def claim_before_the_campaign_opens(env: Env) -> httpx.Response:
+    r = claim_from(env, campaign(env, start_in=timedelta(hours=2)))
+    assert r.json()["starts_at"]
+    return r
+
+
+@produces("campaign_ended")
+def claim_after_the_campaign_closed(env: Env) -> httpx.Response:
+    cid = campaign(env, days=1)
+    env.clock.advance(days=1)
+    return claim_from(env, cid)
+
+
+@produces("campaign_sold_out")
+def claim_the_last_coupon_twice(env: Env) -> httpx.Response:
+    cid = campaign(env, total=1)
+    assert claim_from(env, cid, "M0001").status_code == 201
+    return claim_from(env, cid, "M0002")
+
+
+@produces("claim_limit_reached")
+def claim_twice_for_one_customer(env: Env) -> httpx.Response:
+    cid = campaign(env, per_customer=1)
+    assert claim_from(env, cid).status_code == 201
+    r = claim_from(env, cid)
+    assert r.json()["limit"] == 1
+    return r
+
+
 @produces("customer_not_found")
 def issue_to_unknown_customer(env: Env) -> httpx.Response:
     r = env.post(f"/v1/templates/{env.template()}/coupons", {"customers": ["M0001", "NOPE"]})
@@ -1359,7 +1410,8 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
     """
     absent = {"code": generate_code(), "template_id": "tpl_absent", "redemption_id": "rdm_absent",
               "subscription_id": "sub_absent", "delivery_id": "dlv_absent",
-              "connector": "pos.absent", "operation": "redeem", "key_id": "key_absent"}
+              "connector": "pos.absent", "operation": "redeem", "key_id": "key_absent",
+              "campaign_id": "cmp_absent"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
     failures = []
@@ -1469,8 +1521,14 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
     delivery_id = env.get("/v1/deliveries").json()["items"][0]["id"]
     params = {"code": codes[2], "template_id": tpl, "redemption_id": rid,
               "subscription_id": sub, "delivery_id": delivery_id,
-              "connector": "pos.native", "operation": "redeem", "key_id": spare_key}
+              "connector": "pos.native", "operation": "redeem", "key_id": spare_key,
+              "campaign_id": campaign(env, total=100, per_customer=100)}
+    camp = {"template_id": tpl, "name": "fuzz", "channels": ["h5", "web"],
+            "starts_at": iso(env.clock.now), "ends_at": iso(env.clock.now + timedelta(days=2)),
+            "total": 10, "per_customer": 2, "daily_window": {"start": "00:00", "end": "23:59"}}
     bodies = {
+        "/v1/campaigns": [camp],
+        "/v1/campaigns/{campaign_id:str}/claims": [{"customer": "M0001", "channel": "h5"}],
         "/v1/redemptions": [redeem],
         "/v1/redemptions/validate": [{**redeem, "code": codes[3]}],
         "/v1/redemptions/{redemption_id:str}/reversal": [{"reason": "refund"}],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -63,6 +64,7 @@ class World:
     sub: str  # a webhook subscription
     dlv: str  # its delivery of the redemption
     spare_key: str = ""  # an API key's id that calls may revoke
+    campaign: str = ""  # a campaign open now (channels mini_program, h5)
 
     def params(self) -> dict[str, str]:
         return {
@@ -76,6 +78,8 @@ class World:
             "connector": "pos.native",
             "operation": "validate",
             "key_id": self.spare_key,
+            "campaign_id": self.campaign,
+            "customer": "A-WALLET",  # a customer of merchant A only
         }
 
     def call(
@@ -88,6 +92,8 @@ class World:
             body = {**BODIES[("POST", "/v1/redemptions")], "code": self.spare}
         elif method == "POST" and route == "/v1/redemptions":
             body = {**BODIES[("POST", "/v1/redemptions")], "code": self.code}
+        elif method == "POST" and route == "/v1/campaigns":
+            body = campaign_body(self.tpl, self.clock)
         path = fill(route, params or self.params())
         return self.client.request(method, path, json=body, headers=headers)
 
@@ -144,7 +150,17 @@ BODIES: dict[tuple[str, str], Any] = {
         "events": ["*"],
     },
     ("PATCH", "/v1/subscriptions/{subscription_id:str}"): {"description": "changed"},
+    ("POST", "/v1/campaigns/{campaign_id:str}/claims"): {"customer": "M0001"},
 }
+
+
+def campaign_body(tpl: str, clock: Clock) -> dict[str, Any]:
+    def iso(dt: Any) -> str:
+        return str(dt.isoformat()).replace("+00:00", "Z")
+
+    return {"template_id": tpl, "channels": ["mini_program", "h5"],
+            "starts_at": iso(clock.now - timedelta(hours=1)),
+            "ends_at": iso(clock.now + timedelta(days=7)), "total": 100, "per_customer": 10}
 
 
 def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> World:
@@ -170,7 +186,12 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
     assert r.status_code == 201, r.text
     [dlv] = client.get("/v1/deliveries", headers=merchant.auth()).json()["items"]
     spare_key = keys.create_key(db, merchant.id, "analyst", clock.now, name="spare").id
+    r_cust = client.post("/v1/customers", json={"external_id": "A-WALLET"},
+                         headers=merchant.auth())
+    assert r_cust.status_code == 201, r_cust.text
+    camp = client.post("/v1/campaigns", json=campaign_body(tpl, clock), headers=merchant.auth())
+    assert camp.status_code == 201, camp.text
     return World(
         client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
-        sub.json()["id"], dlv["id"], spare_key,
+        sub.json()["id"], dlv["id"], spare_key, camp.json()["id"],
     )

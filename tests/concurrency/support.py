@@ -32,13 +32,15 @@ def patient(call: Call, c: httpx.Client) -> httpx.Response:
     return r
 
 
-def fire(base_url: str, calls: Sequence[Call]) -> list[httpx.Response]:
+def fire(
+    base_url: str, calls: Sequence[Call], barrier_timeout: float = 30
+) -> list[httpx.Response]:
     """Run every call in its own thread (own client), all released at the same instant.
 
     Responses come back in the order of ``calls``.
     """
     n = len(calls)
-    barrier = threading.Barrier(n, timeout=30)
+    barrier = threading.Barrier(n, timeout=barrier_timeout)
 
     def run(call: Call) -> httpx.Response:
         with httpx.Client(base_url=base_url, timeout=60) as c:

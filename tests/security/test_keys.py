@@ -75,6 +75,9 @@ def test_an_expired_key_stops_working(client, merchant, clock):
     ({"role": "admin", "stores": ["SH-001"]}, "stores"),
     ({"role": "analyst", "expires_at": "2020-01-01T00:00:00Z"}, "expires_at"),
     ({"role": "root"}, "role"),
+    ({"role": "analyst", "channels": ["h5"]}, "channels"),
+    ({"role": "app", "channels": []}, "channels"),
+    ({"role": "app", "channels": ["telegram"]}, "channels"),
 ])
 def test_inconsistent_keys_are_refused_naming_the_field(client, merchant, body, field):
     r = client.post("/v1/keys", headers=merchant.auth(), json=body)
@@ -109,3 +112,28 @@ def test_cli_keys_create_list_revoke(db, merchant):
     revoked = runner.invoke(main, ["keys", "revoke", "--db", url, "--merchant", merchant.id,
                                    key["id"]])
     assert revoked.exit_code == 0 and '"status": "revoked"' in revoked.output
+
+
+def test_an_app_key_names_its_channels_and_cannot_issue_or_list(client, merchant):
+    r = client.post("/v1/keys", headers=merchant.auth(), json={
+        "role": "app", "name": "mini program", "channels": ["mini_program", "h5"]})
+    assert r.status_code == 201, r.text
+    app = r.json()
+    assert app["role"] == "app" and app["channels"] == ["h5", "mini_program"]
+    auth = bearer(app["token"])
+    assert client.get("/v1/merchant", headers=auth).status_code == 200
+    for method, path in [("POST", "/v1/templates/tpl_x/coupons"), ("POST", "/v1/coupons/X/void"),
+                         ("GET", "/v1/customers"), ("GET", "/v1/redemptions"),
+                         ("POST", "/v1/templates")]:
+        refused = client.request(method, path, headers=auth, json={})
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden", path
+    every = client.post("/v1/keys", headers=merchant.auth(), json={"role": "app"}).json()
+    assert every["channels"] is None
+
+
+def test_cli_creates_an_app_key_with_channels(db, merchant):
+    url = db.url.render_as_string(hide_password=False)
+    made = CliRunner().invoke(main, ["keys", "create", "--db", url, "--merchant", merchant.id,
+                                     "--role", "app", "--channels", "web,h5"])
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.output)["channels"] == ["h5", "web"]

@@ -30,6 +30,7 @@ def _identities(w: World) -> dict[str, dict[str, str]]:
         "store": w.m.auth(w.m.store_keys["SH-001"]),
         "integrator": key("integrator"),
         "analyst": key("analyst"),
+        "app": key("app", channels=["mini_program", "h5"]),
     }
 
 

@@ -1,0 +1,87 @@
+"""Campaigns customers claim coupons from (领券)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, HeaderParameter, JSONBody
+
+from hub.api.dto import CampaignClaimIn, CampaignClaimOut, CampaignIn, CampaignOut
+from hub.api.openapi import ok
+from hub.api.responses import problem_docs
+from hub.api.state import hub, principal
+from hub.api.strict import Strict
+from hub.services import campaigns
+
+
+class CampaignController(Controller):
+    path = "/v1/campaigns"
+    tags = ["campaigns"]
+
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Create a campaign customers claim coupons of a template from",
+        responses={201: ok(CampaignOut)} | problem_docs(400, 401, 403, 404, 422),
+        dto=Strict[CampaignIn],
+        return_dto=None,
+    )
+    def create(self, request: Request[Any, Any, Any], data: JSONBody[CampaignIn]) -> dict[str, Any]:
+        h = hub(request)
+        window = data.daily_window
+        spec = campaigns.CampaignSpec(
+            template_id=data.template_id,
+            name=data.name or "",
+            channels=list(data.channels),
+            starts_at=data.starts_at,
+            ends_at=data.ends_at,
+            total=data.total,
+            per_customer=data.per_customer,
+            daily_start=window.start if window else None,
+            daily_end=window.end if window else None,
+        )
+        return campaigns.create_campaign(h.engine, principal(request), spec, h.clock())
+
+    @get(
+        "/{campaign_id:str}",
+        sync_to_thread=True,
+        summary="A campaign: its window, limits and how many coupons are left",
+        responses={200: ok(CampaignOut)} | problem_docs(401, 403, 404),
+    )
+    def read(self, request: Request[Any, Any, Any], campaign_id: FromPath[str]) -> dict[str, Any]:
+        return campaigns.get_campaign(hub(request).engine, principal(request), campaign_id)
+
+    @post(
+        "/{campaign_id:str}/claims",
+        sync_to_thread=True,
+        status_code=201,
+        summary="Claim one coupon of the campaign for a customer, once per Idempotency-Key",
+        responses={201: ok(CampaignClaimOut)} | problem_docs(400, 401, 403, 404, 409, 422),
+        dto=Strict[CampaignClaimIn],
+        return_dto=None,
+    )
+    def claim(
+        self,
+        request: Request[Any, Any, Any],
+        campaign_id: FromPath[str],
+        data: JSONBody[CampaignClaimIn],
+        idempotency_key: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Idempotency-Key",
+                required=False,
+                description="Required. 1–255 characters; retries with the same key and body "
+                "replay the first response.",
+            ),
+        ] = None,
+    ) -> Response[bytes]:
+        h = hub(request)
+        status, body, replayed = campaigns.claim(
+            h.engine, principal(request), campaign_id, data.customer, data.channel,
+            idempotency_key, h.clock(),
+        )
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return Response(
+            content=body, status_code=status, media_type="application/json", headers=headers
+        )

@@ -1,0 +1,255 @@
+"""Campaigns customers claim coupons from (领券): create, read, claim.
+
+A claim issues one coupon of the campaign's template to one customer. Stock is taken
+with one conditional ``UPDATE campaigns SET claimed = claimed + 1 WHERE claimed < total``
+(the row lock serialises racing claims on PostgreSQL; SQLite has one writer), and the
+customer's n-th claim is a row unique on (campaign, customer, n), so neither the total
+nor the per-customer limit can be exceeded however many requests race. A claim carries
+an Idempotency-Key: a retry replays the first answer, another body under it is 422.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hub.db.engine import read_conn, write_conn
+from hub.db.schema import campaign_claims, campaigns
+from hub.domain.errors import refuse
+from hub.domain.ids import new_id
+from hub.domain.templates import CHANNELS
+from hub.services import audit, idempotency, issuing, outbox
+from hub.services.jsonio import dumps, iso
+from hub.services.principal import Principal
+
+MAX_TOTAL = 10_000_000
+MAX_PER_CUSTOMER = 100
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    template_id: str
+    name: str
+    channels: list[str]
+    starts_at: datetime
+    ends_at: datetime
+    total: int
+    per_customer: int = 1
+    daily_start: str | None = None  # "HH:MM" in the merchant's time zone
+    daily_end: str | None = None
+
+
+def _invalid(field: str, message: str) -> Exception:
+    return refuse("invalid_request", message, errors=[{"field": field, "message": message}])
+
+
+def _hhmm(value: str, field: str) -> time:
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise _invalid(field, f"{field} is a time of day HH:MM.") from None
+
+
+def _check(spec: CampaignSpec) -> None:
+    if not spec.channels or set(spec.channels) - set(CHANNELS):
+        raise _invalid("channels", f"channels lists at least one of {list(CHANNELS)}.")
+    if spec.ends_at <= spec.starts_at:
+        raise _invalid("ends_at", "ends_at must be after starts_at.")
+    if not 1 <= spec.total <= MAX_TOTAL:
+        raise _invalid("total", f"total is 1 to {MAX_TOTAL}.")
+    if not 1 <= spec.per_customer <= MAX_PER_CUSTOMER:
+        raise _invalid("per_customer", f"per_customer is 1 to {MAX_PER_CUSTOMER}.")
+    if (spec.daily_start is None) != (spec.daily_end is None):
+        raise _invalid("daily_window", "A daily window has both start and end.")
+    if (
+        spec.daily_start is not None
+        and spec.daily_end is not None
+        and _hhmm(spec.daily_start, "start") >= _hhmm(spec.daily_end, "end")
+    ):
+        raise _invalid("daily_window", "The daily window's start is before its end.")
+
+
+def _view(row: Any) -> dict[str, Any]:
+    window = None
+    if row.daily_start is not None:
+        window = {"start": row.daily_start, "end": row.daily_end}
+    return {
+        "id": row.id,
+        "name": row.name,
+        "template_id": row.template_id,
+        "claim_token": row.claim_token,
+        "channels": list(row.channels),
+        "starts_at": iso(row.starts_at),
+        "ends_at": iso(row.ends_at),
+        "total": row.total,
+        "per_customer": row.per_customer,
+        "daily_window": window,
+        "claimed": row.claimed,
+        "remaining": row.total - row.claimed,
+        "created_at": iso(row.created_at),
+    }
+
+
+def create_campaign(
+    engine: Engine, p: Principal, spec: CampaignSpec, now: datetime
+) -> dict[str, Any]:
+    p.require_admin()
+    _check(spec)
+    campaign_id = new_id("cmp")
+    with write_conn(engine) as conn:
+        issuing.get_template_row(conn, p, spec.template_id)
+        conn.execute(
+            insert(campaigns).values(
+                id=campaign_id,
+                merchant_id=p.merchant_id,
+                template_id=spec.template_id,
+                name=spec.name or f"campaign {campaign_id}",
+                claim_token=secrets.token_urlsafe(24),
+                channels=sorted(set(spec.channels)),
+                starts_at=spec.starts_at,
+                ends_at=spec.ends_at,
+                total=spec.total,
+                per_customer=spec.per_customer,
+                daily_start=spec.daily_start,
+                daily_end=spec.daily_end,
+                claimed=0,
+                created_at=now,
+            )
+        )
+        audit.record(conn, p, "campaign.created", "campaign", campaign_id, now,
+                     template_id=spec.template_id, total=spec.total)
+        return _view(_row(conn, p, campaign_id))
+
+
+def _row(conn: Connection, p: Principal, campaign_id: str) -> Any:
+    row = conn.execute(
+        select(campaigns).where(
+            campaigns.c.id == campaign_id, campaigns.c.merchant_id == p.merchant_id
+        )
+    ).first()
+    if row is None:
+        raise refuse("campaign_not_found", f"No campaign {campaign_id}.")
+    return row
+
+
+def get_campaign(engine: Engine, p: Principal, campaign_id: str) -> dict[str, Any]:
+    with read_conn(engine) as conn:
+        return _view(_row(conn, p, campaign_id))
+
+
+def _check_open(row: Any, p: Principal, now: datetime) -> None:
+    if now < row.starts_at:
+        raise refuse("campaign_not_started", f"Claims open at {iso(row.starts_at)}.",
+                     starts_at=iso(row.starts_at))
+    if now >= row.ends_at:
+        raise refuse("campaign_ended", f"Claims closed at {iso(row.ends_at)}.",
+                     ends_at=iso(row.ends_at))
+    if row.daily_start is not None:
+        local = now.astimezone(p.tz).time()
+        if not time.fromisoformat(row.daily_start) <= local < time.fromisoformat(row.daily_end):
+            raise refuse(
+                "campaign_not_started",
+                f"Claims are open daily from {row.daily_start} to {row.daily_end} "
+                f"({p.tz.key}).",
+                daily_window={"start": row.daily_start, "end": row.daily_end},
+            )
+
+
+def _channel(row: Any, p: Principal, channel: str | None) -> str:
+    allowed = [c for c in row.channels if p.channels is None or c in p.channels]
+    if channel is None:
+        if not allowed:
+            raise refuse("forbidden", "This key acts on none of the campaign's channels.")
+        return str(allowed[0])
+    p.require_channel(channel)
+    if channel not in row.channels:
+        raise refuse("channel_not_allowed",
+                     f"This campaign is claimed through {', '.join(row.channels)}.")
+    return channel
+
+
+def claim(
+    engine: Engine,
+    p: Principal,
+    campaign_id: str,
+    customer: str,
+    channel: str | None,
+    idempotency_key: str | None,
+    now: datetime,
+) -> tuple[int, bytes, bool]:
+    """(status, JSON body, replayed) of a claim; refusals raise (nothing is stored)."""
+    p.require("admin", "app")
+    key = idempotency.check_key(idempotency_key)
+    endpoint = f"POST /v1/campaigns/{campaign_id}/claims"
+    req_hash = idempotency.request_hash(
+        endpoint, dumps({"customer": customer, "channel": channel})
+    )
+    with write_conn(engine) as conn:
+        stored = idempotency.claim(
+            conn, scope=p.key_id, key=key, endpoint=endpoint, req_hash=req_hash, now=now
+        )
+        if stored is not None:
+            return stored.status, stored.body, True
+        body = dumps(_claim(conn, p, campaign_id, customer, channel, now))
+        idempotency.complete(conn, scope=p.key_id, key=key, status=201, body=body)
+    return 201, body, False
+
+
+def _claim(
+    conn: Connection, p: Principal, campaign_id: str, customer: str, channel: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    row = _row(conn, p, campaign_id)
+    used_channel = _channel(row, p, channel)
+    _check_open(row, p, now)
+    taken = conn.execute(
+        update(campaigns)
+        .where(campaigns.c.id == row.id, campaigns.c.claimed < campaigns.c.total)
+        .values(claimed=campaigns.c.claimed + 1)
+        .returning(campaigns.c.claimed)
+    ).first()
+    if taken is None:
+        raise refuse("campaign_sold_out", "Every coupon of this campaign has been claimed.")
+    coupon_id, view = issuing.issue_one(conn, p, row.template_id, customer, used_channel, now)
+    held = conn.execute(
+        select(func.count()).select_from(campaign_claims).where(
+            campaign_claims.c.campaign_id == row.id,
+            campaign_claims.c.customer_id == view["customer_id"],
+        )
+    ).scalar_one()
+    limit_reached = refuse(
+        "claim_limit_reached",
+        f"A customer claims at most {row.per_customer} coupon(s) of this campaign.",
+        limit=row.per_customer,
+    )
+    if held >= row.per_customer:
+        raise limit_reached
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(campaign_claims).values(
+                id=new_id("clm"), campaign_id=row.id, customer_id=view["customer_id"],
+                seq=held + 1, coupon_id=coupon_id, claimed_at=now,
+            ))
+    except IntegrityError:  # the same customer's claim committed in between
+        raise limit_reached from None
+    outbox.append(conn, [outbox.event_row(
+        type="coupon.claimed", merchant_id=p.merchant_id, coupon_id=coupon_id,
+        occurred_at=now, recorded_at=now,
+        data={"code": view["code"], "customer": customer, "template_id": row.template_id,
+              "campaign_id": row.id, "channel": used_channel},
+    )])
+    return {
+        "campaign_id": row.id,
+        "code": view["code"],
+        "customer": customer,
+        "template_id": row.template_id,
+        "channel": used_channel,
+        "valid_from": view["valid_from"],
+        "valid_until": view["valid_until"],
+        "claimed_at": iso(now),
+    }

@@ -1,0 +1,105 @@
+"""A customer's wallet: their coupons, soonest expiry first, each saying whether it can
+be used now and, when not, why (the refusal code a redeem would give)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Engine, and_, or_, select
+
+from hub.db.engine import read_conn
+from hub.db.schema import coupon_templates, coupons, customers
+from hub.domain.errors import refuse
+from hub.domain.redeeming import effective_state
+from hub.domain.state import CouponState
+from hub.domain.validity import Window
+from hub.services.jsonio import iso
+from hub.services.paging import decode_cursor, encode_cursor
+from hub.services.principal import Principal
+
+WalletStatus = Literal["usable", "used", "expired", "all"]
+STATUSES: tuple[WalletStatus, ...] = ("usable", "used", "expired", "all")
+_REASONS = {
+    CouponState.REDEEMED: "coupon_already_redeemed",
+    CouponState.EXPIRED: "coupon_expired",
+    CouponState.VOIDED: "coupon_voided",
+}
+
+_WALLET = select(
+    coupons.c.id,
+    coupons.c.code,
+    coupons.c.status,
+    coupons.c.template_id,
+    coupons.c.valid_from,
+    coupons.c.valid_until,
+    coupons.c.channel,
+    coupon_templates.c.name.label("template_name"),
+    coupon_templates.c.kind,
+).select_from(coupons.join(coupon_templates, coupon_templates.c.id == coupons.c.template_id))
+
+
+def _view(row: Any, customer: str, now: datetime) -> dict[str, Any]:
+    state = effective_state(CouponState(row.status), Window(row.valid_from, row.valid_until), now)
+    reason = _REASONS.get(state)
+    if reason is None and now < row.valid_from:
+        reason = "coupon_not_yet_valid"
+    return {
+        "code": row.code,
+        "customer": customer,
+        "template_id": row.template_id,
+        "template_name": row.template_name,
+        "kind": row.kind,
+        "status": state.value,
+        "channel": row.channel,
+        "valid_from": iso(row.valid_from),
+        "valid_until": iso(row.valid_until),
+        "usable_now": reason is None,
+        "reason": reason,
+    }
+
+
+def list_wallet(
+    engine: Engine,
+    p: Principal,
+    customer: str,
+    now: datetime,
+    *,
+    status: WalletStatus = "usable",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """One customer's coupons by ``status`` (usable: neither used, voided nor expired;
+    used: redeemed; expired: past their window unused), soonest expiry first."""
+    p.require("admin", "analyst", "app")
+    c = coupons.c
+    q = _WALLET.where(c.merchant_id == p.merchant_id)
+    unused = c.status.in_(("issued", "expired"))
+    if status == "usable":
+        q = q.where(unused, c.valid_until > now)
+    elif status == "used":
+        q = q.where(c.status == "redeemed")
+    elif status == "expired":
+        q = q.where(unused, c.valid_until <= now)
+    if cursor is not None:
+        at = decode_cursor(cursor)
+        q = q.where(or_(c.valid_until > at.at, and_(c.valid_until == at.at, c.id > at.id)))
+    with read_conn(engine) as conn:
+        customer_id = conn.execute(
+            select(customers.c.id).where(
+                customers.c.merchant_id == p.merchant_id, customers.c.external_id == customer
+            )
+        ).scalar()
+        if customer_id is None:
+            raise refuse("not_found", f"No customer {customer} for this merchant.")
+        rows = conn.execute(
+            q.where(c.customer_id == customer_id)
+            .order_by(c.valid_until, c.id)
+            .limit(limit + 1)
+        ).all()
+    page = rows[:limit]
+    more = len(rows) > limit and page
+    return {
+        "items": [_view(r, customer, now) for r in page],
+        "next_cursor": encode_cursor(page[-1].valid_until, page[-1].id) if more else None,
+    }
