@@ -79,7 +79,7 @@ class CampaignController(Controller):
         h = hub(request)
         status, body, replayed = campaigns.claim(
             h.engine, principal(request), campaign_id, data.customer, data.channel,
-            idempotency_key, h.clock(),
+            idempotency_key, h.clock(), operation=f"POST /v1/campaigns/{campaign_id}/claims",
         )
         headers = {"Idempotent-Replayed": "true"} if replayed else None
         return Response(

@@ -11,7 +11,7 @@ an Idempotency-Key: a retry replays the first answer, another body under it is 4
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time
 from typing import Any
 
@@ -23,6 +23,7 @@ from hub.db.schema import campaign_claims, campaigns
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
 from hub.domain.templates import CHANNELS
+from hub.domain.validity import to_utc
 from hub.services import audit, idempotency, issuing, outbox
 from hub.services.jsonio import dumps, iso
 from hub.services.principal import Principal
@@ -53,6 +54,16 @@ def _hhmm(value: str, field: str) -> time:
         return time.fromisoformat(value)
     except ValueError:
         raise _invalid(field, f"{field} is a time of day HH:MM.") from None
+
+
+def _in_utc(spec: CampaignSpec) -> CampaignSpec:
+    """``spec`` with its times in UTC; ``datetime_out_of_range`` for a time like
+    ``0001-01-01T00:00:00+14:00`` whose UTC instant does not exist."""
+    return replace(
+        spec,
+        starts_at=to_utc(spec.starts_at, "starts_at"),
+        ends_at=to_utc(spec.ends_at, "ends_at"),
+    )
 
 
 def _check(spec: CampaignSpec) -> None:
@@ -99,6 +110,7 @@ def create_campaign(
     engine: Engine, p: Principal, spec: CampaignSpec, now: datetime
 ) -> dict[str, Any]:
     p.require_admin()
+    spec = _in_utc(spec)
     _check(spec)
     campaign_id = new_id("cmp")
     with write_conn(engine) as conn:
@@ -181,11 +193,16 @@ def claim(
     channel: str | None,
     idempotency_key: str | None,
     now: datetime,
+    *,
+    operation: str,
 ) -> tuple[int, bytes, bool]:
-    """(status, JSON body, replayed) of a claim; refusals raise (nothing is stored)."""
+    """(status, JSON body, replayed) of a claim; refusals raise (nothing is stored).
+
+    ``operation`` is the request as the transport names it (stored with the
+    Idempotency-Key: the same key for another operation is refused)."""
     p.require("admin", "app")
     key = idempotency.check_key(idempotency_key)
-    endpoint = f"POST /v1/campaigns/{campaign_id}/claims"
+    endpoint = operation
     req_hash = idempotency.request_hash(
         endpoint, dumps({"customer": customer, "channel": channel})
     )

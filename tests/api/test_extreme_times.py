@@ -78,6 +78,12 @@ def _template(ctx: Ctx, start: str, end: str) -> dict[str, Any]:
             "validity": {"type": "fixed", "start": start, "end": end}}
 
 
+def _campaign(ctx: Ctx, start: str, end: str) -> Any:
+    template_id = make_template(ctx.db, ctx.m, ctx.clock.now)
+    return ctx.post("/v1/campaigns", {"template_id": template_id, "channels": ["h5"],
+                                      "starts_at": start, "ends_at": end, "total": 10})
+
+
 def _list(path: str, param: str) -> Callable[[Ctx, str], Any]:
     return lambda ctx, v: ctx.client.get(path, params={param: v}, headers=ctx.m.auth())
 
@@ -104,6 +110,9 @@ FIELDS: dict[str, Callable[[Ctx, str], Any]] = {
         "/v1/templates", _template(c, v, iso(c.clock.now + timedelta(days=30)))),
     "template validity.end": lambda c, v: c.post(
         "/v1/templates", _template(c, iso(c.clock.now), v)),
+    "campaign starts_at": lambda c, v: _campaign(
+        c, v, iso(c.clock.now + timedelta(days=30))),
+    "campaign ends_at": lambda c, v: _campaign(c, iso(c.clock.now), v),
     "GET /v1/redemptions from": _list("/v1/redemptions", "from"),
     "GET /v1/redemptions to": _list("/v1/redemptions", "to"),
     "GET /v1/deliveries from": _list("/v1/deliveries", "from"),
@@ -115,7 +124,8 @@ FIELDS: dict[str, Callable[[Ctx, str], Any]] = {
 }
 # the DTO fields (struct, field) and query parameters (path, name) the cases above send
 DTO_FIELDS = {("RedeemIn", "occurred_at"), ("KeyIn", "expires_at"),
-              ("FixedWindowIn", "start"), ("FixedWindowIn", "end")}
+              ("FixedWindowIn", "start"), ("FixedWindowIn", "end"),
+              ("CampaignIn", "starts_at"), ("CampaignIn", "ends_at")}
 QUERY_FIELDS = {(k.split()[1], k.split()[2]) for k in FIELDS if k.startswith("GET ")}
 
 
@@ -177,6 +187,16 @@ def test_utc_extremes_are_handled(ctx: Ctx, field: str, value: str):
             assert ctx.client.get("/v1/templates", headers=ctx.m.auth(token)).status_code == 200
             listed = ctx.client.get("/v1/keys", headers=ctx.m.auth())
             assert listed.status_code == 200, listed.text
+        else:
+            assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), r.text
+    elif field == "campaign starts_at":
+        if future:  # starts after it ends (next month)
+            assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), r.text
+        else:
+            assert r.status_code == 201, r.text
+    elif field == "campaign ends_at":
+        if future:
+            assert r.status_code == 201, r.text
         else:
             assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), r.text
     elif field == "template validity.start":
