@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from hub.api.dto import CampaignClaimIn, CampaignClaimOut, CampaignIn, CampaignOut
 from hub.api.openapi import ok
+from hub.api.params import IdempotencyKey
 from hub.api.responses import problem_docs
 from hub.api.state import hub, principal
 from hub.api.strict import Strict
@@ -66,15 +67,7 @@ class CampaignController(Controller):
         request: Request[Any, Any, Any],
         campaign_id: FromPath[str],
         data: JSONBody[CampaignClaimIn],
-        idempotency_key: Annotated[
-            str | None,
-            HeaderParameter(
-                name="Idempotency-Key",
-                required=False,
-                description="Required. 1–255 characters; retries with the same key and body "
-                "replay the first response.",
-            ),
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
         h = hub(request)
         status, body, replayed = campaigns.claim(

@@ -1,11 +1,12 @@
-"""Query parameters several list endpoints share: the ``from``/``to`` time window."""
+"""Parameters several endpoints share: the ``from``/``to`` time window of the lists and
+the ``Idempotency-Key`` header of the exactly-once writes."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from litestar.params import QueryParameter
+from litestar.params import HeaderParameter, QueryParameter
 
 from hub.domain.errors import refuse
 from hub.domain.validity import to_utc
@@ -19,6 +20,18 @@ Since = Annotated[
 Until = Annotated[
     str | None,
     QueryParameter(name="to", description="time < this (ISO 8601 with offset)", format="date-time"),
+]
+
+# The header of a write that replays its first answer (redeem, claim, ...); the services
+# refuse a missing or malformed key with ``idempotency_key_required``/``_invalid``.
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        description="Required. 1–255 characters; retries with the same key and body "
+        "replay the first response.",
+    ),
 ]
 
 

@@ -17,7 +17,7 @@ from hub.api.dto import (
     ReversalOut,
     ValidationOut,
 )
-from hub.api.params import Since, Until, query_time
+from hub.api.params import IdempotencyKey, Since, Until, query_time
 from hub.api.responses import problem_docs, too_many_docs
 from hub.api.state import hub, principal, run_hot
 from hub.api.strict import Strict
@@ -75,15 +75,7 @@ class RedemptionController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[RedeemIn],
-        idempotency_key: Annotated[
-            str | None,
-            HeaderParameter(
-                name="Idempotency-Key",
-                required=False,
-                description="Required. 1–255 characters; retries with the same key and body "
-                "replay the first response.",
-            ),
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[RedemptionOut]:
         h = hub(request)
         result = await run_hot(
