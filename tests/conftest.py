@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -327,6 +328,13 @@ def live_server(db: Engine, clock: Clock) -> Iterator[str]:
         log_level="warning",
         access_log=False,
     )
+    with serve_in_thread(config):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def serve_in_thread(config: uvicorn.Config) -> Iterator[uvicorn.Server]:
+    """Run ``config``'s server in a thread until the block ends (started before it)."""
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -336,7 +344,7 @@ def live_server(db: Engine, clock: Clock) -> Iterator[str]:
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server
     finally:
         server.should_exit = True
         thread.join(timeout=10)

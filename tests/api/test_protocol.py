@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -19,7 +17,7 @@ from hub.api import protocol
 from hub.api.app import create_app
 from hub.api.hardening import MAX_REQUEST_HEAD
 from hub.api.serving import server_config
-from tests.conftest import Clock, free_port
+from tests.conftest import Clock, free_port, serve_in_thread
 
 
 def test_uvloop_and_httptools_are_chosen_when_installed() -> None:
@@ -50,18 +48,8 @@ def served(db: Engine, clock: Clock) -> Iterator[tuple[str, int]]:
     config = server_config(
         create_app(db, clock=clock), 10, host="127.0.0.1", port=port, log_level="critical"
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
+    with serve_in_thread(config):
         yield "127.0.0.1", port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _read_responses(sock: socket.socket, count: int) -> list[bytes]:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from litestar.testing import TestClient
 from sqlalchemy import Engine
 
@@ -40,7 +38,15 @@ from hub.api.pos import POS_MAX_BODY
 from hub.api.redemptions import REDEEM_MAX_BODY
 from hub.api.serving import server_config
 from hub.services.problems import PROBLEM_MEDIA_TYPE, status_for
-from tests.conftest import Clock, Merchant, free_port, issue, make_template, order
+from tests.conftest import (
+    Clock,
+    Merchant,
+    free_port,
+    issue,
+    make_template,
+    order,
+    serve_in_thread,
+)
 
 JSON = {"Content-Type": "application/json"}
 
@@ -270,18 +276,8 @@ def hardened_server(db: Engine, clock: Clock) -> Iterator[str]:
     config = server_config(
         create_app(db, clock=clock), 10, host="127.0.0.1", port=port, log_level="critical"
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
+    with serve_in_thread(config):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_limits_through_uvicorn(hardened_server: str, merchant: Merchant) -> None:
