@@ -125,6 +125,9 @@ coupons = Table(
     Column("valid_until", UTCDateTime(), nullable=False),
     Column("redemption_id", String(40), nullable=True),
     Column("version", Integer, nullable=False, server_default="0"),
+    # a hold while an online customer pays (reservations): live while reserved_until > now
+    Column("reservation_id", String(40), nullable=True),
+    Column("reserved_until", UTCDateTime(), nullable=True),
     Index("ix_coupons_template_customer", "template_id", "customer_id"),
 )
 
@@ -148,8 +151,10 @@ redemptions = Table(
     Column("reversed_at", UTCDateTime(), nullable=True),
     Column("reversal_reason", Text, nullable=True),
     Column("api_key_id", String(40), nullable=False),
+    Column("order_redemption_id", String(40), nullable=True),  # a multi-coupon redeem
     Index("ix_redemptions_merchant_time", "merchant_id", "occurred_at", "id"),
     Index("ix_redemptions_coupon", "coupon_id"),
+    Index("ix_redemptions_order_redemption", "order_redemption_id"),
 )
 
 # Transactional outbox: one row per state change, written in the same transaction.
@@ -366,4 +371,76 @@ campaign_claims = Table(
     Column("coupon_id", ForeignKey("coupons.id"), nullable=False),
     Column("claimed_at", UTCDateTime(), nullable=False),
     UniqueConstraint("campaign_id", "customer_id", "seq", name="uq_campaign_claims_seq"),
+)
+
+# A multi-coupon redeem (POST /v1/orders/redeem): one row per order redeemed through
+# the hub, linking its redemptions (redemptions.order_redemption_id). Reversed as one.
+order_redemptions = Table(
+    "order_redemptions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("order_id", String(128), nullable=False),  # the merchant's order id
+    Column("store_id", ForeignKey("stores.id"), nullable=False),
+    Column("store_code", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("order_amount", BigInteger, nullable=False),
+    Column("discount", BigInteger, nullable=False),
+    Column("detail", JSONDoc, nullable=False),
+    Column("status", String(16), nullable=False),  # redeemed | reversed
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("reversed_at", UTCDateTime(), nullable=True),
+    Column("reversal_reason", Text, nullable=True),
+    Column("reservation_id", String(40), nullable=True),  # set when a hold was confirmed
+    Column("api_key_id", String(40), nullable=False),
+    Index("ix_order_redemptions_merchant_order", "merchant_id", "order_id"),
+)
+
+# Holds on coupons while an online customer pays (POST /v1/reservations). The hold
+# itself is on the coupon row (coupons.reservation_id / reserved_until), so every
+# redeem path sees it in the read it makes anyway; this row is the hold's record.
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("order", JSONDoc, nullable=False),  # the order as given (amount, lines)
+    Column("store_id", ForeignKey("stores.id"), nullable=False),
+    Column("store_code", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("codes", JSONDoc, nullable=False),
+    Column("status", String(16), nullable=False),  # held | confirmed | released | expired
+    Column("held_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Column("order_redemption_id", String(40), nullable=True),  # when confirmed
+    Column("api_key_id", String(40), nullable=False),
+    Index("ix_reservations_status_expires", "status", "expires_at"),
+)
+
+# Offers to pass a coupon to a friend (转赠). At most one open offer per coupon.
+coupon_transfers = Table(
+    "coupon_transfers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("coupon_id", ForeignKey("coupons.id"), nullable=False),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("from_customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("to_customer_id", ForeignKey("customers.id"), nullable=True),
+    Column("status", String(16), nullable=False),  # offered | accepted | cancelled | expired
+    Column("offered_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Column("api_key_id", String(40), nullable=False),
+    Index("ix_coupon_transfers_coupon", "coupon_id", "offered_at"),
+)
+Index(
+    "uq_coupon_transfers_open",
+    coupon_transfers.c.coupon_id,
+    unique=True,
+    sqlite_where=coupon_transfers.c.status == "offered",
+    postgresql_where=coupon_transfers.c.status == "offered",
 )
