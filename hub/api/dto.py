@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 # the native redeem body is shared with POS connectors, so it lives on their surface
+from hub.connectors.pos_types import CODE_MAX
 from hub.connectors.pos_types import Channel as Channel
 from hub.connectors.pos_types import Fen as Fen
 from hub.connectors.pos_types import LineIn as LineIn
@@ -16,6 +17,7 @@ from hub.connectors.pos_types import RedeemIn as RedeemIn
 from hub.connectors.pos_types import ShortText as ShortText
 from hub.connectors.pos_types import StoreCode as StoreCode
 from hub.connectors.pos_types import UtcTime as UtcTime
+from hub.domain.templates import MAX_PER_ORDER
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 
@@ -185,6 +187,18 @@ class UsageIn(_In):
     channels: list[Channel] = []
 
 
+Kind = Literal["threshold", "percentage", "exchange"]
+
+
+class StackingIn(_In):
+    """叠加规则: the kinds a coupon may share an order with (empty: exclusive, used
+    alone) and the most coupons an order may use when it is among them (null: exclusive
+    1, else no limit of its own)."""
+
+    combines_with: Annotated[list[Kind], Meta(max_length=3)] = []
+    max_per_order: Annotated[int, Meta(ge=1, le=MAX_PER_ORDER)] | None = None
+
+
 class TemplateIn(_In):
     name: Name
     benefit: ThresholdIn | PercentageIn | ExchangeIn
@@ -192,6 +206,7 @@ class TemplateIn(_In):
     usage: UsageIn | None = None
     total_quantity: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None
     per_customer_limit: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    stacking: StackingIn | None = None  # absent: exclusive
 
     def spec(self) -> dict[str, Any]:
         """The plain-dict form the domain builds a template from."""
@@ -345,6 +360,11 @@ class UsageOut(_Out):
     channels: list[str]
 
 
+class StackingOut(_Out):
+    combines_with: list[Kind]
+    max_per_order: int | None
+
+
 class TemplateOut(_Out):
     id: str
     name: str
@@ -355,6 +375,7 @@ class TemplateOut(_Out):
     usage: UsageOut
     total_quantity: int | None
     per_customer_limit: int | None
+    stacking: StackingOut
     issued_count: int
     created_at: Time
 
@@ -645,3 +666,78 @@ class WalletCoupon(_Out):
 class WalletPage(_Out):
     items: list[WalletCoupon]
     next_cursor: str | None
+
+
+# --- checkout: the order quote ----------------------------------------------------------------
+
+
+class QuoteIn(_In):
+    """``POST /v1/orders/quote``: the candidates are ``codes`` or, without them, the
+    ``customer``'s usable coupons."""
+
+    order: OrderIn
+    channel: Channel = "pos"
+    store: StoreCode | None = None
+    customer: ShortText | None = None
+    codes: (
+        Annotated[
+            list[Annotated[str, Meta(min_length=1, max_length=CODE_MAX)]],
+            Meta(description="at most 50 (more: too_many_coupons), none twice"),
+        ]
+        | None
+    ) = None
+
+
+class RefusalOut(Struct):
+    code: str
+    message: str
+
+
+class QuoteCandidate(Struct):
+    code: str
+    template: TemplateRef | None
+    usable: bool
+    discount: Annotated[int | None, Meta(description="alone on this order (fen)")]
+    lines: list[LineDiscountOut]
+    refusal: RefusalOut | None
+
+
+class QuoteStep(Struct):
+    code: str
+    kind: Kind
+    discount: Annotated[int, Meta(description="on what the earlier coupons left")]
+    lines: list[LineDiscountOut]
+
+
+class CouponShare(Struct):
+    code: str
+    discount: int
+
+
+class QuoteLine(Struct):
+    index: int
+    sku: str
+    amount: int
+    discount: int
+    payable: int
+    by_coupon: list[CouponShare]
+
+
+class QuoteBest(Struct):
+    codes: Annotated[list[str], Meta(description="in the order of application")]
+    discount: int
+    payable: int
+    exact: Annotated[bool, Meta(description="false: more usable candidates than the "
+                                            "exact search takes; a good set, maybe not the best")]
+    steps: list[QuoteStep]
+    lines: list[QuoteLine]
+
+
+class QuoteOut(Struct):
+    store: str
+    channel: str
+    customer: str | None
+    order_id: str
+    amount: int
+    candidates: list[QuoteCandidate]
+    best: QuoteBest

@@ -9,17 +9,17 @@ analyst key may be limited to a list of stores).
 
 Roles:
 - ``admin``: the whole merchant.
-- ``store``: one store's till: redeem, validate, reverse its own redemptions, read its
-  own data.
+- ``store``: one store's till: redeem, validate, quote, reverse its own redemptions,
+  read its own data.
 - ``integrator``: subscriptions, connectors, deliveries and dead letters, alerts; no
   coupon changes.
 - ``analyst``: read-only: coupons, redemptions, templates, catalogue, alerts — every
   store or a list of stores.
 - ``app``: the merchant's customer-facing backend (mini program, H5, app, web shop). It
   acts for any one customer of its merchant (the backend has authenticated them), on the
-  channels its key names: claim from campaigns, read one customer's wallet. It never
-  issues, voids or manages templates and campaigns, and never lists customers, coupons
-  or redemptions in bulk.
+  channels its key names: claim from campaigns, read one customer's wallet, quote an
+  order. It never issues, voids or manages templates and campaigns, and never lists
+  customers, coupons or redemptions in bulk.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/redemptions/validate"): TILL,
     ("POST", "/v1/redemptions/{redemption_id:str}/reversal"): TILL,
     ("GET", "/v1/redemptions"): READERS,
+    # checkout (the till, or the app for a customer on its channels)
+    ("POST", "/v1/orders/quote"): frozenset({"admin", "store", "app"}),
     ("POST", "/v1/pos/{connector:str}/{operation:str}"): TILL,
     # integration
     ("GET", "/v1/subscriptions"): INTEGRATION,

@@ -17,7 +17,12 @@ from hub.domain.errors import refuse
 from hub.domain.ids import new_id
 from hub.domain.redeeming import effective_state
 from hub.domain.state import Action, CouponState, transition
-from hub.domain.template_codec import template_from_dict, template_to_dict
+from hub.domain.template_codec import (
+    stacking_from_dict,
+    stacking_to_dict,
+    template_from_dict,
+    template_to_dict,
+)
 from hub.domain.templates import CHANNELS
 from hub.domain.validity import Window, check_issuable, window_for
 from hub.services import audit, outbox
@@ -42,6 +47,8 @@ def _template_view(row: Any) -> dict[str, Any]:
         "usage": rules["usage"],
         "total_quantity": row.total_quantity,
         "per_customer_limit": row.per_customer_limit,
+        # rules stored before templates had stacking read as exclusive
+        "stacking": stacking_to_dict(stacking_from_dict(rules.get("stacking"))),
         "issued_count": row.issued_count,
         "created_at": iso(row.created_at),
     }
@@ -51,7 +58,7 @@ def create_template(
     engine: Engine, p: Principal, name: str, spec: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     """``spec`` has ``benefit``, ``validity``, ``usage``, ``total_quantity``,
-    ``per_customer_limit`` (the API form); the domain checks it."""
+    ``per_customer_limit``, ``stacking`` (the API form); the domain checks it."""
     p.require_admin()
     template = template_from_dict(spec)
     check_issuable(template.validity, now)  # a window already closed could never be used

@@ -11,7 +11,8 @@ through a :class:`CodeLookup`, which is what puts it behind the guard
   scanner suffixes, full-width input and the check character), and
   :meth:`CodeLookup.find` reads the merchant's coupon with it; their
   ``code_malformed`` / ``coupon_not_found`` refusals are *failures*;
-* a failure is counted, and its answer decided (itself, or 429 when it is one over the
+* a failure is counted (each one, when a request looks up several codes: the quote),
+  and its answer decided (itself, or 429 when it is one over the
   limit), either in the caller's write transaction (:meth:`CodeLookup.settle`: the
   redeem, whose stored refusal then replays without counting again) or, when the
   caller did not settle it, in a short transaction of its own as the refusal leaves the
@@ -33,7 +34,7 @@ from sqlalchemy import Connection, Engine, Executable, Row
 from hub.db.engine import write_conn
 from hub.domain.codes import parse_code
 from hub.domain.errors import DomainError, refuse
-from hub.services.guard import Guard
+from hub.services.guard import COUNTED, Guard
 from hub.services.principal import Principal
 
 
@@ -50,7 +51,7 @@ class CodeLookup:
     now: datetime
     client: str | None = None
     read: bool = False
-    _failure: DomainError | None = field(default=None, init=False, repr=False)
+    _failures: list[DomainError] = field(default_factory=list, init=False, repr=False)
     _entered: bool = field(default=False, init=False, repr=False)
 
     def __enter__(self) -> CodeLookup:
@@ -65,20 +66,17 @@ class CodeLookup:
         tb: TracebackType | None,
     ) -> None:
         self._entered = False
-        failure, self._failure = self._failure, None
-        if failure is None:
+        if not self._failures:
             return
         with write_conn(self.engine) as conn:
-            answer = self.guard.count(
-                conn, self.principal, self.client, failure, self.now, read=self.read
-            )
-        if answer is not failure:
+            answer = self.settle(conn)
+        if answer is not None and answer.code not in COUNTED:
             raise answer from None
 
     @property
     def failed(self) -> bool:
         """A failure is waiting to be counted."""
-        return self._failure is not None
+        return bool(self._failures)
 
     def _require_entered(self) -> None:
         if not self._entered:  # a programming error: a look-up outside the guard
@@ -90,7 +88,7 @@ class CodeLookup:
         try:
             return parse_code(raw)
         except DomainError as err:
-            self._failure = err
+            self._failures.append(err)
             raise
 
     def find(self, conn: Connection, statement: Executable, code: str, **params: Any) -> Row[Any]:
@@ -102,7 +100,7 @@ class CodeLookup:
         row = conn.execute(statement, bound).first()
         if row is None:
             err = refuse("coupon_not_found", "No coupon with this code.")
-            self._failure = err
+            self._failures.append(err)
             raise err
         blocked = self.guard.known_block(self.principal, self.now)
         if blocked is not None:  # blocked while this look-up ran: the real code is refused
@@ -110,15 +108,18 @@ class CodeLookup:
         return row
 
     def settle(self, conn: Connection) -> DomainError | None:
-        """Count the waiting failure in ``conn``'s write transaction (which commits with
-        the refusal); returns the answer to give (the failure itself, or a 429), or
-        ``None`` when no failure was waiting."""
-        failure, self._failure = self._failure, None
-        if failure is None:
-            return None
-        return self.guard.count(
-            conn, self.principal, self.client, failure, self.now, read=self.read
-        )
+        """Count the waiting failures in ``conn``'s write transaction (which commits with
+        the refusal), in the order they happened; returns the answer to give (the first
+        failure itself, or a 429 once one is over the limit), or ``None`` when no failure
+        was waiting."""
+        failures, self._failures = self._failures, []
+        for failure in failures:  # several when one request looks up several codes
+            answer = self.guard.count(
+                conn, self.principal, self.client, failure, self.now, read=self.read
+            )
+            if answer is not failure:  # one over the limit: the rest are not counted
+                return answer
+        return failures[0] if failures else None
 
 
 def default_guard(guard: Guard | None) -> Guard:

@@ -206,6 +206,11 @@ def _resolve_store(conn: Connection, p: Principal, requested: str | None) -> tup
     return store_id, requested
 
 
+# the order quote (hub/services/quote.py) judges the channel and the store as the redeem does
+check_channel = _check_channel
+resolve_store = _resolve_store
+
+
 def _already_redeemed(conn: Connection, redemption_id: str | None) -> DomainError:
     row = None
     if redemption_id is not None:

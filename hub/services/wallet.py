@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, or_, select
 
 from hub.db.engine import read_conn
 from hub.db.schema import coupon_templates, coupons, customers
@@ -26,7 +26,8 @@ _REASONS = {
     CouponState.VOIDED: "coupon_voided",
 }
 
-_WALLET = select(
+# A customer's coupons with their template (the quote adds the template's rules).
+WALLET_COUPONS = select(
     coupons.c.id,
     coupons.c.code,
     coupons.c.status,
@@ -37,6 +38,7 @@ _WALLET = select(
     coupon_templates.c.name.label("template_name"),
     coupon_templates.c.kind,
 ).select_from(coupons.join(coupon_templates, coupon_templates.c.id == coupons.c.template_id))
+_UNUSED = coupons.c.status.in_(("issued", "expired"))
 
 
 def _view(row: Any, customer: str, now: datetime) -> dict[str, Any]:
@@ -59,6 +61,23 @@ def _view(row: Any, customer: str, now: datetime) -> dict[str, Any]:
     }
 
 
+def customer_id(conn: Connection, p: Principal, customer: str) -> str:
+    """The merchant's customer with external id ``customer``, or ``not_found``."""
+    found = conn.execute(
+        select(customers.c.id).where(
+            customers.c.merchant_id == p.merchant_id, customers.c.external_id == customer
+        )
+    ).scalar()
+    if found is None:
+        raise refuse("not_found", f"No customer {customer} for this merchant.")
+    return str(found)
+
+
+def usable_where(now: datetime) -> ColumnElement[bool]:
+    """The wallet's ``usable`` coupons: neither used, voided nor past their window."""
+    return and_(_UNUSED, coupons.c.valid_until > now)
+
+
 def list_wallet(
     engine: Engine,
     p: Principal,
@@ -73,27 +92,20 @@ def list_wallet(
     used: redeemed; expired: past their window unused), soonest expiry first."""
     p.require("admin", "analyst", "app")
     c = coupons.c
-    q = _WALLET.where(c.merchant_id == p.merchant_id)
-    unused = c.status.in_(("issued", "expired"))
+    q = WALLET_COUPONS.where(c.merchant_id == p.merchant_id)
     if status == "usable":
-        q = q.where(unused, c.valid_until > now)
+        q = q.where(usable_where(now))
     elif status == "used":
         q = q.where(c.status == "redeemed")
     elif status == "expired":
-        q = q.where(unused, c.valid_until <= now)
+        q = q.where(_UNUSED, c.valid_until <= now)
     if cursor is not None:
         at = decode_cursor(cursor)
         q = q.where(or_(c.valid_until > at.at, and_(c.valid_until == at.at, c.id > at.id)))
     with read_conn(engine) as conn:
-        customer_id = conn.execute(
-            select(customers.c.id).where(
-                customers.c.merchant_id == p.merchant_id, customers.c.external_id == customer
-            )
-        ).scalar()
-        if customer_id is None:
-            raise refuse("not_found", f"No customer {customer} for this merchant.")
+        holder = customer_id(conn, p, customer)
         rows = conn.execute(
-            q.where(c.customer_id == customer_id)
+            q.where(c.customer_id == holder)
             .order_by(c.valid_until, c.id)
             .limit(limit + 1)
         ).all()

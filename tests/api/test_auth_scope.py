@@ -147,6 +147,7 @@ STORE_OPERATIONS = {
     ("POST", "/v1/redemptions/validate"),
     ("POST", "/v1/redemptions/{redemption_id:str}/reversal"),
     ("GET", "/v1/redemptions"),
+    ("POST", "/v1/orders/quote"),
     ("GET", "/v1/events/schemas"),
     ("GET", "/v1/events/schemas/{event_type:str}"),
     ("POST", POS_ROUTE),

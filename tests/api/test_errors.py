@@ -807,6 +807,73 @@ def occurred_eight_days_ago(env: Env) -> httpx.Response:
     return env.validate(env.coupon(), occurred_at=iso(env.clock.now - timedelta(days=8)))
 
 
+# --- the order quote (POST /v1/orders/quote) --------------------------------------------------
+
+
+def quote(env: Env, auth: dict[str, str] | None = None, **fields: Any) -> httpx.Response:
+    body = {"store": "SH-001", "order": order(), **fields}
+    return env.post("/v1/orders/quote", {k: v for k, v in body.items() if v is not None}, auth)
+
+
+@produces("duplicate_coupon")
+def quote_with_a_code_twice(env: Env) -> httpx.Response:
+    code = env.coupon()
+    r = quote(env, codes=[code, display(code).lower()])  # the same coupon, spelt two ways
+    assert r.json()["coupon"] == code
+    return r
+
+
+@produces("too_many_coupons")
+def quote_with_more_than_fifty_codes(env: Env) -> httpx.Response:
+    r = quote(env, codes=[generate_code() for _ in range(51)])
+    assert r.json()["limit"] == 50
+    return r
+
+
+@produces("store_required")
+def admin_quotes_without_store(env: Env) -> httpx.Response:
+    return quote(env, store=None, codes=[env.coupon()])
+
+
+@produces("store_not_found")
+def quote_at_an_unknown_store(env: Env) -> httpx.Response:
+    return quote(env, store="XX-999", customer="M0001")
+
+
+@produces("store_forbidden")
+def store_key_quotes_at_another_store(env: Env) -> httpx.Response:
+    return quote(env, env.store_auth("SH-001"), store="SH-002", customer="M0001")
+
+
+@produces("not_found")
+def quote_for_an_unknown_customer(env: Env) -> httpx.Response:
+    return quote(env, customer="NOBODY")
+
+
+@produces("invalid_request")
+def quote_without_codes_or_customer(env: Env) -> httpx.Response:
+    r = quote(env)
+    assert names_field(r.json(), "customer"), r.text
+    return r
+
+
+@produces("invalid_request")
+def quote_on_an_unknown_channel(env: Env) -> httpx.Response:
+    return quote(env, channel="fax", customer="M0001")
+
+
+@produces("forbidden")
+def app_key_quotes_on_a_channel_it_lacks(env: Env) -> httpx.Response:
+    app = create_key(env.db, env.m.id, "app", env.clock.now, channels=["h5"]).token
+    return quote(env, env.m.auth(app), channel="pos", customer="M0001")
+
+
+@produces("forbidden")
+def analyst_quotes(env: Env) -> httpx.Response:
+    analyst = create_key(env.db, env.m.id, "analyst", env.clock.now).token
+    return quote(env, env.m.auth(analyst), customer="M0001")
+
+
 # --- reversal -------------------------------------------------------------------------------
 
 
@@ -868,6 +935,22 @@ def empty_hour_range(env: Env) -> httpx.Response:
     body = {**THRESHOLD_SPEC, "name": "x", "usage": {"hours": [{"start": "10:00", "end": "10:00"}]}}
     r = env.post("/v1/templates", body)
     assert r.json()["field"] == "usage.hours[0]"
+    return r
+
+
+@produces("invalid_template")
+def exclusive_template_with_a_limit_above_one(env: Env) -> httpx.Response:
+    body = {**THRESHOLD_SPEC, "name": "x", "stacking": {"combines_with": [], "max_per_order": 3}}
+    r = env.post("/v1/templates", body)
+    assert r.json()["field"] == "stacking.max_per_order"
+    return r
+
+
+@produces("invalid_request")
+def template_combining_with_an_unknown_kind(env: Env) -> httpx.Response:
+    body = {**THRESHOLD_SPEC, "name": "x", "stacking": {"combines_with": ["voucher"]}}
+    r = env.post("/v1/templates", body)
+    assert r.json()["errors"][0]["field"] == "stacking.combines_with[0]", r.text
     return r
 
 
@@ -1554,6 +1637,11 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/keys/{key_id:str}/revoke": [],
         "/v1/deliveries/{delivery_id:str}/replay": [],
         "/v1/pos/{connector:str}/{operation:str}": [{**redeem, "code": codes[4]}],
+        "/v1/orders/quote": [
+            {"store": "SH-001", "channel": "pos", "order": redeem["order"],
+             "codes": [codes[3], codes[4]]},
+            {"store": "SH-001", "channel": "pos", "customer": "M0001", "order": order()},
+        ],
     }
     return params, bodies
 

@@ -151,6 +151,10 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("PATCH", "/v1/subscriptions/{subscription_id:str}"): {"description": "changed"},
     ("POST", "/v1/campaigns/{campaign_id:str}/claims"): {"customer": "M0001"},
+    # the wallet quote of merchant A's customer, on a channel the matrix's app key has
+    ("POST", "/v1/orders/quote"): {
+        "store": "SH-001", "channel": "mini_program", "customer": "A-WALLET", "order": order(),
+    },
 }
 
 

@@ -2,11 +2,11 @@
 and 10), on both backends.
 
 The routes are read from the app: every operation whose path, query or JSON body names a
-``code``, and the POS route once per installed inbound connector (variants included)
-and operation — their bodies carry codes in the vendor's format. :data:`PROBES` says how
-to send a code to each; a code-taking route without a probe (a new route, a new
-connector or mapping file) fails :func:`test_every_code_route_has_a_probe`, so no route
-can stay unguarded silently.
+``code`` (or a list of ``codes``), and the POS route once per installed inbound connector
+(variants included) and operation — their bodies carry codes in the vendor's format.
+:data:`PROBES` says how to send a code to each; a code-taking route without a probe (a
+new route, a new connector or mapping file) fails
+:func:`test_every_code_route_has_a_probe`, so no route can stay unguarded silently.
 
 For each route: a real code decorated the way scanners and input methods send it
 (full-width letters, U+3000, NBSP, CR LF, full-width dashes) is found and never
@@ -74,7 +74,7 @@ def _types_in(annotation: Any) -> Iterator[Any]:
 def _names_a_code(annotation: Any, depth: int = 0) -> bool:
     for tp in _types_in(annotation):
         if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
-            if "code" in tp.__struct_fields__:
+            if {"code", "codes"} & set(tp.__struct_fields__):  # one code, or a list
                 return True
             hints = typing.get_type_hints(tp, include_extras=True)
             if depth < 3 and any(_names_a_code(h, depth + 1) for h in hints.values()):
@@ -179,6 +179,19 @@ def _void(ctx: Ctx, code: str) -> Outcome:
     return _json(ctx, path, {"reason": "probe"}, admin=True)
 
 
+def _quote(ctx: Ctx, code: str) -> Outcome:
+    """The quote answers 200 with a refusal per candidate: the candidate's refusal code
+    is what the answer means."""
+    r = ctx.client.post(
+        "/v1/orders/quote", json={"codes": [code], "order": _order()}, headers=ctx.store
+    )
+    if r.status_code != 200:
+        return _problem(r)
+    [candidate] = r.json()["candidates"]
+    refusal = candidate["refusal"]
+    return Outcome(200, frozenset({OK if refusal is None else refusal["code"]}))
+
+
 def _native(op: str) -> Probe:
     def probe(ctx: Ctx, code: str) -> Outcome:
         if op == "reverse":
@@ -281,6 +294,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/v1/redemptions/validate"): lambda ctx, code: _json(
         ctx, "/v1/redemptions/validate", {"code": code, "order": _order()}
     ),
+    ("POST", "/v1/orders/quote"): _quote,
     **{
         ("POST", f"/v1/pos/{connector}/{op}"): make(op)
         for connector, make in (
@@ -326,6 +340,7 @@ def test_every_code_route_has_a_probe(db: Engine, clock: Clock) -> None:
         ("GET", "/v1/coupons/{code}"),
         ("POST", "/v1/redemptions"),
         ("POST", "/v1/redemptions/validate"),
+        ("POST", "/v1/orders/quote"),  # a list of codes
         ("POST", "/v1/pos/pos.native/reverse"),
         ("POST", "/v1/pos/pos.poslog/reverse"),
     } <= routes
