@@ -304,7 +304,8 @@ def keys_create(
 @click.option("--merchant", "merchant_id", default=None)
 @json_option
 def keys_list(db: str | None, merchant_id: str | None, as_json: bool) -> None:
-    """The merchant's keys: role, store(s), status, expiry, last use (never the tokens)."""
+    """The merchant's keys: role, store(s), channels, status, expiry, last use (never the
+    tokens)."""
     from hub.services.keys import list_keys
 
     engine = _engine(db)
@@ -318,6 +319,7 @@ def keys_list(db: str | None, merchant_id: str | None, as_json: bool) -> None:
             ("ID", "id"),
             ("ROLE", "role"),
             ("STORES", lambda r: r["store"] or ",".join(r["stores"] or []) or "all"),
+            ("CHANNELS", _key_channels),
             ("STATUS", "status"),
             ("EXPIRES", "expires_at"),
             ("LAST USED", "last_used_at"),
@@ -325,6 +327,13 @@ def keys_list(db: str | None, merchant_id: str | None, as_json: bool) -> None:
         ],
         empty="no keys",
     )
+
+
+def _key_channels(row: dict[str, Any]) -> str | None:
+    """An app key's channels (``all`` when it is not limited); other roles have none."""
+    if row["role"] != "app":
+        return None
+    return ",".join(row["channels"] or []) or "all"
 
 
 @keys.command("revoke")

@@ -393,9 +393,11 @@ def test_list_commands_print_tables_and_json_on_request(tmp_path: Path):
 
     keys = hub("keys", "list", "--db", db, cwd=tmp_path)
     assert keys.returncode == 0, keys.stderr
-    rows = _assert_table(keys.stdout, ["ID", "ROLE", "STORES", "STATUS", "EXPIRES",
+    rows = _assert_table(keys.stdout, ["ID", "ROLE", "STORES", "CHANNELS", "STATUS", "EXPIRES",
                                        "LAST USED", "NAME"])
     assert {r[1] for r in rows} == {"admin", "store", "app"} and len(rows) == 5
+    # an app key's channels; the other roles act on every channel they may use
+    assert {r[1]: r[3] for r in rows} == {"admin": "-", "store": "-", "app": "h5,mini_program"}
     as_json = json.loads(hub("keys", "list", "--db", db, "--json", cwd=tmp_path).stdout)
     assert [r["id"] for r in as_json] == [r[0] for r in rows]
     assert facts["admin_key"] not in keys.stdout

@@ -115,6 +115,14 @@ def test_seed_loads_everything(db):
         assert ends["threshold"].astimezone(UTC) == datetime(2026, 12, 19, 16, 0, tzinfo=UTC)
         assert ends["exchange"].astimezone(UTC) == datetime(2026, 12, 3, 16, 0, tzinfo=UTC)
         assert _count(conn, api_keys) == 5  # admin, three stores, the app
+        # the 满减 and the 折扣 combine (the order quote's demo pair); the egg tart is alone
+        stacking = {kind: rules["stacking"] for kind, rules in conn.execute(
+            select(coupon_templates.c.kind, coupon_templates.c.rules)).all()}
+        assert stacking == {
+            "threshold": {"combines_with": ["percentage"], "max_per_order": 2},
+            "percentage": {"combines_with": ["threshold"], "max_per_order": 2},
+            "exchange": {"combines_with": [], "max_per_order": 1},
+        }
     assert store_codes(db, facts["merchant_id"]) == ["BJ-001", "SH-001", "SH-002"]
 
 
