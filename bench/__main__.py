@@ -6,6 +6,7 @@
     python -m bench delivery [--quick | bench/delivery.py's options]
     python -m bench service [bench/redeem.py's options: the service loop, no HTTP]
     python -m bench quote [bench/quote.py's options: the checkout quote, pure CPU]
+    python -m bench quote-http [bench/quote_http.py's options: POST /v1/orders/quote]
 
 Exit status: 0 when every database check passed, 1 when one failed.
 """
@@ -38,9 +39,10 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="redeem",
-        choices=[*ROUTES, "all", "delivery", "service", "quote"],
+        choices=[*ROUTES, "all", "delivery", "service", "quote", "quote-http"],
         help="the route to load (all: the four); delivery (bench/delivery.py), service "
-        "(bench/redeem.py) and quote (bench/quote.py) take their own options",
+        "(bench/redeem.py), quote (bench/quote.py) and quote-http (bench/quote_http.py) "
+        "take their own options",
     )
     ap.add_argument(
         "--target", help="routes, comma-separated (overrides WHAT): " + ",".join(ROUTES)
@@ -83,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import quote
 
         return quote.main(argv[1:])
+    if argv[:1] == ["quote-http"]:  # bench/quote_http.py: the quote route against hub serve
+        from bench import quote_http
+
+        return quote_http.main(argv[1:])
     if argv[:1] == ["service"]:  # bench/redeem.py: the service loop against the raw loop
         from bench import redeem
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench import quote
+from bench import quote, quote_http
 from bench.__main__ import main as bench_main
 from hub.domain.quote import EXACT_LIMIT, best_combination
 from hub.domain.stacking import stacking_conflict
+from hub.domain.template_codec import template_from_dict
 
 
 def test_quote_bench_prints_each_figure(capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,3 +32,20 @@ def test_worst_case_families_all_stack_and_search_exactly() -> None:
         assert stacking_conflict([(c.code, c.template) for c in cands]) is None
         q = best_combination(order, cands, quote.CTX, exact_limit=6)
         assert q.exact and q.examined >= 1 and 0 < q.best.total <= order.amount
+
+
+def test_the_http_bench_quotes_the_mixed_family(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m bench quote-http``: its templates are bench/quote.py's *mixed* coupons
+    (the same benefits, product rules and stacking), and one small run prints a figure
+    per way of quoting, every answer 200."""
+    order = quote.cart(12)
+    made = [template_from_dict(s) for s in quote_http.template_specs(8, order)]
+    domain = [c.template for c in quote.mixed(8, order)]
+    assert [(t.benefit, t.stacking, t.usage) for t in made] == [
+        (t.benefit, t.stacking, t.usage) for t in domain]
+    assert bench_main(["quote-http", "--db", "sqlite", "--candidates", "6", "--lines", "12",
+                       "--requests", "10", "--concurrency", "1"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("sqlite")]
+    assert [r[:3] for r in rows] == [["sqlite", "wallet", "c1"], ["sqlite", "codes", "c1"]]
+    assert all("{200: 10}" in line for line in out.splitlines() if line.startswith("sqlite"))
