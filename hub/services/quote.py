@@ -45,6 +45,16 @@ MAX_CODES = 50  # codes in one quote; more is too_many_coupons (422)
 WALLET_CANDIDATES = 200  # a customer's usable coupons quoted, soonest expiry first
 
 _CANDIDATES = wallet.WALLET_COUPONS.add_columns(coupon_templates.c.rules)
+# built once (building a Core statement costs more than running it)
+_HELD = (
+    _CANDIDATES.where(
+        coupons.c.merchant_id == bindparam("b_merchant"),
+        coupons.c.customer_id == bindparam("b_customer"),
+        wallet.usable_where(bindparam("b_now", type_=coupons.c.valid_until.type)),
+    )
+    .order_by(coupons.c.valid_until, coupons.c.id)
+    .limit(WALLET_CANDIDATES)
+)
 _BY_CODE = _CANDIDATES.where(
     coupons.c.merchant_id == bindparam("b_merchant"),
     coupons.c.code == bindparam("b_code"),
@@ -95,15 +105,8 @@ def quote(
         with read_conn(engine) as conn:
             store_code = resolve_store(conn, p, cmd.store)[1]
             holder = wallet.customer_id(conn, p, cmd.customer)
-            rows = conn.execute(
-                _CANDIDATES.where(
-                    coupons.c.merchant_id == p.merchant_id,
-                    coupons.c.customer_id == holder,
-                    wallet.usable_where(now),
-                )
-                .order_by(coupons.c.valid_until, coupons.c.id)
-                .limit(WALLET_CANDIDATES)
-            ).all()
+            params = {"b_merchant": p.merchant_id, "b_customer": holder, "b_now": now}
+            rows = conn.execute(_HELD, params).all()
         found = _Found({r.code: r for r in rows}, [(r.code, r.code) for r in rows], {})
     else:
         _check_codes(cmd.codes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Connection, Engine, and_, or_, select
 
 from hub.db.engine import read_conn
 from hub.db.schema import coupon_templates, coupons, customers
@@ -73,8 +73,9 @@ def customer_id(conn: Connection, p: Principal, customer: str) -> str:
     return str(found)
 
 
-def usable_where(now: datetime) -> ColumnElement[bool]:
-    """The wallet's ``usable`` coupons: neither used, voided nor past their window."""
+def usable_where(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
+    """The wallet's ``usable`` coupons: neither used, voided nor past their window
+    (``now`` may be a bound parameter, for a statement built once)."""
     return and_(_UNUSED, coupons.c.valid_until > now)
 
 
