@@ -163,7 +163,7 @@ def _look_up(
                 given.append((code, code))
             _no_duplicate(parsed)  # the same code decorated two ways
             for code in parsed:
-                row = _find(conn, lookup, code)
+                row = _find(conn, lookup, code, now)
                 if isinstance(row, Refusal):
                     missing[code] = row
                 else:
@@ -176,9 +176,11 @@ def _look_up(
     return store_code, _Found(rows, given, missing)
 
 
-def _find(conn: Connection, lookup: CodeLookup, code: str) -> Row[Any] | Refusal:
-    try:
-        return lookup.find(conn, _BY_CODE, code)
+def _find(
+    conn: Connection, lookup: CodeLookup, code: str, now: datetime
+) -> Row[Any] | Refusal:
+    try:  # b_now: for any column of the wallet's statement judged at a time
+        return lookup.find(conn, _BY_CODE, code, b_now=now)
     except DomainError as err:
         if err.code != "coupon_not_found":
             raise  # blocked while looking up: the whole quote is refused
