@@ -395,10 +395,10 @@ def test_wrong_data_is_refused(where, value):
     ("where", "value"),
     [
         ("id", "evt_1"),
-        ("merchant_id", new_id("tpl")),
+        ("merchant_id", "tpl_01J9ZQ4N1XKX8V6W3T2R0Y5B7C"),  # fixed: same ids every collection
         ("occurred_at", "2026-13-01T00:00:00.000Z"),
         ("recorded_at", 1764059400),
-        ("type", "coupon.transferred"),
+        ("type", "coupon.teleported"),
         ("data", None),
     ],
 )
