@@ -192,6 +192,9 @@ class TemplateIn(_In):
     usage: UsageIn | None = None
     total_quantity: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None
     per_customer_limit: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    transferable: Annotated[
+        bool, Meta(description="holders may pass its coupons to a friend (转赠)")
+    ] = False
 
     def spec(self) -> dict[str, Any]:
         """The plain-dict form the domain builds a template from."""
@@ -355,6 +358,7 @@ class TemplateOut(_Out):
     usage: UsageOut
     total_quantity: int | None
     per_customer_limit: int | None
+    transferable: bool
     issued_count: int
     created_at: Time
 

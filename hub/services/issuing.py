@@ -42,6 +42,7 @@ def _template_view(row: Any) -> dict[str, Any]:
         "usage": rules["usage"],
         "total_quantity": row.total_quantity,
         "per_customer_limit": row.per_customer_limit,
+        "transferable": bool(rules.get("transferable", False)),
         "issued_count": row.issued_count,
         "created_at": iso(row.created_at),
     }
