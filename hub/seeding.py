@@ -64,7 +64,10 @@ def seed(engine: Engine, seeds: Path = SEEDS_DIR, now: datetime | None = None) -
     for t in _load(seeds, "templates.yaml")["templates"]:
         spec = {
             k: t[k]
-            for k in ("benefit", "validity", "usage", "total_quantity", "per_customer_limit")
+            for k in (
+                "benefit", "validity", "usage", "total_quantity", "per_customer_limit",
+                "transferable",
+            )
             if k in t
         }
         created = issuing.create_template(engine, p, t["name"], spec, now)

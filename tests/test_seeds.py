@@ -115,6 +115,12 @@ def test_seed_loads_everything(db):
         assert ends["threshold"].astimezone(UTC) == datetime(2026, 12, 19, 16, 0, tzinfo=UTC)
         assert ends["exchange"].astimezone(UTC) == datetime(2026, 12, 3, 16, 0, tzinfo=UTC)
         assert _count(conn, api_keys) == 5  # admin, three stores, the app
+        # the egg tart may be passed to a friend; its coupons are held by M0001…M0010
+        transferable = {
+            r.kind for r in conn.execute(select(coupon_templates.c.kind, coupon_templates.c.rules))
+            if r.rules.get("transferable")
+        }
+        assert transferable == {"exchange"} and tpls["exchange"]["transferable"] is True
     assert store_codes(db, facts["merchant_id"]) == ["BJ-001", "SH-001", "SH-002"]
 
 

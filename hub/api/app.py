@@ -42,6 +42,7 @@ def create_app(
     from hub.api.pos import PosController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.templates import TemplateController
+    from hub.api.transfers import TransferController
     from hub.api.wallet import WalletController
 
     state = HubState.for_engine(engine, settings=settings or Settings(), clock=clock)
@@ -63,6 +64,7 @@ def create_app(
             AlertController,
             CampaignController,
             WalletController,
+            TransferController,
             assets_router(),
         ],
         middleware=[
