@@ -65,7 +65,8 @@ def seed(engine: Engine, seeds: Path = SEEDS_DIR, now: datetime | None = None) -
         spec = {
             k: t[k]
             for k in (
-                "benefit", "validity", "usage", "total_quantity", "per_customer_limit", "stacking"
+                "benefit", "validity", "usage", "total_quantity", "per_customer_limit",
+                "transferable", "stacking",
             )
             if k in t
         }

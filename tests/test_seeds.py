@@ -123,6 +123,12 @@ def test_seed_loads_everything(db):
             "percentage": {"combines_with": ["threshold"], "max_per_order": 2},
             "exchange": {"combines_with": [], "max_per_order": 1},
         }
+        # the egg tart may be passed to a friend; its coupons are held by M0001…M0010
+        transferable = {
+            r.kind for r in conn.execute(select(coupon_templates.c.kind, coupon_templates.c.rules))
+            if r.rules.get("transferable")
+        }
+        assert transferable == {"exchange"} and tpls["exchange"]["transferable"] is True
     assert store_codes(db, facts["merchant_id"]) == ["BJ-001", "SH-001", "SH-002"]
 
 

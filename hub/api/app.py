@@ -43,6 +43,7 @@ def create_app(
     from hub.api.quote import QuoteController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.templates import TemplateController
+    from hub.api.transfers import TransferController
     from hub.api.wallet import WalletController
 
     state = HubState.for_engine(engine, settings=settings or Settings(), clock=clock)
@@ -65,6 +66,7 @@ def create_app(
             CampaignController,
             WalletController,
             QuoteController,
+            TransferController,
             assets_router(),
         ],
         middleware=[

@@ -207,6 +207,9 @@ class TemplateIn(_In):
     total_quantity: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None
     per_customer_limit: Annotated[int, Meta(ge=1, le=10_000)] | None = None
     stacking: StackingIn | None = None  # absent: exclusive
+    transferable: Annotated[
+        bool, Meta(description="holders may pass its coupons to a friend (转赠)")
+    ] = False
 
     def spec(self) -> dict[str, Any]:
         """The plain-dict form the domain builds a template from."""
@@ -376,6 +379,7 @@ class TemplateOut(_Out):
     total_quantity: int | None
     per_customer_limit: int | None
     stacking: StackingOut
+    transferable: bool
     issued_count: int
     created_at: Time
 
@@ -414,6 +418,10 @@ class HistoryEntry(_Out):
     customer: str | None = None
     reason: str | None = None
     coupon_status: str | None = None
+    transfer_id: str | None = None
+    from_customer: Annotated[str | None, Meta(description="transfers: who gave it")] = None
+    to_customer: Annotated[str | None, Meta(description="transfers: who received it")] = None
+    expires_at: Time | None = None  # a transfer offer: open until
 
 
 class CouponOut(_Out):
@@ -661,6 +669,10 @@ class WalletCoupon(_Out):
     reason: Annotated[
         str | None, Meta(description="when not usable now: the refusal code a redeem would give")
     ]
+    transfer_offered_until: Annotated[
+        str | None,
+        Meta(description="an open offer to pass it to a friend lapses then (ISO 8601 UTC)"),
+    ] = None
 
 
 class WalletPage(_Out):
@@ -741,3 +753,43 @@ class QuoteOut(Struct):
     amount: int
     candidates: list[QuoteCandidate]
     best: QuoteBest
+
+
+# --- transfers to a friend (转赠) -----------------------------------------------------------
+
+
+class TransferOfferIn(_In):
+    customer: Annotated[str, Meta(min_length=1, max_length=128,
+                                  description="the holder's external id")]
+    ttl_seconds: Annotated[int, Meta(ge=60, le=604_800,
+                                     description="how long the offer stays open")] = 86_400
+
+
+class TransferCustomerIn(_In):
+    customer: Annotated[str, Meta(min_length=1, max_length=128,
+                                  description="the customer's external id")]
+
+
+class TransferOfferOut(_Out):
+    id: str
+    token: Annotated[str, Meta(description="secret: share it with the friend (link or QR)")]
+    status: Literal["offered"]
+    code: Annotated[str, Meta(description="masked")]
+    template: TemplateRef
+    from_customer: str
+    offered_at: Time
+    expires_at: Time
+
+
+class TransferOut(_Out):
+    id: str
+    status: Literal["offered", "accepted", "cancelled", "expired"]
+    code: Annotated[str, Meta(description="masked; in full for the recipient who accepted")]
+    template: TemplateRef
+    from_customer: str
+    to_customer: str | None
+    offered_at: Time
+    expires_at: Time
+    ended_at: Time | None
+    valid_from: Time
+    valid_until: Time

@@ -83,6 +83,7 @@ IDEMPOTENT_OPERATIONS: Final = frozenset(
         ("post", "/v1/redemptions"),
         ("post", "/v1/redemptions/{redemption_id}/reversal"),
         ("post", "/v1/campaigns/{campaign_id}/claims"),
+        ("post", "/v1/coupons/{code}/transfers"),
     }
 )
 
@@ -96,6 +97,7 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
         load_connectors,
     )
     from hub.events.schemas import DATA_SCHEMAS
+    from hub.services.transfers import TOKEN_PATTERN
 
     def serves(c: AnyConnector) -> bool:
         return isinstance(c, InboundConnector) and bool(c.operations)
@@ -121,6 +123,11 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
             "type": "string",
             "pattern": "^[^/\\x00]{1,128}$",
             "description": "A customer's external id (the merchant's member id).",
+        },
+        "token": {
+            "type": "string",
+            "pattern": TOKEN_PATTERN,
+            "description": "A transfer offer's secret token (as the offer answered it).",
         },
     }
     if inbound:

@@ -18,8 +18,9 @@ Roles:
 - ``app``: the merchant's customer-facing backend (mini program, H5, app, web shop). It
   acts for any one customer of its merchant (the backend has authenticated them), on the
   channels its key names: claim from campaigns, read one customer's wallet, quote an
-  order. It never issues, voids or manages templates and campaigns, and never lists
-  customers, coupons or redemptions in bulk.
+  order, offer a customer's coupon to a friend and accept or cancel such offers. It never
+  issues, voids or manages templates and campaigns, and never lists customers, coupons
+  or redemptions in bulk.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/campaigns"): ADMIN,
     ("GET", "/v1/campaigns/{campaign_id:str}"): frozenset({"admin", "analyst", "app"}),
     ("POST", "/v1/campaigns/{campaign_id:str}/claims"): frozenset({"admin", "app"}),
+    # transfers to a friend (the app acts for the holder, then for the friend)
+    ("POST", "/v1/coupons/{code:str}/transfers"): frozenset({"admin", "app"}),
+    ("GET", "/v1/transfers/{token:str}"): frozenset({"admin", "app"}),
+    ("POST", "/v1/transfers/{token:str}/accept"): frozenset({"admin", "app"}),
+    ("POST", "/v1/transfers/{token:str}/cancel"): frozenset({"admin", "app"}),
     # redemption (the till)
     ("POST", "/v1/redemptions"): TILL,
     ("POST", "/v1/redemptions/validate"): TILL,

@@ -136,10 +136,22 @@ def stacking_from_dict(d: dict[str, Any] | None) -> Stacking:
     return Stacking(combines_with=combines_with, max_per_order=limit)
 
 
+def transferable_from_dict(value: Any) -> bool:
+    """``transferable``: true or false; absent (or null) is false."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise refuse(
+            "invalid_template", "transferable must be true or false", field="transferable"
+        )
+    return value
+
+
 def template_from_dict(d: dict[str, Any]) -> Template:
     """Build and check a template from its dict form (raises ``invalid_template``).
 
-    Stored rules written before templates had ``stacking`` read as exclusive."""
+    Stored rules written before templates had ``stacking`` read as exclusive, and
+    before they had ``transferable`` as not transferable."""
     return check_template(
         Template(
             benefit=benefit_from_dict(d["benefit"]),
@@ -148,6 +160,7 @@ def template_from_dict(d: dict[str, Any]) -> Template:
             total_quantity=d.get("total_quantity"),
             per_customer_limit=d.get("per_customer_limit"),
             stacking=stacking_from_dict(d.get("stacking")),
+            transferable=transferable_from_dict(d.get("transferable")),
         )
     )
 
@@ -202,4 +215,5 @@ def template_to_dict(t: Template) -> dict[str, Any]:
         "total_quantity": t.total_quantity,
         "per_customer_limit": t.per_customer_limit,
         "stacking": stacking_to_dict(t.stacking),
+        "transferable": t.transferable,
     }

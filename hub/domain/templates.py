@@ -142,6 +142,7 @@ class Template:
     total_quantity: int | None = None
     per_customer_limit: int | None = None
     stacking: Stacking = field(default_factory=Stacking)
+    transferable: bool = False  # holders may pass its coupons to a friend (转赠)
 
     @property
     def kind(self) -> Kind:

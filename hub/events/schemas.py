@@ -398,6 +398,36 @@ def _data_schemas() -> dict[str, Schema]:
             },
             description="An issued coupon's window closed (housekeeping.expire_coupons).",
         ),
+        "coupon.transfer_offered": _object(
+            {
+                "code": _code(),
+                "transfer_id": _id("trf", "The offer (its token is never published)."),
+                "from_customer": _text("External id of the holder who offers the coupon."),
+                "template_id": _template_id(),
+                "expires_at": _time("When the offer lapses unless accepted."),
+            },
+            description="A holder offered the coupon to a friend (transfers.offer).",
+        ),
+        "coupon.transferred": _object(
+            {
+                "code": _code(),
+                "transfer_id": _id("trf", "The accepted offer."),
+                "from_customer": _text("External id of the customer who gave the coupon."),
+                "to_customer": _text("External id of the customer who now holds it."),
+                "template_id": _template_id(),
+            },
+            description="A friend accepted the offer and now holds the coupon "
+            "(transfers.accept).",
+        ),
+        "coupon.transfer_cancelled": _object(
+            {
+                "code": _code(),
+                "transfer_id": _id("trf", "The withdrawn offer."),
+                "from_customer": _text("External id of the holder who withdrew it."),
+                "template_id": _template_id(),
+            },
+            description="The holder withdrew an open offer (transfers.cancel).",
+        ),
         "template.created": _object(
             {
                 "template_id": _template_id(),
@@ -415,6 +445,12 @@ def _data_schemas() -> dict[str, Schema]:
                     "type": ["integer", "null"],
                     "minimum": 1,
                     "description": "Most coupons one customer may hold, or null.",
+                },
+            },
+            {
+                "transferable": {
+                    "type": "boolean",
+                    "description": "Holders may pass its coupons to a friend (转赠).",
                 },
             },
             description="A template was created; its stored rules (issuing.create_template).",

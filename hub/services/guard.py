@@ -3,10 +3,11 @@
 A *failure* is a code look-up (any route: the coupon read, validate, redeem, claim,
 void, a POS redeem/validate/reverse by code; all go through
 :class:`hub.services.lookup.CodeLookup`) refused with ``coupon_not_found`` or
-``code_malformed``. Each one is counted in two *scopes*: the API key
-(``key:<key id>``) and the client address (``addr:<merchant id>:<address>``; the
-address is per merchant, so tills of several merchants behind one NAT never block each
-other). The limits work on a sliding window:
+``code_malformed`` — or a look-up of a transfer offer by its secret token refused with
+``transfer_not_found`` (:mod:`hub.services.transfers`). Each one is counted in two
+*scopes*: the API key (``key:<key id>``) and the client address
+(``addr:<merchant id>:<address>``; the address is per merchant, so tills of several
+merchants behind one NAT never block each other). The limits work on a sliding window:
 
 * **per key** — a key with ``max_per_key`` failures within the window is blocked until
   the oldest of them leaves it: every code look-up it makes answers 429
@@ -63,7 +64,9 @@ from hub.settings import env as read_env
 
 log = structlog.get_logger("hub.guard")
 
-COUNTED = frozenset({"coupon_not_found", "code_malformed"})
+# transfer_not_found: a wrong transfer token (hub/services/transfers.py) is a guess at
+# a secret too, counted with the codes
+COUNTED = frozenset({"coupon_not_found", "code_malformed", "transfer_not_found"})
 ENUMERATION_ALERT = "code_enumeration_suspected"
 _CACHE_SIZE = 10_000
 

@@ -49,6 +49,7 @@ def _template_view(row: Any) -> dict[str, Any]:
         "per_customer_limit": row.per_customer_limit,
         # rules stored before templates had stacking read as exclusive
         "stacking": stacking_to_dict(stacking_from_dict(rules.get("stacking"))),
+        "transferable": bool(rules.get("transferable", False)),
         "issued_count": row.issued_count,
         "created_at": iso(row.created_at),
     }
@@ -108,9 +109,13 @@ def _get_row(conn: Connection, p: Principal, template_id: str, *, lock: bool = F
     return row
 
 
-def get_template_row(conn: Connection, p: Principal, template_id: str) -> Any:
-    """The merchant's template row, or ``template_not_found``."""
-    return _get_row(conn, p, template_id)
+def get_template_row(
+    conn: Connection, p: Principal, template_id: str, *, lock: bool = False
+) -> Any:
+    """The merchant's template row, or ``template_not_found``; ``lock``: hold its row
+    lock (PostgreSQL) until the transaction ends, as issuing does while it counts
+    holdings against the per-customer limit."""
+    return _get_row(conn, p, template_id, lock=lock)
 
 
 def get_template(engine: Engine, p: Principal, template_id: str) -> dict[str, Any]:
@@ -199,6 +204,14 @@ def _check_customer_limit(
             f"{len(over)} customer(s) would hold more than {limit} coupon(s) of this template.",
             limit=limit,
         )
+
+
+def check_holding_limit(
+    conn: Connection, template_id: str, limit: int | None, customer_id: str
+) -> None:
+    """Refuse ``per_customer_limit_reached`` when one more coupon of the template would
+    put the customer over ``limit`` (hold the template's lock: :func:`get_template_row`)."""
+    _check_customer_limit(conn, template_id, limit, Counter({customer_id: 1}))
 
 
 def _take_stock(conn: Connection, row: Any, n: int) -> None:

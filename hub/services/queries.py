@@ -29,6 +29,11 @@ _HISTORY_FIELDS = (
     "customer",
     "reason",
     "coupon_status",
+    # transfers to a friend: the chain of holders (who gave to whom; ``at`` says when)
+    "transfer_id",
+    "from_customer",
+    "to_customer",
+    "expires_at",
 )
 # What a key limited to some stores still sees of another store's event: that it
 # happened, and when (the coupon's status says as much); not where, which redemption,

@@ -6,10 +6,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import BindParameter, ColumnElement, Connection, Engine, and_, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    or_,
+    select,
+)
 
 from hub.db.engine import read_conn
-from hub.db.schema import coupon_templates, coupons, customers
+from hub.db.schema import coupon_templates, coupon_transfers, coupons, customers
 from hub.domain.errors import refuse
 from hub.domain.redeeming import effective_state
 from hub.domain.state import CouponState
@@ -26,6 +35,18 @@ _REASONS = {
     CouponState.VOIDED: "coupon_voided",
 }
 
+# the open offer to pass the coupon to a friend, if any (at most one: a unique index)
+_OFFERED_UNTIL = (
+    select(coupon_transfers.c.expires_at)
+    .where(
+        coupon_transfers.c.coupon_id == coupons.c.id,
+        coupon_transfers.c.status == "offered",
+        coupon_transfers.c.expires_at > bindparam("b_now"),
+    )
+    .scalar_subquery()
+    .label("transfer_offered_until")
+)
+
 # A customer's coupons with their template (the quote adds the template's rules).
 WALLET_COUPONS = select(
     coupons.c.id,
@@ -37,6 +58,7 @@ WALLET_COUPONS = select(
     coupons.c.channel,
     coupon_templates.c.name.label("template_name"),
     coupon_templates.c.kind,
+    _OFFERED_UNTIL,
 ).select_from(coupons.join(coupon_templates, coupon_templates.c.id == coupons.c.template_id))
 _UNUSED = coupons.c.status.in_(("issued", "expired"))
 
@@ -58,6 +80,7 @@ def _view(row: Any, customer: str, now: datetime) -> dict[str, Any]:
         "valid_until": iso(row.valid_until),
         "usable_now": reason is None,
         "reason": reason,
+        "transfer_offered_until": iso(row.transfer_offered_until),
     }
 
 
@@ -108,7 +131,8 @@ def list_wallet(
         rows = conn.execute(
             q.where(c.customer_id == holder)
             .order_by(c.valid_until, c.id)
-            .limit(limit + 1)
+            .limit(limit + 1),
+            {"b_now": now},
         ).all()
     page = rows[:limit]
     more = len(rows) > limit and page

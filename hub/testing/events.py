@@ -14,6 +14,7 @@ CASH_CODE = "P3N8V6CJ2RDF5" + check_character("P3N8V6CJ2RDF5")
 MERCHANT = "mch_01JDK000000000000000000012"
 TEMPLATE_GIFT = "tpl_01JDK000000000000000000017"
 TEMPLATE_CASH = "tpl_01JDK000000000000000000016"
+TRANSFER = "trf_01JDK00000000000000000001B"
 
 _ORDER = {
     "id": "A-1001",
@@ -152,6 +153,44 @@ _SAMPLES: dict[str, list[dict[str, Any]]] = {
                 "code": GIFT_CODE,
                 "template_id": TEMPLATE_GIFT,
                 "valid_until": "2026-12-25T16:00:00Z",
+            },
+        )
+    ],
+    "coupon.transfer_offered": [
+        _simple(
+            "coupon.transfer_offered",
+            "evt_01JDK000000000000000000018",
+            {
+                "code": GIFT_CODE,
+                "transfer_id": TRANSFER,
+                "from_customer": "C-0001",
+                "template_id": TEMPLATE_GIFT,
+                "expires_at": "2026-11-26T06:30:00Z",
+            },
+        )
+    ],
+    "coupon.transferred": [
+        _simple(
+            "coupon.transferred",
+            "evt_01JDK000000000000000000019",
+            {
+                "code": GIFT_CODE,
+                "transfer_id": TRANSFER,
+                "from_customer": "C-0001",
+                "to_customer": "C-0002",
+                "template_id": TEMPLATE_GIFT,
+            },
+        )
+    ],
+    "coupon.transfer_cancelled": [
+        _simple(
+            "coupon.transfer_cancelled",
+            "evt_01JDK00000000000000000001A",
+            {
+                "code": GIFT_CODE,
+                "transfer_id": TRANSFER,
+                "from_customer": "C-0001",
+                "template_id": TEMPLATE_GIFT,
             },
         )
     ],

@@ -1077,6 +1077,110 @@ def claim_a_held_coupon(env: Env) -> httpx.Response:
     return r
 
 
+# --- transfers to a friend ---------------------------------------------------------------------
+
+
+def gift(env: Env, holder: str = "M0001", **changes: Any) -> str:
+    [code] = env.issue_to(env.template(transferable=True, **changes), holder)
+    return code
+
+
+def offer(env: Env, code: str, customer: str = "M0001", **body: Any) -> httpx.Response:
+    return env.client.post(f"/v1/coupons/{code}/transfers", json={"customer": customer, **body},
+                           headers={**env.admin, "Idempotency-Key": new_key()})
+
+
+def offered(env: Env, code: str, customer: str = "M0001", **body: Any) -> str:
+    r = offer(env, code, customer, **body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["token"])
+
+
+@produces("coupon_not_transferable")
+def offer_a_coupon_of_a_template_that_forbids_it(env: Env) -> httpx.Response:
+    [code] = env.issue_to(env.template(), "M0001")
+    return offer(env, code)
+
+
+@produces("coupon_not_transferable_now")
+def offer_a_coupon_offered_already(env: Env) -> httpx.Response:
+    code = gift(env)
+    offered(env, code)
+    r = offer(env, code)
+    assert r.json()["reason"] == "offered"
+    return r
+
+
+@produces("coupon_not_transferable_now")
+def offer_a_redeemed_coupon(env: Env) -> httpx.Response:
+    code = gift(env)
+    assert env.redeem(code).status_code == 201
+    r = offer(env, code)
+    assert r.json()["reason"] == "redeemed"
+    return r
+
+
+@produces("not_coupon_holder")
+def offer_someone_elses_coupon(env: Env) -> httpx.Response:
+    return offer(env, gift(env, "M0001"), "M0002")
+
+
+@produces("not_coupon_holder")
+def cancel_someone_elses_offer(env: Env) -> httpx.Response:
+    token = offered(env, gift(env))
+    return env.post(f"/v1/transfers/{token}/cancel", {"customer": "M0002"})
+
+
+@produces("transfer_not_found")
+def accept_an_unknown_token(env: Env) -> httpx.Response:
+    return env.post("/v1/transfers/pQ7x1ZzKq2d3mVbN9tY0wR5sU8eH4cLf/accept",
+                    {"customer": "M0002"})
+
+
+@produces("transfer_expired")
+def accept_a_lapsed_offer(env: Env) -> httpx.Response:
+    token = offered(env, gift(env), ttl_seconds=60)
+    env.clock.advance(seconds=60)
+    r = env.post(f"/v1/transfers/{token}/accept", {"customer": "M0002"})
+    assert r.json()["expires_at"]
+    return r
+
+
+@produces("transfer_closed")
+def accept_a_cancelled_offer(env: Env) -> httpx.Response:
+    token = offered(env, gift(env))
+    assert env.post(f"/v1/transfers/{token}/cancel", {"customer": "M0001"}).status_code == 200
+    return env.post(f"/v1/transfers/{token}/accept", {"customer": "M0002"})
+
+
+@produces("transfer_closed")
+def accept_an_offer_someone_else_accepted(env: Env) -> httpx.Response:
+    token = offered(env, gift(env))
+    assert env.post(f"/v1/transfers/{token}/accept", {"customer": "M0002"}).status_code == 200
+    r = env.post(f"/v1/transfers/{token}/accept", {"customer": "M0003"})
+    assert r.json()["offer_status"] == "accepted"
+    return r
+
+
+@produces("transfer_to_self")
+def accept_ones_own_offer(env: Env) -> httpx.Response:
+    token = offered(env, gift(env))
+    return env.post(f"/v1/transfers/{token}/accept", {"customer": "M0001"})
+
+
+@produces("per_customer_limit_reached")
+def accept_beyond_the_limit(env: Env) -> httpx.Response:
+    tpl = env.template(transferable=True, per_customer_limit=1)
+    mine, _theirs = env.issue_to(tpl, "M0001", "M0002")
+    return env.post(f"/v1/transfers/{offered(env, mine)}/accept", {"customer": "M0002"})
+
+
+@produces("customer_not_found")
+def accept_for_an_unknown_customer(env: Env) -> httpx.Response:
+    token = offered(env, gift(env))
+    return env.post(f"/v1/transfers/{token}/accept", {"customer": "NOPE"})
+
+
 @produces("already_exists")
 def duplicate_store_code(env: Env) -> httpx.Response:
     return env.post("/v1/stores", {"code": "SH-001", "name": "Again"})
@@ -1494,7 +1598,7 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
     absent = {"code": generate_code(), "template_id": "tpl_absent", "redemption_id": "rdm_absent",
               "subscription_id": "sub_absent", "delivery_id": "dlv_absent",
               "connector": "pos.absent", "operation": "redeem", "key_id": "key_absent",
-              "campaign_id": "cmp_absent"}
+              "campaign_id": "cmp_absent", "token": "absent-token-0000000000000000"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
     failures = []
@@ -1584,6 +1688,7 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         },
         "total_quantity": 100,
         "per_customer_limit": 2,
+        "transferable": True,
     }
     exchange = {
         "name": "fuzz-x",
@@ -1605,7 +1710,8 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
     params = {"code": codes[2], "template_id": tpl, "redemption_id": rid,
               "subscription_id": sub, "delivery_id": delivery_id,
               "connector": "pos.native", "operation": "redeem", "key_id": spare_key,
-              "campaign_id": campaign(env, total=100, per_customer=100)}
+              "campaign_id": campaign(env, total=100, per_customer=100),
+              "token": offered(env, gift(env))}
     camp = {"template_id": tpl, "name": "fuzz", "channels": ["h5", "web"],
             "starts_at": iso(env.clock.now), "ends_at": iso(env.clock.now + timedelta(days=2)),
             "total": 10, "per_customer": 2, "daily_window": {"start": "00:00", "end": "23:59"}}
@@ -1617,6 +1723,9 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/redemptions/{redemption_id:str}/reversal": [{"reason": "refund"}],
         "/v1/coupons/{code:str}/claim": [{"customer": "M0001"}],
         "/v1/coupons/{code:str}/void": [{"reason": "mistake"}],
+        "/v1/coupons/{code:str}/transfers": [{"customer": "M0001", "ttl_seconds": 3600}],
+        "/v1/transfers/{token:str}/accept": [{"customer": "M0002"}],
+        "/v1/transfers/{token:str}/cancel": [{"customer": "M0001"}],
         "/v1/templates": [template, exchange],
         "/v1/templates/{template_id:str}/coupons": [
             {"count": 1, "channel": "pos"},

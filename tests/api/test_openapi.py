@@ -8,6 +8,7 @@ every check and stateful links, are in ``tests/api/test_openapi_client.py`` and
 from __future__ import annotations
 
 import re
+import secrets
 from html.parser import HTMLParser
 from typing import Any
 
@@ -195,6 +196,8 @@ def test_path_parameters_carry_their_patterns(doc: dict[str, Any]) -> None:
     }.items():
         assert re.match(found[name]["pattern"], new_id(prefix)), name
         assert not re.match(found[name]["pattern"], new_id("xxx")), name
+    token = re.compile(found["token"]["pattern"])  # transfer offers' secrets
+    assert token.match(secrets.token_urlsafe(24)) and not token.match("a/b")
     assert "pos.mapped.acme" in found["connector"]["enum"]
     assert "coupon.redeemed" in found["event_type"]["enum"]
 

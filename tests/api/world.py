@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from hub.db.schema import coupon_templates, coupons, redemptions, stores
 from hub.services import keys
 from hub.services.problems import PROBLEM_MEDIA_TYPE
-from tests.conftest import Clock, Merchant, issue, make_template, order
+from tests.conftest import THRESHOLD_SPEC, Clock, Merchant, issue, make_template, order
 
 OPEN_PATHS = ("/health", "/ready", "/metrics", "/schema")
 IGNORED_METHODS = {"OPTIONS", "HEAD"}
@@ -65,6 +65,7 @@ class World:
     dlv: str  # its delivery of the redemption
     spare_key: str = ""  # an API key's id that calls may revoke
     campaign: str = ""  # a campaign open now (channels mini_program, h5)
+    token: str = ""  # an open offer of M0001's transferable coupon to a friend
 
     def params(self) -> dict[str, str]:
         return {
@@ -80,6 +81,7 @@ class World:
             "key_id": self.spare_key,
             "campaign_id": self.campaign,
             "customer": "A-WALLET",  # a customer of merchant A only
+            "token": self.token,
         }
 
     def call(
@@ -155,6 +157,10 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/orders/quote"): {
         "store": "SH-001", "channel": "mini_program", "customer": "A-WALLET", "order": order(),
     },
+    ("POST", "/v1/coupons/{code:str}/transfers"): {"customer": "M0001"},
+    # the offer is M0001's: M0002 accepts it (again: the same answer), M0001 cancels it
+    ("POST", "/v1/transfers/{token:str}/accept"): {"customer": "M0002"},
+    ("POST", "/v1/transfers/{token:str}/cancel"): {"customer": "M0001"},
 }
 
 
@@ -195,7 +201,13 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
     assert r_cust.status_code == 201, r_cust.text
     camp = client.post("/v1/campaigns", json=campaign_body(tpl, clock), headers=merchant.auth())
     assert camp.status_code == 201, camp.text
+    gift = make_template(db, merchant, clock.now, {**THRESHOLD_SPEC, "transferable": True},
+                         name="gift")
+    [given] = issue(db, merchant, gift, clock.now, customers=["M0001"])
+    offer = client.post(f"/v1/coupons/{given}/transfers", json={"customer": "M0001"},
+                        headers={**merchant.auth(), "Idempotency-Key": "setup-offer"})
+    assert offer.status_code == 201, offer.text
     return World(
         client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
-        sub.json()["id"], dlv["id"], spare_key, camp.json()["id"],
+        sub.json()["id"], dlv["id"], spare_key, camp.json()["id"], offer.json()["token"],
     )

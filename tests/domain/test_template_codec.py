@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.domain.errors import DomainError
 from hub.domain.template_codec import (
     benefit_from_dict,
     benefit_to_dict,
@@ -95,6 +96,7 @@ templates = st.builds(
     total_quantity=st.none() | st.integers(0, 10**8),
     per_customer_limit=st.none() | st.integers(1, 10**4),
     stacking=stackings,
+    transferable=st.booleans(),
 ).map(check_template)
 
 
@@ -117,7 +119,8 @@ def test_round_trip(t):
 def test_dict_form_is_canonical(t):
     d = template_to_dict(t)
     assert set(d) == {
-        "benefit", "validity", "usage", "total_quantity", "per_customer_limit", "stacking"
+        "benefit", "validity", "usage", "total_quantity", "per_customer_limit", "stacking",
+        "transferable",
     }
     assert d["benefit"]["kind"] == t.kind
     # kinds in the catalogue's order; an exclusive template always says max_per_order 1
@@ -179,7 +182,23 @@ def test_to_dict_concrete():
         "total_quantity": 1000,
         "per_customer_limit": 2,
         "stacking": {"combines_with": [], "max_per_order": 1},
+        "transferable": False,
     }
+
+
+def test_transferable_round_trips_and_defaults_to_false():
+    base = {"benefit": {"kind": "threshold", "threshold": 100, "discount": 10},
+            "validity": {"type": "relative", "days": 3}}
+    assert template_from_dict(base).transferable is False  # rules stored before the flag
+    assert template_from_dict({**base, "transferable": None}).transferable is False
+    t = template_from_dict({**base, "transferable": True})
+    assert t.transferable is True
+    assert template_to_dict(t)["transferable"] is True
+    assert template_from_dict(template_to_dict(t)) == t
+    for bad in ("yes", 1, 0, []):
+        with pytest.raises(DomainError) as e:
+            template_from_dict({**base, "transferable": bad})
+        assert e.value.code == "invalid_template" and e.value.extra["field"] == "transferable"
 
 
 def test_benefit_and_validity_dicts():

@@ -61,8 +61,8 @@ def test_there_is_a_schema_for_every_event_type_and_no_other():
 
 
 def test_schema_for_unknown_type_and_returns_copies():
-    with pytest.raises(UnknownEventType, match=r"coupon\.transferred"):
-        schema_for("coupon.transferred")
+    with pytest.raises(UnknownEventType, match=r"coupon\.teleported"):
+        schema_for("coupon.teleported")
     mine = schema_for("coupon.redeemed")
     mine["properties"]["data"]["required"].clear()
     assert schema_for("coupon.redeemed")["properties"]["data"]["required"]
@@ -117,6 +117,7 @@ def test_every_emitted_event_validates(client, db, merchant, clock):
             "name": "满100减20",
             "benefit": {"kind": "threshold", "threshold": 10000, "discount": 2000},
             "validity": {"type": "relative", "days": 30},
+            "transferable": True,
         },
     )["id"]
     percentage = post(
@@ -159,6 +160,18 @@ def test_every_emitted_event_validates(client, db, merchant, clock):
     cup_1, _cup_2 = codes(exchange, {"count": 2})
 
     post(f"/v1/coupons/{loose_1}/claim", {"customer": "M0003"}, status=200)
+
+    def offer(code: str, customer: str, key: str) -> str:
+        r = client.post(f"/v1/coupons/{code}/transfers", json={"customer": customer},
+                        headers={**admin, "Idempotency-Key": key})
+        assert r.status_code == 201, r.text
+        return str(r.json()["token"])
+
+    withdrawn = offer(held_2, "M0002", "of-1")
+    post(f"/v1/transfers/{withdrawn}/cancel", {"customer": "M0002"}, status=200)
+    clock.advance(seconds=1)
+    given = offer(held_2, "M0002", "of-2")
+    post(f"/v1/transfers/{given}/accept", {"customer": "M0004"}, status=200)
 
     store_key = merchant.auth(merchant.store_keys["SH-001"])
     plain = _redeem(
@@ -217,7 +230,8 @@ def test_every_emitted_event_validates(client, db, merchant, clock):
 
     with db.connect() as conn:
         rows = conn.execute(select(outbox_events).order_by(outbox_events.c.seq)).all()
-    assert len(rows) == 3 + 7 + 1 + 3 + 3 + 2 + 2 + 4  # created, issued, claimed, …, expired
+    # created, issued, claimed, offered twice, cancelled, transferred, …, expired
+    assert len(rows) == 3 + 7 + 1 + 2 + 1 + 1 + 3 + 3 + 2 + 2 + 4
     seen: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         event = outbox.envelope(
@@ -395,10 +409,10 @@ def test_wrong_data_is_refused(where, value):
     ("where", "value"),
     [
         ("id", "evt_1"),
-        ("merchant_id", new_id("tpl")),
+        ("merchant_id", "tpl_01J9ZQ4N1XKX8V6W3T2R0Y5B7C"),  # fixed: same ids every collection
         ("occurred_at", "2026-13-01T00:00:00.000Z"),
         ("recorded_at", 1764059400),
-        ("type", "coupon.transferred"),
+        ("type", "coupon.teleported"),
         ("data", None),
     ],
 )
@@ -447,12 +461,12 @@ def test_one_schema_is_served(client, merchant):
 
 
 def test_unknown_type_is_a_404_problem(client, merchant):
-    r = client.get("/v1/events/schemas/coupon.transferred", headers=merchant.auth())
+    r = client.get("/v1/events/schemas/coupon.teleported", headers=merchant.auth())
     assert r.status_code == 404
     assert r.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
     problem = r.json()
     assert problem["code"] == "not_found"
-    assert "coupon.transferred" in problem["detail"]
+    assert "coupon.teleported" in problem["detail"]
 
 
 def test_schemas_need_a_key(client, merchant):

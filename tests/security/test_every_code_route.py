@@ -192,6 +192,11 @@ def _quote(ctx: Ctx, code: str) -> Outcome:
     return Outcome(200, frozenset({OK if refusal is None else refusal["code"]}))
 
 
+def _transfer(ctx: Ctx, code: str) -> Outcome:
+    path = f"/v1/coupons/{quote(code, safe='')}/transfers"
+    return _json(ctx, path, {"customer": "M0001"}, admin=True, key=True)
+
+
 def _native(op: str) -> Probe:
     def probe(ctx: Ctx, code: str) -> Outcome:
         if op == "reverse":
@@ -288,6 +293,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/v1/coupons/{code}"): _get_coupon,
     ("POST", "/v1/coupons/{code}/claim"): _claim,
     ("POST", "/v1/coupons/{code}/void"): _void,
+    ("POST", "/v1/coupons/{code}/transfers"): _transfer,
     ("POST", "/v1/redemptions"): lambda ctx, code: _json(
         ctx, "/v1/redemptions", {"code": code, "order": _order()}, key=True
     ),

@@ -1,0 +1,495 @@
+"""Transfers to a friend (转赠): the holder offers a coupon, a friend accepts it.
+
+* **Offer** (``POST /v1/coupons/{code}/transfers``): the code goes through
+  :class:`hub.services.lookup.CodeLookup`; the customer named must hold the coupon, its
+  template must be ``transferable``, and the coupon must be usable (not redeemed,
+  voided, expired, held for an online order, or offered already). The offer gets an
+  unguessable token (``secrets.token_urlsafe(24)``: 192 bits) the holder shares with
+  the friend, and expires after ``ttl_seconds`` (never after the coupon's window). At
+  most one open offer per coupon (a partial unique index on ``status = 'offered'``);
+  an offer past its time is marked ``expired`` when the next one is made. Carries an
+  Idempotency-Key like a claim: a retry replays the first answer (with the token).
+* **Accept** (``POST /v1/transfers/{token}/accept``): in one transaction, under the
+  template's row lock (so the recipient's per-customer limit holds however many
+  accepts race), the offer moves ``offered → accepted`` and the coupon
+  ``holder → recipient`` with conditional UPDATEs on the offer's status and the
+  coupon's holder, status, window and hold: of recipients racing for one offer exactly
+  one wins, the others get ``transfer_closed``. Idempotent by token and recipient: the
+  same recipient accepting again gets the same answer (200) — a retry after a lost
+  reply is safe without an Idempotency-Key, and works from any key.
+* **Cancel** (``POST /v1/transfers/{token}/cancel``): by the customer who offered it,
+  while open; cancelling a cancelled offer answers the same again.
+* **Read** (``GET /v1/transfers/{token}``): the offer, with the code masked.
+
+A token is a secret like a coupon code: a wrong one (``transfer_not_found``) counts for
+the guessing guard (:mod:`hub.services.guard`) as an unknown code does, and a blocked
+key or address gets 429 before any token is looked up.
+
+Each change writes its event (``coupon.transfer_offered``, ``coupon.transferred``,
+``coupon.transfer_cancelled``) for the coupon, so the coupon's history shows the chain
+of holders. The token never leaves in an event.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hub.db.engine import read_conn, write_conn
+from hub.db.schema import coupon_templates, coupon_transfers, coupons, customers
+from hub.domain.codes import mask
+from hub.domain.errors import DomainError, refuse
+from hub.domain.ids import new_id
+from hub.domain.redeeming import effective_state
+from hub.domain.state import CouponState
+from hub.domain.validity import Window
+from hub.services import idempotency, issuing, outbox
+from hub.services.guard import Guard
+from hub.services.jsonio import dumps, iso
+from hub.services.lookup import CodeLookup, default_guard
+from hub.services.principal import Principal
+from hub.services.template_cache import template_of
+
+DEFAULT_TTL_SECONDS = 86_400
+MIN_TTL_SECONDS = 60
+MAX_TTL_SECONDS = 7 * 86_400
+# what secrets.token_urlsafe(24) makes (32 characters); anything else is not a token
+TOKEN_PATTERN = "^[A-Za-z0-9_-]{16,64}$"
+_TOKEN_SHAPE = re.compile(TOKEN_PATTERN)
+
+_COUPON_FOR_OFFER = (
+    select(
+        coupons.c.id,
+        coupons.c.template_id,
+        coupons.c.customer_id,
+        coupons.c.status,
+        coupons.c.valid_from,
+        coupons.c.valid_until,
+        coupons.c.reserved_until,
+        coupon_templates.c.rules,
+        coupon_templates.c.name.label("template_name"),
+        coupon_templates.c.kind,
+    )
+    .select_from(coupons.join(coupon_templates, coupon_templates.c.id == coupons.c.template_id))
+    .where(coupons.c.code == bindparam("b_code"), coupons.c.merchant_id == bindparam("b_merchant"))
+)
+
+_giver = customers.alias("giver")
+_taker = customers.alias("taker")
+_BY_TOKEN = (
+    select(
+        coupon_transfers.c.id,
+        coupon_transfers.c.coupon_id,
+        coupon_transfers.c.from_customer_id,
+        coupon_transfers.c.to_customer_id,
+        coupon_transfers.c.status,
+        coupon_transfers.c.offered_at,
+        coupon_transfers.c.expires_at,
+        coupon_transfers.c.ended_at,
+        coupons.c.code,
+        coupons.c.template_id,
+        coupons.c.valid_from,
+        coupons.c.valid_until,
+        coupon_templates.c.name.label("template_name"),
+        coupon_templates.c.kind,
+        _giver.c.external_id.label("from_customer"),
+        _taker.c.external_id.label("to_customer"),
+    )
+    .select_from(
+        coupon_transfers.join(coupons, coupons.c.id == coupon_transfers.c.coupon_id)
+        .join(coupon_templates, coupon_templates.c.id == coupons.c.template_id)
+        .join(_giver, _giver.c.id == coupon_transfers.c.from_customer_id)
+        .outerjoin(_taker, _taker.c.id == coupon_transfers.c.to_customer_id)
+    )
+    .where(
+        coupon_transfers.c.token == bindparam("b_token"),
+        coupon_transfers.c.merchant_id == bindparam("b_merchant"),
+    )
+)
+
+_REASONS = {
+    CouponState.REDEEMED: "redeemed",
+    CouponState.VOIDED: "voided",
+    CouponState.EXPIRED: "expired",
+}
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def _status(row: Any, now: datetime) -> str:
+    """The offer's status as of ``now``: an open offer past its time is ``expired``."""
+    if row.status == "offered" and row.expires_at <= now:
+        return "expired"
+    return str(row.status)
+
+
+def _view(row: Any, now: datetime, *, full_code: bool = False) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": _status(row, now),
+        "code": row.code if full_code else mask(row.code),
+        "template": {"id": row.template_id, "name": row.template_name, "kind": row.kind},
+        "from_customer": row.from_customer,
+        "to_customer": row.to_customer,
+        "offered_at": iso(row.offered_at),
+        "expires_at": iso(row.expires_at),
+        "ended_at": iso(row.ended_at),
+        "valid_from": iso(row.valid_from),
+        "valid_until": iso(row.valid_until),
+    }
+
+
+def _customer_id(conn: Connection, p: Principal, external_id: str) -> str | None:
+    found = conn.execute(
+        select(customers.c.id).where(
+            customers.c.merchant_id == p.merchant_id, customers.c.external_id == external_id
+        )
+    ).scalar()
+    return None if found is None else str(found)
+
+
+def _find(conn: Connection, p: Principal, token: str) -> Any:
+    """The merchant's offer with this token, or ``transfer_not_found`` (counted by the
+    guard as it leaves :func:`_token_look_up`)."""
+    row = None
+    if _TOKEN_SHAPE.fullmatch(token):
+        row = conn.execute(_BY_TOKEN, {"b_token": token, "b_merchant": p.merchant_id}).first()
+    if row is None:
+        raise refuse("transfer_not_found", "No transfer offer with this token.")
+    return row
+
+
+@contextmanager
+def _token_look_up(
+    engine: Engine, guard: Guard, p: Principal, now: datetime, client: str | None, *,
+    read: bool = False,
+) -> Iterator[None]:
+    """Look-ups by token behind the guessing guard: a blocked key (or address) is
+    refused first; a wrong token is counted, and one over the limit answers 429."""
+    guard.check(engine, p, client, now, read=read)
+    try:
+        yield
+    except DomainError as err:
+        answer = guard.count_txn(engine, p, client, err, now, read=read)
+        if answer is err:
+            raise
+        raise answer from None
+
+
+def get_transfer(
+    engine: Engine,
+    p: Principal,
+    token: str,
+    now: datetime,
+    *,
+    guard: Guard | None = None,
+    client: str | None = None,
+) -> dict[str, Any]:
+    """The offer behind ``token`` (the code masked), for the friend deciding to accept."""
+    p.require("admin", "app")
+    with (
+        _token_look_up(engine, default_guard(guard), p, now, client, read=True),
+        read_conn(engine) as conn,
+    ):
+        return _view(_find(conn, p, token), now)
+
+
+# --- offering ----------------------------------------------------------------------------
+
+
+def _ttl(ttl_seconds: int) -> timedelta:
+    if not MIN_TTL_SECONDS <= ttl_seconds <= MAX_TTL_SECONDS:
+        message = f"ttl_seconds is {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS} (7 days)."
+        raise refuse("invalid_request", message,
+                     errors=[{"field": "ttl_seconds", "message": message}])
+    return timedelta(seconds=ttl_seconds)
+
+
+def _not_now(reason: str, message: str, **extra: Any) -> DomainError:
+    return refuse("coupon_not_transferable_now", message, reason=reason, **extra)
+
+
+def _why_not_now(c: Any, now: datetime) -> DomainError | None:
+    """Why the coupon cannot change hands now (redeemed, voided, expired, reserved)."""
+    state = effective_state(CouponState(c.status), Window(c.valid_from, c.valid_until), now)
+    reason = _REASONS.get(state)
+    if reason is not None:
+        return _not_now(reason, f"The coupon is {reason}: it cannot be passed on.")
+    if c.reserved_until is not None and c.reserved_until > now:
+        return _not_now(
+            "reserved",
+            f"The coupon is held for an online order until {iso(c.reserved_until)}.",
+            reserved_until=iso(c.reserved_until),
+        )
+    return None
+
+
+def offer(
+    engine: Engine,
+    p: Principal,
+    raw_code: str,
+    customer: str,
+    ttl_seconds: int,
+    idempotency_key: str | None,
+    now: datetime,
+    *,
+    operation: str,
+    guard: Guard | None = None,
+    client: str | None = None,
+) -> tuple[int, bytes, bool]:
+    """(status, JSON body, replayed) of an offer; refusals raise (nothing is stored).
+
+    ``operation`` is the request as the transport names it (stored with the
+    Idempotency-Key: the same key for another operation is refused)."""
+    p.require("admin", "app")
+    key = idempotency.check_key(idempotency_key)
+    ttl = _ttl(ttl_seconds)
+    with CodeLookup(engine, default_guard(guard), p, now, client) as lookup:
+        code = lookup.parse(raw_code)
+        req_hash = idempotency.request_hash(
+            operation, dumps({"code": code, "customer": customer, "ttl_seconds": ttl_seconds})
+        )
+        with write_conn(engine) as conn:
+            stored = idempotency.claim(
+                conn, scope=p.key_id, key=key, endpoint=operation, req_hash=req_hash, now=now
+            )
+            if stored is not None:
+                return stored.status, stored.body, True
+            body = dumps(_offer(conn, p, lookup, code, customer, ttl, now))
+            idempotency.complete(conn, scope=p.key_id, key=key, status=201, body=body)
+    return 201, body, False
+
+
+def _offer(
+    conn: Connection,
+    p: Principal,
+    lookup: CodeLookup,
+    code: str,
+    customer: str,
+    ttl: timedelta,
+    now: datetime,
+) -> dict[str, Any]:
+    c = lookup.find(conn, _COUPON_FOR_OFFER, code)
+    if not template_of(c.template_id, c.rules).transferable:
+        raise refuse("coupon_not_transferable",
+                     "Coupons of this template cannot be passed on to someone else.",
+                     template_id=c.template_id)
+    giver = _customer_id(conn, p, customer)
+    if giver is None or c.customer_id != giver:
+        raise refuse("not_coupon_holder", f"Customer {customer} does not hold this coupon.")
+    refusal = _why_not_now(c, now)
+    if refusal is not None:
+        raise refusal
+    # an offer left open past its time no longer blocks (the unique index is on 'offered')
+    conn.execute(
+        update(coupon_transfers)
+        .where(
+            coupon_transfers.c.coupon_id == c.id,
+            coupon_transfers.c.status == "offered",
+            coupon_transfers.c.expires_at <= now,
+        )
+        .values(status="expired", ended_at=coupon_transfers.c.expires_at)
+    )
+    transfer_id = new_id("trf")
+    token = secrets.token_urlsafe(24)
+    expires_at = min(now + ttl, c.valid_until)
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(coupon_transfers).values(
+                id=transfer_id, merchant_id=p.merchant_id, coupon_id=c.id, token=token,
+                from_customer_id=giver, to_customer_id=None, status="offered",
+                offered_at=now, expires_at=expires_at, ended_at=None, api_key_id=p.key_id,
+            ))
+    except IntegrityError:  # an open offer exists (made just now by a racing request too)
+        until = conn.execute(
+            select(coupon_transfers.c.expires_at).where(
+                coupon_transfers.c.coupon_id == c.id, coupon_transfers.c.status == "offered"
+            )
+        ).scalar()
+        raise _not_now("offered", "The coupon is offered to someone already"
+                       + (f" until {iso(until)}." if until is not None else "."),
+                       offered_until=iso(until)) from None
+    outbox.append(conn, [outbox.event_row(
+        type="coupon.transfer_offered", merchant_id=p.merchant_id, coupon_id=c.id,
+        occurred_at=now, recorded_at=now,
+        data={"code": code, "transfer_id": transfer_id, "from_customer": customer,
+              "template_id": c.template_id, "expires_at": iso(expires_at)},
+    )])
+    return {
+        "id": transfer_id,
+        "token": token,
+        "status": "offered",
+        "code": mask(code),
+        "template": {"id": c.template_id, "name": c.template_name, "kind": c.kind},
+        "from_customer": customer,
+        "offered_at": iso(now),
+        "expires_at": iso(expires_at),
+    }
+
+
+# --- accepting and cancelling --------------------------------------------------------------
+
+
+def _closed(row: Any, now: datetime) -> DomainError | None:
+    """The refusal for an offer that is no longer open, or None while it is."""
+    status = _status(row, now)
+    if status == "expired":
+        return refuse("transfer_expired", f"The offer expired at {iso(row.expires_at)}.",
+                      expires_at=iso(row.expires_at))
+    if status in ("accepted", "cancelled"):
+        return refuse("transfer_closed", f"The offer was {status} already.", offer_status=status)
+    return None
+
+
+def accept(
+    engine: Engine,
+    p: Principal,
+    token: str,
+    customer: str,
+    now: datetime,
+    *,
+    guard: Guard | None = None,
+    client: str | None = None,
+) -> dict[str, Any]:
+    """``customer`` becomes the coupon's holder; the same recipient again gets the same
+    answer (idempotent by token and recipient)."""
+    p.require("admin", "app")
+    with (
+        _token_look_up(engine, default_guard(guard), p, now, client),
+        write_conn(engine) as conn,
+    ):
+        return _accept(conn, p, token, customer, now)
+
+
+def _accept(
+    conn: Connection, p: Principal, token: str, customer: str, now: datetime
+) -> dict[str, Any]:
+    first = _find(conn, p, token)
+    taker = _customer_id(conn, p, customer)
+    if taker is None:
+        raise refuse("customer_not_found", f"No customer {customer} for this merchant.",
+                     customers=[customer])
+    # accepts of coupons of one template queue here, so the recipient's holdings are
+    # counted after any accept that committed first; then the offer is read afresh
+    tpl = issuing.get_template_row(conn, p, first.template_id, lock=True)
+    t = _find(conn, p, token)
+    if t.status == "accepted" and t.to_customer_id == taker:
+        return _view(t, now, full_code=True)  # a retry of the recipient's accept
+    closed = _closed(t, now)
+    if closed is not None:
+        raise closed
+    if taker == t.from_customer_id:
+        raise refuse("transfer_to_self", "The customer who offered the coupon cannot accept it.")
+    issuing.check_holding_limit(conn, t.template_id, tpl.per_customer_limit, taker)
+    taken = conn.execute(
+        update(coupon_transfers)
+        .where(
+            coupon_transfers.c.id == t.id,
+            coupon_transfers.c.status == "offered",
+            coupon_transfers.c.expires_at > now,
+        )
+        .values(status="accepted", to_customer_id=taker, ended_at=now)
+        .returning(coupon_transfers.c.id)
+    ).first()
+    if taken is None:  # cancelled in between (accepts of the template queue on its lock)
+        fresh = _find(conn, p, token)
+        raise _closed(fresh, now) or refuse("transfer_closed", "The offer changed meanwhile.",
+                                            offer_status=str(fresh.status))
+    moved = conn.execute(
+        update(coupons)
+        .where(
+            coupons.c.id == t.coupon_id,
+            coupons.c.customer_id == t.from_customer_id,
+            coupons.c.status == CouponState.ISSUED.value,
+            coupons.c.valid_until > now,
+            or_(coupons.c.reserved_until.is_(None), coupons.c.reserved_until <= now),
+        )
+        .values(customer_id=taker, version=coupons.c.version + 1)
+        .returning(coupons.c.id)
+    ).first()
+    if moved is None:  # used, voided, expired or held since it was offered
+        raise _coupon_changed(conn, t, now)
+    outbox.append(conn, [outbox.event_row(
+        type="coupon.transferred", merchant_id=p.merchant_id, coupon_id=t.coupon_id,
+        occurred_at=now, recorded_at=now,
+        data={"code": t.code, "transfer_id": t.id, "from_customer": t.from_customer,
+              "to_customer": customer, "template_id": t.template_id},
+    )])
+    return _view(_find(conn, p, token), now, full_code=True)
+
+
+def _coupon_changed(conn: Connection, t: Any, now: datetime) -> DomainError:
+    c = conn.execute(
+        select(coupons.c.status, coupons.c.valid_from, coupons.c.valid_until,
+               coupons.c.reserved_until, coupons.c.customer_id)
+        .where(coupons.c.id == t.coupon_id)
+    ).one()
+    refusal = _why_not_now(c, now)
+    if refusal is not None:
+        return refusal
+    return _not_now("holder_changed", "The coupon changed hands since it was offered.")
+
+
+def cancel(
+    engine: Engine,
+    p: Principal,
+    token: str,
+    customer: str,
+    now: datetime,
+    *,
+    guard: Guard | None = None,
+    client: str | None = None,
+) -> dict[str, Any]:
+    """Withdraw an open offer (only the customer who made it); cancelling a cancelled
+    offer answers the same again."""
+    p.require("admin", "app")
+    with (
+        _token_look_up(engine, default_guard(guard), p, now, client),
+        write_conn(engine) as conn,
+    ):
+        return _cancel(conn, p, token, customer, now)
+
+
+def _cancel(
+    conn: Connection, p: Principal, token: str, customer: str, now: datetime
+) -> dict[str, Any]:
+    t = _find(conn, p, token)
+    if _customer_id(conn, p, customer) != t.from_customer_id:
+        raise refuse("not_coupon_holder",
+                     f"Only the customer who offered the coupon can cancel; not {customer}.")
+    if t.status == "cancelled":
+        return _view(t, now)
+    closed = _closed(t, now)
+    if closed is not None:
+        raise closed
+    done = conn.execute(
+        update(coupon_transfers)
+        .where(
+            coupon_transfers.c.id == t.id,
+            coupon_transfers.c.status == "offered",
+            coupon_transfers.c.expires_at > now,
+        )
+        .values(status="cancelled", ended_at=now)
+        .returning(coupon_transfers.c.id)
+    ).first()
+    if done is None:  # accepted or cancelled in between
+        fresh = _find(conn, p, token)
+        if fresh.status == "cancelled":
+            return _view(fresh, now)
+        raise _closed(fresh, now) or refuse("transfer_closed", "The offer changed meanwhile.",
+                                            offer_status=str(fresh.status))
+    outbox.append(conn, [outbox.event_row(
+        type="coupon.transfer_cancelled", merchant_id=p.merchant_id, coupon_id=t.coupon_id,
+        occurred_at=now, recorded_at=now,
+        data={"code": t.code, "transfer_id": t.id, "from_customer": t.from_customer,
+              "template_id": t.template_id},
+    )])
+    return _view(_find(conn, p, token), now)
