@@ -39,6 +39,7 @@ def create_app(
     from hub.api.audit import AuditController
     from hub.api.campaigns import CampaignController
     from hub.api.keys import KeyController
+    from hub.api.orders import OrderController
     from hub.api.pos import PosController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.templates import TemplateController
@@ -63,6 +64,7 @@ def create_app(
             AlertController,
             CampaignController,
             WalletController,
+            OrderController,
             assets_router(),
         ],
         middleware=[

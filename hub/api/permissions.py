@@ -19,7 +19,8 @@ Roles:
   acts for any one customer of its merchant (the backend has authenticated them), on the
   channels its key names: claim from campaigns, read one customer's wallet. It never
   issues, voids or manages templates and campaigns, and never lists customers, coupons
-  or redemptions in bulk.
+  or redemptions in bulk. It redeems and reverses whole orders (several coupons, all or
+  nothing) on its channels at a store it names.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ ROLES: Final = ("admin", "store", "integrator", "analyst", "app")
 ALL: Final = frozenset(ROLES)
 ADMIN: Final = frozenset({"admin"})
 TILL: Final = frozenset({"admin", "store"})
+CHECKOUT: Final = frozenset({"admin", "store", "app"})
 READERS: Final = frozenset({"admin", "store", "analyst"})
 INTEGRATION: Final = frozenset({"admin", "integrator"})
 OVERSIGHT: Final = frozenset({"admin", "integrator", "analyst"})
@@ -69,6 +71,10 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/redemptions/{redemption_id:str}/reversal"): TILL,
     ("GET", "/v1/redemptions"): READERS,
     ("POST", "/v1/pos/{connector:str}/{operation:str}"): TILL,
+    # checkout: several coupons on one order (store: its own store; app: its channels)
+    ("POST", "/v1/orders/redeem"): CHECKOUT,
+    ("GET", "/v1/orders/{order_redemption_id:str}"): CHECKOUT,
+    ("POST", "/v1/orders/{order_redemption_id:str}/reversal"): CHECKOUT,
     # integration
     ("GET", "/v1/subscriptions"): INTEGRATION,
     ("POST", "/v1/subscriptions"): INTEGRATION,
