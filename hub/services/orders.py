@@ -167,13 +167,26 @@ def _lost_race(
 
 
 def _mark_all(
-    conn: Connection, found: Sequence[_Found], ids: dict[str, str], at: datetime
+    conn: Connection,
+    found: Sequence[_Found],
+    ids: dict[str, str],
+    at: datetime,
+    now: datetime,
+    reservation_id: str | None,
 ) -> _Found | None:
     """Mark every coupon redeemed (the single redeem's conditional update), or none:
-    returns the first coupon lost to a concurrent change, with every mark rolled back."""
+    returns the first coupon lost to a concurrent change, with every mark rolled back.
+    (``b_now``/``b_reservation``: a hold on the coupon lets only its own reservation's
+    confirm through, when the update judges holds.)"""
     savepoint = conn.begin_nested()
     for f in sorted(found, key=lambda f: f.row.id):
-        params = {"b_id": f.row.id, "b_redemption_id": ids[f.code], "b_at": at}
+        params = {
+            "b_id": f.row.id,
+            "b_redemption_id": ids[f.code],
+            "b_at": at,
+            "b_now": now,
+            "b_reservation": reservation_id,
+        }
         if conn.execute(_MARK_REDEEMED, params).first() is None:
             savepoint.rollback()
             return f
@@ -248,7 +261,7 @@ def redeem_order_in_txn(
 
     by_code = {f.code: f for f in found}
     ids = {f.code: new_id("rdm") for f in found}
-    lost = _mark_all(conn, found, ids, at)
+    lost = _mark_all(conn, found, ids, at, now, reservation_id)
     if lost is not None:
         raise _lost_race(conn, lookup, lost, ctx, now)
 
