@@ -301,3 +301,45 @@ def test_exchange_and_threshold_on_lines_with_the_gift_in_the_events(client, db,
     reversed_ = {e["code"]: e for e in events(db, "coupon.redemption_reversed")}
     assert reversed_[cup]["gift"] == {"sku": "CUP", "qty": 1}
     assert {e["order_redemption_id"] for e in reversed_.values()} == {oid}
+
+
+def repeat_alerts(db) -> list[dict[str, Any]]:
+    return [d for d in events(db, "alert.raised") if d["alert"] == "repeat_redemption_attempt"]
+
+
+def test_a_redeemed_coupon_presented_again_in_an_order_raises_the_alert(
+    client, db, merchant, clock
+):
+    [pct] = codes_of(db, merchant, clock, PERCENTAGE, name="9折")
+    [thr] = codes_of(db, merchant, clock, THRESHOLD, name="满100减20")
+    first = client.post(
+        "/v1/redemptions", json={"code": thr, "order": {"id": "A-0", "amount": 12800}},
+        headers={**merchant.auth(merchant.store_keys["SH-001"]), "Idempotency-Key": "one"},
+    )
+    assert first.status_code == 201, first.text
+    clock.advance(minutes=3)
+    r = redeem(client, merchant.auth(merchant.store_keys["SH-002"]), body([pct, thr]))
+    assert r.status_code == 409 and r.json()["coupon"] == thr
+    [alert] = repeat_alerts(db)
+    d = alert["details"]
+    assert d["reason"] == "presented_after_redemption" and d["stores"] == ["SH-001", "SH-002"]
+    assert d["redemption_id"] == first.json()["redemption_id"]
+    assert [a["outcome"] for a in d["attempts"]] == ["redeemed", "coupon_already_redeemed"]
+
+
+def test_refused_at_one_store_then_redeemed_in_an_order_at_another_raises_the_alert(
+    client, db, merchant, clock
+):
+    [pct] = codes_of(db, merchant, clock, PERCENTAGE, name="9折")
+    [thr] = codes_of(db, merchant, clock, THRESHOLD, name="满100减20")
+    small = body([pct, thr], amount=5000, store="SH-001")
+    refused = redeem(client, merchant.auth(), small)
+    assert refused.status_code == 422 and refused.json()["coupon"] == thr
+    clock.advance(minutes=1)
+    ok = redeem(client, merchant.auth(), body([pct, thr], store="SH-002"))
+    assert ok.status_code == 201, ok.text
+    [alert] = repeat_alerts(db)
+    d = alert["details"]
+    assert d["reason"] == "several_stores" and d["stores"] == ["SH-001", "SH-002"]
+    assert d["redemption_id"] == ok.json()["coupons"][1]["redemption_id"]
+    assert [a["outcome"] for a in d["attempts"]] == ["threshold_not_met", "redeemed"]
