@@ -39,6 +39,7 @@ def create_app(
     from hub.api.audit import AuditController
     from hub.api.campaigns import CampaignController
     from hub.api.keys import KeyController
+    from hub.api.orders import OrderController
     from hub.api.pos import PosController
     from hub.api.quote import QuoteController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
@@ -67,6 +68,7 @@ def create_app(
             WalletController,
             QuoteController,
             TransferController,
+            OrderController,
             assets_router(),
         ],
         middleware=[

@@ -69,6 +69,7 @@ ID_PREFIXES: Final = {
     "redemption_id": "rdm",
     "key_id": "key",
     "campaign_id": "cmp",
+    "order_redemption_id": "ord",
 }
 IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 IDEMPOTENCY_SCHEMA: Final = {
@@ -84,6 +85,8 @@ IDEMPOTENT_OPERATIONS: Final = frozenset(
         ("post", "/v1/redemptions/{redemption_id}/reversal"),
         ("post", "/v1/campaigns/{campaign_id}/claims"),
         ("post", "/v1/coupons/{code}/transfers"),
+        ("post", "/v1/orders/redeem"),
+        ("post", "/v1/orders/{order_redemption_id}/reversal"),
     }
 )
 

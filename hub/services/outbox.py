@@ -32,6 +32,8 @@ EVENT_TYPES = (
     "coupon.transfer_offered",
     "coupon.transferred",
     "coupon.transfer_cancelled",
+    "order.redeemed",
+    "order.reversed",
     "template.created",
     "template.paused",
     "template.resumed",

@@ -121,6 +121,9 @@ def test_a_nul_in_each_field_of_real_bodies_is_refused_and_nothing_is_stored(
         "/v1/orders/quote": {"codes": [code], "customer": "M0001", "store": "SH-001",
                              "order": order(lines=[{"sku": "T", "category": "tea", "qty": 1,
                                                     "unit_price": 12800}])},
+        "/v1/orders/redeem": {"codes": [code], "store": "SH-001", "channel": "pos",
+                              "order": order(lines=[{"sku": "T", "category": "tea", "qty": 1,
+                                                     "unit_price": 12800}])},
     }
 
     def leaves(doc: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

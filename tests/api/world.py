@@ -66,6 +66,9 @@ class World:
     spare_key: str = ""  # an API key's id that calls may revoke
     campaign: str = ""  # a campaign open now (channels mini_program, h5)
     token: str = ""  # an open offer of M0001's transferable coupon to a friend
+    order_code: str = ""  # issued, unassigned: for the multi-coupon redeem
+    order_rid: str = ""  # an order redemption (one coupon) at SH-001 on mini_program
+    order_rdm: str = ""  # the redemption of its coupon (made after ``rid``)
 
     def params(self) -> dict[str, str]:
         return {
@@ -82,6 +85,7 @@ class World:
             "campaign_id": self.campaign,
             "customer": "A-WALLET",  # a customer of merchant A only
             "token": self.token,
+            "order_redemption_id": self.order_rid,
         }
 
     def call(
@@ -94,6 +98,8 @@ class World:
             body = {**BODIES[("POST", "/v1/redemptions")], "code": self.spare}
         elif method == "POST" and route == "/v1/redemptions":
             body = {**BODIES[("POST", "/v1/redemptions")], "code": self.code}
+        elif method == "POST" and route == "/v1/orders/redeem":
+            body = {**BODIES[("POST", route)], "codes": [self.order_code]}
         elif method == "POST" and route == "/v1/campaigns":
             body = campaign_body(self.tpl, self.clock)
         path = fill(route, params or self.params())
@@ -161,6 +167,9 @@ BODIES: dict[tuple[str, str], Any] = {
     # the offer is M0001's: M0002 accepts it (again: the same answer), M0001 cancels it
     ("POST", "/v1/transfers/{token:str}/accept"): {"customer": "M0002"},
     ("POST", "/v1/transfers/{token:str}/cancel"): {"customer": "M0001"},
+    # an app key acts on its channels only (the matrix's: mini_program, h5)
+    ("POST", "/v1/orders/redeem"): {"store": "SH-001", "channel": "mini_program", "order": order()},
+    ("POST", "/v1/orders/{order_redemption_id:str}/reversal"): {"reason": "refund"},
 }
 
 
@@ -177,7 +186,7 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
     """Merchant A with a template, three coupons (one redeemed at SH-001), a webhook
     subscription with its delivery, and a spare API key."""
     tpl = make_template(db, merchant, clock.now)
-    code, spare, redeemed = issue(db, merchant, tpl, clock.now, count=3)
+    code, spare, redeemed, order_code, in_order = issue(db, merchant, tpl, clock.now, count=5)
     sub = client.post(
         "/v1/subscriptions",
         json={
@@ -207,7 +216,15 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
     offer = client.post(f"/v1/coupons/{given}/transfers", json={"customer": "M0001"},
                         headers={**merchant.auth(), "Idempotency-Key": "setup-offer"})
     assert offer.status_code == 201, offer.text
+    r_order = client.post(
+        "/v1/orders/redeem",
+        json={**BODIES[("POST", "/v1/orders/redeem")], "codes": [in_order]},
+        headers={**merchant.auth(), "Idempotency-Key": "setup-order"},
+    )
+    assert r_order.status_code == 201, r_order.text
     return World(
         client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
         sub.json()["id"], dlv["id"], spare_key, camp.json()["id"], offer.json()["token"],
+        order_code, r_order.json()["order_redemption_id"],
+        r_order.json()["coupons"][0]["redemption_id"],
     )
