@@ -40,6 +40,7 @@ def create_app(
     from hub.api.campaigns import CampaignController
     from hub.api.keys import KeyController
     from hub.api.pos import PosController
+    from hub.api.reservations import ReservationController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.templates import TemplateController
     from hub.api.wallet import WalletController
@@ -63,6 +64,7 @@ def create_app(
             AlertController,
             CampaignController,
             WalletController,
+            ReservationController,
             assets_router(),
         ],
         middleware=[

@@ -645,3 +645,46 @@ class WalletCoupon(_Out):
 class WalletPage(_Out):
     items: list[WalletCoupon]
     next_cursor: str | None
+
+
+# --- reservations (a hold while an online customer pays) -------------------------------------
+
+
+class ReservationIn(_In):
+    codes: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=64)]],
+        Meta(min_length=1, max_length=64, description="the coupon codes to hold (at most 10)"),
+    ]
+    order: OrderIn
+    channel: Channel
+    store: StoreCode | None = None
+    ttl_seconds: Annotated[
+        int, Meta(ge=1, le=10**9, description="how long the hold lasts: 60 to 1800 s")
+    ] = 900
+
+
+class ReservedCoupon(_Out):
+    code: str
+    template: TemplateRef
+    discount: int
+    lines: list[LineDiscountOut]
+
+
+class ReservationOut(_Out):
+    id: str
+    status: Literal["held", "confirmed", "released", "expired"]
+    codes: Annotated[list[str], Meta(description="in the order of application")]
+    store: str
+    channel: str
+    order: dict[str, Any]
+    held_at: Time
+    expires_at: Time
+    ended_at: Time | None
+    order_redemption_id: str | None
+
+
+class ReservationHeldOut(ReservationOut):
+    amount: int
+    discount: Annotated[int, Meta(description="what the coupons would take off, in fen")]
+    payable: int
+    coupons: list[ReservedCoupon]

@@ -69,6 +69,7 @@ ID_PREFIXES: Final = {
     "redemption_id": "rdm",
     "key_id": "key",
     "campaign_id": "cmp",
+    "reservation_id": "rsv",
 }
 IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 IDEMPOTENCY_SCHEMA: Final = {
@@ -83,6 +84,8 @@ IDEMPOTENT_OPERATIONS: Final = frozenset(
         ("post", "/v1/redemptions"),
         ("post", "/v1/redemptions/{redemption_id}/reversal"),
         ("post", "/v1/campaigns/{campaign_id}/claims"),
+        ("post", "/v1/reservations"),
+        ("post", "/v1/reservations/{reservation_id}/release"),
     }
 )
 

@@ -17,7 +17,8 @@ Roles:
   store or a list of stores.
 - ``app``: the merchant's customer-facing backend (mini program, H5, app, web shop). It
   acts for any one customer of its merchant (the backend has authenticated them), on the
-  channels its key names: claim from campaigns, read one customer's wallet. It never
+  channels its key names: claim from campaigns, read one customer's wallet, hold coupons
+  for an online order and confirm or release the hold (reservations). It never
   issues, voids or manages templates and campaigns, and never lists customers, coupons
   or redemptions in bulk.
 """
@@ -35,6 +36,7 @@ TILL: Final = frozenset({"admin", "store"})
 READERS: Final = frozenset({"admin", "store", "analyst"})
 INTEGRATION: Final = frozenset({"admin", "integrator"})
 OVERSIGHT: Final = frozenset({"admin", "integrator", "analyst"})
+CHECKOUT: Final = frozenset({"admin", "store", "app"})
 
 # Paths served without a key (health, metrics, the OpenAPI document).
 PUBLIC_PREFIXES: Final = ("/health", "/ready", "/metrics", "/schema")
@@ -69,6 +71,10 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/redemptions/{redemption_id:str}/reversal"): TILL,
     ("GET", "/v1/redemptions"): READERS,
     ("POST", "/v1/pos/{connector:str}/{operation:str}"): TILL,
+    # reservations: holds while an online customer pays (the app: its key's channels)
+    ("POST", "/v1/reservations"): CHECKOUT,
+    ("GET", "/v1/reservations/{reservation_id:str}"): CHECKOUT,
+    ("POST", "/v1/reservations/{reservation_id:str}/release"): CHECKOUT,
     # integration
     ("GET", "/v1/subscriptions"): INTEGRATION,
     ("POST", "/v1/subscriptions"): INTEGRATION,

@@ -98,6 +98,20 @@ def _reversed(redeemed: dict[str, Any], event_id: str) -> dict[str, Any]:
     }
 
 
+def _reservation(status: str) -> dict[str, Any]:
+    return {
+        "reservation_id": "rsv_01JDK000000000000000000021",
+        "status": status,
+        "codes": [GIFT_CODE, CASH_CODE],
+        "store": "SH-001",
+        "channel": "mini_program",
+        "order_id": "W-2001",
+        "held_at": AT,
+        "expires_at": "2026-11-25T06:45:00Z",
+        "ended_at": None if status == "held" else "2026-11-25T06:45:00Z",
+    }
+
+
 def _simple(event_type: str, event_id: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": event_id,
@@ -175,6 +189,14 @@ _SAMPLES: dict[str, list[dict[str, Any]]] = {
             },
         )
     ],
+    **{
+        f"reservation.{name}": [_simple(f"reservation.{name}", event_id, _reservation(status))]
+        for name, status, event_id in (
+            ("created", "held", "evt_01JDK000000000000000000018"),
+            ("released", "released", "evt_01JDK000000000000000000019"),
+            ("expired", "expired", "evt_01JDK000000000000000000020"),
+        )
+    },
 }
 
 

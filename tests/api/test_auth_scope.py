@@ -150,6 +150,9 @@ STORE_OPERATIONS = {
     ("GET", "/v1/events/schemas"),
     ("GET", "/v1/events/schemas/{event_type:str}"),
     ("POST", POS_ROUTE),
+    ("POST", "/v1/reservations"),
+    ("GET", "/v1/reservations/{reservation_id:str}"),
+    ("POST", "/v1/reservations/{reservation_id:str}/release"),
 }
 # Paths whose parameter names public information (an event type), not a merchant's record.
 PUBLIC_PARAM_ROUTES = {"/v1/events/schemas/{event_type:str}"}

@@ -994,6 +994,80 @@ def claim_a_held_coupon(env: Env) -> httpx.Response:
     return r
 
 
+def reserve(env: Env, *codes: str, **fields: Any) -> httpx.Response:
+    body = {"codes": list(codes), "store": "SH-001", "channel": "web", "order": order(),
+            **fields}
+    return env.client.post("/v1/reservations", json=body,
+                           headers={**env.admin, "Idempotency-Key": new_key()})
+
+
+def reservation_act(env: Env, rid: str, verb: str) -> httpx.Response:
+    return env.client.post(f"/v1/reservations/{rid}/{verb}",
+                           headers={**env.admin, "Idempotency-Key": new_key()})
+
+
+def held_reservation(env: Env, *codes: str, ttl: int = 900) -> str:
+    r = reserve(env, *(codes or (env.coupon(),)), ttl_seconds=ttl)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+@produces("coupon_reserved")
+def redeem_a_coupon_held_for_an_online_order(env: Env) -> httpx.Response:
+    code = env.coupon()
+    held_reservation(env, code)
+    r = env.redeem(code)
+    assert r.json()["held_until"]
+    return r
+
+
+@produces("coupon_reserved")
+def reserve_a_coupon_another_reservation_holds(env: Env) -> httpx.Response:
+    code = env.coupon()
+    held_reservation(env, code)
+    return reserve(env, code)
+
+
+@produces("reservation_not_found")
+def release_an_unknown_reservation(env: Env) -> httpx.Response:
+    return reservation_act(env, "rsv_01JD0000000000000000000000", "release")
+
+
+@produces("reservation_not_found")
+def read_an_unknown_reservation(env: Env) -> httpx.Response:
+    return env.get("/v1/reservations/rsv_01JD0000000000000000000000")
+
+
+@produces("reservation_expired")
+def release_after_the_hold_lapsed(env: Env) -> httpx.Response:
+    rid = held_reservation(env, ttl=60)
+    env.clock.advance(seconds=60)
+    return reservation_act(env, rid, "release")
+
+
+@produces("reservation_released")
+def release_a_released_reservation(env: Env) -> httpx.Response:
+    rid = held_reservation(env)
+    assert reservation_act(env, rid, "release").status_code == 200
+    return reservation_act(env, rid, "release")
+
+
+@produces("too_many_coupons")
+def reserve_eleven_coupons(env: Env) -> httpx.Response:
+    return reserve(env, *issue(env.db, env.m, env.template(), env.clock.now, count=11))
+
+
+@produces("duplicate_coupon")
+def reserve_one_coupon_twice(env: Env) -> httpx.Response:
+    code = env.coupon()
+    return reserve(env, code, code)
+
+
+@produces("coupons_not_combinable")
+def reserve_two_exclusive_coupons(env: Env) -> httpx.Response:
+    return reserve(env, env.coupon(), env.coupon())
+
+
 @produces("already_exists")
 def duplicate_store_code(env: Env) -> httpx.Response:
     return env.post("/v1/stores", {"code": "SH-001", "name": "Again"})
@@ -1411,7 +1485,7 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
     absent = {"code": generate_code(), "template_id": "tpl_absent", "redemption_id": "rdm_absent",
               "subscription_id": "sub_absent", "delivery_id": "dlv_absent",
               "connector": "pos.absent", "operation": "redeem", "key_id": "key_absent",
-              "campaign_id": "cmp_absent"}
+              "campaign_id": "cmp_absent", "reservation_id": "rsv_absent"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
     failures = []
@@ -1522,7 +1596,8 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
     params = {"code": codes[2], "template_id": tpl, "redemption_id": rid,
               "subscription_id": sub, "delivery_id": delivery_id,
               "connector": "pos.native", "operation": "redeem", "key_id": spare_key,
-              "campaign_id": campaign(env, total=100, per_customer=100)}
+              "campaign_id": campaign(env, total=100, per_customer=100),
+              "reservation_id": held_reservation(env)}
     camp = {"template_id": tpl, "name": "fuzz", "channels": ["h5", "web"],
             "starts_at": iso(env.clock.now), "ends_at": iso(env.clock.now + timedelta(days=2)),
             "total": 10, "per_customer": 2, "daily_window": {"start": "00:00", "end": "23:59"}}
@@ -1554,6 +1629,10 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/keys/{key_id:str}/revoke": [],
         "/v1/deliveries/{delivery_id:str}/replay": [],
         "/v1/pos/{connector:str}/{operation:str}": [{**redeem, "code": codes[4]}],
+        "/v1/reservations": [{"codes": issue(env.db, env.m, tpl, env.clock.now, count=2),
+                              "store": "SH-001", "channel": "web", "ttl_seconds": 600,
+                              "order": redeem["order"]}],
+        "/v1/reservations/{reservation_id:str}/release": [],
     }
     return params, bodies
 

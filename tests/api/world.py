@@ -65,6 +65,9 @@ class World:
     dlv: str  # its delivery of the redemption
     spare_key: str = ""  # an API key's id that calls may revoke
     campaign: str = ""  # a campaign open now (channels mini_program, h5)
+    reservation: str = ""  # a hold on one more coupon at SH-001 through mini_program
+    releasable: str = ""  # another such hold (release it, confirm the first)
+    free: str = ""  # an issued coupon to hold
 
     def params(self) -> dict[str, str]:
         return {
@@ -80,6 +83,7 @@ class World:
             "key_id": self.spare_key,
             "campaign_id": self.campaign,
             "customer": "A-WALLET",  # a customer of merchant A only
+            "reservation_id": self.reservation,
         }
 
     def call(
@@ -92,9 +96,14 @@ class World:
             body = {**BODIES[("POST", "/v1/redemptions")], "code": self.spare}
         elif method == "POST" and route == "/v1/redemptions":
             body = {**BODIES[("POST", "/v1/redemptions")], "code": self.code}
+        elif method == "POST" and route == "/v1/reservations":
+            body = {**BODIES[("POST", route)], "codes": [self.free]}  # held by the first
         elif method == "POST" and route == "/v1/campaigns":
             body = campaign_body(self.tpl, self.clock)
-        path = fill(route, params or self.params())
+        values = params or self.params()
+        if route.endswith("/release") and params is None:
+            values = {**values, "reservation_id": self.releasable}
+        path = fill(route, values)
         return self.client.request(method, path, json=body, headers=headers)
 
     def coupon_status(self, code: str) -> str:
@@ -151,6 +160,8 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("PATCH", "/v1/subscriptions/{subscription_id:str}"): {"description": "changed"},
     ("POST", "/v1/campaigns/{campaign_id:str}/claims"): {"customer": "M0001"},
+    ("POST", "/v1/reservations"): {"store": "SH-001", "channel": "mini_program",
+                                   "order": order()},
 }
 
 
@@ -191,7 +202,18 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
     assert r_cust.status_code == 201, r_cust.text
     camp = client.post("/v1/campaigns", json=campaign_body(tpl, clock), headers=merchant.auth())
     assert camp.status_code == 201, camp.text
+    *held, free = issue(db, merchant, tpl, clock.now, count=3)
+    holds = [
+        client.post(
+            "/v1/reservations",
+            json={**BODIES[("POST", "/v1/reservations")], "codes": [c]},
+            headers={**merchant.auth(), "Idempotency-Key": f"setup-hold-{c}"},
+        )
+        for c in held
+    ]
+    assert all(h.status_code == 201 for h in holds), [h.text for h in holds]
     return World(
         client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
-        sub.json()["id"], dlv["id"], spare_key, camp.json()["id"],
+        sub.json()["id"], dlv["id"], spare_key, camp.json()["id"], holds[0].json()["id"],
+        holds[1].json()["id"], free,
     )

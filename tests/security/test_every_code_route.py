@@ -74,8 +74,8 @@ def _types_in(annotation: Any) -> Iterator[Any]:
 def _names_a_code(annotation: Any, depth: int = 0) -> bool:
     for tp in _types_in(annotation):
         if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
-            if "code" in tp.__struct_fields__:
-                return True
+            if "code" in tp.__struct_fields__ or "codes" in tp.__struct_fields__:
+                return True  # one code, or a list of them (a reservation, an order)
             hints = typing.get_type_hints(tp, include_extras=True)
             if depth < 3 and any(_names_a_code(h, depth + 1) for h in hints.values()):
                 return True
@@ -281,6 +281,9 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/v1/redemptions/validate"): lambda ctx, code: _json(
         ctx, "/v1/redemptions/validate", {"code": code, "order": _order()}
     ),
+    ("POST", "/v1/reservations"): lambda ctx, code: _json(
+        ctx, "/v1/reservations", {"codes": [code], "channel": "web", "order": _order()}, key=True
+    ),
     **{
         ("POST", f"/v1/pos/{connector}/{op}"): make(op)
         for connector, make in (
@@ -326,6 +329,7 @@ def test_every_code_route_has_a_probe(db: Engine, clock: Clock) -> None:
         ("GET", "/v1/coupons/{code}"),
         ("POST", "/v1/redemptions"),
         ("POST", "/v1/redemptions/validate"),
+        ("POST", "/v1/reservations"),
         ("POST", "/v1/pos/pos.native/reverse"),
         ("POST", "/v1/pos/pos.poslog/reverse"),
     } <= routes
