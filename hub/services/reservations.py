@@ -38,7 +38,7 @@ from hub.domain.errors import DomainError, refuse
 from hub.domain.ids import new_id
 from hub.domain.redeeming import CouponFacts, RedeemContext
 from hub.domain.stacking import stacking_conflict
-from hub.domain.state import Action, CouponState, transition
+from hub.domain.state import Action, CouponState, redeemable_states, transition
 from hub.domain.validity import Window
 from hub.services import idempotency, outbox
 from hub.services import redeem as rd
@@ -83,12 +83,13 @@ _COUPON_FOR_HOLD = (
     .join_from(coupons, coupon_templates, coupon_templates.c.id == coupons.c.template_id)
     .where(coupons.c.code == bindparam("b_code"), coupons.c.merchant_id == bindparam("b_merchant"))
 )
-# The hold: only an issued coupon inside its window with no live hold on it now.
+# The hold: only an unused coupon (issued, or marked expired but inside its window, as
+# the redeem's update) inside its window with no live hold on it now.
 _HOLD = (
     update(coupons)
     .where(
         coupons.c.id == bindparam("b_id"),
-        coupons.c.status == CouponState.ISSUED.value,
+        or_(*(coupons.c.status == s.value for s in redeemable_states())),
         coupons.c.valid_until > bindparam("b_now"),
         or_(coupons.c.reservation_id.is_(None), coupons.c.reserved_until <= bindparam("b_now")),
     )
