@@ -39,6 +39,7 @@ def create_app(
     from hub.api.audit import AuditController
     from hub.api.campaigns import CampaignController
     from hub.api.keys import KeyController
+    from hub.api.orders import OrderController
     from hub.api.pos import PosController
     from hub.api.reservations import ReservationController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
@@ -65,6 +66,7 @@ def create_app(
             CampaignController,
             WalletController,
             ReservationController,
+            OrderController,
             assets_router(),
         ],
         middleware=[

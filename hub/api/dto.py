@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 # the native redeem body is shared with POS connectors, so it lives on their surface
+from hub.connectors.pos_types import CODE_MAX
 from hub.connectors.pos_types import Channel as Channel
 from hub.connectors.pos_types import Fen as Fen
 from hub.connectors.pos_types import LineIn as LineIn
@@ -18,6 +19,7 @@ from hub.connectors.pos_types import StoreCode as StoreCode
 from hub.connectors.pos_types import UtcTime as UtcTime
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
+ORDER_CODES_MAX = 100  # codes in one order's body (the service's own limit is lower)
 
 
 class _In(Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -647,13 +649,115 @@ class WalletPage(_Out):
     next_cursor: str | None
 
 
+# --- orders: several coupons on one order, all or nothing ----------------------------------
+
+CouponCode = Annotated[str, Meta(min_length=1, max_length=CODE_MAX)]
+
+
+class OrderRedeemIn(_In):
+    """``POST /v1/orders/redeem``: the single redeem's body with ``codes`` for ``code``."""
+
+    codes: Annotated[
+        list[CouponCode],
+        Meta(
+            min_length=1,
+            max_length=ORDER_CODES_MAX,
+            description="the coupon codes, any order (applied in the fixed order of "
+            "application); more than the stacking rules or the hub allow: too_many_coupons",
+        ),
+    ]
+    order: OrderIn
+    channel: Channel
+    store: StoreCode | None = None
+    occurred_at: UtcTime | None = None
+
+
+class OrderCouponOut(_Out):
+    redemption_id: str
+    code: str
+    template: TemplateRef
+    customer: str | None
+    discount: int
+    eligible_amount: Annotated[int, Meta(description="what the earlier coupons left of it")]
+    lines: list[LineDiscountOut]
+    gift: dict[str, Any] | None
+
+
+class ByCouponOut(_Out):
+    code: str
+    discount: int
+
+
+class OrderLineOut(_Out):
+    index: int
+    sku: str
+    amount: int
+    discount: int
+    payable: int
+    by_coupon: list[ByCouponOut]
+
+
+class OrderRedemptionOut(_Out):
+    order_redemption_id: str
+    status: Literal["redeemed"]
+    order_id: str
+    store: str
+    channel: str
+    coupons: Annotated[list[OrderCouponOut], Meta(description="in the order of application")]
+    order_amount: int
+    discount: int
+    payable: int
+    lines: Annotated[list[OrderLineOut], Meta(description="empty without order lines")]
+    reservation_id: str | None
+    redeemed_at: Time
+    recorded_at: Time
+
+
+class OrderRedemptionView(_Out):
+    order_redemption_id: str
+    status: Literal["redeemed", "reversed"]
+    order_id: str
+    store: str
+    channel: str
+    coupons: list[OrderCouponOut]
+    order_amount: int
+    discount: int
+    payable: int
+    lines: list[OrderLineOut]
+    reservation_id: str | None
+    redeemed_at: Time
+    recorded_at: Time
+    reversed_at: Time | None
+    reversal_reason: str | None
+
+
+class OrderCouponReversedOut(_Out):
+    redemption_id: str
+    code: str
+    discount: int
+    coupon_status: str
+
+
+class OrderReversalOut(_Out):
+    order_redemption_id: str
+    status: Literal["reversed"]
+    order_id: str
+    store: str
+    channel: str
+    discount: int
+    reason: str | None
+    reversed_at: Time
+    coupons: list[OrderCouponReversedOut]
+
+
 # --- reservations (a hold while an online customer pays) -------------------------------------
 
 
 class ReservationIn(_In):
     codes: Annotated[
-        list[Annotated[str, Meta(min_length=1, max_length=64)]],
-        Meta(min_length=1, max_length=64, description="the coupon codes to hold (at most 10)"),
+        list[CouponCode],
+        Meta(min_length=1, max_length=ORDER_CODES_MAX,
+             description="the coupon codes to hold (at most 10: too_many_coupons)"),
     ]
     order: OrderIn
     channel: Channel

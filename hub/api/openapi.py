@@ -70,6 +70,7 @@ ID_PREFIXES: Final = {
     "key_id": "key",
     "campaign_id": "cmp",
     "reservation_id": "rsv",
+    "order_redemption_id": "ord",
 }
 IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 IDEMPOTENCY_SCHEMA: Final = {
@@ -86,6 +87,8 @@ IDEMPOTENT_OPERATIONS: Final = frozenset(
         ("post", "/v1/campaigns/{campaign_id}/claims"),
         ("post", "/v1/reservations"),
         ("post", "/v1/reservations/{reservation_id}/release"),
+        ("post", "/v1/orders/redeem"),
+        ("post", "/v1/orders/{order_redemption_id}/reversal"),
     }
 )
 

@@ -20,7 +20,8 @@ Roles:
   channels its key names: claim from campaigns, read one customer's wallet, hold coupons
   for an online order and confirm or release the hold (reservations). It never
   issues, voids or manages templates and campaigns, and never lists customers, coupons
-  or redemptions in bulk.
+  or redemptions in bulk. It redeems and reverses whole orders (several coupons, all or
+  nothing) on its channels at a store it names.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ ROLES: Final = ("admin", "store", "integrator", "analyst", "app")
 ALL: Final = frozenset(ROLES)
 ADMIN: Final = frozenset({"admin"})
 TILL: Final = frozenset({"admin", "store"})
+CHECKOUT: Final = frozenset({"admin", "store", "app"})
 READERS: Final = frozenset({"admin", "store", "analyst"})
 INTEGRATION: Final = frozenset({"admin", "integrator"})
 OVERSIGHT: Final = frozenset({"admin", "integrator", "analyst"})
-CHECKOUT: Final = frozenset({"admin", "store", "app"})
 
 # Paths served without a key (health, metrics, the OpenAPI document).
 PUBLIC_PREFIXES: Final = ("/health", "/ready", "/metrics", "/schema")
@@ -75,6 +76,10 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/reservations"): CHECKOUT,
     ("GET", "/v1/reservations/{reservation_id:str}"): CHECKOUT,
     ("POST", "/v1/reservations/{reservation_id:str}/release"): CHECKOUT,
+    # checkout: several coupons on one order (store: its own store; app: its channels)
+    ("POST", "/v1/orders/redeem"): CHECKOUT,
+    ("GET", "/v1/orders/{order_redemption_id:str}"): CHECKOUT,
+    ("POST", "/v1/orders/{order_redemption_id:str}/reversal"): CHECKOUT,
     # integration
     ("GET", "/v1/subscriptions"): INTEGRATION,
     ("POST", "/v1/subscriptions"): INTEGRATION,

@@ -125,6 +125,10 @@ def _kind() -> Schema:
     return {"enum": list(KINDS), "description": "Benefit kind of the template."}
 
 
+def _order_redemption_id() -> Schema:
+    return _id("ord", "The multi-coupon order redemption (POST /v1/orders/redeem).")
+
+
 def _template_id() -> Schema:
     return _id("tpl", "Template id.")
 
@@ -354,8 +358,12 @@ def _data_schemas() -> dict[str, Schema]:
                 "order": _order(),
                 "gift": _gift(),
             },
+            {"order_redemption_id": _order_redemption_id()},
             description="A coupon was redeemed: the redeem response body plus the order "
-            "(redeem._redeem_in_txn).",
+            "(redeem._redeem_in_txn). A coupon of a multi-coupon order "
+            "(orders.redeem_order_in_txn) also names its order_redemption_id; its "
+            "discount, eligible_amount and lines are its share (after the coupons applied "
+            "before it) and payable is the whole order's.",
         ),
         "coupon.redemption_reversed": _object(
             {
@@ -379,8 +387,10 @@ def _data_schemas() -> dict[str, Schema]:
                 "order": _order(),
                 "gift": _gift(),
             },
+            {"order_redemption_id": _order_redemption_id()},
             description="A redemption was reversed: the reversal response body plus channel, "
-            "template, holder, order and gift (redeem._reverse_in_txn).",
+            "template, holder, order and gift (redeem.reverse_redemption); a coupon of a "
+            "multi-coupon order (reversed with its order) also names its order_redemption_id.",
         ),
         "coupon.voided": _object(
             {
@@ -397,6 +407,98 @@ def _data_schemas() -> dict[str, Schema]:
                 "valid_until": _time("End of the coupon's window (the event's occurred_at)."),
             },
             description="An issued coupon's window closed (housekeeping.expire_coupons).",
+        ),
+        "order.redeemed": _object(
+            {
+                "order_redemption_id": _order_redemption_id(),
+                "status": {"const": "redeemed"},
+                "order_id": _text("The merchant's order id."),
+                "store": _store(),
+                "channel": _channel(),
+                "coupons": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": _object(
+                        {
+                            "redemption_id": _id("rdm", "This coupon's redemption."),
+                            "code": _code(),
+                            "template": template_ref,
+                            "customer": _text("Holder's external id, or null.", nullable=True),
+                            "discount": _fen("This coupon's discount"),
+                            "eligible_amount": _fen(
+                                "What the coupons applied before it left of the amount it "
+                                "applies to"
+                            ),
+                            "lines": _discount_lines(),
+                            "gift": _gift(),
+                        }
+                    ),
+                    "description": "The coupons in the order of application (exchange, "
+                    "percentage, threshold); each also has its own coupon.redeemed event.",
+                },
+                "order_amount": _fen("Order amount"),
+                "discount": _fen("Total discount of all the coupons"),
+                "payable": _fen("Order amount minus the total discount"),
+                "lines": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "index": {"type": "integer", "minimum": 0},
+                            "sku": _text("SKU of that line."),
+                            "amount": _fen("Line amount"),
+                            "discount": _fen("Discount on the line by all the coupons"),
+                            "payable": _fen("Line amount minus its discount"),
+                            "by_coupon": {
+                                "type": "array",
+                                "items": _object(
+                                    {"code": _code(), "discount": _fen("Its discount")}
+                                ),
+                            },
+                        }
+                    ),
+                    "description": "Each order line after all the coupons; empty without "
+                    "order lines.",
+                },
+                "reservation_id": _text(
+                    "The reservation confirmed by this redeem, or null.", nullable=True
+                ),
+                "redeemed_at": _time("When the redemption happened."),
+                "recorded_at": _time("When the hub recorded it."),
+                "order": _order(),
+            },
+            description="Several coupons were redeemed on one order, all or nothing: the "
+            "POST /v1/orders/redeem response body plus the order "
+            "(orders.redeem_order_in_txn).",
+        ),
+        "order.reversed": _object(
+            {
+                "order_redemption_id": _order_redemption_id(),
+                "status": {"const": "reversed"},
+                "order_id": _text("The merchant's order id."),
+                "store": _store(),
+                "channel": _channel(),
+                "discount": _fen("Total discount that was given and is now reversed"),
+                "reason": _text("Reason given by the caller, or null.", nullable=True),
+                "reversed_at": _time("When it was reversed."),
+                "coupons": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "redemption_id": _id("rdm", "The coupon's reversed redemption."),
+                            "code": _code(),
+                            "discount": _fen("Its discount"),
+                            "coupon_status": {
+                                "enum": [CouponState.ISSUED.value, CouponState.EXPIRED.value]
+                            },
+                        }
+                    ),
+                    "description": "Each coupon reversed; each also has its own "
+                    "coupon.redemption_reversed event.",
+                },
+                "order": _order(),
+            },
+            description="Every coupon of a multi-coupon order was reversed in one go "
+            "(orders._reverse_order_in_txn).",
         ),
         "template.created": _object(
             {

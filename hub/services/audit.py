@@ -34,6 +34,7 @@ ACTIONS = (
     "coupon.claimed",
     "coupon.voided",
     "redemption.reversed",
+    "order.reversed",
     "key.created",
     "key.revoked",
     "subscription.created",

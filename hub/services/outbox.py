@@ -29,6 +29,8 @@ EVENT_TYPES = (
     "coupon.redemption_reversed",
     "coupon.voided",
     "coupon.expired",
+    "order.redeemed",
+    "order.reversed",
     "template.created",
     "template.paused",
     "template.resumed",

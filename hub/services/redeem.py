@@ -606,34 +606,37 @@ def _result(status: int, body: bytes, replayed: bool = False) -> HttpResult:
     return HttpResult(status=status, body=body, replayed=replayed, media_type=media)
 
 
-def _reverse_in_txn(
-    conn: Connection, p: Principal, redemption_id: str, reason: str | None, now: datetime
-) -> tuple[int, bytes]:
-    where = [redemptions.c.id == redemption_id, redemptions.c.merchant_id == p.merchant_id]
-    if p.store_id is not None:
-        where.append(redemptions.c.store_id == p.store_id)
-    red = conn.execute(
-        select(
-            redemptions.c.coupon_id,
-            redemptions.c.status,
-            redemptions.c.reversed_at,
-            redemptions.c.store_code,
-            redemptions.c.discount,
-            redemptions.c.order_id,
-            redemptions.c.detail,
-            redemptions.c.channel,
-            redemptions.c.template_id,
-            coupon_templates.c.name.label("template_name"),
-            coupon_templates.c.kind,
-            coupon_templates.c.rules,
-        )
-        .join_from(
-            redemptions, coupon_templates, coupon_templates.c.id == redemptions.c.template_id
-        )
-        .where(*where)
-    ).first()
-    if red is None:
-        raise refuse("redemption_not_found", "No redemption with this id.")
+_REVERSAL_READ: Select[Any] = select(
+    redemptions.c.id,
+    redemptions.c.coupon_id,
+    redemptions.c.status,
+    redemptions.c.reversed_at,
+    redemptions.c.store_code,
+    redemptions.c.discount,
+    redemptions.c.order_id,
+    redemptions.c.order_redemption_id,
+    redemptions.c.detail,
+    redemptions.c.channel,
+    redemptions.c.template_id,
+    coupon_templates.c.name.label("template_name"),
+    coupon_templates.c.kind,
+    coupon_templates.c.rules,
+).join_from(redemptions, coupon_templates, coupon_templates.c.id == redemptions.c.template_id)
+
+
+def redemptions_to_reverse(conn: Connection, *where: Any) -> list[Row[Any]]:
+    """The redemptions ``where`` selects, with what :func:`reverse_redemption` needs."""
+    return list(conn.execute(_REVERSAL_READ.where(*where).order_by(redemptions.c.id)).all())
+
+
+def reverse_redemption(
+    conn: Connection, p: Principal, red: Row[Any], reason: str | None, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Reverse one redemption read by :func:`redemptions_to_reverse` in the caller's
+    transaction: the redemption and its coupon change; returns the reversal's body and
+    its ``coupon.redemption_reversed`` event row (the caller appends it to the outbox).
+    Refuses ``redemption_already_reversed``."""
+    redemption_id = red.id
     reversed_now = conn.execute(
         update(redemptions)
         .where(redemptions.c.id == redemption_id, redemptions.c.status == "redeemed")
@@ -678,32 +681,58 @@ def _reverse_in_txn(
         "reversed_at": iso(now),
         "coupon_status": new_state.value,
     }
-    outbox.append(
-        conn,
-        [
-            outbox.event_row(
-                type="coupon.redemption_reversed",
-                merchant_id=p.merchant_id,
-                coupon_id=red.coupon_id,
-                store_code=red.store_code,
-                occurred_at=now,
-                recorded_at=now,
-                data={
-                    **body,
-                    "channel": red.channel,
-                    "template_id": red.template_id,
-                    "template": {
-                        "id": red.template_id,
-                        "name": red.template_name,
-                        "kind": red.kind,
-                    },
-                    "customer": coupon.customer,
-                    "order": red.detail.get("order"),
-                    "gift": red.detail.get("gift") or gift_of(red.kind, red.rules, None),
-                },
-            )
-        ],
+    data = {
+        **body,
+        "channel": red.channel,
+        "template_id": red.template_id,
+        "template": {"id": red.template_id, "name": red.template_name, "kind": red.kind},
+        "customer": coupon.customer,
+        "order": red.detail.get("order"),
+        "gift": red.detail.get("gift") or gift_of(red.kind, red.rules, None),
+    }
+    if red.order_redemption_id is not None:
+        data["order_redemption_id"] = red.order_redemption_id
+    event = outbox.event_row(
+        type="coupon.redemption_reversed",
+        merchant_id=p.merchant_id,
+        coupon_id=red.coupon_id,
+        store_code=red.store_code,
+        occurred_at=now,
+        recorded_at=now,
+        data=data,
     )
+    log.info(
+        "coupon.redemption_reversed",
+        redemption_id=redemption_id,
+        code=mask(coupon.code),
+        coupon_status=new_state.value,
+    )
+    return body, event
+
+
+def _reverse_in_txn(
+    conn: Connection, p: Principal, redemption_id: str, reason: str | None, now: datetime
+) -> tuple[int, bytes]:
+    where = [redemptions.c.id == redemption_id, redemptions.c.merchant_id == p.merchant_id]
+    if p.store_id is not None:
+        where.append(redemptions.c.store_id == p.store_id)
+    found = redemptions_to_reverse(conn, *where)
+    if not found:
+        raise refuse("redemption_not_found", "No redemption with this id.")
+    red = found[0]
+    if red.order_redemption_id is not None and red.status == "redeemed":
+        # one coupon of a multi-coupon order: the order was paid as one, so it is
+        # reversed as one (its discounts depend on each other)
+        raise refuse(
+            "illegal_transition",
+            "This redemption is one coupon of a multi-coupon order redemption; "
+            "reverse the whole order instead.",
+            state="redeemed",
+            action="reverse",
+            order_redemption_id=red.order_redemption_id,
+        )
+    body, event = reverse_redemption(conn, p, red, reason, now)
+    outbox.append(conn, [event])
     audit.record(
         conn,
         p,
@@ -713,12 +742,6 @@ def _reverse_in_txn(
         now,
         reason=reason,
         store=red.store_code,
-    )
-    log.info(
-        "coupon.redemption_reversed",
-        redemption_id=redemption_id,
-        code=mask(coupon.code),
-        coupon_status=new_state.value,
     )
     return 201, dumps(body)
 

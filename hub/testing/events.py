@@ -100,7 +100,7 @@ def _reversed(redeemed: dict[str, Any], event_id: str) -> dict[str, Any]:
 
 def _reservation(status: str) -> dict[str, Any]:
     return {
-        "reservation_id": "rsv_01JDK000000000000000000021",
+        "reservation_id": "rsv_01JDK000000000000000000026",
         "status": status,
         "codes": [GIFT_CODE, CASH_CODE],
         "store": "SH-001",
@@ -110,6 +110,106 @@ def _reservation(status: str) -> dict[str, Any]:
         "expires_at": "2026-11-25T06:45:00Z",
         "ended_at": None if status == "held" else "2026-11-25T06:45:00Z",
     }
+
+
+ORDER_REDEMPTION = "ord_01JDK000000000000000000018"
+
+# Both coupons redeemed on one order (POST /v1/orders/redeem): the exchange coupon first,
+# then the threshold judged on what it left (12800 - 4000 = 8800 ≥ 8000).
+_ORDER_REDEEMED: dict[str, Any] = {
+    "id": "evt_01JDK000000000000000000019",
+    "type": "order.redeemed",
+    "occurred_at": AT,
+    "recorded_at": AT,
+    "merchant_id": MERCHANT,
+    "data": {
+        "order_redemption_id": ORDER_REDEMPTION,
+        "status": "redeemed",
+        "order_id": "A-1001",
+        "store": "SH-001",
+        "channel": "pos",
+        "coupons": [
+            {
+                "redemption_id": "rdm_01JDK000000000000000000020",
+                "code": GIFT_CODE,
+                "template": {"id": TEMPLATE_GIFT, "name": "Free gift tea", "kind": "exchange"},
+                "customer": "C-0001",
+                "discount": 4000,
+                "eligible_amount": 4000,
+                "lines": [{"index": 1, "sku": "SKU-GIFT-1", "discount": 4000}],
+                "gift": {"sku": "SKU-GIFT-1", "qty": 1},
+            },
+            {
+                "redemption_id": "rdm_01JDK000000000000000000021",
+                "code": CASH_CODE,
+                "template": {"id": TEMPLATE_CASH, "name": "满80减20", "kind": "threshold"},
+                "customer": "C-0001",
+                "discount": 2000,
+                "eligible_amount": 8800,
+                "lines": [{"index": 0, "sku": "SKU-TEA-1", "discount": 2000}],
+                "gift": None,
+            },
+        ],
+        "order_amount": 12800,
+        "discount": 6000,
+        "payable": 6800,
+        "lines": [
+            {
+                "index": 0,
+                "sku": "SKU-TEA-1",
+                "amount": 8800,
+                "discount": 2000,
+                "payable": 6800,
+                "by_coupon": [{"code": CASH_CODE, "discount": 2000}],
+            },
+            {
+                "index": 1,
+                "sku": "SKU-GIFT-1",
+                "amount": 4000,
+                "discount": 4000,
+                "payable": 0,
+                "by_coupon": [{"code": GIFT_CODE, "discount": 4000}],
+            },
+        ],
+        "reservation_id": None,
+        "redeemed_at": AT,
+        "recorded_at": AT,
+        "order": _ORDER,
+    },
+}
+
+_ORDER_REVERSED: dict[str, Any] = {
+    "id": "evt_01JDK000000000000000000022",
+    "type": "order.reversed",
+    "occurred_at": "2026-11-25T07:00:00Z",
+    "recorded_at": "2026-11-25T07:00:00Z",
+    "merchant_id": MERCHANT,
+    "data": {
+        "order_redemption_id": ORDER_REDEMPTION,
+        "status": "reversed",
+        "order_id": "A-1001",
+        "store": "SH-001",
+        "channel": "pos",
+        "discount": 6000,
+        "reason": "refund",
+        "reversed_at": "2026-11-25T07:00:00Z",
+        "coupons": [
+            {
+                "redemption_id": "rdm_01JDK000000000000000000020",
+                "code": GIFT_CODE,
+                "discount": 4000,
+                "coupon_status": "issued",
+            },
+            {
+                "redemption_id": "rdm_01JDK000000000000000000021",
+                "code": CASH_CODE,
+                "discount": 2000,
+                "coupon_status": "issued",
+            },
+        ],
+        "order": _ORDER,
+    },
+}
 
 
 def _simple(event_type: str, event_id: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +229,8 @@ _SAMPLES: dict[str, list[dict[str, Any]]] = {
         _reversed(_REDEEMED_GIFT, "evt_01JDK000000000000000000010"),
         _reversed(_REDEEMED_CASH, "evt_01JDK000000000000000000009"),
     ],
+    "order.redeemed": [_ORDER_REDEEMED],
+    "order.reversed": [_ORDER_REVERSED],
     "coupon.issued": [
         _simple(
             "coupon.issued",
@@ -192,9 +294,9 @@ _SAMPLES: dict[str, list[dict[str, Any]]] = {
     **{
         f"reservation.{name}": [_simple(f"reservation.{name}", event_id, _reservation(status))]
         for name, status, event_id in (
-            ("created", "held", "evt_01JDK000000000000000000018"),
-            ("released", "released", "evt_01JDK000000000000000000019"),
-            ("expired", "expired", "evt_01JDK000000000000000000020"),
+            ("created", "held", "evt_01JDK000000000000000000023"),
+            ("released", "released", "evt_01JDK000000000000000000024"),
+            ("expired", "expired", "evt_01JDK000000000000000000025"),
         )
     },
 }

@@ -153,6 +153,9 @@ STORE_OPERATIONS = {
     ("POST", "/v1/reservations"),
     ("GET", "/v1/reservations/{reservation_id:str}"),
     ("POST", "/v1/reservations/{reservation_id:str}/release"),
+    ("POST", "/v1/orders/redeem"),
+    ("GET", "/v1/orders/{order_redemption_id:str}"),
+    ("POST", "/v1/orders/{order_redemption_id:str}/reversal"),
 }
 # Paths whose parameter names public information (an event type), not a merchant's record.
 PUBLIC_PARAM_ROUTES = {"/v1/events/schemas/{event_type:str}"}
@@ -218,13 +221,15 @@ def test_store_key_sees_only_its_stores_redemptions(world: World) -> None:
         return [i["redemption_id"] for i in r.json()["items"]]
 
     sh001 = m.store_keys["SH-001"]
-    assert listed(sh001) == [rid_sh001]
+    assert sorted(listed(sh001)) == sorted([world.order_rdm, rid_sh001])
     assert listed(sh001, "?store=SH-002") == []
     assert listed(sh001, "?store=BJ-001&limit=200") == []
-    assert listed(sh001, "?store=SH-001") == [rid_sh001]
+    assert sorted(listed(sh001, "?store=SH-001")) == sorted([world.order_rdm, rid_sh001])
     assert listed(m.store_keys["SH-002"]) == [ids["SH-002"]]
     assert listed(m.store_keys["BJ-001"], "?store=SH-001") == []
-    assert sorted(listed(None)) == sorted([rid_sh001, ids["SH-002"], ids["BJ-001"]])
+    assert sorted(listed(None)) == sorted(
+        [world.order_rdm, rid_sh001, ids["SH-002"], ids["BJ-001"]]
+    )
     assert listed(None, "?store=SH-002") == [ids["SH-002"]]
     # paging through with a store key still shows only its own store
     r = world.client.get("/v1/redemptions?limit=1", headers=m.auth(m.store_keys["SH-002"]))
@@ -245,7 +250,9 @@ def test_store_key_cannot_reverse_another_stores_redemption(world: World) -> Non
     assert_problem(reverse("BJ-001"), 404, "redemption_not_found")
     assert world.coupon_status(world.redeemed) == "redeemed"
     items = world.client.get("/v1/redemptions", headers=m.auth()).json()["items"]
-    assert [(i["redemption_id"], i["status"]) for i in items] == [(world.rid, "redeemed")]
+    assert sorted((i["redemption_id"], i["status"]) for i in items) == sorted(
+        [(world.order_rdm, "redeemed"), (world.rid, "redeemed")]
+    )
     r = reverse("SH-001")
     assert r.status_code == 201 and r.json()["status"] == "reversed"
     assert world.coupon_status(world.redeemed) == "issued"

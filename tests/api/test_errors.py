@@ -831,6 +831,82 @@ def reverse_twice_with_new_keys(env: Env) -> httpx.Response:
     return r
 
 
+# --- orders: several coupons on one order (POST /v1/orders/redeem) -------------------------
+
+STACKS = {"combines_with": ["exchange", "percentage", "threshold"], "max_per_order": 5}
+
+
+def redeem_order(env: Env, codes: list[str], key: str | None = None) -> httpx.Response:
+    body = {"codes": codes, "store": "SH-001", "channel": "pos", "order": order()}
+    headers = {**env.admin, "Idempotency-Key": key or new_key()}
+    return env.client.post("/v1/orders/redeem", json=body, headers=headers)
+
+
+def reverse_order(env: Env, order_redemption_id: str) -> httpx.Response:
+    headers = {**env.admin, "Idempotency-Key": new_key()}
+    return env.client.post(f"/v1/orders/{order_redemption_id}/reversal", headers=headers)
+
+
+@produces("coupons_not_combinable")
+def an_exclusive_coupon_with_another(env: Env) -> httpx.Response:
+    shared, exclusive = env.coupon(stacking=STACKS), env.coupon()
+    r = redeem_order(env, [shared, exclusive])
+    assert r.json()["coupons"] == [shared, exclusive]
+    assert env.coupon_status(shared) == "issued"
+    return r
+
+
+@produces("too_many_coupons")
+def more_coupons_than_the_template_allows(env: Env) -> httpx.Response:
+    tpl = env.template(stacking={**STACKS, "max_per_order": 2})
+    codes = issue(env.db, env.m, tpl, env.clock.now, count=3)
+    return redeem_order(env, codes)
+
+
+@produces("too_many_coupons")
+def more_coupons_than_the_hub_allows(env: Env) -> httpx.Response:
+    tpl = env.template(stacking={**STACKS, "max_per_order": None})
+    return redeem_order(env, issue(env.db, env.m, tpl, env.clock.now, count=11))
+
+
+@produces("duplicate_coupon")
+def one_coupon_twice_in_an_order(env: Env) -> httpx.Response:
+    code = env.coupon(stacking=STACKS)
+    r = redeem_order(env, [code, display(code)])
+    assert r.json()["coupons"] == [code]
+    return r
+
+
+@produces("order_redemption_not_found")
+def reverse_an_unknown_order(env: Env) -> httpx.Response:
+    return reverse_order(env, "ord_01JDK000000000000000000099")
+
+
+@produces("order_redemption_not_found")
+def read_an_unknown_order(env: Env) -> httpx.Response:
+    return env.get("/v1/orders/" + "O" * 300)
+
+
+@produces("order_already_reversed")
+def reverse_an_order_twice(env: Env) -> httpx.Response:
+    made = redeem_order(env, [env.coupon(stacking=STACKS), env.coupon(stacking=STACKS)])
+    assert made.status_code == 201, made.text
+    oid = made.json()["order_redemption_id"]
+    assert reverse_order(env, oid).status_code == 201
+    r = reverse_order(env, oid)
+    assert "reversed_at" in r.json()
+    return r
+
+
+@produces("illegal_transition")
+def reverse_one_coupon_of_an_order(env: Env) -> httpx.Response:
+    made = redeem_order(env, [env.coupon(stacking=STACKS), env.coupon(stacking=STACKS)])
+    first = made.json()["coupons"][0]["redemption_id"]
+    r = env.reverse(first)
+    assert r.json()["order_redemption_id"] == made.json()["order_redemption_id"]
+    return r
+
+
 # --- state machine --------------------------------------------------------------------------
 
 
@@ -1485,7 +1561,8 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
     absent = {"code": generate_code(), "template_id": "tpl_absent", "redemption_id": "rdm_absent",
               "subscription_id": "sub_absent", "delivery_id": "dlv_absent",
               "connector": "pos.absent", "operation": "redeem", "key_id": "key_absent",
-              "campaign_id": "cmp_absent", "reservation_id": "rsv_absent"}
+              "campaign_id": "cmp_absent", "reservation_id": "rsv_absent",
+              "order_redemption_id": "ord_absent"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
     failures = []
@@ -1593,11 +1670,15 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
     [extra] = issue(env.db, env.m, tpl, env.clock.now)
     assert env.redeem(extra).status_code == 201  # gives the subscription a delivery
     delivery_id = env.get("/v1/deliveries").json()["items"][0]["id"]
+    stacked = issue(env.db, env.m, env.template(stacking=STACKS), env.clock.now, count=4)
+    made = redeem_order(env, stacked[2:])
+    assert made.status_code == 201, made.text
     params = {"code": codes[2], "template_id": tpl, "redemption_id": rid,
               "subscription_id": sub, "delivery_id": delivery_id,
               "connector": "pos.native", "operation": "redeem", "key_id": spare_key,
               "campaign_id": campaign(env, total=100, per_customer=100),
-              "reservation_id": held_reservation(env)}
+              "reservation_id": held_reservation(env),
+              "order_redemption_id": made.json()["order_redemption_id"]}
     camp = {"template_id": tpl, "name": "fuzz", "channels": ["h5", "web"],
             "starts_at": iso(env.clock.now), "ends_at": iso(env.clock.now + timedelta(days=2)),
             "total": 10, "per_customer": 2, "daily_window": {"start": "00:00", "end": "23:59"}}
@@ -1633,6 +1714,9 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
                               "store": "SH-001", "channel": "web", "ttl_seconds": 600,
                               "order": redeem["order"]}],
         "/v1/reservations/{reservation_id:str}/release": [],
+        "/v1/orders/redeem": [{**{k: v for k, v in redeem.items() if k != "code"},
+                               "codes": stacked[:2]}],
+        "/v1/orders/{order_redemption_id:str}/reversal": [{"reason": "refund"}],
     }
     return params, bodies
 

@@ -57,6 +57,11 @@ def _redeem_body(ctx: Ctx, value: str) -> dict[str, Any]:
     return {"code": ctx.code(), "store": "SH-001", "order": order(), "occurred_at": value}
 
 
+def _order_body(ctx: Ctx, value: str) -> dict[str, Any]:
+    return {"codes": [ctx.code()], "store": "SH-001", "channel": "pos", "order": order(),
+            "occurred_at": value}
+
+
 def _acme(ctx: Ctx, value: str) -> dict[str, Any]:
     doc = json.loads((FIXTURES / "mapped_acme_redeem.json").read_text())
     doc.update(req_id=uuid.uuid4().hex, coupon_no=ctx.code(), trade_time=value)
@@ -92,6 +97,7 @@ XML = {"Content-Type": "application/xml"}
 FIELDS: dict[str, Callable[[Ctx, str], Any]] = {
     "redeem occurred_at": lambda c, v: c.post("/v1/redemptions", _redeem_body(c, v)),
     "validate occurred_at": lambda c, v: c.post("/v1/redemptions/validate", _redeem_body(c, v)),
+    "order redeem occurred_at": lambda c, v: c.post("/v1/orders/redeem", _order_body(c, v)),
     "pos.native redeem occurred_at": lambda c, v: c.post(
         "/v1/pos/pos.native/redeem", _redeem_body(c, v)),
     "pos.native validate occurred_at": lambda c, v: c.post(
@@ -123,7 +129,8 @@ FIELDS: dict[str, Callable[[Ctx, str], Any]] = {
     "GET /v1/audit to": _list("/v1/audit", "to"),
 }
 # the DTO fields (struct, field) and query parameters (path, name) the cases above send
-DTO_FIELDS = {("RedeemIn", "occurred_at"), ("KeyIn", "expires_at"),
+DTO_FIELDS = {("RedeemIn", "occurred_at"), ("OrderRedeemIn", "occurred_at"),
+              ("KeyIn", "expires_at"),
               ("FixedWindowIn", "start"), ("FixedWindowIn", "end"),
               ("CampaignIn", "starts_at"), ("CampaignIn", "ends_at")}
 QUERY_FIELDS = {(k.split()[1], k.split()[2]) for k in FIELDS if k.startswith("GET ")}

@@ -68,6 +68,9 @@ class World:
     reservation: str = ""  # a hold on one more coupon at SH-001 through mini_program
     releasable: str = ""  # another such hold (release it, confirm the first)
     free: str = ""  # an issued coupon to hold
+    order_code: str = ""  # issued, unassigned: for the multi-coupon redeem
+    order_rid: str = ""  # an order redemption (one coupon) at SH-001 on mini_program
+    order_rdm: str = ""  # the redemption of its coupon (made after ``rid``)
 
     def params(self) -> dict[str, str]:
         return {
@@ -84,6 +87,7 @@ class World:
             "campaign_id": self.campaign,
             "customer": "A-WALLET",  # a customer of merchant A only
             "reservation_id": self.reservation,
+            "order_redemption_id": self.order_rid,
         }
 
     def call(
@@ -98,6 +102,8 @@ class World:
             body = {**BODIES[("POST", "/v1/redemptions")], "code": self.code}
         elif method == "POST" and route == "/v1/reservations":
             body = {**BODIES[("POST", route)], "codes": [self.free]}  # held by the first
+        elif method == "POST" and route == "/v1/orders/redeem":
+            body = {**BODIES[("POST", route)], "codes": [self.order_code]}
         elif method == "POST" and route == "/v1/campaigns":
             body = campaign_body(self.tpl, self.clock)
         values = params or self.params()
@@ -162,6 +168,9 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/campaigns/{campaign_id:str}/claims"): {"customer": "M0001"},
     ("POST", "/v1/reservations"): {"store": "SH-001", "channel": "mini_program",
                                    "order": order()},
+    # an app key acts on its channels only (the matrix's: mini_program, h5)
+    ("POST", "/v1/orders/redeem"): {"store": "SH-001", "channel": "mini_program", "order": order()},
+    ("POST", "/v1/orders/{order_redemption_id:str}/reversal"): {"reason": "refund"},
 }
 
 
@@ -178,7 +187,7 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
     """Merchant A with a template, three coupons (one redeemed at SH-001), a webhook
     subscription with its delivery, and a spare API key."""
     tpl = make_template(db, merchant, clock.now)
-    code, spare, redeemed = issue(db, merchant, tpl, clock.now, count=3)
+    code, spare, redeemed, order_code, in_order = issue(db, merchant, tpl, clock.now, count=5)
     sub = client.post(
         "/v1/subscriptions",
         json={
@@ -202,6 +211,12 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
     assert r_cust.status_code == 201, r_cust.text
     camp = client.post("/v1/campaigns", json=campaign_body(tpl, clock), headers=merchant.auth())
     assert camp.status_code == 201, camp.text
+    r_order = client.post(
+        "/v1/orders/redeem",
+        json={**BODIES[("POST", "/v1/orders/redeem")], "codes": [in_order]},
+        headers={**merchant.auth(), "Idempotency-Key": "setup-order"},
+    )
+    assert r_order.status_code == 201, r_order.text
     *held, free = issue(db, merchant, tpl, clock.now, count=3)
     holds = [
         client.post(
@@ -215,5 +230,6 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
     return World(
         client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
         sub.json()["id"], dlv["id"], spare_key, camp.json()["id"], holds[0].json()["id"],
-        holds[1].json()["id"], free,
+        holds[1].json()["id"], free, order_code,
+        r_order.json()["order_redemption_id"], r_order.json()["coupons"][0]["redemption_id"],
     )

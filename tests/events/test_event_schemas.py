@@ -30,6 +30,7 @@ from hub.services.housekeeping import expire_coupons
 from hub.services.jsonio import iso
 from hub.services.problems import PROBLEM_MEDIA_TYPE
 from hub.services.reservations import expire_reservations
+from tests.conftest import issue, make_template
 
 NOW = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
 
@@ -205,6 +206,31 @@ def test_every_emitted_event_validates(client, db, merchant, clock):
     ] == "issued"
     assert _reverse(client, admin, "rv-2", with_lines["redemption_id"])["reason"] is None
 
+    # two coupons on one order (POST /v1/orders/redeem), reversed as one
+    kinds = ["exchange", "percentage", "threshold"]
+    combinable = [
+        issue(db, merchant, make_template(db, merchant, clock.now, spec, name=name), clock.now)[0]
+        for name, spec in (
+            ("9折", {"benefit": {"kind": "percentage", "percent_off": 10},
+                    "validity": {"type": "relative", "days": 30},
+                    "stacking": {"combines_with": kinds, "max_per_order": 3}}),
+            ("满100减20", {"benefit": {"kind": "threshold", "threshold": 10000, "discount": 2000},
+                         "validity": {"type": "relative", "days": 30},
+                         "stacking": {"combines_with": kinds, "max_per_order": 3}}),
+        )
+    ]
+    r = client.post(
+        "/v1/orders/redeem",
+        json={"codes": combinable, "store": "SH-001", "channel": "pos",
+              "order": {"id": "A-4", "amount": 12800}},
+        headers={**admin, "Idempotency-Key": "ev-4"},
+    )
+    assert r.status_code == 201, r.text
+    order_id = r.json()["order_redemption_id"]
+    r = client.post(f"/v1/orders/{order_id}/reversal", json={"reason": "refund"},
+                    headers={**admin, "Idempotency-Key": "rv-4"})
+    assert r.status_code == 201, r.text
+
     post(f"/v1/coupons/{loose_2}/void", {"reason": "issued by mistake"}, status=200)
     post(f"/v1/coupons/{held_2}/void", status=200)
 
@@ -225,15 +251,17 @@ def test_every_emitted_event_validates(client, db, merchant, clock):
 
     clock.advance(days=40)
     assert expire_reservations(db, clock.now) == 1
-    # held_1 (reissued), loose_1, pct, _cup_2 and the two once held online
-    assert expire_coupons(db, clock.now) == 6
+    # held_1 (reissued), loose_1, pct, _cup_2, the order's two (reissued) and the two once
+    # held online
+    assert expire_coupons(db, clock.now) == 8
     late = _reverse(client, admin, "rv-3", cup["redemption_id"], {"reason": "late refund"})
     assert late["coupon_status"] == "expired"
 
     with db.connect() as conn:
         rows = conn.execute(select(outbox_events).order_by(outbox_events.c.seq)).all()
-    # created, issued, claimed, …, expired; the reservations' issued, created, released, expired
-    assert len(rows) == 3 + 7 + 1 + 3 + 3 + 2 + 2 + 6 + 2 + 2 + 1 + 1
+    # created, issued, claimed, redeemed, reversed, voided, paused+resumed, expired, order.*;
+    # the reservations' issued, created, released, expired and their coupons expired
+    assert len(rows) == 5 + 9 + 1 + 5 + 5 + 2 + 2 + 6 + 2 + 2 + 2 + 1 + 1 + 2
     seen: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         event = outbox.envelope(

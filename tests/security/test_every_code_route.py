@@ -2,11 +2,11 @@
 and 10), on both backends.
 
 The routes are read from the app: every operation whose path, query or JSON body names a
-``code``, and the POS route once per installed inbound connector (variants included)
-and operation — their bodies carry codes in the vendor's format. :data:`PROBES` says how
-to send a code to each; a code-taking route without a probe (a new route, a new
-connector or mapping file) fails :func:`test_every_code_route_has_a_probe`, so no route
-can stay unguarded silently.
+``code`` (or a list of ``codes``), and the POS route once per installed inbound connector
+(variants included) and operation — their bodies carry codes in the vendor's format.
+:data:`PROBES` says how to send a code to each; a code-taking route without a probe (a
+new route, a new connector or mapping file) fails
+:func:`test_every_code_route_has_a_probe`, so no route can stay unguarded silently.
 
 For each route: a real code decorated the way scanners and input methods send it
 (full-width letters, U+3000, NBSP, CR LF, full-width dashes) is found and never
@@ -52,6 +52,7 @@ IGNORED_METHODS = {"OPTIONS", "HEAD"}
 FAILURES = {"coupon_not_found", "code_malformed"}
 BLOCKED = "too_many_failed_attempts"
 OK = "ok"
+CODE_FIELDS = {"code", "codes"}  # a body field that carries one coupon code, or a list of them
 
 
 # --- which routes take a code: read from the app ---------------------------------------------
@@ -74,8 +75,8 @@ def _types_in(annotation: Any) -> Iterator[Any]:
 def _names_a_code(annotation: Any, depth: int = 0) -> bool:
     for tp in _types_in(annotation):
         if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
-            if "code" in tp.__struct_fields__ or "codes" in tp.__struct_fields__:
-                return True  # one code, or a list of them (a reservation, an order)
+            if CODE_FIELDS & set(tp.__struct_fields__):
+                return True
             hints = typing.get_type_hints(tp, include_extras=True)
             if depth < 3 and any(_names_a_code(h, depth + 1) for h in hints.values()):
                 return True
@@ -284,6 +285,9 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/v1/reservations"): lambda ctx, code: _json(
         ctx, "/v1/reservations", {"codes": [code], "channel": "web", "order": _order()}, key=True
     ),
+    ("POST", "/v1/orders/redeem"): lambda ctx, code: _json(
+        ctx, "/v1/orders/redeem", {"codes": [code], "channel": "pos", "order": _order()}, key=True
+    ),
     **{
         ("POST", f"/v1/pos/{connector}/{op}"): make(op)
         for connector, make in (
@@ -330,6 +334,7 @@ def test_every_code_route_has_a_probe(db: Engine, clock: Clock) -> None:
         ("POST", "/v1/redemptions"),
         ("POST", "/v1/redemptions/validate"),
         ("POST", "/v1/reservations"),
+        ("POST", "/v1/orders/redeem"),
         ("POST", "/v1/pos/pos.native/reverse"),
         ("POST", "/v1/pos/pos.poslog/reverse"),
     } <= routes

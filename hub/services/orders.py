@@ -1,0 +1,553 @@
+"""Several coupons on one order, all or nothing: redeem, read back, reverse.
+
+A multi-coupon redeem (``POST /v1/orders/redeem``) is one transaction, like the single
+redeem (:mod:`hub.services.redeem`) and under the same Idempotency-Key contract:
+
+1. every code goes through the guessing guard's look-up (:class:`CodeLookup`);
+2. the set is checked against the stacking rules
+   (:func:`hub.domain.stacking.stacking_conflict`) and each coupon is judged by the
+   domain in the fixed order of application
+   (:func:`hub.domain.combination.apply_combination`: a later threshold is judged on
+   what the earlier coupons left); a refusal names the coupon (``coupon``);
+3. only then are the coupons marked redeemed, each with the single redeem's
+   conditional update (``redeem._MARK_REDEEMED``), in the order of their ids (two
+   orders sharing coupons lock them in the same order, so they cannot deadlock), inside
+   a savepoint: a coupon lost to a concurrent redeem rolls every mark back and the
+   order is refused — nothing of it is redeemed;
+4. one ``redemptions`` row per coupon (``order_redemption_id`` set), one
+   ``order_redemptions`` row, a ``coupon.redeemed`` event per coupon and one
+   ``order.redeemed``.
+
+:func:`redeem_order_in_txn` is that core, for any caller with a write transaction (a
+reservation's confirm judges it at the hold's time and names the reservation).
+
+A reversal reverses every coupon of the order in one transaction. A single
+``POST /v1/redemptions/{id}/reversal`` of one of its coupons is refused
+(``illegal_transition``, naming the order): the order was paid as one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+
+from hub.db.engine import read_conn
+from hub.db.schema import order_redemptions, redemptions
+from hub.domain.cart import Order
+from hub.domain.codes import mask
+from hub.domain.combination import AppliedCoupon, Candidate, Combination, apply_combination
+from hub.domain.errors import DomainError, refuse
+from hub.domain.ids import new_id
+from hub.domain.redeeming import CouponFacts, RedeemContext, check_usable
+from hub.domain.stacking import stacking_conflict
+from hub.domain.state import CouponState
+from hub.domain.validity import Window
+from hub.services import audit, idempotency, outbox
+from hub.services.commands import HttpResult
+from hub.services.jsonio import dumps, iso
+from hub.services.lookup import CodeLookup
+from hub.services.principal import Principal, Role
+from hub.services.redeem import (
+    _COUPON_BY_CODE,
+    _INSERT_REDEMPTION,
+    _MARK_REDEEMED,
+    Operation,
+    _already_redeemed,
+    _check_channel,
+    _judged_at,
+    _order_view,
+    _resolve_store,
+    _run_once,
+    _template_view,
+    gift_of,
+    redemptions_to_reverse,
+    reverse_redemption,
+)
+from hub.services.settings import Settings
+from hub.services.template_cache import template_of
+
+log = structlog.get_logger("hub.orders")
+
+MAX_CODES = 10  # the hub's own limit of coupons on one order (too_many_coupons)
+ROLES: tuple[Role, ...] = ("admin", "store", "app")
+
+
+@dataclass(frozen=True)
+class OrderRedeemSpec:
+    """Redeem ``codes`` (as presented) together on ``order`` at ``store`` through
+    ``channel``; ``occurred_at`` is when the sale happened (``None``: now)."""
+
+    codes: tuple[str, ...]
+    store: str | None
+    channel: str
+    order: Order
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Found:
+    code: str
+    row: Row[Any]
+    candidate: Candidate
+
+
+def _not_found() -> DomainError:
+    return refuse("order_redemption_not_found", "No order redemption with this id.")
+
+
+def _check_count(codes: Sequence[str]) -> None:
+    if len(codes) > MAX_CODES:
+        raise refuse(
+            "too_many_coupons",
+            f"At most {MAX_CODES} coupons may be redeemed on one order.",
+            limit=MAX_CODES,
+        )
+
+
+def _check_duplicates(codes: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for code in codes:
+        if code in seen:
+            raise refuse(
+                "duplicate_coupon", "A coupon is given more than once.", coupons=[code]
+            )
+        seen.add(code)
+
+
+def _check_stacking(found: Sequence[_Found]) -> None:
+    conflict = stacking_conflict([(f.code, f.candidate.template) for f in found])
+    if conflict is None:
+        return
+    code = {
+        "duplicate": "duplicate_coupon",
+        "not_combinable": "coupons_not_combinable",
+        "too_many": "too_many_coupons",
+    }[conflict.reason]
+    raise refuse(code, conflict.message, coupons=list(conflict.codes))
+
+
+def _judge(
+    conn: Connection, found: Sequence[_Found], order: Order, ctx: RedeemContext
+) -> Combination:
+    """The domain's decision on the whole set, a refusal naming its coupon."""
+    try:
+        return apply_combination(order, [f.candidate for f in found], ctx)
+    except DomainError as err:
+        if err.code != "coupon_already_redeemed":
+            raise
+        culprit = next(f for f in found if f.code == err.extra.get("coupon"))
+        known = _already_redeemed(conn, culprit.row.redemption_id)
+        raise refuse(known.code, known.message, **known.extra, coupon=culprit.code) from None
+
+
+def _lost_race(
+    conn: Connection, lookup: CodeLookup, lost: _Found, ctx: RedeemContext, now: datetime
+) -> DomainError:
+    """The refusal a coupon marked meanwhile by someone else gives now."""
+    current = lookup.find(conn, _COUPON_BY_CODE, lost.code, b_since=now)
+    facts = CouponFacts(
+        state=CouponState(current.status),
+        window=Window(current.valid_from, current.valid_until),
+        template=lost.candidate.template,
+    )
+    try:
+        check_usable(facts, ctx)
+    except DomainError as err:
+        if err.code == "coupon_already_redeemed":
+            err = _already_redeemed(conn, current.redemption_id)
+        return refuse(err.code, err.message, **err.extra, coupon=lost.code)
+    return refuse(
+        "coupon_already_redeemed", "The coupon was redeemed already.", coupon=lost.code
+    )
+
+
+def _mark_all(
+    conn: Connection, found: Sequence[_Found], ids: dict[str, str], at: datetime
+) -> _Found | None:
+    """Mark every coupon redeemed (the single redeem's conditional update), or none:
+    returns the first coupon lost to a concurrent change, with every mark rolled back."""
+    savepoint = conn.begin_nested()
+    for f in sorted(found, key=lambda f: f.row.id):
+        params = {"b_id": f.row.id, "b_redemption_id": ids[f.code], "b_at": at}
+        if conn.execute(_MARK_REDEEMED, params).first() is None:
+            savepoint.rollback()
+            return f
+    savepoint.commit()
+    return None
+
+
+def _coupon_view(f: _Found, applied: AppliedCoupon, redemption_id: str) -> dict[str, Any]:
+    d = applied.discount
+    return {
+        "redemption_id": redemption_id,
+        "code": f.code,
+        "template": _template_view(f.row),
+        "customer": f.row.customer,
+        "discount": d.total,
+        "eligible_amount": d.eligible_amount,
+        "lines": [{"index": ld.index, "sku": ld.sku, "discount": ld.discount} for ld in d.lines],
+        "gift": gift_of(f.row.kind, f.row.rules, d.units_given),
+    }
+
+
+def _lines_view(combo: Combination) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": ln.index,
+            "sku": ln.sku,
+            "amount": ln.amount,
+            "discount": ln.discount,
+            "payable": ln.payable,
+            "by_coupon": [{"code": c, "discount": d} for c, d in ln.by_coupon],
+        }
+        for ln in combo.lines
+    ]
+
+
+def redeem_order_in_txn(
+    conn: Connection,
+    p: Principal,
+    spec: OrderRedeemSpec,
+    *,
+    at: datetime,
+    now: datetime,
+    lookup: CodeLookup,
+    reservation_id: str | None = None,
+) -> tuple[int, bytes]:
+    """Redeem every coupon of ``spec`` on its order in ``conn``'s write transaction, or
+    none: raises the first refusal (a :class:`DomainError`, ``coupon`` naming the coupon
+    when one is at fault) with nothing written. Judged at ``at`` (``occurred_at``, now,
+    or a reservation's hold time); ``reservation_id`` is recorded on the order.
+
+    ``lookup`` must be entered (``with CodeLookup(...)``); its failures are the caller's
+    to settle. Returns the 201 answer (status, body) as :func:`redeem_order` stores it."""
+    p.require(*ROLES)
+    _check_channel(spec.channel)
+    p.require_channel(spec.channel)
+    _check_count(spec.codes)
+    codes = [lookup.parse(c) for c in spec.codes]
+    store_id, store_code = _resolve_store(conn, p, spec.store)
+    _check_duplicates(codes)  # before any look-up
+    ctx = RedeemContext(store_code, spec.channel, at, p.tz)
+    found: list[_Found] = []
+    for code in codes:
+        row = lookup.find(conn, _COUPON_BY_CODE, code, b_since=now)
+        facts = CouponFacts(
+            state=CouponState(row.status),
+            window=Window(row.valid_from, row.valid_until),
+            template=template_of(row.template_id, row.rules),
+        )
+        found.append(_Found(code, row, Candidate(code, facts)))
+    _check_stacking(found)
+    combo = _judge(conn, found, spec.order, ctx)
+
+    by_code = {f.code: f for f in found}
+    ids = {f.code: new_id("rdm") for f in found}
+    lost = _mark_all(conn, found, ids, at)
+    if lost is not None:
+        raise _lost_race(conn, lookup, lost, ctx, now)
+
+    order_redemption_id = new_id("ord")
+    order_view = _order_view(spec.order)
+    views = [_coupon_view(by_code[a.code], a, ids[a.code]) for a in combo.applied]
+    body: dict[str, Any] = {
+        "order_redemption_id": order_redemption_id,
+        "status": "redeemed",
+        "order_id": spec.order.id,
+        "store": store_code,
+        "channel": spec.channel,
+        "coupons": views,
+        "order_amount": spec.order.amount,
+        "discount": combo.total,
+        "payable": combo.payable,
+        "lines": _lines_view(combo),
+        "reservation_id": reservation_id,
+        "redeemed_at": iso(at),
+        "recorded_at": iso(now),
+    }
+    conn.execute(
+        insert(order_redemptions).values(
+            id=order_redemption_id,
+            merchant_id=p.merchant_id,
+            order_id=spec.order.id,
+            store_id=store_id,
+            store_code=store_code,
+            channel=spec.channel,
+            order_amount=spec.order.amount,
+            discount=combo.total,
+            detail={**body, "order": order_view},
+            status="redeemed",
+            occurred_at=at,
+            recorded_at=now,
+            reservation_id=reservation_id,
+            api_key_id=p.key_id,
+        )
+    )
+    rows, events = [], []
+    for a, view in zip(combo.applied, views, strict=True):
+        f = by_code[a.code]
+        detail: dict[str, Any] = {
+            "order": order_view,
+            "discount": view["discount"],
+            "eligible_amount": view["eligible_amount"],
+            "payable": combo.payable,
+            "lines": view["lines"],
+        }
+        if view["gift"] is not None:
+            detail["gift"] = view["gift"]
+        rows.append(
+            {
+                "id": view["redemption_id"],
+                "merchant_id": p.merchant_id,
+                "coupon_id": f.row.id,
+                "template_id": f.row.template_id,
+                "store_id": store_id,
+                "store_code": store_code,
+                "channel": spec.channel,
+                "order_id": spec.order.id,
+                "order_amount": spec.order.amount,
+                "discount": view["discount"],
+                "detail": detail,
+                "status": "redeemed",
+                "occurred_at": at,
+                "recorded_at": now,
+                "api_key_id": p.key_id,
+                "order_redemption_id": order_redemption_id,
+            }
+        )
+        events.append(
+            outbox.event_row(
+                type="coupon.redeemed",
+                merchant_id=p.merchant_id,
+                coupon_id=f.row.id,
+                store_code=store_code,
+                occurred_at=at,
+                recorded_at=now,
+                data={
+                    "redemption_id": view["redemption_id"],
+                    "status": "redeemed",
+                    "code": f.code,
+                    "store": store_code,
+                    "channel": spec.channel,
+                    "order_id": spec.order.id,
+                    "template": view["template"],
+                    "customer": view["customer"],
+                    "discount": view["discount"],
+                    "eligible_amount": view["eligible_amount"],
+                    "payable": combo.payable,
+                    "lines": view["lines"],
+                    "redeemed_at": iso(at),
+                    "recorded_at": iso(now),
+                    "order": order_view,
+                    "gift": view["gift"],
+                    "order_redemption_id": order_redemption_id,
+                },
+            )
+        )
+    conn.execute(_INSERT_REDEMPTION, rows)
+    events.append(
+        outbox.event_row(
+            type="order.redeemed",
+            merchant_id=p.merchant_id,
+            store_code=store_code,
+            occurred_at=at,
+            recorded_at=now,
+            data={**body, "order": order_view},
+        )
+    )
+    outbox.append(conn, events)
+    log.info(
+        "order.redeemed",
+        order_redemption_id=order_redemption_id,
+        codes=[mask(c) for c in combo.codes],
+        store=store_code,
+        discount=combo.total,
+    )
+    return 201, dumps(body)
+
+
+def redeem_order(
+    engine: Engine,
+    p: Principal,
+    spec: OrderRedeemSpec,
+    *,
+    idempotency_key: str | None,
+    canonical_body: bytes,
+    now: datetime,
+    operation: Operation,
+    settings: Settings = Settings(),
+    client: str | None = None,
+) -> HttpResult:
+    """Redeem several coupons on one order, all or nothing, exactly once per
+    Idempotency-Key (the single redeem's contract: refusals are stored and replayed,
+    except the guard's 429)."""
+    with CodeLookup(engine, settings.guard, p, now, client) as lookup:
+        key = idempotency.check_key(idempotency_key)
+        _check_channel(spec.channel)
+        p.require_channel(spec.channel)
+        _check_count(spec.codes)
+        codes = tuple(lookup.parse(c) for c in spec.codes)  # malformed: counted, not stored
+        at = _judged_at(spec, now, settings)  # type: ignore[arg-type]
+        parsed = OrderRedeemSpec(codes, spec.store, spec.channel, spec.order, spec.occurred_at)
+
+        def work(conn: Connection) -> tuple[int, bytes]:
+            try:
+                return redeem_order_in_txn(conn, p, parsed, at=at, now=now, lookup=lookup)
+            except DomainError as err:
+                answer = lookup.settle(conn)  # counted with the stored refusal
+                if answer is not None and answer is not err:
+                    raise answer from None  # one over the limit: 429, never stored
+                raise
+
+        return _run_once(
+            engine,
+            p,
+            key,
+            operation,
+            canonical_body,
+            now,
+            settings,
+            work=work,
+            on_refusal=lambda err: log.info(
+                "order.refused", reason=err.code, coupon=mask(str(err.extra.get("coupon", "")))
+            ),
+        )
+
+
+# --- read back -------------------------------------------------------------------------------
+
+
+def _scope(p: Principal, order_redemption_id: str) -> list[Any]:
+    o = order_redemptions.c
+    where = [o.id == order_redemption_id, o.merchant_id == p.merchant_id]
+    if p.store_id is not None:
+        where.append(o.store_id == p.store_id)
+    if p.channels is not None:  # an app key sees its own channels' orders only
+        where.append(o.channel.in_(p.channels))
+    return where
+
+
+def _view(row: Row[Any]) -> dict[str, Any]:
+    detail = dict(row.detail)
+    detail.pop("order", None)
+    return {
+        **detail,
+        "status": row.status,
+        "reversed_at": iso(row.reversed_at),
+        "reversal_reason": row.reversal_reason,
+    }
+
+
+def get_order_redemption(engine: Engine, p: Principal, order_redemption_id: str) -> dict[str, Any]:
+    """An order redemption as its redeem answered, with its current status."""
+    p.require(*ROLES)
+    if len(order_redemption_id) > 40:
+        raise _not_found()
+    with read_conn(engine) as conn:
+        row = conn.execute(select(order_redemptions).where(*_scope(p, order_redemption_id))).first()
+    if row is None:
+        raise _not_found()
+    return _view(row)
+
+
+# --- reversal --------------------------------------------------------------------------------
+
+
+def _reverse_order_in_txn(
+    conn: Connection, p: Principal, order_redemption_id: str, reason: str | None, now: datetime
+) -> tuple[int, bytes]:
+    o = order_redemptions.c
+    row = conn.execute(select(order_redemptions).where(*_scope(p, order_redemption_id))).first()
+    if row is None:
+        raise _not_found()
+    changed = conn.execute(
+        update(order_redemptions)
+        .where(o.id == order_redemption_id, o.status == "redeemed")
+        .values(status="reversed", reversed_at=now, reversal_reason=reason)
+        .returning(o.id)
+    ).first()
+    if changed is None:
+        when = conn.execute(select(o.reversed_at).where(o.id == order_redemption_id)).scalar()
+        raise refuse(
+            "order_already_reversed",
+            f"This order's redemption was reversed at {iso(when)}.",
+            reversed_at=iso(when),
+        )
+    reds = redemptions_to_reverse(conn, redemptions.c.order_redemption_id == order_redemption_id)
+    bodies, events = [], []
+    for red in reds:
+        body, event = reverse_redemption(conn, p, red, reason, now)
+        bodies.append(body)
+        events.append(event)
+    result = {
+        "order_redemption_id": order_redemption_id,
+        "status": "reversed",
+        "order_id": row.order_id,
+        "store": row.store_code,
+        "channel": row.channel,
+        "discount": row.discount,
+        "reason": reason,
+        "reversed_at": iso(now),
+        "coupons": [
+            {k: b[k] for k in ("redemption_id", "code", "discount", "coupon_status")}
+            for b in bodies
+        ],
+    }
+    events.append(
+        outbox.event_row(
+            type="order.reversed",
+            merchant_id=p.merchant_id,
+            store_code=row.store_code,
+            occurred_at=now,
+            recorded_at=now,
+            data={**result, "order": row.detail.get("order")},
+        )
+    )
+    outbox.append(conn, events)
+    audit.record(
+        conn,
+        p,
+        "order.reversed",
+        "order_redemption",
+        order_redemption_id,
+        now,
+        reason=reason,
+        store=row.store_code,
+        redemptions=[b["redemption_id"] for b in bodies],
+    )
+    log.info("order.reversed", order_redemption_id=order_redemption_id, coupons=len(bodies))
+    return 201, dumps(result)
+
+
+def reverse_order(
+    engine: Engine,
+    p: Principal,
+    order_redemption_id: str,
+    reason: str | None,
+    *,
+    idempotency_key: str | None,
+    canonical_body: bytes,
+    now: datetime,
+    operation: Operation,
+    settings: Settings = Settings(),
+) -> HttpResult:
+    """Reverse every coupon of an order redemption in one transaction; idempotent."""
+    p.require(*ROLES)
+    key = idempotency.check_key(idempotency_key)
+    if len(order_redemption_id) > 40:  # longer than any id; would not fit the endpoint column
+        raise _not_found()
+    return _run_once(
+        engine,
+        p,
+        key,
+        operation,
+        canonical_body,
+        now,
+        settings,
+        work=lambda conn: _reverse_order_in_txn(conn, p, order_redemption_id, reason, now),
+    )
