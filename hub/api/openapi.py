@@ -86,6 +86,7 @@ IDEMPOTENT_OPERATIONS: Final = frozenset(
         ("post", "/v1/redemptions/{redemption_id}/reversal"),
         ("post", "/v1/campaigns/{campaign_id}/claims"),
         ("post", "/v1/reservations"),
+        ("post", "/v1/reservations/{reservation_id}/confirm"),
         ("post", "/v1/reservations/{reservation_id}/release"),
         ("post", "/v1/orders/redeem"),
         ("post", "/v1/orders/{order_redemption_id}/reversal"),

@@ -75,6 +75,7 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     # reservations: holds while an online customer pays (the app: its key's channels)
     ("POST", "/v1/reservations"): CHECKOUT,
     ("GET", "/v1/reservations/{reservation_id:str}"): CHECKOUT,
+    ("POST", "/v1/reservations/{reservation_id:str}/confirm"): CHECKOUT,
     ("POST", "/v1/reservations/{reservation_id:str}/release"): CHECKOUT,
     # checkout: several coupons on one order (store: its own store; app: its channels)
     ("POST", "/v1/orders/redeem"): CHECKOUT,

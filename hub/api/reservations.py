@@ -10,7 +10,12 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from hub.api.client import client_address
-from hub.api.dto import ReservationHeldOut, ReservationIn, ReservationOut
+from hub.api.dto import (
+    OrderRedemptionOut,
+    ReservationHeldOut,
+    ReservationIn,
+    ReservationOut,
+)
 from hub.api.openapi import ok
 from hub.api.params import IdempotencyKey
 from hub.api.redemptions import send
@@ -100,6 +105,34 @@ class ReservationController(Controller):
     ) -> dict[str, Any]:
         h = hub(request)
         return svc.get(h.engine, principal(request), reservation_id, h.clock())
+
+    @post(
+        "/{reservation_id:str}/confirm",
+        sync_to_thread=True,
+        status_code=201,
+        summary="Turn the hold into the redemption of its coupons as one order",
+        responses={201: ok(OrderRedemptionOut)}
+        | problem_docs(400, 401, 403, 404, 409, 422)
+        | too_many_docs(),
+    )
+    def confirm(
+        self,
+        request: Request[Any, Any, Any],
+        reservation_id: FromPath[str],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        h = hub(request)
+        result = svc.confirm(
+            h.engine,
+            principal(request),
+            reservation_id,
+            idempotency_key=idempotency_key,
+            now=h.clock(),
+            operation=RESERVATION_OPERATIONS.confirm(reservation_id),
+            settings=h.settings,
+            client=client_address(request),
+        )
+        return send(result)
 
     @post(
         "/{reservation_id:str}/release",

@@ -38,6 +38,7 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from hub.db.engine import read_conn
 from hub.db.schema import order_redemptions, redemptions
+from hub.domain import holds
 from hub.domain.cart import Order
 from hub.domain.codes import mask
 from hub.domain.combination import AppliedCoupon, Candidate, Combination, apply_combination
@@ -45,7 +46,7 @@ from hub.domain.errors import DomainError, refuse
 from hub.domain.ids import new_id
 from hub.domain.redeeming import CouponFacts, RedeemContext, check_usable
 from hub.domain.stacking import stacking_conflict
-from hub.domain.state import CouponState
+from hub.domain.state import CouponState, redeemable_states
 from hub.domain.validity import Window
 from hub.services import audit, idempotency, outbox
 from hub.services.commands import HttpResult
@@ -75,6 +76,7 @@ log = structlog.get_logger("hub.orders")
 
 MAX_CODES = 10  # the hub's own limit of coupons on one order (too_many_coupons)
 ROLES: tuple[Role, ...] = ("admin", "store", "app")
+_HOLDABLE = frozenset(s.value for s in redeemable_states())
 
 
 @dataclass(frozen=True)
@@ -145,11 +147,29 @@ def _judge(
         raise refuse(known.code, known.message, **known.extra, coupon=culprit.code) from None
 
 
+def _check_hold(row: Row[Any], code: str, now: datetime, reservation_id: str | None) -> None:
+    """``coupon_reserved`` (naming the coupon) for a live hold other than the one of the
+    reservation being confirmed (hub/domain/holds.py)."""
+    try:
+        holds.check_not_held(row.reservation_id, row.reserved_until, now, mine=reservation_id)
+    except DomainError as err:
+        raise refuse(err.code, err.message, **err.extra, coupon=code) from None
+
+
 def _lost_race(
-    conn: Connection, lookup: CodeLookup, lost: _Found, ctx: RedeemContext, now: datetime
+    conn: Connection,
+    lookup: CodeLookup,
+    lost: _Found,
+    ctx: RedeemContext,
+    now: datetime,
+    reservation_id: str | None = None,
 ) -> DomainError:
-    """The refusal a coupon marked meanwhile by someone else gives now."""
+    """The refusal a coupon marked (or held) meanwhile by someone else gives now."""
     current = lookup.find(conn, _COUPON_BY_CODE, lost.code, b_since=now)
+    try:
+        _check_hold(current, lost.code, now, reservation_id)
+    except DomainError as err:
+        return err
     facts = CouponFacts(
         state=CouponState(current.status),
         window=Window(current.valid_from, current.valid_until),
@@ -167,13 +187,20 @@ def _lost_race(
 
 
 def _mark_all(
-    conn: Connection, found: Sequence[_Found], ids: dict[str, str], at: datetime
+    conn: Connection,
+    found: Sequence[_Found],
+    ids: dict[str, str],
+    at: datetime,
+    now: datetime,
+    reservation_id: str | None,
 ) -> _Found | None:
-    """Mark every coupon redeemed (the single redeem's conditional update), or none:
-    returns the first coupon lost to a concurrent change, with every mark rolled back."""
+    """Mark every coupon redeemed (the single redeem's conditional update: no live hold
+    but the one of ``reservation_id``), or none: returns the first coupon lost to a
+    concurrent change, with every mark rolled back."""
     savepoint = conn.begin_nested()
     for f in sorted(found, key=lambda f: f.row.id):
-        params = {"b_id": f.row.id, "b_redemption_id": ids[f.code], "b_at": at}
+        params = {"b_id": f.row.id, "b_redemption_id": ids[f.code], "b_at": at,
+                  "b_now": now, "b_reservation": reservation_id}  # fmt: skip
         if conn.execute(_MARK_REDEEMED, params).first() is None:
             savepoint.rollback()
             return f
@@ -237,6 +264,8 @@ def redeem_order_in_txn(
     found: list[_Found] = []
     for code in codes:
         row = lookup.find(conn, _COUPON_BY_CODE, code, b_since=now)
+        if row.status in _HOLDABLE:  # a used coupon holds nothing: its own refusal follows
+            _check_hold(row, code, now, reservation_id)
         facts = CouponFacts(
             state=CouponState(row.status),
             window=Window(row.valid_from, row.valid_until),
@@ -248,9 +277,9 @@ def redeem_order_in_txn(
 
     by_code = {f.code: f for f in found}
     ids = {f.code: new_id("rdm") for f in found}
-    lost = _mark_all(conn, found, ids, at)
+    lost = _mark_all(conn, found, ids, at, now, reservation_id)
     if lost is not None:
-        raise _lost_race(conn, lookup, lost, ctx, now)
+        raise _lost_race(conn, lookup, lost, ctx, now, reservation_id)
 
     order_redemption_id = new_id("ord")
     order_view = _order_view(spec.order)

@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 import structlog
 from sqlalchemy import Connection, Engine, Row, bindparam, insert, or_, select, update
 
 from hub.db.engine import read_conn, write_conn
 from hub.db.schema import coupon_templates, coupons, reservations
 from hub.domain import holds
-from hub.domain.cart import Order
+from hub.domain.cart import Line, Order
 from hub.domain.codes import mask
 from hub.domain.combination import Candidate, Combination, apply_combination
 from hub.domain.errors import DomainError, refuse
@@ -40,7 +41,7 @@ from hub.domain.redeeming import CouponFacts, RedeemContext
 from hub.domain.stacking import stacking_conflict
 from hub.domain.state import Action, CouponState, redeemable_states, transition
 from hub.domain.validity import Window
-from hub.services import idempotency, outbox
+from hub.services import idempotency, orders, outbox
 from hub.services import redeem as rd
 from hub.services.commands import HttpResult
 from hub.services.jsonio import dumps, iso
@@ -515,3 +516,87 @@ def expire_reservations(engine: Engine, now: datetime, batch: int = EXPIRE_BATCH
     if total:
         log.info("reservations.expired", count=total)
     return total
+
+
+# --- confirm ------------------------------------------------------------------------------
+
+_LINK_ORDER = (
+    update(reservations)
+    .where(reservations.c.id == bindparam("b_id"))
+    .values(order_redemption_id=bindparam("b_order"))
+)
+
+
+def _confirm_in_txn(
+    conn: Connection, p: Principal, reservation_id: str, now: datetime, lookup: CodeLookup
+) -> tuple[int, bytes]:
+    row = _scoped(conn, p, reservation_id)
+    _check_held(conn, row, now)
+    # the reservation ends confirmed together with its redemption, or not at all
+    with conn.begin_nested():
+        if conn.execute(_END, {"b_id": row.id, "b_status": CONFIRMED, "b_at": now}).first() is None:
+            raise _ended(_current_status(conn, row.id))  # a racing release or expiry won
+        spec = orders.OrderRedeemSpec(
+            codes=tuple(_codes(row)),
+            store=row.store_code,
+            channel=row.channel,
+            order=_order_of(row.order),
+        )
+        # judged at the hold: a window that closed during the hold does not refuse it
+        status, body = orders.redeem_order_in_txn(
+            conn, p, spec, at=row.held_at, now=now, lookup=lookup, reservation_id=row.id
+        )
+        done = msgspec.json.decode(body)
+        conn.execute(_LINK_ORDER, {"b_id": row.id, "b_order": done["order_redemption_id"]})
+    log.info("reservation.confirmed", reservation_id=row.id,
+             order_redemption_id=done["order_redemption_id"])  # fmt: skip
+    return status, body
+
+
+def _order_of(doc: dict[str, Any]) -> Order:
+    lines = None
+    if doc.get("lines") is not None:
+        lines = tuple(
+            Line(
+                sku=ln["sku"],
+                qty=ln["qty"],
+                unit_price=ln["unit_price"],
+                category=ln.get("category"),
+            )
+            for ln in doc["lines"]
+        )
+    return Order(id=doc["id"], amount=doc["amount"], lines=lines)
+
+
+def confirm(
+    engine: Engine,
+    p: Principal,
+    reservation_id: str,
+    *,
+    idempotency_key: str | None,
+    now: datetime,
+    operation: rd.Operation,
+    settings: Settings = Settings(),
+    client: str | None = None,
+) -> HttpResult:
+    """Turn the hold into the redemption of its coupons as one order (the multi-coupon
+    redeem's answer and events), judged at the moment of the hold. Once per
+    Idempotency-Key; an ended reservation is refused with how it ended."""
+    key = idempotency.check_key(idempotency_key)
+    if len(reservation_id) > ID_MAX:  # would not fit the idempotency record's endpoint
+        raise _not_found()
+    with CodeLookup(engine, settings.guard, p, now, client) as lookup:
+
+        def work(conn: Connection) -> tuple[int, bytes]:
+            try:
+                return _confirm_in_txn(conn, p, reservation_id, now, lookup)
+            except DomainError as err:
+                answer = lookup.settle(conn)
+                if answer is not None and answer is not err:
+                    raise answer from None
+                raise
+
+        return rd._run_once(
+            engine, p, key, operation, b"", now, settings, work=work,
+            on_refusal=lambda err: log.info("reservation.confirm_refused", reason=err.code),
+        )  # fmt: skip

@@ -152,6 +152,7 @@ STORE_OPERATIONS = {
     ("POST", POS_ROUTE),
     ("POST", "/v1/reservations"),
     ("GET", "/v1/reservations/{reservation_id:str}"),
+    ("POST", "/v1/reservations/{reservation_id:str}/confirm"),
     ("POST", "/v1/reservations/{reservation_id:str}/release"),
     ("POST", "/v1/orders/redeem"),
     ("GET", "/v1/orders/{order_redemption_id:str}"),

@@ -1128,6 +1128,34 @@ def release_a_released_reservation(env: Env) -> httpx.Response:
     return reservation_act(env, rid, "release")
 
 
+@produces("reservation_released")
+def confirm_a_released_reservation(env: Env) -> httpx.Response:
+    rid = held_reservation(env)
+    assert reservation_act(env, rid, "release").status_code == 200
+    return reservation_act(env, rid, "confirm")
+
+
+@produces("reservation_expired")
+def confirm_after_the_hold_lapsed(env: Env) -> httpx.Response:
+    rid = held_reservation(env, ttl=60)
+    env.clock.advance(seconds=60)
+    return reservation_act(env, rid, "confirm")
+
+
+@produces("reservation_confirmed")
+def release_a_confirmed_reservation(env: Env) -> httpx.Response:
+    rid = held_reservation(env)
+    assert reservation_act(env, rid, "confirm").status_code == 201
+    return reservation_act(env, rid, "release")
+
+
+@produces("reservation_confirmed")
+def confirm_twice(env: Env) -> httpx.Response:
+    rid = held_reservation(env)
+    assert reservation_act(env, rid, "confirm").status_code == 201
+    return reservation_act(env, rid, "confirm")
+
+
 @produces("too_many_coupons")
 def reserve_eleven_coupons(env: Env) -> httpx.Response:
     return reserve(env, *issue(env.db, env.m, env.template(), env.clock.now, count=11))
@@ -1713,6 +1741,7 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/reservations": [{"codes": issue(env.db, env.m, tpl, env.clock.now, count=2),
                               "store": "SH-001", "channel": "web", "ttl_seconds": 600,
                               "order": redeem["order"]}],
+        "/v1/reservations/{reservation_id:str}/confirm": [],
         "/v1/reservations/{reservation_id:str}/release": [],
         "/v1/orders/redeem": [{**{k: v for k, v in redeem.items() if k != "code"},
                                "codes": stacked[:2]}],

@@ -96,6 +96,12 @@ def test_hold_blocks_redeem_validate_void_and_other_holds(client, db, merchant, 
     assert pos.status_code == 409 and pos.json()["code"] == "coupon_reserved", pos.text
     void = client.post(f"/v1/coupons/{code}/void", json={"reason": "x"}, headers=merchant.auth())
     assert (void.status_code, void.json()["code"]) == (409, "coupon_reserved")
+    in_order = client.post("/v1/orders/redeem",
+                           json={"codes": [code], "store": "SH-001", "channel": "web",
+                                 "order": order()},
+                           headers={**merchant.auth(), **key()})
+    assert (in_order.status_code, in_order.json()["code"]) == (409, "coupon_reserved")
+    assert in_order.json()["coupon"] == code and in_order.json()["held_until"] == until
     again = reserve(client, merchant, [other, code])
     assert again.status_code == 409 and again.json()["code"] == "coupon_reserved"
     assert again.json()["coupon"] == code and again.json()["held_until"] == until
@@ -119,6 +125,8 @@ def test_release_frees_the_coupons_once(client, db, merchant, clock):
     assert replay.content == r.content and replay.headers["Idempotent-Replayed"] == "true"
     again = act(client, merchant, rid, "release")
     assert (again.status_code, again.json()["code"]) == (409, "reservation_released")
+    confirm = act(client, merchant, rid, "confirm")
+    assert (confirm.status_code, confirm.json()["code"]) == (409, "reservation_released")
     assert hold_of(db, code) == (None, None)
     assert redeem(client, merchant, code).status_code == 201
     [event] = events(db, "reservation.released")
@@ -139,7 +147,7 @@ def test_a_lapsed_hold_blocks_nothing_and_ends_lazily(client, db, merchant, cloc
     # another reservation may take the coupon the moment the hold lapsed
     taken = reserve(client, merchant, [code])
     assert taken.status_code == 201, taken.text
-    r = act(client, merchant, first["id"], "release")
+    r = act(client, merchant, first["id"], "confirm")
     assert (r.status_code, r.json()["code"]) == (409, "reservation_expired")
     assert hold_of(db, code)[0] == taken.json()["id"]  # the expiry cleared only its own hold
     assert [e["data"]["reservation_id"] for e in events(db, "reservation.expired")] == [
@@ -178,7 +186,7 @@ def test_the_job_expires_each_reservation_once(client, db, merchant, clock):
         status = conn.execute(select(reservations.c.status).where(
             reservations.c.id == short["id"])).scalar()
     assert status == "expired"
-    r = act(client, merchant, short["id"], "release")
+    r = act(client, merchant, short["id"], "confirm")
     assert (r.status_code, r.json()["code"]) == (409, "reservation_expired")
     assert len(events(db, "reservation.expired")) == 1
 
@@ -261,3 +269,73 @@ def test_roles_scope_and_the_wallet(client, db, merchant, clock):
     assert r.status_code == 201 and r.json()["store"] == "SH-002"
     assert client.get("/v1/reservations/rsv_nothing", headers=merchant.auth()).status_code == 404
     assert act(client, merchant, rid, "release", auth=merchant.auth(app)).status_code == 200
+
+
+def test_confirm_redeems_the_held_coupons_as_one_order(client, db, merchant, clock):
+    pct = make_template(db, merchant, clock.now, PERCENT_SPEC, name="9折")
+    thr = make_template(db, merchant, clock.now, STACKING_THRESHOLD)
+    [p1] = issue(db, merchant, pct, clock.now)
+    [t1] = issue(db, merchant, thr, clock.now)
+    held = reserve(client, merchant, [t1, p1], order=order(20000)).json()
+    clock.advance(seconds=30)
+    idem = uuid.uuid4().hex
+    r = act(client, merchant, held["id"], "confirm", idem=idem)
+    assert r.status_code == 201, r.text
+    done = r.json()
+    assert done["status"] == "redeemed" and done["reservation_id"] == held["id"]
+    assert [c["code"] for c in done["coupons"]] == [p1, t1]
+    assert (done["discount"], done["payable"]) == (held["discount"], held["payable"])
+    assert done["redeemed_at"] == held["held_at"]  # judged (and dated) at the hold
+    replay = act(client, merchant, held["id"], "confirm", idem=idem)
+    assert replay.content == r.content and replay.headers["Idempotent-Replayed"] == "true"
+    again = act(client, merchant, held["id"], "confirm")
+    assert (again.status_code, again.json()["code"]) == (409, "reservation_confirmed")
+    r = act(client, merchant, held["id"], "release")
+    assert (r.status_code, r.json()["code"]) == (409, "reservation_confirmed")
+    got = client.get(f"/v1/reservations/{held['id']}", headers=merchant.auth()).json()
+    assert got["status"] == "confirmed"
+    assert got["order_redemption_id"] == done["order_redemption_id"]
+    assert hold_of(db, p1) == (None, None) and hold_of(db, t1) == (None, None)
+    redeemed = {e["data"]["code"] for e in events(db, "coupon.redeemed")}
+    assert redeemed == {p1, t1}
+    [order_event] = events(db, "order.redeemed")
+    assert order_event["data"]["order_redemption_id"] == done["order_redemption_id"]
+    for e in [*events(db, "coupon.redeemed"), order_event]:
+        validate_event(outbox.envelope(
+            id=e["id"], type=e["type"], merchant_id=e["merchant_id"],
+            occurred_at=e["occurred_at"], recorded_at=e["recorded_at"], data=e["data"]))
+    refused = redeem(client, merchant, t1)
+    assert (refused.status_code, refused.json()["code"]) == (409, "coupon_already_redeemed")
+
+
+def test_confirm_after_the_window_closed_during_the_hold(client, db, merchant, clock):
+    spec = {**THRESHOLD_SPEC, "validity": {
+        "type": "fixed", "start": iso(clock.now - timedelta(days=1)),
+        "end": iso(clock.now + timedelta(minutes=5))}}
+    tpl = make_template(db, merchant, clock.now, spec)
+    [code] = issue(db, merchant, tpl, clock.now)
+    held = reserve(client, merchant, [code], ttl_seconds=900).json()
+    clock.advance(minutes=10)  # the window closed; the hold lasts 5 more minutes
+    from hub.services.housekeeping import expire_coupons
+
+    assert expire_coupons(db, clock.now) == 0  # the sweep leaves a held coupon alone
+    r = act(client, merchant, held["id"], "confirm")
+    assert r.status_code == 201, r.text
+    assert r.json()["coupons"][0]["code"] == code
+    with db.connect() as conn:
+        assert conn.execute(select(coupons.c.status).where(coupons.c.code == code)).scalar() == (
+            "redeemed")
+
+
+def test_an_expired_holds_coupon_is_swept_once_the_hold_ends(client, db, merchant, clock):
+    from hub.services.housekeeping import expire_coupons
+
+    spec = {**THRESHOLD_SPEC, "validity": {
+        "type": "fixed", "start": iso(clock.now - timedelta(days=1)),
+        "end": iso(clock.now + timedelta(minutes=5))}}
+    [code] = issue(db, merchant, make_template(db, merchant, clock.now, spec), clock.now)
+    reserve(client, merchant, [code], ttl_seconds=900)
+    clock.advance(minutes=10)
+    assert expire_coupons(db, clock.now) == 0
+    clock.advance(minutes=5)
+    assert expire_coupons(db, clock.now) == 1
