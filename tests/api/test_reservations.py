@@ -339,3 +339,28 @@ def test_an_expired_holds_coupon_is_swept_once_the_hold_ends(client, db, merchan
     assert expire_coupons(db, clock.now) == 0
     clock.advance(minutes=5)
     assert expire_coupons(db, clock.now) == 1
+
+
+def test_a_vendor_till_is_told_the_coupon_is_held(client, db, merchant, clock):
+    tpl = make_template(db, merchant, clock.now)
+    [code] = issue(db, merchant, tpl, clock.now)
+    assert reserve(client, merchant, [code]).status_code == 201
+    r = client.post("/v1/pos/pos.mapped.acme/redeem",
+                    json={"req_id": uuid.uuid4().hex, "shop_no": "SH-001", "coupon_no": code,
+                          "order_no": "A-9", "total_amt": "128.00"},
+                    headers=merchant.auth(merchant.store_keys["SH-001"]))
+    assert r.json()["ret"] == 1011, r.text
+
+
+def test_an_app_key_confirms_on_its_channels_only(client, db, merchant, clock):
+    tpl = make_template(db, merchant, clock.now)
+    web_code, mp_code = issue(db, merchant, tpl, clock.now, count=2)
+    app = merchant.auth(keys.create_key(db, merchant.id, "app", clock.now,
+                                        channels=["mini_program"]).token)
+    on_web = reserve(client, merchant, [web_code]).json()["id"]
+    r = act(client, merchant, on_web, "confirm", auth=app)
+    assert (r.status_code, r.json()["code"]) == (404, "reservation_not_found")
+    mine = reserve(client, merchant, [mp_code], auth=app, channel="mini_program").json()["id"]
+    r = act(client, merchant, mine, "confirm", auth=app)
+    assert r.status_code == 201 and r.json()["channel"] == "mini_program", r.text
+    assert hold_of(db, web_code)[0] == on_web  # untouched by the refused confirm
