@@ -19,7 +19,6 @@ from hub.domain.errors import DomainError, refuse
 DEFAULT_TTL = timedelta(seconds=900)
 MIN_TTL = timedelta(seconds=60)
 MAX_TTL = timedelta(seconds=1800)
-MAX_CODES = 10  # coupons one reservation may hold
 
 
 def is_live(reservation_id: str | None, reserved_until: datetime | None, now: datetime) -> bool:

@@ -242,10 +242,10 @@ def _combination_view(combo: Combination, rows: dict[str, Any]) -> dict[str, Any
     }
 
 
-# --- the judgement (shared with confirm) ------------------------------------------------
+# --- the judgement at the hold (confirm's is the order redeem's) --------------------------
 
 
-def judge(
+def _judge(
     codes: Sequence[tuple[str, Any]],
     order: Order,
     store_code: str,
@@ -269,7 +269,9 @@ def judge(
     ]
     conflict = stacking_conflict([(c.code, c.template) for c in facts])
     if conflict is not None:
-        raise refuse(_CONFLICT_CODES[conflict.reason], conflict.message, codes=list(conflict.codes))
+        # named as the order redeem names them
+        raise refuse(_CONFLICT_CODES[conflict.reason], conflict.message,
+                     coupons=list(conflict.codes))  # fmt: skip
     return apply_combination(order, facts, RedeemContext(store_code, channel, at, p.tz))
 
 
@@ -283,11 +285,11 @@ def _parse_all(lookup: CodeLookup, raw: Sequence[str]) -> list[str]:
             "codes lists at least one coupon code.",
             errors=[{"field": "codes", "message": "empty"}],
         )
-    if len(raw) > holds.MAX_CODES:
+    if len(raw) > orders.MAX_CODES:  # what it holds is redeemed as one order
         raise refuse(
             "too_many_coupons",
-            f"A reservation holds at most {holds.MAX_CODES} coupons.",
-            limit=holds.MAX_CODES,
+            f"A reservation holds at most {orders.MAX_CODES} coupons.",
+            limit=orders.MAX_CODES,
         )
     return [lookup.parse(c) for c in raw]
 
@@ -322,7 +324,7 @@ def _create_in_txn(
         except DomainError as err:
             raise DomainError(err.message, code=err.code, **err.extra, coupon=code) from None
         rows.setdefault(code, row)
-    combo = judge([(c, rows[c]) for c in codes], cmd.order, store_code, cmd.channel, now, p)
+    combo = _judge([(c, rows[c]) for c in codes], cmd.order, store_code, cmd.channel, now, p)
     reservation_id = new_id("rsv")
     until = now + cmd.ttl
     with conn.begin_nested():  # all or nothing: a lost race undoes the holds made so far
