@@ -29,7 +29,7 @@ A reversal reverses every coupon of the order in one transaction. A single
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -48,7 +48,7 @@ from hub.domain.redeeming import CouponFacts, RedeemContext, check_usable
 from hub.domain.stacking import stacking_conflict
 from hub.domain.state import CouponState, redeemable_states
 from hub.domain.validity import Window
-from hub.services import audit, idempotency, outbox
+from hub.services import alerts, audit, idempotency, outbox
 from hub.services.commands import HttpResult
 from hub.services.jsonio import dumps, iso
 from hub.services.lookup import CodeLookup
@@ -89,6 +89,20 @@ class OrderRedeemSpec:
     channel: str
     order: Order
     occurred_at: datetime | None = None
+
+
+@dataclass
+class OrderAttempts:
+    """What an order's look-ups saw of each coupon, for the repeat-attempt alerts
+    (:mod:`hub.services.alerts`): ``since`` is now − the repeat window."""
+
+    since: datetime
+    by_code: dict[str, alerts.Attempt] = field(default_factory=dict)
+
+    def saw(self, code: str, row: Row[Any], store: str) -> None:
+        seen = alerts.Attempt(since=self.since)
+        seen.saw(row, store)
+        self.by_code[code] = seen
 
 
 @dataclass(frozen=True)
@@ -162,10 +176,13 @@ def _lost_race(
     lost: _Found,
     ctx: RedeemContext,
     now: datetime,
+    attempts: OrderAttempts | None,
     reservation_id: str | None = None,
 ) -> DomainError:
     """The refusal a coupon marked (or held) meanwhile by someone else gives now."""
     current = lookup.find(conn, _COUPON_BY_CODE, lost.code, b_since=now)
+    if attempts is not None and lost.code in attempts.by_code:
+        attempts.by_code[lost.code].redemption_id = current.redemption_id
     try:
         _check_hold(current, lost.code, now, reservation_id)
     except DomainError as err:
@@ -194,13 +211,19 @@ def _mark_all(
     now: datetime,
     reservation_id: str | None,
 ) -> _Found | None:
-    """Mark every coupon redeemed (the single redeem's conditional update: no live hold
-    but the one of ``reservation_id``), or none: returns the first coupon lost to a
-    concurrent change, with every mark rolled back."""
+    """Mark every coupon redeemed (the single redeem's conditional update), or none:
+    returns the first coupon lost to a concurrent change, with every mark rolled back.
+    (``b_now``/``b_reservation``: a hold on the coupon lets only its own reservation's
+    confirm through, when the update judges holds.)"""
     savepoint = conn.begin_nested()
     for f in sorted(found, key=lambda f: f.row.id):
-        params = {"b_id": f.row.id, "b_redemption_id": ids[f.code], "b_at": at,
-                  "b_now": now, "b_reservation": reservation_id}  # fmt: skip
+        params = {
+            "b_id": f.row.id,
+            "b_redemption_id": ids[f.code],
+            "b_at": at,
+            "b_now": now,
+            "b_reservation": reservation_id,
+        }
         if conn.execute(_MARK_REDEEMED, params).first() is None:
             savepoint.rollback()
             return f
@@ -245,6 +268,7 @@ def redeem_order_in_txn(
     now: datetime,
     lookup: CodeLookup,
     reservation_id: str | None = None,
+    attempts: OrderAttempts | None = None,
 ) -> tuple[int, bytes]:
     """Redeem every coupon of ``spec`` on its order in ``conn``'s write transaction, or
     none: raises the first refusal (a :class:`DomainError`, ``coupon`` naming the coupon
@@ -252,7 +276,9 @@ def redeem_order_in_txn(
     or a reservation's hold time); ``reservation_id`` is recorded on the order.
 
     ``lookup`` must be entered (``with CodeLookup(...)``); its failures are the caller's
-    to settle. Returns the 201 answer (status, body) as :func:`redeem_order` stores it."""
+    to settle; ``attempts`` (optional) collects what was seen of each coupon for the
+    repeat-attempt alerts. Returns the 201 answer (status, body) as :func:`redeem_order`
+    stores it."""
     p.require(*ROLES)
     _check_channel(spec.channel)
     p.require_channel(spec.channel)
@@ -261,9 +287,12 @@ def redeem_order_in_txn(
     store_id, store_code = _resolve_store(conn, p, spec.store)
     _check_duplicates(codes)  # before any look-up
     ctx = RedeemContext(store_code, spec.channel, at, p.tz)
+    since = attempts.since if attempts is not None else now
     found: list[_Found] = []
     for code in codes:
-        row = lookup.find(conn, _COUPON_BY_CODE, code, b_since=now)
+        row = lookup.find(conn, _COUPON_BY_CODE, code, b_since=since)
+        if attempts is not None:
+            attempts.saw(code, row, store_code)
         if row.status in _HOLDABLE:  # a used coupon holds nothing: its own refusal follows
             _check_hold(row, code, now, reservation_id)
         facts = CouponFacts(
@@ -279,7 +308,9 @@ def redeem_order_in_txn(
     ids = {f.code: new_id("rdm") for f in found}
     lost = _mark_all(conn, found, ids, at, now, reservation_id)
     if lost is not None:
-        raise _lost_race(conn, lookup, lost, ctx, now, reservation_id)
+        raise _lost_race(conn, lookup, lost, ctx, now, attempts, reservation_id)
+    for code, seen in (attempts.by_code if attempts is not None else {}).items():
+        seen.redemption_id, seen.redeemed_now = ids[code], True
 
     order_redemption_id = new_id("ord")
     order_view = _order_view(spec.order)
@@ -424,14 +455,26 @@ def redeem_order(
         at = _judged_at(spec, now, settings)  # type: ignore[arg-type]
         parsed = OrderRedeemSpec(codes, spec.store, spec.channel, spec.order, spec.occurred_at)
 
+        window = settings.guard.limits.repeat_window
+        attempts = OrderAttempts(since=now - window)
+
         def work(conn: Connection) -> tuple[int, bytes]:
             try:
-                return redeem_order_in_txn(conn, p, parsed, at=at, now=now, lookup=lookup)
+                result = redeem_order_in_txn(
+                    conn, p, parsed, at=at, now=now, lookup=lookup, attempts=attempts
+                )
             except DomainError as err:
                 answer = lookup.settle(conn)  # counted with the stored refusal
                 if answer is not None and answer is not err:
                     raise answer from None  # one over the limit: 429, never stored
+                refused = attempts.by_code.get(str(err.extra.get("coupon", "")))
+                if refused is not None:  # the coupon at fault, as a redeem of it would
+                    alerts.note_attempt(conn, window, p, refused, err.code, now)
                 raise
+            for seen in attempts.by_code.values():
+                if seen.refused_recently:  # redeemed after recent refusals elsewhere
+                    alerts.note_attempt(conn, window, p, seen, None, now)
+            return result
 
         return _run_once(
             engine,

@@ -118,6 +118,9 @@ def test_a_nul_in_each_field_of_real_bodies_is_refused_and_nothing_is_stored(
         f"/v1/coupons/{code}/claim": {"customer": "M0001"},
         f"/v1/templates/{tpl}/coupons": {"customers": ["M0001"]},
         "/v1/pos/pos.native/redeem": {"code": code, "store": "SH-001", "order": order()},
+        "/v1/orders/redeem": {"codes": [code], "store": "SH-001", "channel": "pos",
+                              "order": order(lines=[{"sku": "T", "category": "tea", "qty": 1,
+                                                     "unit_price": 12800}])},
     }
 
     def leaves(doc: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

@@ -224,3 +224,122 @@ def test_store_and_app_keys_are_scoped(client, db, merchant, clock):
     assert r.status_code == 404 and r.json()["code"] == "order_redemption_not_found"
     r = redeem(client, other_store, body([pct], store="SH-002"))
     assert r.status_code == 403 and r.json()["code"] == "store_forbidden"
+
+
+def test_an_app_key_sees_and_reverses_only_its_channels_orders(client, db, merchant, clock):
+    [pct] = codes_of(db, merchant, clock, PERCENTAGE, name="9折")
+    [thr] = codes_of(db, merchant, clock, THRESHOLD, name="满100减20")
+    made = redeem(client, merchant.auth(), body([pct, thr], store="SH-001"))
+    assert made.status_code == 201, made.text
+    oid = made.json()["order_redemption_id"]
+    web = keys.create_key(db, merchant.id, "app", clock.now, channels=["web"])
+    app = {"Authorization": f"Bearer {web.token}"}
+    # a pos order is not the web shop's: as if it did not exist
+    r = client.get(f"/v1/orders/{oid}", headers=app)
+    assert r.status_code == 404 and r.json()["code"] == "order_redemption_not_found"
+    r = client.post(f"/v1/orders/{oid}/reversal", json={},
+                    headers={**app, "Idempotency-Key": "app-rv"})
+    assert r.status_code == 404
+    assert statuses(db, [pct, thr]) == ["redeemed", "redeemed"]
+    # analysts and integrators neither redeem nor read orders
+    analyst = keys.create_key(db, merchant.id, "analyst", clock.now)
+    r = client.get(f"/v1/orders/{oid}", headers={"Authorization": f"Bearer {analyst.token}"})
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+
+
+def test_the_reversal_is_audited_and_a_closed_window_leaves_the_coupons_expired(
+    client, db, merchant, clock
+):
+    [pct] = codes_of(db, merchant, clock, PERCENTAGE, name="9折")
+    [thr] = codes_of(db, merchant, clock, THRESHOLD, name="满100减20")
+    admin = merchant.auth()
+    oid = redeem(client, admin, body([pct, thr], store="SH-002")).json()["order_redemption_id"]
+    clock.advance(days=31)  # both windows have closed
+    r = client.post(f"/v1/orders/{oid}/reversal", json={"reason": "late refund"},
+                    headers={**admin, "Idempotency-Key": "late"})
+    assert r.status_code == 201, r.text
+    assert [c["coupon_status"] for c in r.json()["coupons"]] == ["expired", "expired"]
+    assert statuses(db, [pct, thr]) == ["expired", "expired"]
+    [entry] = client.get("/v1/audit?action=order.reversed", headers=admin).json()["items"]
+    assert entry["target"] == {"type": "order_redemption", "id": oid}
+    assert entry["details"]["reason"] == "late refund"
+    assert sorted(entry["details"]["redemptions"]) == sorted(
+        c["redemption_id"] for c in r.json()["coupons"]
+    )
+
+
+def test_exchange_and_threshold_on_lines_with_the_gift_in_the_events(client, db, merchant, clock):
+    exchange = {
+        "benefit": {"kind": "exchange", "sku": "CUP", "qty": 1},
+        "validity": {"type": "relative", "days": 30},
+        "stacking": {"combines_with": ALL_KINDS, "max_per_order": 5},
+    }
+    [cup] = codes_of(db, merchant, clock, exchange, name="送杯子")
+    [thr] = codes_of(db, merchant, clock, THRESHOLD, name="满100减20")
+    lines = [{"sku": "TEA", "category": "drinks", "qty": 4, "unit_price": 2500},
+             {"sku": "CUP", "category": "merch", "qty": 1, "unit_price": 1800}]
+    store = merchant.auth(merchant.store_keys["SH-001"])
+    order_body = {"codes": [thr, cup], "channel": "pos",
+                  "order": {"id": "L-1", "amount": 11800, "lines": lines}}
+    r = redeem(client, store, order_body)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    # the cup goes first (1800); the 满100 is judged on the 10000 left and applies
+    assert [(c["code"], c["discount"]) for c in out["coupons"]] == [(cup, 1800), (thr, 2000)]
+    assert out["lines"] == [
+        {"index": 0, "sku": "TEA", "amount": 10000, "discount": 2000, "payable": 8000,
+         "by_coupon": [{"code": thr, "discount": 2000}]},
+        {"index": 1, "sku": "CUP", "amount": 1800, "discount": 1800, "payable": 0,
+         # the threshold covers the whole order: its share of a line with nothing left is 0
+         "by_coupon": [{"code": cup, "discount": 1800}, {"code": thr, "discount": 0}]},
+    ]
+    gifts = {e["code"]: e["gift"] for e in events(db, "coupon.redeemed")}
+    assert gifts == {cup: {"sku": "CUP", "qty": 1}, thr: None}
+    # the reversal's events carry the gift back (stock returns) and name the order
+    oid = out["order_redemption_id"]
+    client.post(f"/v1/orders/{oid}/reversal", json={}, headers={**store, "Idempotency-Key": "x"})
+    reversed_ = {e["code"]: e for e in events(db, "coupon.redemption_reversed")}
+    assert reversed_[cup]["gift"] == {"sku": "CUP", "qty": 1}
+    assert {e["order_redemption_id"] for e in reversed_.values()} == {oid}
+
+
+def repeat_alerts(db) -> list[dict[str, Any]]:
+    return [d for d in events(db, "alert.raised") if d["alert"] == "repeat_redemption_attempt"]
+
+
+def test_a_redeemed_coupon_presented_again_in_an_order_raises_the_alert(
+    client, db, merchant, clock
+):
+    [pct] = codes_of(db, merchant, clock, PERCENTAGE, name="9折")
+    [thr] = codes_of(db, merchant, clock, THRESHOLD, name="满100减20")
+    first = client.post(
+        "/v1/redemptions", json={"code": thr, "order": {"id": "A-0", "amount": 12800}},
+        headers={**merchant.auth(merchant.store_keys["SH-001"]), "Idempotency-Key": "one"},
+    )
+    assert first.status_code == 201, first.text
+    clock.advance(minutes=3)
+    r = redeem(client, merchant.auth(merchant.store_keys["SH-002"]), body([pct, thr]))
+    assert r.status_code == 409 and r.json()["coupon"] == thr
+    [alert] = repeat_alerts(db)
+    d = alert["details"]
+    assert d["reason"] == "presented_after_redemption" and d["stores"] == ["SH-001", "SH-002"]
+    assert d["redemption_id"] == first.json()["redemption_id"]
+    assert [a["outcome"] for a in d["attempts"]] == ["redeemed", "coupon_already_redeemed"]
+
+
+def test_refused_at_one_store_then_redeemed_in_an_order_at_another_raises_the_alert(
+    client, db, merchant, clock
+):
+    [pct] = codes_of(db, merchant, clock, PERCENTAGE, name="9折")
+    [thr] = codes_of(db, merchant, clock, THRESHOLD, name="满100减20")
+    small = body([pct, thr], amount=5000, store="SH-001")
+    refused = redeem(client, merchant.auth(), small)
+    assert refused.status_code == 422 and refused.json()["coupon"] == thr
+    clock.advance(minutes=1)
+    ok = redeem(client, merchant.auth(), body([pct, thr], store="SH-002"))
+    assert ok.status_code == 201, ok.text
+    [alert] = repeat_alerts(db)
+    d = alert["details"]
+    assert d["reason"] == "several_stores" and d["stores"] == ["SH-001", "SH-002"]
+    assert d["redemption_id"] == ok.json()["coupons"][1]["redemption_id"]
+    assert [a["outcome"] for a in d["attempts"]] == ["threshold_not_met", "redeemed"]

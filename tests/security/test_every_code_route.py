@@ -52,7 +52,6 @@ IGNORED_METHODS = {"OPTIONS", "HEAD"}
 FAILURES = {"coupon_not_found", "code_malformed"}
 BLOCKED = "too_many_failed_attempts"
 OK = "ok"
-CODE_FIELDS = {"code", "codes"}  # a body field that carries one coupon code, or a list of them
 
 
 # --- which routes take a code: read from the app ---------------------------------------------
@@ -75,7 +74,7 @@ def _types_in(annotation: Any) -> Iterator[Any]:
 def _names_a_code(annotation: Any, depth: int = 0) -> bool:
     for tp in _types_in(annotation):
         if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
-            if CODE_FIELDS & set(tp.__struct_fields__):
+            if {"code", "codes"} & set(tp.__struct_fields__):  # one code, or a list
                 return True
             hints = typing.get_type_hints(tp, include_extras=True)
             if depth < 3 and any(_names_a_code(h, depth + 1) for h in hints.values()):
