@@ -42,6 +42,7 @@ def create_app(
     from hub.api.orders import OrderController
     from hub.api.pos import PosController
     from hub.api.quote import QuoteController
+    from hub.api.reservations import ReservationController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.templates import TemplateController
     from hub.api.transfers import TransferController
@@ -68,6 +69,7 @@ def create_app(
             WalletController,
             QuoteController,
             TransferController,
+            ReservationController,
             OrderController,
             assets_router(),
         ],

@@ -895,3 +895,47 @@ class OrderReversalOut(_Out):
     reason: str | None
     reversed_at: Time
     coupons: list[OrderCouponReversedOut]
+
+
+# --- reservations (a hold while an online customer pays) -------------------------------------
+
+
+class ReservationIn(_In):
+    codes: Annotated[
+        list[CouponCode],
+        Meta(min_length=1, max_length=ORDER_CODES_MAX,
+             description="the coupon codes to hold (at most 10: too_many_coupons)"),
+    ]
+    order: OrderIn
+    channel: Channel
+    store: StoreCode | None = None
+    ttl_seconds: Annotated[
+        int, Meta(ge=1, le=10**9, description="how long the hold lasts: 60 to 1800 s")
+    ] = 900
+
+
+class ReservedCoupon(_Out):
+    code: str
+    template: TemplateRef
+    discount: int
+    lines: list[LineDiscountOut]
+
+
+class ReservationOut(_Out):
+    id: str
+    status: Literal["held", "confirmed", "released", "expired"]
+    codes: Annotated[list[str], Meta(description="in the order of application")]
+    store: str
+    channel: str
+    order: dict[str, Any]
+    held_at: Time
+    expires_at: Time
+    ended_at: Time | None
+    order_redemption_id: str | None
+
+
+class ReservationHeldOut(ReservationOut):
+    amount: int
+    discount: Annotated[int, Meta(description="what the coupons would take off, in fen")]
+    payable: int
+    coupons: list[ReservedCoupon]

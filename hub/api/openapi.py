@@ -69,6 +69,7 @@ ID_PREFIXES: Final = {
     "redemption_id": "rdm",
     "key_id": "key",
     "campaign_id": "cmp",
+    "reservation_id": "rsv",
     "order_redemption_id": "ord",
 }
 IDEMPOTENCY_KEY: Final = "Idempotency-Key"
@@ -85,6 +86,9 @@ IDEMPOTENT_OPERATIONS: Final = frozenset(
         ("post", "/v1/redemptions/{redemption_id}/reversal"),
         ("post", "/v1/campaigns/{campaign_id}/claims"),
         ("post", "/v1/coupons/{code}/transfers"),
+        ("post", "/v1/reservations"),
+        ("post", "/v1/reservations/{reservation_id}/confirm"),
+        ("post", "/v1/reservations/{reservation_id}/release"),
         ("post", "/v1/orders/redeem"),
         ("post", "/v1/orders/{order_redemption_id}/reversal"),
     }

@@ -18,7 +18,8 @@ Roles:
 - ``app``: the merchant's customer-facing backend (mini program, H5, app, web shop). It
   acts for any one customer of its merchant (the backend has authenticated them), on the
   channels its key names: claim from campaigns, read one customer's wallet, quote an
-  order, offer a customer's coupon to a friend and accept or cancel such offers. It never
+  order, hold coupons for an online order and confirm or release the hold (reservations),
+  offer a customer's coupon to a friend and accept or cancel such offers. It never
   issues, voids or manages templates and campaigns, and never lists customers, coupons
   or redemptions in bulk. It redeems and reverses whole orders (several coupons, all or
   nothing) on its channels at a store it names.
@@ -79,6 +80,11 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     # checkout (the till, or the app for a customer on its channels)
     ("POST", "/v1/orders/quote"): frozenset({"admin", "store", "app"}),
     ("POST", "/v1/pos/{connector:str}/{operation:str}"): TILL,
+    # reservations: holds while an online customer pays (the app: its key's channels)
+    ("POST", "/v1/reservations"): CHECKOUT,
+    ("GET", "/v1/reservations/{reservation_id:str}"): CHECKOUT,
+    ("POST", "/v1/reservations/{reservation_id:str}/confirm"): CHECKOUT,
+    ("POST", "/v1/reservations/{reservation_id:str}/release"): CHECKOUT,
     # checkout: several coupons on one order (store: its own store; app: its channels)
     ("POST", "/v1/orders/redeem"): CHECKOUT,
     ("GET", "/v1/orders/{order_redemption_id:str}"): CHECKOUT,

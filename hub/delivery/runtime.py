@@ -1,6 +1,8 @@
 """A process's delivery runtime: engine, HTTP client, dramatiq worker, the delivery
 pipeline (:mod:`hub.delivery.pipeline`: batched claim, concurrent sends, batched record)
-and the sweeper.
+and the sweeper — whose loop also ends lapsed reservations
+(:func:`hub.services.reservations.expire_reservations`, every
+:data:`RESERVATION_EXPIRY_INTERVAL` seconds: its events are deliveries too).
 
 * ``hub serve`` with no ``HUB_BROKER_URL`` (embedded): an in-process dramatiq worker on a
   stub broker plus the sweeper — the two-command demo delivers for real.
@@ -26,10 +28,12 @@ from hub.delivery.backoff import BrokerBackoff, ConsumerErrorFilter
 from hub.delivery.pipeline import MAX_BATCH, Pipeline, deliver_batch
 from hub.delivery.sweeper import sweep
 from hub.delivery.transport import delivery_client, http_transport
+from hub.services.reservations import expire_reservations
 
 log = structlog.get_logger("hub.delivery")
 
 SWEEP_INTERVAL = 1.0
+RESERVATION_EXPIRY_INTERVAL = 5.0
 BROKER_WATCH_INTERVAL = 5.0
 
 
@@ -76,6 +80,11 @@ class Runtime:
         ids = sweep(self.engine, self.clock())
         queue.enqueue(ids)
         return ids
+
+    def expire_reservations_once(self) -> int:
+        """End the reservations whose hold has lapsed (one event each, whichever process
+        records it first)."""
+        return expire_reservations(self.engine, self.clock())
 
     def drain(self, rounds: int = 100) -> int:
         """Deliver everything due, synchronously (tests and one-shot tools)."""
@@ -155,7 +164,15 @@ class Runtime:
                 paused = False
 
     def _sweep_loop(self) -> None:
+        rounds_per_expiry = max(1, round(RESERVATION_EXPIRY_INTERVAL / SWEEP_INTERVAL))
+        n = 0
         while not self._stop.wait(SWEEP_INTERVAL):
+            n += 1
+            try:
+                if n % rounds_per_expiry == 0:
+                    self.expire_reservations_once()
+            except Exception:  # the next round retries; deliveries go on meanwhile
+                log.exception("reservations.expiry_failed")
             try:
                 self.sweep_once()
             except Exception:  # keep sweeping; the database may be back next round

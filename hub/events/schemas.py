@@ -586,7 +586,48 @@ def _data_schemas() -> dict[str, Schema]:
             },
             description="The hub needs an operator's attention.",
         ),
+        "reservation.created": _reservation(
+            "held",
+            "Coupons were held for an online order while the customer pays "
+            "(reservations.create); each is refused to every other redeem and reservation "
+            "(coupon_reserved) until the hold ends.",
+        ),
+        "reservation.released": _reservation(
+            "released", "A hold was ended before payment; its coupons are free again "
+            "(reservations.release).",
+        ),
+        "reservation.expired": _reservation(
+            "expired", "A hold reached expires_at unconfirmed; its coupons are free again "
+            "(reservations.expire_reservations or the first confirm/release after it). "
+            "Emitted once per reservation.",
+        ),
     }
+
+
+def _reservation(status: str, description: str) -> Schema:
+    return _object(
+        {
+            "reservation_id": _id("rsv", "Reservation id."),
+            "status": {"const": status},
+            "codes": {
+                "type": "array",
+                "items": _code(),
+                "minItems": 1,
+                "description": "The coupons held, in the order of application.",
+            },
+            "store": _store(),
+            "channel": _channel(),
+            "order_id": _text("The merchant's order id."),
+            "held_at": _time("When the hold began."),
+            "expires_at": _time("When the hold ends unless confirmed or released."),
+            "ended_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the hold ended (the event's occurred_at); null while held.",
+            },
+        },
+        description=description,
+    )
 
 
 DATA_SCHEMAS: dict[str, Schema] = _data_schemas()

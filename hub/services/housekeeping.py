@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 
 from hub.db.engine import write_conn
 from hub.db.schema import coupons
@@ -18,6 +18,10 @@ log = structlog.get_logger("hub.housekeeping")
 
 EXPIRE_BATCH = 1000
 
+# A coupon held for an online order is left alone while the hold is live: the order's
+# confirm judges it at the moment of the hold; the next sweep after the hold expires it.
+_NOT_HELD = or_(coupons.c.reservation_id.is_(None), coupons.c.reserved_until <= bindparam("b_now"))
+
 _DUE = (
     select(
         coupons.c.id,
@@ -27,14 +31,20 @@ _DUE = (
         coupons.c.valid_until,
     )
     .where(
-        coupons.c.status == CouponState.ISSUED.value, coupons.c.valid_until <= bindparam("b_now")
+        coupons.c.status == CouponState.ISSUED.value,
+        coupons.c.valid_until <= bindparam("b_now"),
+        _NOT_HELD,
     )
     .order_by(coupons.c.valid_until, coupons.c.id)
     .limit(bindparam("b_limit"))
 )
 _EXPIRE_ONE = (
     update(coupons)
-    .where(coupons.c.id == bindparam("b_id"), coupons.c.status == CouponState.ISSUED.value)
+    .where(
+        coupons.c.id == bindparam("b_id"),
+        coupons.c.status == CouponState.ISSUED.value,
+        _NOT_HELD,
+    )
     .values(
         status=transition(CouponState.ISSUED, Action.EXPIRE).value, version=coupons.c.version + 1
     )
@@ -64,7 +74,7 @@ def expire_coupons(engine: Engine, now: datetime, batch: int = EXPIRE_BATCH) -> 
             due = conn.execute(_DUE, {"b_now": now, "b_limit": batch}).all()
             events = []
             for row in due:
-                if conn.execute(_EXPIRE_ONE, {"b_id": row.id}).first() is None:
+                if conn.execute(_EXPIRE_ONE, {"b_id": row.id, "b_now": now}).first() is None:
                     continue
                 events.append(
                     outbox.event_row(

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hub.db.engine import read_conn, write_conn
 from hub.db.schema import coupon_templates, coupons, customers
+from hub.domain import holds
 from hub.domain.codes import generate_code
 from hub.domain.errors import refuse
 from hub.domain.ids import new_id
@@ -397,6 +398,8 @@ _COUPON_FOR_CHANGE = select(
     coupons.c.status,
     coupons.c.valid_from,
     coupons.c.valid_until,
+    coupons.c.reservation_id,
+    coupons.c.reserved_until,
 ).where(coupons.c.code == bindparam("b_code"), coupons.c.merchant_id == bindparam("b_merchant"))
 
 
@@ -499,17 +502,32 @@ def _void(
     with write_conn(engine) as conn:
         c, state = _coupon_for_change(conn, lookup, code, now)
         new_state = transition(state, Action.VOID)
+        # a coupon held for an online order is not voided under the paying customer:
+        # release the reservation first (or let the hold end)
+        holds.check_not_held(c.reservation_id, c.reserved_until, now)
         done = conn.execute(
             update(coupons)
-            .where(coupons.c.id == c.id, coupons.c.status == state.value)
-            .values(status=new_state.value, version=coupons.c.version + 1)
+            .where(
+                coupons.c.id == c.id,
+                coupons.c.status == state.value,
+                or_(coupons.c.reservation_id.is_(None), coupons.c.reserved_until <= now),
+            )
+            .values(
+                status=new_state.value,
+                reservation_id=None,
+                reserved_until=None,
+                version=coupons.c.version + 1,
+            )
             .returning(coupons.c.id)
         ).first()
-        if done is None:  # changed under us (redeemed meanwhile): report the fresh state
+        if done is None:  # changed under us (redeemed or held meanwhile): the fresh state
             current = conn.execute(
-                select(coupons.c.status).where(coupons.c.id == c.id)
-            ).scalar_one()
-            transition(CouponState(current), Action.VOID)
+                select(coupons.c.status, coupons.c.reservation_id, coupons.c.reserved_until)
+                .where(coupons.c.id == c.id)
+            ).one()
+            transition(CouponState(current.status), Action.VOID)
+            holds.check_not_held(current.reservation_id, current.reserved_until, now)
+            raise refuse("illegal_transition", "The coupon changed while it was being voided.")
         outbox.append(
             conn,
             [

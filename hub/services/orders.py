@@ -38,6 +38,7 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from hub.db.engine import read_conn
 from hub.db.schema import order_redemptions, redemptions
+from hub.domain import holds
 from hub.domain.cart import Order
 from hub.domain.codes import mask
 from hub.domain.combination import AppliedCoupon, Candidate, Combination, apply_combination
@@ -45,7 +46,7 @@ from hub.domain.errors import DomainError, refuse
 from hub.domain.ids import new_id
 from hub.domain.redeeming import CouponFacts, RedeemContext, check_usable
 from hub.domain.stacking import stacking_conflict
-from hub.domain.state import CouponState
+from hub.domain.state import CouponState, redeemable_states
 from hub.domain.validity import Window
 from hub.services import alerts, audit, idempotency, outbox
 from hub.services.commands import HttpResult
@@ -75,6 +76,7 @@ log = structlog.get_logger("hub.orders")
 
 MAX_CODES = 10  # the hub's own limit of coupons on one order (too_many_coupons)
 ROLES: tuple[Role, ...] = ("admin", "store", "app")
+_HOLDABLE = frozenset(s.value for s in redeemable_states())
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,15 @@ def _judge(
         raise refuse(known.code, known.message, **known.extra, coupon=culprit.code) from None
 
 
+def _check_hold(row: Row[Any], code: str, now: datetime, reservation_id: str | None) -> None:
+    """``coupon_reserved`` (naming the coupon) for a live hold other than the one of the
+    reservation being confirmed (hub/domain/holds.py)."""
+    try:
+        holds.check_not_held(row.reservation_id, row.reserved_until, now, mine=reservation_id)
+    except DomainError as err:
+        raise refuse(err.code, err.message, **err.extra, coupon=code) from None
+
+
 def _lost_race(
     conn: Connection,
     lookup: CodeLookup,
@@ -166,11 +177,16 @@ def _lost_race(
     ctx: RedeemContext,
     now: datetime,
     attempts: OrderAttempts | None,
+    reservation_id: str | None = None,
 ) -> DomainError:
-    """The refusal a coupon marked meanwhile by someone else gives now."""
+    """The refusal a coupon marked (or held) meanwhile by someone else gives now."""
     current = lookup.find(conn, _COUPON_BY_CODE, lost.code, b_since=now)
     if attempts is not None and lost.code in attempts.by_code:
         attempts.by_code[lost.code].redemption_id = current.redemption_id
+    try:
+        _check_hold(current, lost.code, now, reservation_id)
+    except DomainError as err:
+        return err
     facts = CouponFacts(
         state=CouponState(current.status),
         window=Window(current.valid_from, current.valid_until),
@@ -277,6 +293,8 @@ def redeem_order_in_txn(
         row = lookup.find(conn, _COUPON_BY_CODE, code, b_since=since)
         if attempts is not None:
             attempts.saw(code, row, store_code)
+        if row.status in _HOLDABLE:  # a used coupon holds nothing: its own refusal follows
+            _check_hold(row, code, now, reservation_id)
         facts = CouponFacts(
             state=CouponState(row.status),
             window=Window(row.valid_from, row.valid_until),
@@ -290,7 +308,7 @@ def redeem_order_in_txn(
     ids = {f.code: new_id("rdm") for f in found}
     lost = _mark_all(conn, found, ids, at, now, reservation_id)
     if lost is not None:
-        raise _lost_race(conn, lookup, lost, ctx, now, attempts)
+        raise _lost_race(conn, lookup, lost, ctx, now, attempts, reservation_id)
     for code, seen in (attempts.by_code if attempts is not None else {}).items():
         seen.redemption_id, seen.redeemed_now = ids[code], True
 

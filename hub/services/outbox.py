@@ -38,6 +38,9 @@ EVENT_TYPES = (
     "template.paused",
     "template.resumed",
     "alert.raised",
+    "reservation.created",
+    "reservation.released",
+    "reservation.expired",
 )
 
 # alert.raised data: {"alert": <kind>, "severity": "warning"|"critical", "message": str,

@@ -28,6 +28,7 @@ from hub.db.schema import (
     redemptions,
     stores,
 )
+from hub.domain import holds
 from hub.domain.cart import Discount, Order
 from hub.domain.codes import mask
 from hub.domain.errors import DomainError, refuse
@@ -78,6 +79,9 @@ _COUPON_COLUMNS = (
     coupons.c.valid_until,
     coupons.c.redemption_id,
     coupons.c.template_id,
+    # a hold for an online order (hub/domain/holds.py): read here, no round trip
+    coupons.c.reservation_id,
+    coupons.c.reserved_until,
     coupon_templates.c.name.label("template_name"),
     coupon_templates.c.kind,
     coupon_templates.c.rules,
@@ -118,7 +122,9 @@ _REDEMPTION_WHERE = select(redemptions.c.store_code, redemptions.c.occurred_at).
     redemptions.c.id == bindparam("b_id")
 )
 # Exactly once: only from a state the machine lets a redemption start from (issued, or
-# expired by the sweep/a late reversal) and only inside the window at the judged time.
+# expired by the sweep/a late reversal), only inside the window at the judged time, and
+# only with no live hold on it now (a reservation's, hub/domain/holds.py) but the one of
+# the reservation ``b_reservation`` being confirmed (None for every other redeem).
 _MARK_REDEEMED = (
     update(coupons)
     .where(
@@ -126,14 +132,22 @@ _MARK_REDEEMED = (
         # ORs of plain parameters, not an IN list (re-rendered on every execution)
         or_(*(coupons.c.status == s.value for s in redeemable_states())),
         coupons.c.valid_until > bindparam("b_at"),
+        or_(
+            coupons.c.reservation_id.is_(None),
+            coupons.c.reserved_until <= bindparam("b_now"),
+            coupons.c.reservation_id == bindparam("b_reservation"),
+        ),
     )
     .values(
         status=transition(CouponState.ISSUED, Action.REDEEM).value,
         redemption_id=bindparam("b_redemption_id"),
+        reservation_id=None,  # a lapsed hold goes with the redemption
+        reserved_until=None,
         version=coupons.c.version + 1,
     )
     .returning(coupons.c.id)
 )
+_HOLDABLE = frozenset(s.value for s in redeemable_states())
 _INSERT_REDEMPTION = insert(redemptions)
 _REDEMPTION_COLUMNS = (
     "id", "merchant_id", "coupon_id", "template_id", "store_id", "store_code", "channel",
@@ -226,8 +240,16 @@ def _already_redeemed(conn: Connection, redemption_id: str | None) -> DomainErro
 
 
 def _decide(
-    conn: Connection, row: Row[Any], store_code: str, cmd: RedeemCommand, at: datetime, p: Principal
+    conn: Connection,
+    row: Row[Any],
+    store_code: str,
+    cmd: RedeemCommand,
+    at: datetime,
+    p: Principal,
+    now: datetime,
 ) -> Discount:
+    if row.reservation_id is not None and row.status in _HOLDABLE:  # used ones hold nothing
+        holds.check_not_held(row.reservation_id, row.reserved_until, now)
     facts = CouponFacts(
         state=CouponState(row.status),
         window=Window(row.valid_from, row.valid_until),
@@ -366,7 +388,7 @@ def _validate(
         _store_id, store_code = _resolve_store(conn, p, cmd.store)
         row = _find_coupon(conn, lookup, code, seen.since)
         seen.saw(row, store_code)
-        discount = _decide(conn, row, store_code, cmd, at, p)
+        discount = _decide(conn, row, store_code, cmd, at, p, now)
     return {
         "status": "valid",
         "code": code,
@@ -393,15 +415,22 @@ def _redeem_in_txn(
     if statement is not _COUPON_BY_CODE:
         outbox.know_subscriptions(conn, p.merchant_id, row.subscriptions)
     seen.saw(row, store_code)
-    discount = _decide(conn, row, store_code, cmd, at, p)
+    discount = _decide(conn, row, store_code, cmd, at, p, now)
     redemption_id = new_id("rdm")
     changed = conn.execute(
-        _MARK_REDEEMED, {"b_id": row.id, "b_redemption_id": redemption_id, "b_at": at}
+        _MARK_REDEEMED,
+        {
+            "b_id": row.id,
+            "b_redemption_id": redemption_id,
+            "b_at": at,
+            "b_now": now,
+            "b_reservation": None,  # no reservation's hold is this redeem's
+        },
     ).first()
     if changed is None:  # lost a race: someone else redeemed (or voided) it meanwhile
         current = _find_coupon(conn, lookup, code, seen.since)
         seen.redemption_id = current.redemption_id
-        _decide(conn, current, store_code, cmd, at, p)  # the refusal its state gives now
+        _decide(conn, current, store_code, cmd, at, p, now)  # the refusal its state gives now
         raise refuse("coupon_already_redeemed", "The coupon was redeemed already.")
     seen.redemption_id, seen.redeemed_now = redemption_id, True
     gift = gift_of(row.kind, row.rules, discount.units_given)

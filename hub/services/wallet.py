@@ -1,5 +1,6 @@
 """A customer's wallet: their coupons, soonest expiry first, each saying whether it can
-be used now and, when not, why (the refusal code a redeem would give)."""
+be used now and, when not, why (the refusal code a redeem would give: a coupon held for
+an online order reads ``coupon_reserved`` until the hold ends)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy import (
 
 from hub.db.engine import read_conn
 from hub.db.schema import coupon_templates, coupon_transfers, coupons, customers
+from hub.domain import holds
 from hub.domain.errors import refuse
 from hub.domain.redeeming import effective_state
 from hub.domain.state import CouponState
@@ -56,6 +58,8 @@ WALLET_COUPONS = select(
     coupons.c.valid_from,
     coupons.c.valid_until,
     coupons.c.channel,
+    coupons.c.reservation_id,
+    coupons.c.reserved_until,
     coupon_templates.c.name.label("template_name"),
     coupon_templates.c.kind,
     _OFFERED_UNTIL,
@@ -68,6 +72,8 @@ def _view(row: Any, customer: str, now: datetime) -> dict[str, Any]:
     reason = _REASONS.get(state)
     if reason is None and now < row.valid_from:
         reason = "coupon_not_yet_valid"
+    if reason is None and holds.is_live(row.reservation_id, row.reserved_until, now):
+        reason = "coupon_reserved"  # held for an online order until the hold ends
     return {
         "code": row.code,
         "customer": customer,

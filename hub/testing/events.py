@@ -99,6 +99,20 @@ def _reversed(redeemed: dict[str, Any], event_id: str) -> dict[str, Any]:
     }
 
 
+def _reservation(status: str) -> dict[str, Any]:
+    return {
+        "reservation_id": "rsv_01JDK000000000000000000026",
+        "status": status,
+        "codes": [GIFT_CODE, CASH_CODE],
+        "store": "SH-001",
+        "channel": "mini_program",
+        "order_id": "W-2001",
+        "held_at": AT,
+        "expires_at": "2026-11-25T06:45:00Z",
+        "ended_at": None if status == "held" else "2026-11-25T06:45:00Z",
+    }
+
+
 ORDER_REDEMPTION = "ord_01JDK000000000000000000018"
 
 # Both coupons redeemed on one order (POST /v1/orders/redeem): the exchange coupon first,
@@ -316,6 +330,14 @@ _SAMPLES: dict[str, list[dict[str, Any]]] = {
             },
         )
     ],
+    **{
+        f"reservation.{name}": [_simple(f"reservation.{name}", event_id, _reservation(status))]
+        for name, status, event_id in (
+            ("created", "held", "evt_01JDK000000000000000000023"),
+            ("released", "released", "evt_01JDK000000000000000000024"),
+            ("expired", "expired", "evt_01JDK000000000000000000025"),
+        )
+    },
 }
 
 

@@ -1257,6 +1257,108 @@ def accept_for_an_unknown_customer(env: Env) -> httpx.Response:
     return env.post(f"/v1/transfers/{token}/accept", {"customer": "NOPE"})
 
 
+def reserve(env: Env, *codes: str, **fields: Any) -> httpx.Response:
+    body = {"codes": list(codes), "store": "SH-001", "channel": "web", "order": order(),
+            **fields}
+    return env.client.post("/v1/reservations", json=body,
+                           headers={**env.admin, "Idempotency-Key": new_key()})
+
+
+def reservation_act(env: Env, rid: str, verb: str) -> httpx.Response:
+    return env.client.post(f"/v1/reservations/{rid}/{verb}",
+                           headers={**env.admin, "Idempotency-Key": new_key()})
+
+
+def held_reservation(env: Env, *codes: str, ttl: int = 900) -> str:
+    r = reserve(env, *(codes or (env.coupon(),)), ttl_seconds=ttl)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+@produces("coupon_reserved")
+def redeem_a_coupon_held_for_an_online_order(env: Env) -> httpx.Response:
+    code = env.coupon()
+    held_reservation(env, code)
+    r = env.redeem(code)
+    assert r.json()["held_until"]
+    return r
+
+
+@produces("coupon_reserved")
+def reserve_a_coupon_another_reservation_holds(env: Env) -> httpx.Response:
+    code = env.coupon()
+    held_reservation(env, code)
+    return reserve(env, code)
+
+
+@produces("reservation_not_found")
+def release_an_unknown_reservation(env: Env) -> httpx.Response:
+    return reservation_act(env, "rsv_01JD0000000000000000000000", "release")
+
+
+@produces("reservation_not_found")
+def read_an_unknown_reservation(env: Env) -> httpx.Response:
+    return env.get("/v1/reservations/rsv_01JD0000000000000000000000")
+
+
+@produces("reservation_expired")
+def release_after_the_hold_lapsed(env: Env) -> httpx.Response:
+    rid = held_reservation(env, ttl=60)
+    env.clock.advance(seconds=60)
+    return reservation_act(env, rid, "release")
+
+
+@produces("reservation_released")
+def release_a_released_reservation(env: Env) -> httpx.Response:
+    rid = held_reservation(env)
+    assert reservation_act(env, rid, "release").status_code == 200
+    return reservation_act(env, rid, "release")
+
+
+@produces("reservation_released")
+def confirm_a_released_reservation(env: Env) -> httpx.Response:
+    rid = held_reservation(env)
+    assert reservation_act(env, rid, "release").status_code == 200
+    return reservation_act(env, rid, "confirm")
+
+
+@produces("reservation_expired")
+def confirm_after_the_hold_lapsed(env: Env) -> httpx.Response:
+    rid = held_reservation(env, ttl=60)
+    env.clock.advance(seconds=60)
+    return reservation_act(env, rid, "confirm")
+
+
+@produces("reservation_confirmed")
+def release_a_confirmed_reservation(env: Env) -> httpx.Response:
+    rid = held_reservation(env)
+    assert reservation_act(env, rid, "confirm").status_code == 201
+    return reservation_act(env, rid, "release")
+
+
+@produces("reservation_confirmed")
+def confirm_twice(env: Env) -> httpx.Response:
+    rid = held_reservation(env)
+    assert reservation_act(env, rid, "confirm").status_code == 201
+    return reservation_act(env, rid, "confirm")
+
+
+@produces("too_many_coupons")
+def reserve_eleven_coupons(env: Env) -> httpx.Response:
+    return reserve(env, *issue(env.db, env.m, env.template(), env.clock.now, count=11))
+
+
+@produces("duplicate_coupon")
+def reserve_one_coupon_twice(env: Env) -> httpx.Response:
+    code = env.coupon()
+    return reserve(env, code, code)
+
+
+@produces("coupons_not_combinable")
+def reserve_two_exclusive_coupons(env: Env) -> httpx.Response:
+    return reserve(env, env.coupon(), env.coupon())
+
+
 @produces("already_exists")
 def duplicate_store_code(env: Env) -> httpx.Response:
     return env.post("/v1/stores", {"code": "SH-001", "name": "Again"})
@@ -1675,6 +1777,7 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
               "subscription_id": "sub_absent", "delivery_id": "dlv_absent",
               "connector": "pos.absent", "operation": "redeem", "key_id": "key_absent",
               "campaign_id": "cmp_absent", "token": "absent-token-0000000000000000",
+              "reservation_id": "rsv_absent",
               "order_redemption_id": "ord_absent"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
@@ -1792,6 +1895,7 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
               "connector": "pos.native", "operation": "redeem", "key_id": spare_key,
               "campaign_id": campaign(env, total=100, per_customer=100),
               "token": offered(env, gift(env)),
+              "reservation_id": held_reservation(env),
               "order_redemption_id": made.json()["order_redemption_id"]}
     camp = {"template_id": tpl, "name": "fuzz", "channels": ["h5", "web"],
             "starts_at": iso(env.clock.now), "ends_at": iso(env.clock.now + timedelta(days=2)),
@@ -1832,6 +1936,11 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
              "codes": [codes[3], codes[4]]},
             {"store": "SH-001", "channel": "pos", "customer": "M0001", "order": order()},
         ],
+        "/v1/reservations": [{"codes": issue(env.db, env.m, tpl, env.clock.now, count=2),
+                              "store": "SH-001", "channel": "web", "ttl_seconds": 600,
+                              "order": redeem["order"]}],
+        "/v1/reservations/{reservation_id:str}/confirm": [],
+        "/v1/reservations/{reservation_id:str}/release": [],
         "/v1/orders/redeem": [{**{k: v for k, v in redeem.items() if k != "code"},
                                "codes": stacked[:2]}],
         "/v1/orders/{order_redemption_id:str}/reversal": [{"reason": "refund"}],

@@ -66,6 +66,9 @@ class World:
     spare_key: str = ""  # an API key's id that calls may revoke
     campaign: str = ""  # a campaign open now (channels mini_program, h5)
     token: str = ""  # an open offer of M0001's transferable coupon to a friend
+    reservation: str = ""  # a hold on one more coupon at SH-001 through mini_program
+    releasable: str = ""  # another such hold (release it, confirm the first)
+    free: str = ""  # an issued coupon to hold
     order_code: str = ""  # issued, unassigned: for the multi-coupon redeem
     order_rid: str = ""  # an order redemption (one coupon) at SH-001 on mini_program
     order_rdm: str = ""  # the redemption of its coupon (made after ``rid``)
@@ -85,6 +88,7 @@ class World:
             "campaign_id": self.campaign,
             "customer": "A-WALLET",  # a customer of merchant A only
             "token": self.token,
+            "reservation_id": self.reservation,
             "order_redemption_id": self.order_rid,
         }
 
@@ -98,11 +102,16 @@ class World:
             body = {**BODIES[("POST", "/v1/redemptions")], "code": self.spare}
         elif method == "POST" and route == "/v1/redemptions":
             body = {**BODIES[("POST", "/v1/redemptions")], "code": self.code}
+        elif method == "POST" and route == "/v1/reservations":
+            body = {**BODIES[("POST", route)], "codes": [self.free]}  # held by the first
         elif method == "POST" and route == "/v1/orders/redeem":
             body = {**BODIES[("POST", route)], "codes": [self.order_code]}
         elif method == "POST" and route == "/v1/campaigns":
             body = campaign_body(self.tpl, self.clock)
-        path = fill(route, params or self.params())
+        values = params or self.params()
+        if route.endswith("/release") and params is None:
+            values = {**values, "reservation_id": self.releasable}
+        path = fill(route, values)
         return self.client.request(method, path, json=body, headers=headers)
 
     def coupon_status(self, code: str) -> str:
@@ -167,6 +176,8 @@ BODIES: dict[tuple[str, str], Any] = {
     # the offer is M0001's: M0002 accepts it (again: the same answer), M0001 cancels it
     ("POST", "/v1/transfers/{token:str}/accept"): {"customer": "M0002"},
     ("POST", "/v1/transfers/{token:str}/cancel"): {"customer": "M0001"},
+    ("POST", "/v1/reservations"): {"store": "SH-001", "channel": "mini_program",
+                                   "order": order()},
     # an app key acts on its channels only (the matrix's: mini_program, h5)
     ("POST", "/v1/orders/redeem"): {"store": "SH-001", "channel": "mini_program", "order": order()},
     ("POST", "/v1/orders/{order_redemption_id:str}/reversal"): {"reason": "refund"},
@@ -222,9 +233,19 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
         headers={**merchant.auth(), "Idempotency-Key": "setup-order"},
     )
     assert r_order.status_code == 201, r_order.text
+    *held, free = issue(db, merchant, tpl, clock.now, count=3)
+    holds = [
+        client.post(
+            "/v1/reservations",
+            json={**BODIES[("POST", "/v1/reservations")], "codes": [c]},
+            headers={**merchant.auth(), "Idempotency-Key": f"setup-hold-{c}"},
+        )
+        for c in held
+    ]
+    assert all(h.status_code == 201 for h in holds), [h.text for h in holds]
     return World(
         client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
         sub.json()["id"], dlv["id"], spare_key, camp.json()["id"], offer.json()["token"],
-        order_code, r_order.json()["order_redemption_id"],
-        r_order.json()["coupons"][0]["redemption_id"],
+        holds[0].json()["id"], holds[1].json()["id"], free, order_code,
+        r_order.json()["order_redemption_id"], r_order.json()["coupons"][0]["redemption_id"],
     )

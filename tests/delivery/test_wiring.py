@@ -11,14 +11,14 @@ import dramatiq
 import httpx
 import pytest
 import respx
-from sqlalchemy import select
+from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
-from hub.db.schema import deliveries
+from hub.db.schema import deliveries, outbox_events, reservations
 from hub.delivery import policy, queue
 from hub.delivery.runtime import Runtime
 from hub.services import outbox
-from tests.conftest import issue, make_template
+from tests.conftest import issue, make_template, order
 from tests.delivery.support import URL, redeem, runtime, subscribe
 from tests.delivery.support import deliveries as listed
 
@@ -158,3 +158,36 @@ def test_the_circuit_alert_is_raised_through_the_alerts_service(
     assert any(
         e["event"] == "subscription.circuit_open" and e["subscription_id"] == sub for e in logs
     )
+
+
+def test_a_started_runtime_ends_lapsed_reservations(client, db, merchant, clock, monkeypatch):
+    """The sweeper's loop (embedded ``hub serve`` and every ``hub worker``) also records
+    reservations whose hold lapsed, with their one ``reservation.expired`` event."""
+    from hub.delivery import runtime as rt_module
+
+    monkeypatch.setattr(rt_module, "SWEEP_INTERVAL", 0.05)
+    monkeypatch.setattr(rt_module, "RESERVATION_EXPIRY_INTERVAL", 0.1)
+    [code] = issue(db, merchant, make_template(db, merchant, clock.now), clock.now)
+    r = client.post("/v1/reservations", json={"codes": [code], "store": "SH-001",
+                                              "channel": "web", "order": order(),
+                                              "ttl_seconds": 60},
+                    headers={**merchant.auth(), "Idempotency-Key": "lapse"})
+    assert r.status_code == 201, r.text
+    clock.advance(seconds=61)
+    rt = Runtime(db, clock=clock)
+    rt.start(worker=True, threads=1)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with db.connect() as conn:
+                status = conn.execute(select(reservations.c.status)).scalar()
+            if status == "expired":
+                break
+            time.sleep(0.05)
+    finally:
+        rt.stop()
+    assert status == "expired"
+    with db.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(outbox_events).where(
+            outbox_events.c.type == "reservation.expired")).scalar_one()
+    assert n == 1

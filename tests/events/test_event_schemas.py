@@ -29,6 +29,7 @@ from hub.services import outbox
 from hub.services.housekeeping import expire_coupons
 from hub.services.jsonio import iso
 from hub.services.problems import PROBLEM_MEDIA_TYPE
+from hub.services.reservations import expire_reservations
 from tests.conftest import issue, make_template
 
 NOW = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
@@ -107,8 +108,8 @@ def test_every_emitted_event_validates(client, db, merchant, clock):
     admin = merchant.auth()
     sh = ZoneInfo("Asia/Shanghai")
 
-    def post(path: str, body: Any = None, status: int = 201) -> Any:
-        r = client.post(path, json=body, headers=admin)
+    def post(path: str, body: Any = None, status: int = 201, headers: Any = None) -> Any:
+        r = client.post(path, json=body, headers={**admin, **(headers or {})})
         assert r.status_code == status, r.text
         return r.json()
 
@@ -246,20 +247,35 @@ def test_every_emitted_event_validates(client, db, merchant, clock):
     post(f"/v1/coupons/{loose_2}/void", {"reason": "issued by mistake"}, status=200)
     post(f"/v1/coupons/{held_2}/void", status=200)
 
+    # reservations: one released, one left to lapse (the job records it)
+    online_1, online_2 = codes(threshold, {"count": 2})
+    held = [
+        post("/v1/reservations", {"codes": [c], "store": "SH-001", "channel": "web",
+                                  "order": {"id": f"W-{i}", "amount": 12800},
+                                  "ttl_seconds": 60},
+             headers={"Idempotency-Key": f"rs-{i}"}, status=201)["id"]
+        for i, c in enumerate((online_1, online_2))
+    ]
+    post(f"/v1/reservations/{held[0]}/release", headers={"Idempotency-Key": "rl-1"},
+         status=200)
+
     post(f"/v1/templates/{threshold}/pause", status=200)
     post(f"/v1/templates/{threshold}/resume", status=200)
 
     clock.advance(days=40)
-    # held_1 (reissued), loose_1, pct, _cup_2 and the order's two (reissued)
-    assert expire_coupons(db, clock.now) == 6
+    assert expire_reservations(db, clock.now) == 1
+    # held_1 (reissued), loose_1, pct, _cup_2, the order's two (reissued) and the two once
+    # held online
+    assert expire_coupons(db, clock.now) == 8
     late = _reverse(client, admin, "rv-3", cup["redemption_id"], {"reason": "late refund"})
     assert late["coupon_status"] == "expired"
 
     with db.connect() as conn:
         rows = conn.execute(select(outbox_events).order_by(outbox_events.c.seq)).all()
     # created, issued, claimed, offered twice, cancelled, transferred, redeemed, reversed,
-    # voided, paused+resumed, expired, order.*
-    assert len(rows) == 5 + 9 + 1 + 2 + 1 + 1 + 5 + 5 + 2 + 2 + 6 + 2
+    # voided, paused+resumed, expired, order.*; the reservations' issued, created,
+    # released, expired and their coupons expired
+    assert len(rows) == 5 + 9 + 1 + 2 + 1 + 1 + 5 + 5 + 2 + 2 + 6 + 2 + 2 + 2 + 1 + 1 + 2
     seen: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         event = outbox.envelope(

@@ -301,6 +301,9 @@ PROBES: dict[tuple[str, str], Probe] = {
         ctx, "/v1/redemptions/validate", {"code": code, "order": _order()}
     ),
     ("POST", "/v1/orders/quote"): _quote,
+    ("POST", "/v1/reservations"): lambda ctx, code: _json(
+        ctx, "/v1/reservations", {"codes": [code], "channel": "web", "order": _order()}, key=True
+    ),
     ("POST", "/v1/orders/redeem"): lambda ctx, code: _json(
         ctx, "/v1/orders/redeem", {"codes": [code], "channel": "pos", "order": _order()}, key=True
     ),
@@ -350,6 +353,7 @@ def test_every_code_route_has_a_probe(db: Engine, clock: Clock) -> None:
         ("POST", "/v1/redemptions"),
         ("POST", "/v1/redemptions/validate"),
         ("POST", "/v1/orders/quote"),  # a list of codes
+        ("POST", "/v1/reservations"),
         ("POST", "/v1/orders/redeem"),
         ("POST", "/v1/pos/pos.native/reverse"),
         ("POST", "/v1/pos/pos.poslog/reverse"),

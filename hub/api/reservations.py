@@ -1,0 +1,160 @@
+"""Reservations: coupons held for an online order while the customer pays."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, JSONBody
+
+from hub.api.client import client_address
+from hub.api.dto import (
+    OrderRedemptionOut,
+    ReservationHeldOut,
+    ReservationIn,
+    ReservationOut,
+)
+from hub.api.openapi import ok
+from hub.api.params import IdempotencyKey
+from hub.api.redemptions import send
+from hub.api.responses import problem_docs, too_many_docs
+from hub.api.state import hub, principal
+from hub.api.strict import Strict
+from hub.domain.cart import Line, Order
+from hub.services import redeem as rd
+from hub.services import reservations as svc
+
+RESERVE_MAX_BODY = 64 * 1024
+
+
+def _operation(reservation_id: str, verb: str) -> rd.Operation:
+    instance = f"/v1/reservations/{reservation_id}/{verb}"
+    return rd.Operation(name=f"POST {instance}", instance=instance)
+
+
+# How the idempotency records and stored problem documents name the operations.
+RESERVATION_OPERATIONS = svc.Operations(
+    create=rd.Operation(name="POST /v1/reservations", instance="/v1/reservations"),
+    confirm=lambda rid: _operation(rid, "confirm"),
+    release=lambda rid: _operation(rid, "release"),
+)
+
+
+def to_command(data: ReservationIn) -> svc.ReservationCommand:
+    lines = None
+    if data.order.lines is not None:
+        lines = tuple(
+            Line(sku=ln.sku, qty=ln.qty, unit_price=ln.unit_price, category=ln.category)
+            for ln in data.order.lines
+        )
+    return svc.ReservationCommand(
+        codes=tuple(data.codes),
+        store=data.store,
+        channel=data.channel,
+        order=Order(id=data.order.id, amount=data.order.amount, lines=lines),
+        ttl=timedelta(seconds=data.ttl_seconds),
+    )
+
+
+class ReservationController(Controller):
+    path = "/v1/reservations"
+    tags = ["reservations"]
+    request_max_body_size = RESERVE_MAX_BODY
+
+    @post(
+        "/",
+        sync_to_thread=True,
+        status_code=201,
+        summary="Hold coupons for an online order while the customer pays, all or nothing",
+        responses={201: ok(ReservationHeldOut)}
+        | problem_docs(400, 401, 403, 404, 409, 413, 422)
+        | too_many_docs(),
+        dto=Strict[ReservationIn],
+        return_dto=None,
+    )
+    def create(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ReservationIn],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        h = hub(request)
+        result = svc.create(
+            h.engine,
+            principal(request),
+            to_command(data),
+            idempotency_key=idempotency_key,
+            canonical_body=msgspec.json.encode(data),
+            now=h.clock(),
+            operation=RESERVATION_OPERATIONS.create,
+            settings=h.settings,
+            client=client_address(request),
+        )
+        return send(result)
+
+    @get(
+        "/{reservation_id:str}",
+        sync_to_thread=True,
+        summary="A reservation: its status (a lapsed hold reads expired) and its coupons",
+        responses={200: ok(ReservationOut)} | problem_docs(401, 403, 404),
+    )
+    def read(
+        self, request: Request[Any, Any, Any], reservation_id: FromPath[str]
+    ) -> dict[str, Any]:
+        h = hub(request)
+        return svc.get(h.engine, principal(request), reservation_id, h.clock())
+
+    @post(
+        "/{reservation_id:str}/confirm",
+        sync_to_thread=True,
+        status_code=201,
+        summary="Turn the hold into the redemption of its coupons as one order",
+        responses={201: ok(OrderRedemptionOut)}
+        | problem_docs(400, 401, 403, 404, 409, 422)
+        | too_many_docs(),
+    )
+    def confirm(
+        self,
+        request: Request[Any, Any, Any],
+        reservation_id: FromPath[str],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        h = hub(request)
+        result = svc.confirm(
+            h.engine,
+            principal(request),
+            reservation_id,
+            idempotency_key=idempotency_key,
+            now=h.clock(),
+            operation=RESERVATION_OPERATIONS.confirm(reservation_id),
+            settings=h.settings,
+            client=client_address(request),
+        )
+        return send(result)
+
+    @post(
+        "/{reservation_id:str}/release",
+        sync_to_thread=True,
+        status_code=200,
+        summary="End the hold before payment: the coupons are free again",
+        responses={200: ok(ReservationOut)} | problem_docs(400, 401, 403, 404, 409, 422),
+    )
+    def release(
+        self,
+        request: Request[Any, Any, Any],
+        reservation_id: FromPath[str],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        h = hub(request)
+        result = svc.release(
+            h.engine,
+            principal(request),
+            reservation_id,
+            idempotency_key=idempotency_key,
+            now=h.clock(),
+            operation=RESERVATION_OPERATIONS.release(reservation_id),
+            settings=h.settings,
+        )
+        return send(result)
