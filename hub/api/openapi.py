@@ -97,7 +97,7 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
         load_connectors,
     )
     from hub.events.schemas import DATA_SCHEMAS
-    from hub.services.transfers import TOKEN_PATTERN
+    from hub.services.tokens import TOKEN_PATTERN
 
     def serves(c: AnyConnector) -> bool:
         return isinstance(c, InboundConnector) and bool(c.operations)
