@@ -66,6 +66,7 @@ class World:
     spare_key: str = ""  # an API key's id that calls may revoke
     campaign: str = ""  # a campaign open now (channels mini_program, h5)
     token: str = ""  # an open offer of M0001's transferable coupon to a friend
+    claim_token: str = ""  # the campaign's shareable claim token
 
     def params(self) -> dict[str, str]:
         return {
@@ -82,6 +83,7 @@ class World:
             "campaign_id": self.campaign,
             "customer": "A-WALLET",  # a customer of merchant A only
             "token": self.token,
+            "claim_token": self.claim_token,
         }
 
     def call(
@@ -153,6 +155,7 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("PATCH", "/v1/subscriptions/{subscription_id:str}"): {"description": "changed"},
     ("POST", "/v1/campaigns/{campaign_id:str}/claims"): {"customer": "M0001"},
+    ("POST", "/v1/campaigns/by-token/{claim_token:str}/claims"): {"customer": "M0002"},
     ("POST", "/v1/coupons/{code:str}/transfers"): {"customer": "M0001"},
     # the offer is M0001's: M0002 accepts it (again: the same answer), M0001 cancels it
     ("POST", "/v1/transfers/{token:str}/accept"): {"customer": "M0002"},
@@ -206,4 +209,5 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
     return World(
         client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
         sub.json()["id"], dlv["id"], spare_key, camp.json()["id"], offer.json()["token"],
+        camp.json()["claim_token"],
     )
