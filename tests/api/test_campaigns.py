@@ -311,3 +311,20 @@ def test_wrong_claim_tokens_count_for_the_guessing_guard(db, merchant, clock):
         assert claim_by_token(client, token, merchant.auth(), "g-10").status_code == 201
     assert failures() == limit
 
+
+def test_log_lines_carry_secret_path_parameters_masked():
+    from litestar import Request
+
+    from hub.api.errors import log_path
+
+    def logged(path: str, **params: str) -> str:
+        scope = {"type": "http", "method": "POST", "scheme": "http", "server": ("hub", 80),
+                 "root_path": "", "query_string": b"", "headers": [], "path": path,
+                 "path_params": params}
+        return log_path(Request(scope))  # type: ignore[arg-type]
+
+    token = "pQ7x1ZzKq2d3mVbN9tY0wR5sU8eH4cLf"
+    assert logged(f"/v1/campaigns/by-token/{token}/claims", claim_token=token) == (
+        "/v1/campaigns/by-token/pQ7x…Lf/claims")
+    assert logged("/v1/campaigns/cmp_1/claims", campaign_id="cmp_1") == (
+        "/v1/campaigns/cmp_1/claims")
