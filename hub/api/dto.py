@@ -637,6 +637,37 @@ class CampaignOut(_Out):
     created_at: Time
 
 
+class CampaignTemplateOut(_Out):
+    id: str
+    name: str
+    kind: Literal["threshold", "percentage", "exchange"]
+    benefit: ThresholdOut | PercentageOut | ExchangeOut
+
+
+class CampaignByTokenOut(_Out):
+    """A campaign as a customer-facing app shows it (read by its claim token)."""
+
+    id: str
+    name: str
+    template: CampaignTemplateOut
+    channels: Annotated[list[str], Meta(description="the campaign's channels this key may "
+                                             "claim through")]
+    starts_at: Time
+    ends_at: Time
+    daily_window: DailyWindow | None
+    timezone: Annotated[str, Meta(description="the merchant's time zone (of daily_window)")]
+    per_customer: int
+    remaining: Annotated[int, Meta(description="coupons left to claim (the template's own "
+                                          "stock included)")]
+    open_now: Annotated[bool, Meta(description="a claim made now is not refused for the "
+                                          "campaign's window, stock or template")]
+    reason: Annotated[
+        Literal["campaign_not_started", "campaign_ended", "campaign_sold_out",
+                "template_paused", "template_out_of_stock"] | None,
+        Meta(description="when not open: the code a claim made now would be refused with"),
+    ]
+
+
 class CampaignClaimIn(_In):
     customer: ShortText
     channel: Channel | None = None

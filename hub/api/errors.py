@@ -23,11 +23,27 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from hub.db.engine import busy_reason
+from hub.domain.codes import mask
 from hub.domain.errors import DomainError
 from hub.services.jsonio import dumps
 from hub.services.problems import PROBLEM_MEDIA_TYPE, problem_dict, problem_for, status_for
 
 log = structlog.get_logger("hub.api")
+
+# path parameters that are secrets (a coupon code, a transfer offer's or a campaign's
+# claim token): a log line carries them masked
+SECRET_PATH_PARAMS = ("code", "token", "claim_token")
+
+
+def log_path(request: Request[Any, Any, Any]) -> str:
+    """The request's path for a log line, its secret path parameters masked."""
+    path = request.url.path
+    params = request.scope.get("path_params") or {}
+    for name in SECRET_PATH_PARAMS:
+        value = params.get(name)
+        if isinstance(value, str) and value:
+            path = path.replace(value, mask(value))
+    return path
 
 
 def _problem(doc: dict[str, Any], headers: dict[str, str] | None = None) -> Response[bytes]:
@@ -126,7 +142,7 @@ def not_utf8(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Respon
 
 def data_error(request: Request[Any, Any, Any], exc: DataError) -> Response[bytes]:
     """The database refused a value (e.g. a NUL character, which PostgreSQL text cannot hold)."""
-    log.info("data_error", path=request.url.path, error=type(exc.orig).__name__)
+    log.info("data_error", path=log_path(request), error=type(exc.orig).__name__)
     return _problem(
         _edge(
             "invalid_request",
@@ -145,7 +161,7 @@ def database_busy(request: Request[Any, Any, Any], exc: Exception) -> Response[b
     reason = busy_reason(exc)
     if reason is None:
         return internal_error(request, exc)
-    log.warning("database_busy", path=request.url.path, reason=reason, error=type(exc).__name__)
+    log.warning("database_busy", path=log_path(request), reason=reason, error=type(exc).__name__)
     detail = (
         "The database has no connection to spare right now; nothing was changed. "
         "Retry after the number of seconds in Retry-After, with the same Idempotency-Key."
@@ -160,7 +176,7 @@ def database_busy(request: Request[Any, Any, Any], exc: Exception) -> Response[b
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.error("unhandled_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
+    log.error("unhandled_error", path=log_path(request), error=type(exc).__name__, exc_info=exc)
     return _problem(
         _edge(
             "internal_error",

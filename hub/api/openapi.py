@@ -85,6 +85,7 @@ IDEMPOTENT_OPERATIONS: Final = frozenset(
         ("post", "/v1/redemptions"),
         ("post", "/v1/redemptions/{redemption_id}/reversal"),
         ("post", "/v1/campaigns/{campaign_id}/claims"),
+        ("post", "/v1/campaigns/by-token/{claim_token}/claims"),
         ("post", "/v1/coupons/{code}/transfers"),
         ("post", "/v1/reservations"),
         ("post", "/v1/reservations/{reservation_id}/confirm"),
@@ -104,7 +105,7 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
         load_connectors,
     )
     from hub.events.schemas import DATA_SCHEMAS
-    from hub.services.transfers import TOKEN_PATTERN
+    from hub.services.tokens import TOKEN_PATTERN
 
     def serves(c: AnyConnector) -> bool:
         return isinstance(c, InboundConnector) and bool(c.operations)
@@ -135,6 +136,12 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
             "type": "string",
             "pattern": TOKEN_PATTERN,
             "description": "A transfer offer's secret token (as the offer answered it).",
+        },
+        "claim_token": {
+            "type": "string",
+            "pattern": TOKEN_PATTERN,
+            "description": "A campaign's claim token, the shareable link's secret "
+            "(as the campaign's creation answered it).",
         },
     }
     if inbound:

@@ -17,9 +17,11 @@ Roles:
   store or a list of stores.
 - ``app``: the merchant's customer-facing backend (mini program, H5, app, web shop). It
   acts for any one customer of its merchant (the backend has authenticated them), on the
-  channels its key names: claim from campaigns, read one customer's wallet, quote an
-  order, hold coupons for an online order and confirm or release the hold (reservations),
-  offer a customer's coupon to a friend and accept or cancel such offers. It never
+  channels its key names: read campaigns (by id, or by the claim token of a shared
+  link: only those with one of its channels) and claim from them, read one customer's
+  wallet, quote an order, hold coupons for an online order and confirm or release the
+  hold (reservations), offer a customer's coupon to a friend and accept or cancel such
+  offers. It never
   issues, voids or manages templates and campaigns, and never lists customers, coupons
   or redemptions in bulk. It redeems and reverses whole orders (several coupons, all or
   nothing) on its channels at a store it names.
@@ -67,6 +69,9 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/campaigns"): ADMIN,
     ("GET", "/v1/campaigns/{campaign_id:str}"): frozenset({"admin", "analyst", "app"}),
     ("POST", "/v1/campaigns/{campaign_id:str}/claims"): frozenset({"admin", "app"}),
+    # ... and by the claim token a shared link carries (an app key: its channels' only)
+    ("GET", "/v1/campaigns/by-token/{claim_token:str}"): frozenset({"admin", "analyst", "app"}),
+    ("POST", "/v1/campaigns/by-token/{claim_token:str}/claims"): frozenset({"admin", "app"}),
     # transfers to a friend (the app acts for the holder, then for the friend)
     ("POST", "/v1/coupons/{code:str}/transfers"): frozenset({"admin", "app"}),
     ("GET", "/v1/transfers/{token:str}"): frozenset({"admin", "app"}),

@@ -98,7 +98,7 @@ ERROR_CODES: dict[str, str] = {
     "invalid_template": "The template's rules are inconsistent.",
     "template_not_found": "No such template for this merchant.",
     "template_paused": "The template is paused: no new coupons are issued.",
-    "campaign_not_found": "No campaign with this id for the merchant.",
+    "campaign_not_found": "No campaign with this id or claim token for the merchant.",
     "campaign_not_started": "The campaign's claims are not open yet (or not at this time of day).",
     "campaign_ended": "The campaign's claim period is over.",
     "campaign_sold_out": "Every coupon of the campaign has been claimed.",

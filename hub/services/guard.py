@@ -3,8 +3,11 @@
 A *failure* is a code look-up (any route: the coupon read, validate, redeem, claim,
 void, a POS redeem/validate/reverse by code; all go through
 :class:`hub.services.lookup.CodeLookup`) refused with ``coupon_not_found`` or
-``code_malformed`` — or a look-up of a transfer offer by its secret token refused with
-``transfer_not_found`` (:mod:`hub.services.transfers`). Each one is counted in two
+``code_malformed`` — or a look-up by a secret token (:mod:`hub.services.tokens`) refused
+with ``transfer_not_found`` (a transfer offer's, :mod:`hub.services.transfers`) or
+``campaign_not_found`` (a campaign's claim link, :mod:`hub.services.campaigns`; only its
+look-ups by token go through the guard, a campaign read or claimed by its id is never
+counted). Each one is counted in two
 *scopes*: the API key (``key:<key id>``) and the client address
 (``addr:<merchant id>:<address>``; the address is per merchant, so tills of several
 merchants behind one NAT never block each other). The limits work on a sliding window:
@@ -64,9 +67,12 @@ from hub.settings import env as read_env
 
 log = structlog.get_logger("hub.guard")
 
-# transfer_not_found: a wrong transfer token (hub/services/transfers.py) is a guess at
-# a secret too, counted with the codes
-COUNTED = frozenset({"coupon_not_found", "code_malformed", "transfer_not_found"})
+# transfer_not_found, campaign_not_found: a wrong transfer token (hub/services/transfers.py)
+# or campaign claim token (hub/services/campaigns.py) is a guess at a secret too, counted
+# with the codes; only look-ups by token (hub/services/tokens.py) reach the guard with them
+COUNTED = frozenset(
+    {"coupon_not_found", "code_malformed", "transfer_not_found", "campaign_not_found"}
+)
 ENUMERATION_ALERT = "code_enumeration_suspected"
 _CACHE_SIZE = 10_000
 

@@ -32,10 +32,6 @@ of holders. The token never leaves in an event.
 
 from __future__ import annotations
 
-import re
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,13 +52,11 @@ from hub.services.jsonio import dumps, iso
 from hub.services.lookup import CodeLookup, default_guard
 from hub.services.principal import Principal
 from hub.services.template_cache import template_of
+from hub.services.tokens import guarded_look_up, new_token, well_formed
 
 DEFAULT_TTL_SECONDS = 86_400
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 7 * 86_400
-# what secrets.token_urlsafe(24) makes (32 characters); anything else is not a token
-TOKEN_PATTERN = "^[A-Za-z0-9_-]{16,64}$"
-_TOKEN_SHAPE = re.compile(TOKEN_PATTERN)
 
 _COUPON_FOR_OFFER = (
     select(
@@ -158,30 +152,13 @@ def _customer_id(conn: Connection, p: Principal, external_id: str) -> str | None
 
 def _find(conn: Connection, p: Principal, token: str) -> Any:
     """The merchant's offer with this token, or ``transfer_not_found`` (counted by the
-    guard as it leaves :func:`_token_look_up`)."""
+    guard as it leaves :func:`hub.services.tokens.guarded_look_up`)."""
     row = None
-    if _TOKEN_SHAPE.fullmatch(token):
+    if well_formed(token):
         row = conn.execute(_BY_TOKEN, {"b_token": token, "b_merchant": p.merchant_id}).first()
     if row is None:
         raise refuse("transfer_not_found", "No transfer offer with this token.")
     return row
-
-
-@contextmanager
-def _token_look_up(
-    engine: Engine, guard: Guard, p: Principal, now: datetime, client: str | None, *,
-    read: bool = False,
-) -> Iterator[None]:
-    """Look-ups by token behind the guessing guard: a blocked key (or address) is
-    refused first; a wrong token is counted, and one over the limit answers 429."""
-    guard.check(engine, p, client, now, read=read)
-    try:
-        yield
-    except DomainError as err:
-        answer = guard.count_txn(engine, p, client, err, now, read=read)
-        if answer is err:
-            raise
-        raise answer from None
 
 
 def get_transfer(
@@ -196,7 +173,7 @@ def get_transfer(
     """The offer behind ``token`` (the code masked), for the friend deciding to accept."""
     p.require("admin", "app")
     with (
-        _token_look_up(engine, default_guard(guard), p, now, client, read=True),
+        guarded_look_up(engine, default_guard(guard), p, now, client, read=True),
         read_conn(engine) as conn,
     ):
         return _view(_find(conn, p, token), now)
@@ -299,7 +276,7 @@ def _offer(
         .values(status="expired", ended_at=coupon_transfers.c.expires_at)
     )
     transfer_id = new_id("trf")
-    token = secrets.token_urlsafe(24)
+    token = new_token()
     expires_at = min(now + ttl, c.valid_until)
     try:
         with conn.begin_nested():
@@ -363,7 +340,7 @@ def accept(
     answer (idempotent by token and recipient)."""
     p.require("admin", "app")
     with (
-        _token_look_up(engine, default_guard(guard), p, now, client),
+        guarded_look_up(engine, default_guard(guard), p, now, client),
         write_conn(engine) as conn,
     ):
         return _accept(conn, p, token, customer, now)
@@ -452,7 +429,7 @@ def cancel(
     offer answers the same again."""
     p.require("admin", "app")
     with (
-        _token_look_up(engine, default_guard(guard), p, now, client),
+        guarded_look_up(engine, default_guard(guard), p, now, client),
         write_conn(engine) as conn,
     ):
         return _cancel(conn, p, token, customer, now)

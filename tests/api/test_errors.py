@@ -1103,6 +1103,26 @@ def claim_from_an_unknown_campaign(env: Env) -> httpx.Response:
     return claim_from(env, "cmp_01JD0000000000000000000000")
 
 
+def claim_token(env: Env, campaign_id: str) -> str:
+    return str(env.get(f"/v1/campaigns/{campaign_id}").json()["claim_token"])
+
+
+@produces("campaign_not_found")
+def claim_by_an_unknown_claim_token(env: Env) -> httpx.Response:
+    return env.client.post("/v1/campaigns/by-token/pQ7x1ZzKq2d3mVbN9tY0wR5sU8eH4cLf/claims",
+                           json={"customer": "M0001"},
+                           headers={**env.admin, "Idempotency-Key": new_key()})
+
+
+@produces("campaign_not_found")
+def read_by_token_a_campaign_of_other_channels(env: Env) -> httpx.Response:
+    token = claim_token(env, campaign(env))  # channels: h5
+    web = create_key(env.db, env.m.id, "app", env.clock.now, channels=["web"])
+    r = env.get(f"/v1/campaigns/by-token/{token}", auth=env.m.auth(web.token))
+    assert r.json()["detail"] == "No campaign with this claim token."  # as an unknown one
+    return r
+
+
 @produces("campaign_not_started")
 def claim_before_the_campaign_opens(env: Env) -> httpx.Response:
     r = claim_from(env, campaign(env, start_in=timedelta(hours=2)))
@@ -1778,7 +1798,8 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
               "connector": "pos.absent", "operation": "redeem", "key_id": "key_absent",
               "campaign_id": "cmp_absent", "token": "absent-token-0000000000000000",
               "reservation_id": "rsv_absent",
-              "order_redemption_id": "ord_absent"}
+              "order_redemption_id": "ord_absent",
+              "claim_token": "absent-claim-token-000000000000"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
     failures = []
@@ -1896,13 +1917,16 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
               "campaign_id": campaign(env, total=100, per_customer=100),
               "token": offered(env, gift(env)),
               "reservation_id": held_reservation(env),
-              "order_redemption_id": made.json()["order_redemption_id"]}
+              "order_redemption_id": made.json()["order_redemption_id"],
+              "claim_token": claim_token(env, campaign(env, total=100, per_customer=100))}
     camp = {"template_id": tpl, "name": "fuzz", "channels": ["h5", "web"],
             "starts_at": iso(env.clock.now), "ends_at": iso(env.clock.now + timedelta(days=2)),
             "total": 10, "per_customer": 2, "daily_window": {"start": "00:00", "end": "23:59"}}
     bodies = {
         "/v1/campaigns": [camp],
         "/v1/campaigns/{campaign_id:str}/claims": [{"customer": "M0001", "channel": "h5"}],
+        "/v1/campaigns/by-token/{claim_token:str}/claims": [{"customer": "M0002",
+                                                             "channel": "h5"}],
         "/v1/redemptions": [redeem],
         "/v1/redemptions/validate": [{**redeem, "code": codes[3]}],
         "/v1/redemptions/{redemption_id:str}/reversal": [{"reason": "refund"}],

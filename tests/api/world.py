@@ -72,6 +72,7 @@ class World:
     order_code: str = ""  # issued, unassigned: for the multi-coupon redeem
     order_rid: str = ""  # an order redemption (one coupon) at SH-001 on mini_program
     order_rdm: str = ""  # the redemption of its coupon (made after ``rid``)
+    claim_token: str = ""  # the campaign's shareable claim token
 
     def params(self) -> dict[str, str]:
         return {
@@ -90,6 +91,7 @@ class World:
             "token": self.token,
             "reservation_id": self.reservation,
             "order_redemption_id": self.order_rid,
+            "claim_token": self.claim_token,
         }
 
     def call(
@@ -172,6 +174,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/orders/quote"): {
         "store": "SH-001", "channel": "mini_program", "customer": "A-WALLET", "order": order(),
     },
+    ("POST", "/v1/campaigns/by-token/{claim_token:str}/claims"): {"customer": "M0002"},
     ("POST", "/v1/coupons/{code:str}/transfers"): {"customer": "M0001"},
     # the offer is M0001's: M0002 accepts it (again: the same answer), M0001 cancels it
     ("POST", "/v1/transfers/{token:str}/accept"): {"customer": "M0002"},
@@ -248,4 +251,5 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
         sub.json()["id"], dlv["id"], spare_key, camp.json()["id"], offer.json()["token"],
         holds[0].json()["id"], holds[1].json()["id"], free, order_code,
         r_order.json()["order_redemption_id"], r_order.json()["coupons"][0]["redemption_id"],
+        camp.json()["claim_token"],
     )

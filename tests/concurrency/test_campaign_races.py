@@ -1,6 +1,7 @@
 """200 concurrent claims for a campaign of 50 coupons, over a live server (both
 backends): exactly 50 coupons issued, no customer above the per-customer limit, every
-other answer a coded refusal."""
+other answer a coded refusal. Half the claims come by the campaign's id and half by its
+claim token (a shared link), racing each other for the one stock."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ def test_two_hundred_claims_for_fifty_coupons(live_server, db, merchant, clock):
     camp = campaigns.create_campaign(db, p, campaigns.CampaignSpec(
         template_id=tpl, name="race", channels=["h5"], starts_at=clock.now - timedelta(hours=1),
         ends_at=clock.now + timedelta(days=1), total=50, per_customer=2), clock.now)
-    url = f"/v1/campaigns/{camp['id']}/claims"
-    calls = [claim_call(url, merchant.auth(), f"R{i % 40:03d}", f"race-{i}") for i in range(200)]
+    urls = (f"/v1/campaigns/{camp['id']}/claims",
+            f"/v1/campaigns/by-token/{camp['claim_token']}/claims")
+    calls = [claim_call(urls[i % 2], merchant.auth(), f"R{i % 40:03d}", f"race-{i}")
+             for i in range(200)]
 
     responses = fire(live_server, calls, barrier_timeout=180)  # 200 threads on a busy box
 
