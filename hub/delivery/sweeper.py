@@ -28,9 +28,26 @@ STALE = timedelta(seconds=10)
 STALE_CAP = timedelta(minutes=5)
 STALE_SCAN = 5  # stale candidates read per doorbell the sweep may ring
 
+_LAPSED = deliveries.c.status == "delivering", deliveries.c.lease_until < bindparam("b_now")
+# PostgreSQL: the rows to revive or mark are locked first, in id order, skipping rows a
+# claim or a record holds. An UPDATE … WHERE id IN (…) locks in the order it finds the
+# rows; a record locks its rows in id order: the two could wait on each other (a
+# deadlock that aborted the record, leaving its deliveries to their lease).
+_LAPSED_PG = (
+    select(deliveries.c.id)
+    .where(*_LAPSED)
+    .order_by(deliveries.c.id)
+    .with_for_update(skip_locked=True)
+)
+_LOCK_PG = (
+    select(deliveries.c.id)
+    .where(deliveries.c.id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(deliveries.c.id)
+    .with_for_update(skip_locked=True)
+)
 _REVIVE = (
     update(deliveries)
-    .where(deliveries.c.status == "delivering", deliveries.c.lease_until < bindparam("b_now"))
+    .where(*_LAPSED)
     .values(
         status="retrying",
         next_attempt_at=bindparam("b_now"),
@@ -75,8 +92,17 @@ def sweep(
     """Revive lost leases; return the ids of due deliveries that no recent message
     covers (and mark them enqueued now). A ``stale`` of zero returns everything due
     (synchronous draining)."""
+    pg = engine.dialect.name == "postgresql"
     with write_conn(engine) as conn:
-        conn.execute(_REVIVE, {"b_now": now})
+        if pg:
+            lapsed = list(conn.execute(_LAPSED_PG, {"b_now": now}).scalars())
+            if lapsed:
+                conn.execute(
+                    _REVIVE.where(deliveries.c.id.in_(bindparam("b_ids", expanding=True))),
+                    {"b_now": now, "b_ids": lapsed},
+                )
+        else:  # SQLite: the transaction holds the writer lock
+            conn.execute(_REVIVE, {"b_now": now})
         ids = list(conn.execute(_UNRUNG, {"b_now": now, "b_limit": limit}).scalars())
         if len(ids) < limit:
             stale_rows = conn.execute(
@@ -86,6 +112,9 @@ def sweep(
             ids += [
                 r.id for r in stale_rows if ring_again(r.next_attempt_at, r.enqueued_at, now, stale)
             ][: limit - len(ids)]
+        if ids and pg:  # what a claim or a record holds now needs no doorbell
+            locked = set(conn.execute(_LOCK_PG, {"b_ids": ids}).scalars())
+            ids = [i for i in ids if i in locked]
         if ids:
             conn.execute(_MARK_ENQUEUED, {"b_ids": ids, "b_now": now})
         return ids

@@ -6,6 +6,7 @@ messages made the backlog longer still."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from hub.delivery.sweeper import STALE, STALE_CAP, ring_again, sweep
@@ -65,3 +66,35 @@ def test_a_backlog_of_many_is_rung_a_bounded_number_of_times(client, db, merchan
     t0 = clock.now
     messages = sum(len(sweep(db, t0 + timedelta(seconds=s))) for s in range(0, 61))
     assert messages == 30 * 3  # at 10, 20 and 40 s each (was 6 times: every 10 s)
+
+
+def test_the_sweep_never_waits_for_rows_a_record_or_claim_holds(client, db, merchant, clock):
+    """PostgreSQL: the sweep locks what it marks (and revives) in id order, skipping
+    locked rows, so it never waits on a record's rows (which a record locks in id order
+    too): the two once deadlocked, and the aborted record left its deliveries to their
+    lease. A held row is left for the next sweep."""
+    import pytest
+    from sqlalchemy import select
+
+    from hub.db.schema import deliveries
+
+    if db.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite's writer lock serialises the two)")
+    subscribe(client, merchant, events=["coupon.issued"])
+    outbox.announce_with(None)
+    issue(db, merchant, make_template(db, merchant, clock.now), clock.now, count=3)
+    with db.connect() as conn:
+        ids = sorted(conn.execute(select(deliveries.c.id)).scalars())
+    later = clock.now + timedelta(seconds=11)  # every doorbell is stale
+    pool = ThreadPoolExecutor(1)
+    try:
+        with db.connect() as holder, holder.begin():
+            holder.execute(  # another transaction holds the middle row, as a record does
+                select(deliveries.c.id).where(deliveries.c.id == ids[1]).with_for_update()
+            ).all()
+            # a sweep that waited for the row would time out here (then the lock goes)
+            rung = pool.submit(sweep, db, later).result(timeout=20)
+    finally:
+        pool.shutdown(wait=True)
+    assert sorted(rung) == [ids[0], ids[2]]
+    assert sweep(db, later) == [ids[1]]  # released: rung now
