@@ -38,6 +38,8 @@ DOMAIN_CODES_RAISED: frozenset[str] = frozenset(
         "invalid_template",
         "duplicate_json_key",
         "invalid_characters",
+        "coupon_reserved",
+        "invalid_request",
     }
 )
 
