@@ -10,7 +10,7 @@ redeem (:mod:`hub.services.redeem`) and under the same Idempotency-Key contract:
    (:func:`hub.domain.combination.apply_combination`: a later threshold is judged on
    what the earlier coupons left); a refusal names the coupon (``coupon``);
 3. only then are the coupons marked redeemed, each with the single redeem's
-   conditional update (``redeem._MARK_REDEEMED``), in the order of their ids (two
+   conditional update (``redeem.MARK_REDEEMED``), in the order of their ids (two
    orders sharing coupons lock them in the same order, so they cannot deadlock), inside
    a savepoint: a coupon lost to a concurrent redeem rolls every mark back and the
    order is refused — nothing of it is redeemed;
@@ -54,20 +54,20 @@ from hub.services.jsonio import dumps, iso
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal, Role
 from hub.services.redeem import (
-    _COUPON_BY_CODE,
-    _INSERT_REDEMPTION,
-    _MARK_REDEEMED,
+    COUPON_BY_CODE,
+    INSERT_REDEMPTION,
+    MARK_REDEEMED,
     Operation,
-    _already_redeemed,
-    _check_channel,
-    _judged_at,
-    _order_view,
-    _resolve_store,
-    _run_once,
-    _template_view,
+    already_redeemed,
+    check_channel,
     gift_of,
+    judged_at,
+    order_view,
     redemptions_to_reverse,
+    resolve_store,
     reverse_redemption,
+    run_once,
+    template_view,
 )
 from hub.services.settings import Settings
 from hub.services.template_cache import template_of
@@ -157,7 +157,7 @@ def _judge(
         if err.code != "coupon_already_redeemed":
             raise
         culprit = next(f for f in found if f.code == err.extra.get("coupon"))
-        known = _already_redeemed(conn, culprit.row.redemption_id)
+        known = already_redeemed(conn, culprit.row.redemption_id)
         raise refuse(known.code, known.message, **known.extra, coupon=culprit.code) from None
 
 
@@ -180,7 +180,7 @@ def _lost_race(
     reservation_id: str | None = None,
 ) -> DomainError:
     """The refusal a coupon marked (or held) meanwhile by someone else gives now."""
-    current = lookup.find(conn, _COUPON_BY_CODE, lost.code, b_since=now)
+    current = lookup.find(conn, COUPON_BY_CODE, lost.code, b_since=now)
     if attempts is not None and lost.code in attempts.by_code:
         attempts.by_code[lost.code].redemption_id = current.redemption_id
     try:
@@ -196,7 +196,7 @@ def _lost_race(
         check_usable(facts, ctx)
     except DomainError as err:
         if err.code == "coupon_already_redeemed":
-            err = _already_redeemed(conn, current.redemption_id)
+            err = already_redeemed(conn, current.redemption_id)
         return refuse(err.code, err.message, **err.extra, coupon=lost.code)
     return refuse(
         "coupon_already_redeemed", "The coupon was redeemed already.", coupon=lost.code
@@ -224,7 +224,7 @@ def _mark_all(
             "b_now": now,
             "b_reservation": reservation_id,
         }
-        if conn.execute(_MARK_REDEEMED, params).first() is None:
+        if conn.execute(MARK_REDEEMED, params).first() is None:
             savepoint.rollback()
             return f
     savepoint.commit()
@@ -236,7 +236,7 @@ def _coupon_view(f: _Found, applied: AppliedCoupon, redemption_id: str) -> dict[
     return {
         "redemption_id": redemption_id,
         "code": f.code,
-        "template": _template_view(f.row),
+        "template": template_view(f.row),
         "customer": f.row.customer,
         "discount": d.total,
         "eligible_amount": d.eligible_amount,
@@ -280,17 +280,17 @@ def redeem_order_in_txn(
     repeat-attempt alerts. Returns the 201 answer (status, body) as :func:`redeem_order`
     stores it."""
     p.require(*ROLES)
-    _check_channel(spec.channel)
+    check_channel(spec.channel)
     p.require_channel(spec.channel)
     _check_count(spec.codes)
     codes = [lookup.parse(c) for c in spec.codes]
-    store_id, store_code = _resolve_store(conn, p, spec.store)
+    store_id, store_code = resolve_store(conn, p, spec.store)
     _check_duplicates(codes)  # before any look-up
     ctx = RedeemContext(store_code, spec.channel, at, p.tz)
     since = attempts.since if attempts is not None else now
     found: list[_Found] = []
     for code in codes:
-        row = lookup.find(conn, _COUPON_BY_CODE, code, b_since=since)
+        row = lookup.find(conn, COUPON_BY_CODE, code, b_since=since)
         if attempts is not None:
             attempts.saw(code, row, store_code)
         if row.status in _HOLDABLE:  # a used coupon holds nothing: its own refusal follows
@@ -313,7 +313,7 @@ def redeem_order_in_txn(
         seen.redemption_id, seen.redeemed_now = ids[code], True
 
     order_redemption_id = new_id("ord")
-    order_view = _order_view(spec.order)
+    order_view = order_view(spec.order)
     views = [_coupon_view(by_code[a.code], a, ids[a.code]) for a in combo.applied]
     body: dict[str, Any] = {
         "order_redemption_id": order_redemption_id,
@@ -409,7 +409,7 @@ def redeem_order_in_txn(
                 },
             )
         )
-    conn.execute(_INSERT_REDEMPTION, rows)
+    conn.execute(INSERT_REDEMPTION, rows)
     events.append(
         outbox.event_row(
             type="order.redeemed",
@@ -448,11 +448,11 @@ def redeem_order(
     except the guard's 429)."""
     with CodeLookup(engine, settings.guard, p, now, client) as lookup:
         key = idempotency.check_key(idempotency_key)
-        _check_channel(spec.channel)
+        check_channel(spec.channel)
         p.require_channel(spec.channel)
         _check_count(spec.codes)
         codes = tuple(lookup.parse(c) for c in spec.codes)  # malformed: counted, not stored
-        at = _judged_at(spec, now, settings)  # type: ignore[arg-type]
+        at = judged_at(spec.occurred_at, now, settings)
         parsed = OrderRedeemSpec(codes, spec.store, spec.channel, spec.order, spec.occurred_at)
 
         window = settings.guard.limits.repeat_window
@@ -476,7 +476,7 @@ def redeem_order(
                     alerts.note_attempt(conn, window, p, seen, None, now)
             return result
 
-        return _run_once(
+        return run_once(
             engine,
             p,
             key,
@@ -613,7 +613,7 @@ def reverse_order(
     key = idempotency.check_key(idempotency_key)
     if len(order_redemption_id) > 40:  # longer than any id; would not fit the endpoint column
         raise _not_found()
-    return _run_once(
+    return run_once(
         engine,
         p,
         key,

@@ -95,7 +95,7 @@ _COUPON_COLUMNS = (
 
 
 # Hot-path statements, built once: building a Core statement costs more than running it.
-_COUPON_BY_CODE = (
+COUPON_BY_CODE = (
     select(*_COUPON_COLUMNS)
     .select_from(
         coupons.join(coupon_templates, coupon_templates.c.id == coupons.c.template_id).outerjoin(
@@ -107,7 +107,7 @@ _COUPON_BY_CODE = (
 
 
 def _with_subscriptions(dialect: str) -> Select[Any]:
-    return _COUPON_BY_CODE.add_columns(
+    return COUPON_BY_CODE.add_columns(
         outbox.live_subscriptions_column(dialect).label("subscriptions")
     )
 
@@ -125,7 +125,7 @@ _REDEMPTION_WHERE = select(redemptions.c.store_code, redemptions.c.occurred_at).
 # expired by the sweep/a late reversal), only inside the window at the judged time, and
 # only with no live hold on it now (a reservation's, hub/domain/holds.py) but the one of
 # the reservation ``b_reservation`` being confirmed (None for every other redeem).
-_MARK_REDEEMED = (
+MARK_REDEEMED = (
     update(coupons)
     .where(
         coupons.c.id == bindparam("b_id"),
@@ -148,7 +148,7 @@ _MARK_REDEEMED = (
     .returning(coupons.c.id)
 )
 _HOLDABLE = frozenset(s.value for s in redeemable_states())
-_INSERT_REDEMPTION = insert(redemptions)
+INSERT_REDEMPTION = insert(redemptions)
 _REDEMPTION_COLUMNS = (
     "id", "merchant_id", "coupon_id", "template_id", "store_id", "store_code", "channel",
     "order_id", "order_amount", "discount", "detail", "status", "occurred_at", "recorded_at",
@@ -175,10 +175,12 @@ _COMPLETE_WITH_REDEMPTION_AND_EVENT = idempotency.completion_with(_NEW_REDEMPTIO
 _PENDING_KEY = "hub_redeem_pending"
 
 
-def _judged_at(cmd: RedeemCommand, now: datetime, settings: Settings) -> datetime:
-    if cmd.occurred_at is None:
+def judged_at(occurred_at: datetime | None, now: datetime, settings: Settings) -> datetime:
+    """When a sale that happened at ``occurred_at`` (``None``: now) is judged: refuses a
+    time in the future (beyond the clock skew) or older than the offline limit."""
+    if occurred_at is None:
         return now
-    occurred_at = to_utc(cmd.occurred_at, "occurred_at")  # year 1 at +14:00: no such instant
+    occurred_at = to_utc(occurred_at, "occurred_at")  # year 1 at +14:00: no such instant
     if occurred_at > now + CLOCK_SKEW:
         raise refuse(
             "occurred_at_in_future",
@@ -194,7 +196,9 @@ def _judged_at(cmd: RedeemCommand, now: datetime, settings: Settings) -> datetim
     return occurred_at
 
 
-def _check_channel(channel: str) -> None:
+def check_channel(channel: str) -> None:
+    """``invalid_request`` for a channel the hub does not know (every checkout path
+    judges the channel as the redeem does)."""
     if channel not in CHANNELS:
         raise refuse(
             "invalid_request",
@@ -203,8 +207,9 @@ def _check_channel(channel: str) -> None:
         )
 
 
-def _resolve_store(conn: Connection, p: Principal, requested: str | None) -> tuple[str, str]:
-    """(store_id, store_code) the redemption happens at."""
+def resolve_store(conn: Connection, p: Principal, requested: str | None) -> tuple[str, str]:
+    """(store_id, store_code) the redemption happens at: a store key's own store, else
+    the merchant's store ``requested`` names."""
     if p.store_id is not None and p.store_code is not None:
         if requested is not None and requested != p.store_code:
             raise refuse(
@@ -220,12 +225,8 @@ def _resolve_store(conn: Connection, p: Principal, requested: str | None) -> tup
     return store_id, requested
 
 
-# the order quote (hub/services/quote.py) judges the channel and the store as the redeem does
-check_channel = _check_channel
-resolve_store = _resolve_store
-
-
-def _already_redeemed(conn: Connection, redemption_id: str | None) -> DomainError:
+def already_redeemed(conn: Connection, redemption_id: str | None) -> DomainError:
+    """``coupon_already_redeemed`` saying when and where, when the redemption is known."""
     row = None
     if redemption_id is not None:
         row = conn.execute(_REDEMPTION_WHERE, {"b_id": redemption_id}).first()
@@ -259,7 +260,7 @@ def _decide(
         return check_redeemable(facts, RedeemContext(store_code, cmd.channel, at, p.tz), cmd.order)
     except DomainError as err:
         if err.code == "coupon_already_redeemed":
-            raise _already_redeemed(conn, row.redemption_id) from None
+            raise already_redeemed(conn, row.redemption_id) from None
         raise
 
 
@@ -268,7 +269,7 @@ def _find_coupon(
     lookup: CodeLookup,
     code: str,
     since: datetime,
-    statement: Select[Any] = _COUPON_BY_CODE,
+    statement: Select[Any] = COUPON_BY_CODE,
 ) -> Any:
     return lookup.find(conn, statement, code, b_since=since)
 
@@ -283,7 +284,7 @@ def _flush_pending(conn: Connection) -> None:
     reads it or writes after it in this transaction, or when no completion follows)."""
     values = conn.info.pop(_PENDING_KEY, None)
     if values is not None:
-        conn.execute(_INSERT_REDEMPTION, values)
+        conn.execute(INSERT_REDEMPTION, values)
     outbox.insert_events(conn, outbox.take_held(conn))
 
 
@@ -326,11 +327,13 @@ def gift_of(kind: str, rules: dict[str, Any], units: int | None) -> dict[str, An
     return {"sku": benefit.get("sku"), "qty": qty}
 
 
-def _template_view(row: Row[Any]) -> dict[str, Any]:
+def template_view(row: Row[Any]) -> dict[str, Any]:
+    """The template of a coupon row read with the template's name and kind."""
     return {"id": row.template_id, "name": row.template_name, "kind": row.kind}
 
 
-def _order_view(order: Order) -> dict[str, Any]:
+def order_view(order: Order) -> dict[str, Any]:
+    """The order as the redemption's detail and its event carry it."""
     view: dict[str, Any] = {"id": order.id, "amount": order.amount}
     if order.lines is not None:
         view["lines"] = [
@@ -382,10 +385,10 @@ def _validate(
     lookup: CodeLookup,
 ) -> dict[str, Any]:
     code = lookup.parse(cmd.code)
-    _check_channel(cmd.channel)
-    at = _judged_at(cmd, now, settings)
+    check_channel(cmd.channel)
+    at = judged_at(cmd.occurred_at, now, settings)
     with read_conn(engine) as conn:
-        _store_id, store_code = _resolve_store(conn, p, cmd.store)
+        _store_id, store_code = resolve_store(conn, p, cmd.store)
         row = _find_coupon(conn, lookup, code, seen.since)
         seen.saw(row, store_code)
         discount = _decide(conn, row, store_code, cmd, at, p, now)
@@ -394,7 +397,7 @@ def _validate(
         "code": code,
         "store": store_code,
         "channel": cmd.channel,
-        "template": _template_view(row),
+        "template": template_view(row),
         **_discount_view(discount, cmd.order),
     }
 
@@ -409,16 +412,16 @@ def _redeem_in_txn(
     seen: alerts.Attempt,
     lookup: CodeLookup,
 ) -> tuple[int, bytes]:
-    store_id, store_code = _resolve_store(conn, p, cmd.store)
-    statement = _COUPON_FOR_REDEEM.get(conn.dialect.name, _COUPON_BY_CODE)
+    store_id, store_code = resolve_store(conn, p, cmd.store)
+    statement = _COUPON_FOR_REDEEM.get(conn.dialect.name, COUPON_BY_CODE)
     row = _find_coupon(conn, lookup, code, seen.since, statement)
-    if statement is not _COUPON_BY_CODE:
+    if statement is not COUPON_BY_CODE:
         outbox.know_subscriptions(conn, p.merchant_id, row.subscriptions)
     seen.saw(row, store_code)
     discount = _decide(conn, row, store_code, cmd, at, p, now)
     redemption_id = new_id("rdm")
     changed = conn.execute(
-        _MARK_REDEEMED,
+        MARK_REDEEMED,
         {
             "b_id": row.id,
             "b_redemption_id": redemption_id,
@@ -434,7 +437,7 @@ def _redeem_in_txn(
         raise refuse("coupon_already_redeemed", "The coupon was redeemed already.")
     seen.redemption_id, seen.redeemed_now = redemption_id, True
     gift = gift_of(row.kind, row.rules, discount.units_given)
-    detail = {"order": _order_view(cmd.order), **_discount_view(discount, cmd.order)}
+    detail = {"order": order_view(cmd.order), **_discount_view(discount, cmd.order)}
     if gift is not None:
         detail["gift"] = gift  # kept for the reversal's event
     values = {
@@ -458,7 +461,7 @@ def _redeem_in_txn(
         conn.info[_PENDING_KEY] = values  # inserted by the completion (_complete)
         outbox.hold_next(conn)
     else:
-        conn.execute(_INSERT_REDEMPTION, values)
+        conn.execute(INSERT_REDEMPTION, values)
     body = {
         "redemption_id": redemption_id,
         "status": "redeemed",
@@ -466,7 +469,7 @@ def _redeem_in_txn(
         "store": store_code,
         "channel": cmd.channel,
         "order_id": cmd.order.id,
-        "template": _template_view(row),
+        "template": template_view(row),
         "customer": row.customer,
         **_discount_view(discount, cmd.order),
         "redeemed_at": iso(at),
@@ -518,8 +521,8 @@ def redeem(
     with CodeLookup(engine, guard, p, now, client) as lookup:  # a blocked key: 429 first
         key = idempotency.check_key(idempotency_key)
         code = lookup.parse(cmd.code)  # malformed: counted as the refusal leaves the block
-        _check_channel(cmd.channel)
-        at = _judged_at(cmd, now, settings)
+        check_channel(cmd.channel)
+        at = judged_at(cmd.occurred_at, now, settings)
         seen = alerts.Attempt(since=now - guard.limits.repeat_window)
 
         def work(conn: Connection) -> tuple[int, bytes]:
@@ -536,7 +539,7 @@ def redeem(
                 alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, None, now)
             return result
 
-        return _run_once(
+        return run_once(
             engine,
             p,
             key,
@@ -549,7 +552,7 @@ def redeem(
         )
 
 
-def _run_once(
+def run_once(
     engine: Engine,
     p: Principal,
     key: str,
@@ -767,7 +770,7 @@ def reverse(
     key = idempotency.check_key(idempotency_key)
     if len(redemption_id) > 40:  # longer than any id; would not fit the endpoint column either
         raise refuse("redemption_not_found", "No redemption with this id.")
-    return _run_once(
+    return run_once(
         engine,
         p,
         key,

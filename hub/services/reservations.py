@@ -15,7 +15,7 @@ again) or expired — lazily, by the first confirm or release after ``expires_at
 transition that wins writes the ``reservation.*`` event, so each is emitted once.
 
 Create, confirm and release carry an Idempotency-Key with the redeem's contract
-(:func:`hub.services.redeem._run_once`).
+(:func:`hub.services.redeem.run_once`).
 """
 
 from __future__ import annotations
@@ -315,7 +315,7 @@ def _create_in_txn(
     now: datetime,
     lookup: CodeLookup,
 ) -> tuple[int, bytes]:
-    store_id, store_code = rd._resolve_store(conn, p, cmd.store)
+    store_id, store_code = rd.resolve_store(conn, p, cmd.store)
     rows: dict[str, Any] = {}
     for code in codes:
         row = lookup.find(conn, _COUPON_FOR_HOLD, code)
@@ -333,7 +333,7 @@ def _create_in_txn(
                       "b_now": now}  # fmt: skip
             if conn.execute(_HOLD, params).first() is None:
                 raise _refusal_now(conn, lookup, code, now)
-    order_doc = rd._order_view(cmd.order)
+    order_doc = rd.order_view(cmd.order)
     held = {
         "id": reservation_id,
         "merchant_id": p.merchant_id,
@@ -383,7 +383,7 @@ def create(
     with CodeLookup(engine, settings.guard, p, now, client) as lookup:
         key = idempotency.check_key(idempotency_key)
         codes = _parse_all(lookup, cmd.codes)
-        rd._check_channel(cmd.channel)
+        rd.check_channel(cmd.channel)
         p.require_channel(cmd.channel)
         holds.check_ttl(cmd.ttl)
 
@@ -396,7 +396,7 @@ def create(
                     raise answer from None  # one over the limit: 429, never stored
                 raise
 
-        return rd._run_once(
+        return rd.run_once(
             engine, p, key, operation, canonical_body, now, settings, work=work,
             on_refusal=lambda err: log.info("reservation.refused", reason=err.code),
         )  # fmt: skip
@@ -497,7 +497,7 @@ def release(
     key = idempotency.check_key(idempotency_key)
     if len(reservation_id) > ID_MAX:  # would not fit the idempotency record's endpoint
         raise _not_found()
-    return rd._run_once(
+    return rd.run_once(
         engine, p, key, operation, b"", now, settings,
         work=lambda conn: _release_in_txn(conn, p, reservation_id, now),
     )  # fmt: skip
@@ -598,7 +598,7 @@ def confirm(
                     raise answer from None
                 raise
 
-        return rd._run_once(
+        return rd.run_once(
             engine, p, key, operation, b"", now, settings, work=work,
             on_refusal=lambda err: log.info("reservation.confirm_refused", reason=err.code),
         )  # fmt: skip
