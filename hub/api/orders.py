@@ -18,8 +18,8 @@ from hub.api.dto import (
 )
 from hub.api.openapi import ok
 from hub.api.params import IdempotencyKey
-from hub.api.redemptions import REDEEM_MAX_BODY, send
-from hub.api.responses import problem_docs, too_many_docs
+from hub.api.redemptions import REDEEM_MAX_BODY
+from hub.api.responses import problem_docs, send, too_many_docs
 from hub.api.state import hub, principal, run_db
 from hub.api.strict import Strict
 from hub.domain.cart import Line, Order

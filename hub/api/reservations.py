@@ -18,8 +18,7 @@ from hub.api.dto import (
 )
 from hub.api.openapi import ok
 from hub.api.params import IdempotencyKey
-from hub.api.redemptions import send
-from hub.api.responses import problem_docs, too_many_docs
+from hub.api.responses import problem_docs, send, too_many_docs
 from hub.api.state import hub, principal
 from hub.api.strict import Strict
 from hub.domain.cart import Line, Order

@@ -11,7 +11,7 @@ from hub.api.client import client_address
 from hub.api.dto import TransferCustomerIn, TransferOfferIn, TransferOfferOut, TransferOut
 from hub.api.openapi import ok
 from hub.api.params import IdempotencyKey
-from hub.api.responses import problem_docs, too_many_docs
+from hub.api.responses import problem_docs, send, too_many_docs
 from hub.api.state import hub, principal
 from hub.api.strict import Strict
 from hub.services import transfers
@@ -40,15 +40,11 @@ class TransferController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
         h = hub(request)
-        status, body, replayed = transfers.offer(
+        return send(transfers.offer(
             h.engine, principal(request), code, data.customer, data.ttl_seconds,
             idempotency_key, h.clock(), operation="POST /v1/coupons/{code}/transfers",
             guard=h.settings.guard, client=client_address(request),
-        )
-        headers = {"Idempotent-Replayed": "true"} if replayed else None
-        return Response(
-            content=body, status_code=status, media_type="application/json", headers=headers
-        )
+        ))
 
     @get(
         "/transfers/{token:str}",

@@ -47,6 +47,7 @@ from hub.domain.redeeming import effective_state
 from hub.domain.state import CouponState
 from hub.domain.validity import Window
 from hub.services import idempotency, issuing, outbox
+from hub.services.commands import HttpResult
 from hub.services.guard import Guard
 from hub.services.jsonio import dumps, iso
 from hub.services.lookup import CodeLookup, default_guard
@@ -221,8 +222,9 @@ def offer(
     operation: str,
     guard: Guard | None = None,
     client: str | None = None,
-) -> tuple[int, bytes, bool]:
-    """(status, JSON body, replayed) of an offer; refusals raise (nothing is stored).
+) -> HttpResult:
+    """The offer's answer (201, or the first one replayed); refusals raise (nothing is
+    stored).
 
     ``operation`` is the request as the transport names it (stored with the
     Idempotency-Key: the same key for another operation is refused)."""
@@ -239,10 +241,10 @@ def offer(
                 conn, scope=p.key_id, key=key, endpoint=operation, req_hash=req_hash, now=now
             )
             if stored is not None:
-                return stored.status, stored.body, True
+                return HttpResult(stored.status, stored.body, replayed=True)
             body = dumps(_offer(conn, p, lookup, code, customer, ttl, now))
             idempotency.complete(conn, scope=p.key_id, key=key, status=201, body=body)
-    return 201, body, False
+    return HttpResult(201, body)
 
 
 def _offer(
