@@ -21,7 +21,6 @@ from hub.api.params import IdempotencyKey
 from hub.api.responses import problem_docs, send, too_many_docs
 from hub.api.state import hub, principal
 from hub.api.strict import Strict
-from hub.domain.cart import Line, Order
 from hub.services import redeem as rd
 from hub.services import reservations as svc
 
@@ -42,17 +41,11 @@ RESERVATION_OPERATIONS = svc.Operations(
 
 
 def to_command(data: ReservationIn) -> svc.ReservationCommand:
-    lines = None
-    if data.order.lines is not None:
-        lines = tuple(
-            Line(sku=ln.sku, qty=ln.qty, unit_price=ln.unit_price, category=ln.category)
-            for ln in data.order.lines
-        )
     return svc.ReservationCommand(
         codes=tuple(data.codes),
         store=data.store,
         channel=data.channel,
-        order=Order(id=data.order.id, amount=data.order.amount, lines=lines),
+        order=data.order.to_order(),
         ttl=timedelta(seconds=data.ttl_seconds),
     )
 
