@@ -4,11 +4,10 @@ A multi-coupon redeem (``POST /v1/orders/redeem``) is one transaction, like the 
 redeem (:mod:`hub.services.redeem`) and under the same Idempotency-Key contract:
 
 1. every code goes through the guessing guard's look-up (:class:`CodeLookup`);
-2. the set is checked against the stacking rules
-   (:func:`hub.domain.stacking.stacking_conflict`) and each coupon is judged by the
-   domain in the fixed order of application
-   (:func:`hub.domain.combination.apply_combination`: a later threshold is judged on
-   what the earlier coupons left); a refusal names the coupon (``coupon``);
+2. the set is judged by the domain (:func:`hub.domain.combination.combine_given`, as a
+   reservation judges it): the stacking rules, then each coupon in the fixed order of
+   application (a later threshold is judged on what the earlier coupons left); a
+   refusal names the coupon (``coupon``);
 3. only then are the coupons marked redeemed, each with the single redeem's
    conditional update (``redeem.MARK_REDEEMED``), in the order of their ids (two
    orders sharing coupons lock them in the same order, so they cannot deadlock), inside
@@ -41,13 +40,10 @@ from hub.db.schema import order_redemptions, redemptions
 from hub.domain import holds
 from hub.domain.cart import Order
 from hub.domain.codes import mask
-from hub.domain.combination import AppliedCoupon, Candidate, Combination, apply_combination
+from hub.domain.combination import AppliedCoupon, Candidate, Combination, combine_given
 from hub.domain.errors import DomainError, refuse
 from hub.domain.ids import new_id
-from hub.domain.redeeming import CouponFacts, RedeemContext, check_usable
-from hub.domain.stacking import stacking_conflict
-from hub.domain.state import CouponState, redeemable_states
-from hub.domain.validity import Window
+from hub.domain.redeeming import RedeemContext, check_usable
 from hub.services import alerts, audit, idempotency, outbox
 from hub.services.commands import HttpResult
 from hub.services.jsonio import dumps, iso
@@ -55,11 +51,13 @@ from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal, Role
 from hub.services.redeem import (
     COUPON_BY_CODE,
+    HOLDABLE,
     INSERT_REDEMPTION,
     MARK_REDEEMED,
     Operation,
     already_redeemed,
     check_channel,
+    facts_of,
     gift_of,
     judged_at,
     order_view,
@@ -70,13 +68,11 @@ from hub.services.redeem import (
     template_view,
 )
 from hub.services.settings import Settings
-from hub.services.template_cache import template_of
 
 log = structlog.get_logger("hub.orders")
 
 MAX_CODES = 10  # the hub's own limit of coupons on one order (too_many_coupons)
 ROLES: tuple[Role, ...] = ("admin", "store", "app")
-_HOLDABLE = frozenset(s.value for s in redeemable_states())
 
 
 @dataclass(frozen=True)
@@ -135,24 +131,13 @@ def _check_duplicates(codes: Sequence[str]) -> None:
         seen.add(code)
 
 
-def _check_stacking(found: Sequence[_Found]) -> None:
-    conflict = stacking_conflict([(f.code, f.candidate.template) for f in found])
-    if conflict is None:
-        return
-    code = {
-        "duplicate": "duplicate_coupon",
-        "not_combinable": "coupons_not_combinable",
-        "too_many": "too_many_coupons",
-    }[conflict.reason]
-    raise refuse(code, conflict.message, coupons=list(conflict.codes))
-
-
 def _judge(
     conn: Connection, found: Sequence[_Found], order: Order, ctx: RedeemContext
 ) -> Combination:
-    """The domain's decision on the whole set, a refusal naming its coupon."""
+    """The domain's decision on the whole set (a reservation's is the same), a refusal
+    naming its coupon; one already redeemed says when and where."""
     try:
-        return apply_combination(order, [f.candidate for f in found], ctx)
+        return combine_given(order, [f.candidate for f in found], ctx)
     except DomainError as err:
         if err.code != "coupon_already_redeemed":
             raise
@@ -187,13 +172,8 @@ def _lost_race(
         _check_hold(current, lost.code, now, reservation_id)
     except DomainError as err:
         return err
-    facts = CouponFacts(
-        state=CouponState(current.status),
-        window=Window(current.valid_from, current.valid_until),
-        template=lost.candidate.template,
-    )
     try:
-        check_usable(facts, ctx)
+        check_usable(facts_of(current), ctx)
     except DomainError as err:
         if err.code == "coupon_already_redeemed":
             err = already_redeemed(conn, current.redemption_id)
@@ -293,15 +273,9 @@ def redeem_order_in_txn(
         row = lookup.find(conn, COUPON_BY_CODE, code, b_since=since)
         if attempts is not None:
             attempts.saw(code, row, store_code)
-        if row.status in _HOLDABLE:  # a used coupon holds nothing: its own refusal follows
+        if row.status in HOLDABLE:  # a used coupon holds nothing: its own refusal follows
             _check_hold(row, code, now, reservation_id)
-        facts = CouponFacts(
-            state=CouponState(row.status),
-            window=Window(row.valid_from, row.valid_until),
-            template=template_of(row.template_id, row.rules),
-        )
-        found.append(_Found(code, row, Candidate(code, facts)))
-    _check_stacking(found)
+        found.append(_Found(code, row, Candidate(code, facts_of(row))))
     combo = _judge(conn, found, spec.order, ctx)
 
     by_code = {f.code: f for f in found}

@@ -30,16 +30,13 @@ from hub.domain.cart import Discount, Order
 from hub.domain.combination import Candidate, Combination
 from hub.domain.errors import DomainError, refuse
 from hub.domain.quote import Evaluation, Refusal, best_combination
-from hub.domain.redeeming import CouponFacts, RedeemContext
-from hub.domain.state import CouponState
-from hub.domain.validity import Window
+from hub.domain.redeeming import RedeemContext
 from hub.services import wallet
 from hub.services.guard import COUNTED
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
-from hub.services.redeem import check_channel, resolve_store
+from hub.services.redeem import check_channel, facts_of, resolve_store
 from hub.services.settings import Settings
-from hub.services.template_cache import template_of
 
 MAX_CODES = 50  # codes in one quote; more is too_many_coupons (422)
 WALLET_CANDIDATES = 200  # a customer's usable coupons quoted, soonest expiry first
@@ -188,14 +185,7 @@ def _find(
 
 
 def _candidate(row: Row[Any]) -> Candidate:
-    return Candidate(
-        code=row.code,
-        facts=CouponFacts(
-            state=CouponState(row.status),
-            window=Window(row.valid_from, row.valid_until),
-            template=template_of(row.template_id, row.rules),
-        ),
-    )
+    return Candidate(code=row.code, facts=facts_of(row))
 
 
 def _answer(

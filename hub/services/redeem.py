@@ -147,7 +147,8 @@ MARK_REDEEMED = (
     )
     .returning(coupons.c.id)
 )
-_HOLDABLE = frozenset(s.value for s in redeemable_states())
+# the states a coupon can be held in (a used one holds nothing, whatever it says)
+HOLDABLE = frozenset(s.value for s in redeemable_states())
 INSERT_REDEMPTION = insert(redemptions)
 _REDEMPTION_COLUMNS = (
     "id", "merchant_id", "coupon_id", "template_id", "store_id", "store_code", "channel",
@@ -240,6 +241,15 @@ def already_redeemed(conn: Connection, redemption_id: str | None) -> DomainError
     )
 
 
+def facts_of(row: Row[Any]) -> CouponFacts:
+    """What the redeem decision needs of a coupon row read with its template's rules."""
+    return CouponFacts(
+        state=CouponState(row.status),
+        window=Window(row.valid_from, row.valid_until),
+        template=template_of(row.template_id, row.rules),
+    )
+
+
 def _decide(
     conn: Connection,
     row: Row[Any],
@@ -249,15 +259,11 @@ def _decide(
     p: Principal,
     now: datetime,
 ) -> Discount:
-    if row.reservation_id is not None and row.status in _HOLDABLE:  # used ones hold nothing
+    if row.reservation_id is not None and row.status in HOLDABLE:  # used ones hold nothing
         holds.check_not_held(row.reservation_id, row.reserved_until, now)
-    facts = CouponFacts(
-        state=CouponState(row.status),
-        window=Window(row.valid_from, row.valid_until),
-        template=template_of(row.template_id, row.rules),
-    )
+    ctx = RedeemContext(store_code, cmd.channel, at, p.tz)
     try:
-        return check_redeemable(facts, RedeemContext(store_code, cmd.channel, at, p.tz), cmd.order)
+        return check_redeemable(facts_of(row), ctx, cmd.order)
     except DomainError as err:
         if err.code == "coupon_already_redeemed":
             raise already_redeemed(conn, row.redemption_id) from None

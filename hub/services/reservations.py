@@ -34,13 +34,11 @@ from hub.db.schema import coupon_templates, coupons, reservations
 from hub.domain import holds
 from hub.domain.cart import Line, Order
 from hub.domain.codes import mask
-from hub.domain.combination import Candidate, Combination, apply_combination
+from hub.domain.combination import Candidate, Combination, combine_given
 from hub.domain.errors import DomainError, refuse
 from hub.domain.ids import new_id
-from hub.domain.redeeming import CouponFacts, RedeemContext
-from hub.domain.stacking import stacking_conflict
+from hub.domain.redeeming import RedeemContext
 from hub.domain.state import Action, CouponState, redeemable_states, transition
-from hub.domain.validity import Window
 from hub.services import idempotency, orders, outbox
 from hub.services import redeem as rd
 from hub.services.commands import HttpResult
@@ -48,7 +46,6 @@ from hub.services.jsonio import dumps, iso
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
 from hub.services.settings import Settings
-from hub.services.template_cache import template_of
 
 log = structlog.get_logger("hub.reservations")
 
@@ -56,11 +53,6 @@ HELD, CONFIRMED, RELEASED, EXPIRED = "held", "confirmed", "released", "expired"
 EXPIRE_BATCH = 500
 ID_MAX = 40  # longer than any id (and than the idempotency record's endpoint allows)
 
-_CONFLICT_CODES = {
-    "duplicate": "duplicate_coupon",
-    "not_combinable": "coupons_not_combinable",
-    "too_many": "too_many_coupons",
-}
 _ENDED = {
     CONFIRMED: ("reservation_confirmed", "The reservation was confirmed already."),
     RELEASED: ("reservation_released", "The reservation was released."),
@@ -242,39 +234,6 @@ def _combination_view(combo: Combination, rows: dict[str, Any]) -> dict[str, Any
     }
 
 
-# --- the judgement at the hold (confirm's is the order redeem's) --------------------------
-
-
-def _judge(
-    codes: Sequence[tuple[str, Any]],
-    order: Order,
-    store_code: str,
-    channel: str,
-    at: datetime,
-    p: Principal,
-) -> Combination:
-    """The combination ``codes`` (code, coupon row) give ``order`` if redeemed at ``at``:
-    the stacking rules first, then every coupon's checks in the order of application.
-    Raises the first refusal."""
-    facts = [
-        Candidate(
-            code,
-            CouponFacts(
-                state=CouponState(row.status),
-                window=Window(row.valid_from, row.valid_until),
-                template=template_of(row.template_id, row.rules),
-            ),
-        )
-        for code, row in codes
-    ]
-    conflict = stacking_conflict([(c.code, c.template) for c in facts])
-    if conflict is not None:
-        # named as the order redeem names them
-        raise refuse(_CONFLICT_CODES[conflict.reason], conflict.message,
-                     coupons=list(conflict.codes))  # fmt: skip
-    return apply_combination(order, facts, RedeemContext(store_code, channel, at, p.tz))
-
-
 # --- create -----------------------------------------------------------------------------
 
 
@@ -324,7 +283,9 @@ def _create_in_txn(
         except DomainError as err:
             raise DomainError(err.message, code=err.code, **err.extra, coupon=code) from None
         rows.setdefault(code, row)
-    combo = _judge([(c, rows[c]) for c in codes], cmd.order, store_code, cmd.channel, now, p)
+    # judged now exactly as the order redeem judges the set (its confirm will)
+    candidates = [Candidate(c, rd.facts_of(rows[c])) for c in codes]
+    combo = combine_given(cmd.order, candidates, RedeemContext(store_code, cmd.channel, now, p.tz))
     reservation_id = new_id("rsv")
     until = now + cmd.ttl
     with conn.begin_nested():  # all or nothing: a lost race undoes the holds made so far
