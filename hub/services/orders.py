@@ -65,9 +65,9 @@ from hub.services.redeem import (
     resolve_store,
     reverse_redemption,
     run_once,
-    template_view,
 )
 from hub.services.settings import Settings
+from hub.services.views import combination_lines, discount_lines, template_view
 
 log = structlog.get_logger("hub.orders")
 
@@ -220,23 +220,9 @@ def _coupon_view(f: _Found, applied: AppliedCoupon, redemption_id: str) -> dict[
         "customer": f.row.customer,
         "discount": d.total,
         "eligible_amount": d.eligible_amount,
-        "lines": [{"index": ld.index, "sku": ld.sku, "discount": ld.discount} for ld in d.lines],
+        "lines": discount_lines(d),
         "gift": gift_of(f.row.kind, f.row.rules, d.units_given),
     }
-
-
-def _lines_view(combo: Combination) -> list[dict[str, Any]]:
-    return [
-        {
-            "index": ln.index,
-            "sku": ln.sku,
-            "amount": ln.amount,
-            "discount": ln.discount,
-            "payable": ln.payable,
-            "by_coupon": [{"code": c, "discount": d} for c, d in ln.by_coupon],
-        }
-        for ln in combo.lines
-    ]
 
 
 def redeem_order_in_txn(
@@ -299,7 +285,7 @@ def redeem_order_in_txn(
         "order_amount": spec.order.amount,
         "discount": combo.total,
         "payable": combo.payable,
-        "lines": _lines_view(combo),
+        "lines": combination_lines(combo),
         "reservation_id": reservation_id,
         "redeemed_at": iso(at),
         "recorded_at": iso(now),

@@ -37,6 +37,7 @@ from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
 from hub.services.redeem import check_channel, facts_of, resolve_store
 from hub.services.settings import Settings
+from hub.services.views import combination_lines, discount_lines, template_view
 
 MAX_CODES = 50  # codes in one quote; more is too_many_coupons (422)
 WALLET_CANDIDATES = 200  # a customer's usable coupons quoted, soonest expiry first
@@ -216,21 +217,14 @@ def _answer(
 def _candidate_view(
     code: str, row: Row[Any] | None, discount: Discount | None, refusal: Refusal | None
 ) -> dict[str, Any]:
-    template = None
-    if row is not None:
-        template = {"id": row.template_id, "name": row.template_name, "kind": row.kind}
     return {
         "code": code,
-        "template": template,
+        "template": None if row is None else template_view(row),
         "usable": discount is not None,
         "discount": None if discount is None else discount.total,
-        "lines": [] if discount is None else _lines(discount),
+        "lines": [] if discount is None else discount_lines(discount),
         "refusal": None if refusal is None else {"code": refusal.code, "message": refusal.message},
     }
-
-
-def _lines(d: Discount) -> list[dict[str, Any]]:
-    return [{"index": ld.index, "sku": ld.sku, "discount": ld.discount} for ld in d.lines]
 
 
 def _best_view(best: Combination, exact: bool) -> dict[str, Any]:
@@ -244,19 +238,9 @@ def _best_view(best: Combination, exact: bool) -> dict[str, Any]:
                 "code": a.code,
                 "kind": a.kind,
                 "discount": a.discount.total,
-                "lines": _lines(a.discount),
+                "lines": discount_lines(a.discount),
             }
             for a in best.applied
         ],
-        "lines": [
-            {
-                "index": ln.index,
-                "sku": ln.sku,
-                "amount": ln.amount,
-                "discount": ln.discount,
-                "payable": ln.payable,
-                "by_coupon": [{"code": c, "discount": d} for c, d in ln.by_coupon],
-            }
-            for ln in best.lines
-        ],
+        "lines": combination_lines(best),
     }

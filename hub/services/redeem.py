@@ -45,6 +45,7 @@ from hub.services.principal import Principal
 from hub.services.problems import problem_bytes, status_for
 from hub.services.settings import Settings
 from hub.services.template_cache import template_of
+from hub.services.views import discount_lines, template_view
 
 log = structlog.get_logger("hub.redeem")
 
@@ -318,7 +319,7 @@ def _discount_view(d: Discount, order: Order) -> dict[str, Any]:
         "discount": d.total,
         "eligible_amount": d.eligible_amount,
         "payable": order.amount - d.total,
-        "lines": [{"index": ld.index, "sku": ld.sku, "discount": ld.discount} for ld in d.lines],
+        "lines": discount_lines(d),
     }
 
 
@@ -331,11 +332,6 @@ def gift_of(kind: str, rules: dict[str, Any], units: int | None) -> dict[str, An
     benefit = rules.get("benefit", {})
     qty = int(benefit.get("qty", 1)) if units is None else units
     return {"sku": benefit.get("sku"), "qty": qty}
-
-
-def template_view(row: Row[Any]) -> dict[str, Any]:
-    """The template of a coupon row read with the template's name and kind."""
-    return {"id": row.template_id, "name": row.template_name, "kind": row.kind}
 
 
 def order_view(order: Order) -> dict[str, Any]:
@@ -699,7 +695,7 @@ def reverse_redemption(
         **body,
         "channel": red.channel,
         "template_id": red.template_id,
-        "template": {"id": red.template_id, "name": red.template_name, "kind": red.kind},
+        "template": template_view(red),
         "customer": coupon.customer,
         "order": red.detail.get("order"),
         "gift": red.detail.get("gift") or gift_of(red.kind, red.rules, None),

@@ -46,6 +46,7 @@ from hub.services.jsonio import dumps, iso
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
 from hub.services.settings import Settings
+from hub.services.views import discount_lines, template_view
 
 log = structlog.get_logger("hub.reservations")
 
@@ -218,16 +219,9 @@ def _combination_view(combo: Combination, rows: dict[str, Any]) -> dict[str, Any
         "coupons": [
             {
                 "code": a.code,
-                "template": {
-                    "id": rows[a.code].template_id,
-                    "name": rows[a.code].template_name,
-                    "kind": rows[a.code].kind,
-                },
+                "template": template_view(rows[a.code]),
                 "discount": a.discount.total,
-                "lines": [
-                    {"index": ld.index, "sku": ld.sku, "discount": ld.discount}
-                    for ld in a.discount.lines
-                ],
+                "lines": discount_lines(a.discount),
             }
             for a in combo.applied
         ],

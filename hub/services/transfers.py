@@ -54,6 +54,7 @@ from hub.services.lookup import CodeLookup, default_guard
 from hub.services.principal import Principal
 from hub.services.template_cache import template_of
 from hub.services.tokens import guarded_look_up, new_token, well_formed
+from hub.services.views import template_view
 
 DEFAULT_TTL_SECONDS = 86_400
 MIN_TTL_SECONDS = 60
@@ -131,7 +132,7 @@ def _view(row: Any, now: datetime, *, full_code: bool = False) -> dict[str, Any]
         "id": row.id,
         "status": _status(row, now),
         "code": row.code if full_code else mask(row.code),
-        "template": {"id": row.template_id, "name": row.template_name, "kind": row.kind},
+        "template": template_view(row),
         "from_customer": row.from_customer,
         "to_customer": row.to_customer,
         "offered_at": iso(row.offered_at),
@@ -307,7 +308,7 @@ def _offer(
         "token": token,
         "status": "offered",
         "code": mask(code),
-        "template": {"id": c.template_id, "name": c.template_name, "kind": c.kind},
+        "template": template_view(c),
         "from_customer": customer,
         "offered_at": iso(now),
         "expires_at": iso(expires_at),
