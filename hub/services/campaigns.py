@@ -223,19 +223,11 @@ def claim(
     Idempotency-Key: the same key for another operation is refused)."""
     p.require("admin", "app")
     key = idempotency.check_key(idempotency_key)
-    endpoint = operation
-    req_hash = idempotency.request_hash(
-        endpoint, dumps({"customer": customer, "channel": channel})
-    )
-    with write_conn(engine) as conn:
-        stored = idempotency.claim(
-            conn, scope=p.key_id, key=key, endpoint=endpoint, req_hash=req_hash, now=now
-        )
-        if stored is not None:
-            return HttpResult(stored.status, stored.body, replayed=True)
-        body = dumps(_claim(conn, p, campaign_id, customer, channel, now))
-        idempotency.complete(conn, scope=p.key_id, key=key, status=201, body=body)
-    return HttpResult(201, body)
+    return idempotency.create_once(
+        engine, scope=p.key_id, key=key, endpoint=operation,
+        canonical_body=dumps({"customer": customer, "channel": channel}),
+        now=now, make=lambda conn: _claim(conn, p, campaign_id, customer, channel, now),
+    )  # fmt: skip
 
 
 def _claim(

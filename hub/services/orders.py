@@ -424,9 +424,7 @@ def redeem_order(
                     conn, p, parsed, at=at, now=now, lookup=lookup, attempts=attempts
                 )
             except DomainError as err:
-                answer = lookup.settle(conn)  # counted with the stored refusal
-                if answer is not None and answer is not err:
-                    raise answer from None  # one over the limit: 429, never stored
+                lookup.settle_refusal(conn, err)  # counted with the stored refusal, or 429
                 refused = attempts.by_code.get(str(err.extra.get("coupon", "")))
                 if refused is not None:  # the coupon at fault, as a redeem of it would
                     alerts.note_attempt(conn, window, p, refused, err.code, now)

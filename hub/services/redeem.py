@@ -531,9 +531,7 @@ def redeem(
             try:
                 result = _redeem_in_txn(conn, p, cmd, code, at, now, seen, lookup)
             except DomainError as err:
-                answer = lookup.settle(conn)  # counted with the stored refusal
-                if answer is not None and answer is not err:
-                    raise answer from None  # one over the limit: 429, never stored
+                lookup.settle_refusal(conn, err)  # counted with the stored refusal, or 429
                 alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, err.code, now)
                 raise
             if seen.refused_recently:

@@ -346,9 +346,7 @@ def create(
             try:
                 return _create_in_txn(conn, p, cmd, codes, now, lookup)
             except DomainError as err:
-                answer = lookup.settle(conn)  # counted with the stored refusal
-                if answer is not None and answer is not err:
-                    raise answer from None  # one over the limit: 429, never stored
+                lookup.settle_refusal(conn, err)  # counted with the stored refusal, or 429
                 raise
 
         return rd.run_once(
@@ -548,9 +546,7 @@ def confirm(
             try:
                 return _confirm_in_txn(conn, p, reservation_id, now, lookup)
             except DomainError as err:
-                answer = lookup.settle(conn)
-                if answer is not None and answer is not err:
-                    raise answer from None
+                lookup.settle_refusal(conn, err)
                 raise
 
         return rd.run_once(

@@ -234,18 +234,11 @@ def offer(
     ttl = _ttl(ttl_seconds)
     with CodeLookup(engine, default_guard(guard), p, now, client) as lookup:
         code = lookup.parse(raw_code)
-        req_hash = idempotency.request_hash(
-            operation, dumps({"code": code, "customer": customer, "ttl_seconds": ttl_seconds})
-        )
-        with write_conn(engine) as conn:
-            stored = idempotency.claim(
-                conn, scope=p.key_id, key=key, endpoint=operation, req_hash=req_hash, now=now
-            )
-            if stored is not None:
-                return HttpResult(stored.status, stored.body, replayed=True)
-            body = dumps(_offer(conn, p, lookup, code, customer, ttl, now))
-            idempotency.complete(conn, scope=p.key_id, key=key, status=201, body=body)
-    return HttpResult(201, body)
+        return idempotency.create_once(
+            engine, scope=p.key_id, key=key, endpoint=operation,
+            canonical_body=dumps({"code": code, "customer": customer, "ttl_seconds": ttl_seconds}),
+            now=now, make=lambda conn: _offer(conn, p, lookup, code, customer, ttl, now),
+        )  # fmt: skip
 
 
 def _offer(
