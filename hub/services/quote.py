@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam
 
-from hub.db.engine import read_conn, write_conn
+from hub.db.engine import read_conn
 from hub.db.schema import coupon_templates, coupons
 from hub.domain.cart import Discount, Order
 from hub.domain.combination import Candidate, Combination
@@ -32,7 +32,6 @@ from hub.domain.errors import DomainError, refuse
 from hub.domain.quote import Evaluation, Refusal, best_combination
 from hub.domain.redeeming import RedeemContext
 from hub.services import wallet
-from hub.services.guard import COUNTED
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
 from hub.services.redeem import check_channel, facts_of, resolve_store
@@ -166,11 +165,8 @@ def _look_up(
                     missing[code] = row
                 else:
                     rows[code] = row
-        if lookup.failed:
-            with write_conn(engine) as conn:
-                answer = lookup.settle(conn)
-            if answer is not None and answer.code not in COUNTED:
-                raise answer  # over the limit: no candidate is answered, real ones neither
+    # the failures were counted as the block ended; one over the limit answered 429 there
+    # (no candidate is answered, real ones neither)
     return store_code, _Found(rows, given, missing)
 
 
