@@ -32,6 +32,7 @@ of holders. The token never leaves in an event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -322,6 +323,46 @@ def _closed(row: Any, now: datetime) -> DomainError | None:
     return None
 
 
+def _changed_meanwhile(fresh: Any, now: datetime) -> DomainError:
+    """The refusal for an offer (read afresh) that another request closed meanwhile."""
+    return _closed(fresh, now) or refuse("transfer_closed", "The offer changed meanwhile.",
+                                         offer_status=str(fresh.status))
+
+
+def _close(conn: Connection, t: Any, now: datetime, **values: Any) -> bool:
+    """Close the open offer ``t`` with ``values`` (its status among them) if it is still
+    open now; False when another request closed it first."""
+    closed = conn.execute(
+        update(coupon_transfers)
+        .where(
+            coupon_transfers.c.id == t.id,
+            coupon_transfers.c.status == "offered",
+            coupon_transfers.c.expires_at > now,
+        )
+        .values(ended_at=now, **values)
+        .returning(coupon_transfers.c.id)
+    ).first()
+    return closed is not None
+
+
+def _by_token(
+    engine: Engine,
+    p: Principal,
+    now: datetime,
+    guard: Guard | None,
+    client: str | None,
+    change: Callable[[Connection], dict[str, Any]],
+) -> dict[str, Any]:
+    """``change`` to an offer found by its token, in one write transaction behind the
+    guessing guard (a wrong token counts as it leaves :func:`guarded_look_up`)."""
+    p.require("admin", "app")
+    with (
+        guarded_look_up(engine, default_guard(guard), p, now, client),
+        write_conn(engine) as conn,
+    ):
+        return change(conn)
+
+
 def accept(
     engine: Engine,
     p: Principal,
@@ -334,12 +375,8 @@ def accept(
 ) -> dict[str, Any]:
     """``customer`` becomes the coupon's holder; the same recipient again gets the same
     answer (idempotent by token and recipient)."""
-    p.require("admin", "app")
-    with (
-        guarded_look_up(engine, default_guard(guard), p, now, client),
-        write_conn(engine) as conn,
-    ):
-        return _accept(conn, p, token, customer, now)
+    return _by_token(engine, p, now, guard, client,
+                     lambda conn: _accept(conn, p, token, customer, now))  # fmt: skip
 
 
 def _accept(
@@ -362,20 +399,9 @@ def _accept(
     if taker == t.from_customer_id:
         raise refuse("transfer_to_self", "The customer who offered the coupon cannot accept it.")
     issuing.check_holding_limit(conn, t.template_id, tpl.per_customer_limit, taker)
-    taken = conn.execute(
-        update(coupon_transfers)
-        .where(
-            coupon_transfers.c.id == t.id,
-            coupon_transfers.c.status == "offered",
-            coupon_transfers.c.expires_at > now,
-        )
-        .values(status="accepted", to_customer_id=taker, ended_at=now)
-        .returning(coupon_transfers.c.id)
-    ).first()
-    if taken is None:  # cancelled in between (accepts of the template queue on its lock)
-        fresh = _find(conn, p, token)
-        raise _closed(fresh, now) or refuse("transfer_closed", "The offer changed meanwhile.",
-                                            offer_status=str(fresh.status))
+    if not _close(conn, t, now, status="accepted", to_customer_id=taker):
+        # cancelled in between (accepts of the template queue on its lock)
+        raise _changed_meanwhile(_find(conn, p, token), now)
     moved = conn.execute(
         update(coupons)
         .where(
@@ -423,12 +449,8 @@ def cancel(
 ) -> dict[str, Any]:
     """Withdraw an open offer (only the customer who made it); cancelling a cancelled
     offer answers the same again."""
-    p.require("admin", "app")
-    with (
-        guarded_look_up(engine, default_guard(guard), p, now, client),
-        write_conn(engine) as conn,
-    ):
-        return _cancel(conn, p, token, customer, now)
+    return _by_token(engine, p, now, guard, client,
+                     lambda conn: _cancel(conn, p, token, customer, now))  # fmt: skip
 
 
 def _cancel(
@@ -443,22 +465,11 @@ def _cancel(
     closed = _closed(t, now)
     if closed is not None:
         raise closed
-    done = conn.execute(
-        update(coupon_transfers)
-        .where(
-            coupon_transfers.c.id == t.id,
-            coupon_transfers.c.status == "offered",
-            coupon_transfers.c.expires_at > now,
-        )
-        .values(status="cancelled", ended_at=now)
-        .returning(coupon_transfers.c.id)
-    ).first()
-    if done is None:  # accepted or cancelled in between
+    if not _close(conn, t, now, status="cancelled"):  # accepted or cancelled in between
         fresh = _find(conn, p, token)
         if fresh.status == "cancelled":
             return _view(fresh, now)
-        raise _closed(fresh, now) or refuse("transfer_closed", "The offer changed meanwhile.",
-                                            offer_status=str(fresh.status))
+        raise _changed_meanwhile(fresh, now)
     outbox.append(conn, [outbox.event_row(
         type="coupon.transfer_cancelled", merchant_id=p.merchant_id, coupon_id=t.coupon_id,
         occurred_at=now, recorded_at=now,
