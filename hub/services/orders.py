@@ -146,9 +146,11 @@ def _judge(
         raise refuse(known.code, known.message, **known.extra, coupon=culprit.code) from None
 
 
-def _check_hold(row: Row[Any], code: str, now: datetime, reservation_id: str | None) -> None:
-    """``coupon_reserved`` (naming the coupon) for a live hold other than the one of the
-    reservation being confirmed (hub/domain/holds.py)."""
+def check_hold(
+    row: Row[Any], code: str, now: datetime, reservation_id: str | None = None
+) -> None:
+    """``coupon_reserved`` (naming the coupon) for a live hold on coupon ``row`` other
+    than the one of the reservation being confirmed (hub/domain/holds.py)."""
     try:
         holds.check_not_held(row.reservation_id, row.reserved_until, now, mine=reservation_id)
     except DomainError as err:
@@ -169,7 +171,7 @@ def _lost_race(
     if attempts is not None and lost.code in attempts.by_code:
         attempts.by_code[lost.code].redemption_id = current.redemption_id
     try:
-        _check_hold(current, lost.code, now, reservation_id)
+        check_hold(current, lost.code, now, reservation_id)
     except DomainError as err:
         return err
     try:
@@ -260,7 +262,7 @@ def redeem_order_in_txn(
         if attempts is not None:
             attempts.saw(code, row, store_code)
         if row.status in HOLDABLE:  # a used coupon holds nothing: its own refusal follows
-            _check_hold(row, code, now, reservation_id)
+            check_hold(row, code, now, reservation_id)
         found.append(_Found(code, row, Candidate(code, facts_of(row))))
     combo = _judge(conn, found, spec.order, ctx)
 

@@ -72,7 +72,9 @@ class Operations:
     reverse: Callable[[str], Operation]  # the redemption id -> the reversal's operation
 
 
-_COUPON_COLUMNS = (
+# A coupon with what the decision (facts_of) and the answers (template_view) need of it
+# and its template: every checkout read of a coupon by code (redeem, reservation).
+COUPON_AND_TEMPLATE = (
     coupons.c.id,
     coupons.c.code,
     coupons.c.status,
@@ -86,6 +88,9 @@ _COUPON_COLUMNS = (
     coupon_templates.c.name.label("template_name"),
     coupon_templates.c.kind,
     coupon_templates.c.rules,
+)
+_COUPON_COLUMNS = (
+    *COUPON_AND_TEMPLATE,
     customers.c.external_id.label("customer"),
     # recent refused attempts (alerts.py): an index probe inside this read, no round trip
     select(code_attempts.c.id)

@@ -61,19 +61,7 @@ _ENDED = {
 }
 
 _COUPON_FOR_HOLD = (
-    select(
-        coupons.c.id,
-        coupons.c.code,
-        coupons.c.status,
-        coupons.c.valid_from,
-        coupons.c.valid_until,
-        coupons.c.template_id,
-        coupons.c.reservation_id,
-        coupons.c.reserved_until,
-        coupon_templates.c.name.label("template_name"),
-        coupon_templates.c.kind,
-        coupon_templates.c.rules,
-    )
+    select(*rd.COUPON_AND_TEMPLATE)
     .join_from(coupons, coupon_templates, coupon_templates.c.id == coupons.c.template_id)
     .where(coupons.c.code == bindparam("b_code"), coupons.c.merchant_id == bindparam("b_merchant"))
 )
@@ -272,10 +260,7 @@ def _create_in_txn(
     rows: dict[str, Any] = {}
     for code in codes:
         row = lookup.find(conn, _COUPON_FOR_HOLD, code)
-        try:
-            holds.check_not_held(row.reservation_id, row.reserved_until, now)
-        except DomainError as err:
-            raise DomainError(err.message, code=err.code, **err.extra, coupon=code) from None
+        orders.check_hold(row, code, now)
         rows.setdefault(code, row)
     # judged now exactly as the order redeem judges the set (its confirm will)
     candidates = [Candidate(c, rd.facts_of(rows[c])) for c in codes]
