@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -15,6 +16,25 @@ from hub.api.responses import problem_docs, send, too_many_docs
 from hub.api.state import hub, principal
 from hub.api.strict import Strict
 from hub.services import transfers
+
+
+# what an accept or a cancel answers
+_CHANGE_DOCS = {200: ok(TransferOut)} | problem_docs(400, 401, 403, 404, 409, 422) | too_many_docs()
+
+
+def _by_token(
+    request: Request[Any, Any, Any],
+    change: Callable[..., dict[str, Any]],
+    token: str,
+    customer: str,
+) -> dict[str, Any]:
+    """``change`` (accept, cancel) to the offer behind ``token`` by ``customer``, now,
+    behind the guessing guard."""
+    h = hub(request)
+    return change(
+        h.engine, principal(request), token, customer, h.clock(),
+        guard=h.settings.guard, client=client_address(request),
+    )  # fmt: skip
 
 
 class TransferController(Controller):
@@ -65,9 +85,7 @@ class TransferController(Controller):
         status_code=200,
         summary="Accept an offer: the customer becomes the coupon's holder "
         "(the same customer again gets the same answer)",
-        responses={200: ok(TransferOut)}
-        | problem_docs(400, 401, 403, 404, 409, 422)
-        | too_many_docs(),
+        responses=_CHANGE_DOCS,
         dto=Strict[TransferCustomerIn],
         return_dto=None,
     )
@@ -77,20 +95,14 @@ class TransferController(Controller):
         token: FromPath[str],
         data: JSONBody[TransferCustomerIn],
     ) -> dict[str, Any]:
-        h = hub(request)
-        return transfers.accept(
-            h.engine, principal(request), token, data.customer, h.clock(),
-            guard=h.settings.guard, client=client_address(request),
-        )
+        return _by_token(request, transfers.accept, token, data.customer)
 
     @post(
         "/transfers/{token:str}/cancel",
         sync_to_thread=True,
         status_code=200,
         summary="Withdraw an open offer (the customer who made it)",
-        responses={200: ok(TransferOut)}
-        | problem_docs(400, 401, 403, 404, 409, 422)
-        | too_many_docs(),
+        responses=_CHANGE_DOCS,
         dto=Strict[TransferCustomerIn],
         return_dto=None,
     )
@@ -100,8 +112,4 @@ class TransferController(Controller):
         token: FromPath[str],
         data: JSONBody[TransferCustomerIn],
     ) -> dict[str, Any]:
-        h = hub(request)
-        return transfers.cancel(
-            h.engine, principal(request), token, data.customer, h.clock(),
-            guard=h.settings.guard, client=client_address(request),
-        )
+        return _by_token(request, transfers.cancel, token, data.customer)
