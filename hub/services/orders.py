@@ -275,7 +275,7 @@ def redeem_order_in_txn(
         seen.redemption_id, seen.redeemed_now = ids[code], True
 
     order_redemption_id = new_id("ord")
-    order_view = order_view(spec.order)
+    order_doc = order_view(spec.order)
     views = [_coupon_view(by_code[a.code], a, ids[a.code]) for a in combo.applied]
     body: dict[str, Any] = {
         "order_redemption_id": order_redemption_id,
@@ -302,7 +302,7 @@ def redeem_order_in_txn(
             channel=spec.channel,
             order_amount=spec.order.amount,
             discount=combo.total,
-            detail={**body, "order": order_view},
+            detail={**body, "order": order_doc},
             status="redeemed",
             occurred_at=at,
             recorded_at=now,
@@ -314,7 +314,7 @@ def redeem_order_in_txn(
     for a, view in zip(combo.applied, views, strict=True):
         f = by_code[a.code]
         detail: dict[str, Any] = {
-            "order": order_view,
+            "order": order_doc,
             "discount": view["discount"],
             "eligible_amount": view["eligible_amount"],
             "payable": combo.payable,
@@ -365,7 +365,7 @@ def redeem_order_in_txn(
                     "lines": view["lines"],
                     "redeemed_at": iso(at),
                     "recorded_at": iso(now),
-                    "order": order_view,
+                    "order": order_doc,
                     "gift": view["gift"],
                     "order_redemption_id": order_redemption_id,
                 },
@@ -379,7 +379,7 @@ def redeem_order_in_txn(
             store_code=store_code,
             occurred_at=at,
             recorded_at=now,
-            data={**body, "order": order_view},
+            data={**body, "order": order_doc},
         )
     )
     outbox.append(conn, events)
