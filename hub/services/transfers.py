@@ -47,7 +47,7 @@ from hub.domain.ids import new_id
 from hub.domain.redeeming import effective_state
 from hub.domain.state import CouponState
 from hub.domain.validity import Window
-from hub.services import idempotency, issuing, outbox
+from hub.services import idempotency, issuing, outbox, wallet
 from hub.services.commands import HttpResult
 from hub.services.guard import Guard
 from hub.services.jsonio import dumps, iso
@@ -142,15 +142,6 @@ def _view(row: Any, now: datetime, *, full_code: bool = False) -> dict[str, Any]
         "valid_from": iso(row.valid_from),
         "valid_until": iso(row.valid_until),
     }
-
-
-def _customer_id(conn: Connection, p: Principal, external_id: str) -> str | None:
-    found = conn.execute(
-        select(customers.c.id).where(
-            customers.c.merchant_id == p.merchant_id, customers.c.external_id == external_id
-        )
-    ).scalar()
-    return None if found is None else str(found)
 
 
 def _find(conn: Connection, p: Principal, token: str) -> Any:
@@ -256,7 +247,7 @@ def _offer(
         raise refuse("coupon_not_transferable",
                      "Coupons of this template cannot be passed on to someone else.",
                      template_id=c.template_id)
-    giver = _customer_id(conn, p, customer)
+    giver = wallet.find_customer(conn, p, customer)
     if giver is None or c.customer_id != giver:
         raise refuse("not_coupon_holder", f"Customer {customer} does not hold this coupon.")
     refusal = _why_not_now(c, now)
@@ -383,7 +374,7 @@ def _accept(
     conn: Connection, p: Principal, token: str, customer: str, now: datetime
 ) -> dict[str, Any]:
     first = _find(conn, p, token)
-    taker = _customer_id(conn, p, customer)
+    taker = wallet.find_customer(conn, p, customer)
     if taker is None:
         raise refuse("customer_not_found", f"No customer {customer} for this merchant.",
                      customers=[customer])
@@ -457,7 +448,7 @@ def _cancel(
     conn: Connection, p: Principal, token: str, customer: str, now: datetime
 ) -> dict[str, Any]:
     t = _find(conn, p, token)
-    if _customer_id(conn, p, customer) != t.from_customer_id:
+    if wallet.find_customer(conn, p, customer) != t.from_customer_id:
         raise refuse("not_coupon_holder",
                      f"Only the customer who offered the coupon can cancel; not {customer}.")
     if t.status == "cancelled":
