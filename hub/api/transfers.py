@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from hub.api.client import client_address
@@ -18,8 +19,9 @@ from hub.api.strict import Strict
 from hub.services import transfers
 
 
-# what an accept or a cancel answers
-_CHANGE_DOCS = {200: ok(TransferOut)} | problem_docs(400, 401, 403, 404, 409, 422) | too_many_docs()
+def _change_docs() -> dict[int, ResponseSpec]:
+    """What an accept or a cancel answers."""
+    return {200: ok(TransferOut)} | problem_docs(400, 401, 403, 404, 409, 422) | too_many_docs()
 
 
 def _by_token(
@@ -85,7 +87,7 @@ class TransferController(Controller):
         status_code=200,
         summary="Accept an offer: the customer becomes the coupon's holder "
         "(the same customer again gets the same answer)",
-        responses=_CHANGE_DOCS,
+        responses=_change_docs(),
         dto=Strict[TransferCustomerIn],
         return_dto=None,
     )
@@ -102,7 +104,7 @@ class TransferController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Withdraw an open offer (the customer who made it)",
-        responses=_CHANGE_DOCS,
+        responses=_change_docs(),
         dto=Strict[TransferCustomerIn],
         return_dto=None,
     )
