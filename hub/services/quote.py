@@ -143,28 +143,30 @@ def _look_up(
     rows: dict[str, Row[Any]] = {}
     given: list[tuple[str, str | None]] = []
     missing: dict[str, Refusal] = {}
-    with CodeLookup(engine, settings.guard, p, now, client) as lookup:
-        with read_conn(engine) as conn:
-            store_code = resolve_store(conn, p, cmd.store)[1]
-            if cmd.customer is not None:
-                wallet.customer_id(conn, p, cmd.customer)  # it must exist
-            parsed: list[str] = []
-            for raw in cmd.codes:
-                try:
-                    code = lookup.parse(raw)
-                except DomainError as err:
-                    given.append((raw, None))
-                    missing[raw] = Refusal(err.code, err.message)
-                    continue
-                parsed.append(code)
-                given.append((code, code))
-            _no_duplicate(parsed)  # the same code decorated two ways
-            for code in parsed:
-                row = _find(conn, lookup, code, now)
-                if isinstance(row, Refusal):
-                    missing[code] = row
-                else:
-                    rows[code] = row
+    with (
+        CodeLookup(engine, settings.guard, p, now, client) as lookup,
+        read_conn(engine) as conn,
+    ):
+        store_code = resolve_store(conn, p, cmd.store)[1]
+        if cmd.customer is not None:
+            wallet.customer_id(conn, p, cmd.customer)  # it must exist
+        parsed: list[str] = []
+        for raw in cmd.codes:
+            try:
+                code = lookup.parse(raw)
+            except DomainError as err:
+                given.append((raw, None))
+                missing[raw] = Refusal(err.code, err.message)
+                continue
+            parsed.append(code)
+            given.append((code, code))
+        _no_duplicate(parsed)  # the same code decorated two ways
+        for code in parsed:
+            row = _find(conn, lookup, code, now)
+            if isinstance(row, Refusal):
+                missing[code] = row
+            else:
+                rows[code] = row
     # the failures were counted as the block ended; one over the limit answered 429 there
     # (no candidate is answered, real ones neither)
     return store_code, _Found(rows, given, missing)

@@ -38,6 +38,9 @@ DOMAIN_CODES_RAISED: frozenset[str] = frozenset(
         "invalid_template",
         "duplicate_json_key",
         "invalid_characters",
+        "duplicate_coupon",
+        "coupons_not_combinable",
+        "too_many_coupons",
     }
 )
 
