@@ -18,7 +18,7 @@ from hub.api.dto import (
 )
 from hub.api.openapi import ok
 from hub.api.params import IdempotencyKey
-from hub.api.responses import problem_docs, too_many_docs
+from hub.api.responses import problem_docs, send, too_many_docs
 from hub.api.state import hub, principal
 from hub.api.strict import Strict
 from hub.services import campaigns
@@ -88,13 +88,12 @@ class CampaignController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
         h = hub(request)
-        status, body, replayed = campaigns.claim_by_token(
+        return send(campaigns.claim_by_token(
             h.engine, principal(request), claim_token, data.customer, data.channel,
             idempotency_key, h.clock(),
             operation=f"POST /v1/campaigns/by-token/{claim_token}/claims",
             guard=h.settings.guard, client=client_address(request),
-        )
-        return _claimed(status, body, replayed)
+        ))
 
     @get(
         "/{campaign_id:str}",
@@ -122,14 +121,7 @@ class CampaignController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
         h = hub(request)
-        status, body, replayed = campaigns.claim(
+        return send(campaigns.claim(
             h.engine, principal(request), campaign_id, data.customer, data.channel,
             idempotency_key, h.clock(), operation=f"POST /v1/campaigns/{campaign_id}/claims",
-        )
-        return _claimed(status, body, replayed)
-
-
-def _claimed(status: int, body: bytes, replayed: bool) -> Response[bytes]:
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return Response(content=body, status_code=status, media_type="application/json",
-                    headers=headers)
+        ))

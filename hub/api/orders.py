@@ -18,11 +18,10 @@ from hub.api.dto import (
 )
 from hub.api.openapi import ok
 from hub.api.params import IdempotencyKey
-from hub.api.redemptions import REDEEM_MAX_BODY, send
-from hub.api.responses import problem_docs, too_many_docs
+from hub.api.redemptions import REDEEM_MAX_BODY
+from hub.api.responses import problem_docs, send, too_many_docs
 from hub.api.state import hub, principal, run_db
 from hub.api.strict import Strict
-from hub.domain.cart import Line, Order
 from hub.services import orders as svc
 from hub.services.redeem import Operation
 
@@ -36,17 +35,11 @@ def order_reversal(order_redemption_id: str) -> Operation:
 
 
 def to_spec(data: OrderRedeemIn) -> svc.OrderRedeemSpec:
-    lines = None
-    if data.order.lines is not None:
-        lines = tuple(
-            Line(sku=ln.sku, qty=ln.qty, unit_price=ln.unit_price, category=ln.category)
-            for ln in data.order.lines
-        )
     return svc.OrderRedeemSpec(
         codes=tuple(data.codes),
         store=data.store,
         channel=data.channel,
-        order=Order(id=data.order.id, amount=data.order.amount, lines=lines),
+        order=data.order.to_order(),
         occurred_at=data.occurred_at,
     )
 

@@ -14,23 +14,16 @@ from hub.api.openapi import ok
 from hub.api.responses import problem_docs, too_many_docs
 from hub.api.state import hub, principal, run_db
 from hub.api.strict import Strict
-from hub.domain.cart import Line, Order
 from hub.services import quote as svc
 
 QUOTE_MAX_BODY = 64 * 1024  # as the redeem: 500 lines and 50 codes fit
 
 
 def to_command(data: QuoteIn) -> svc.QuoteCommand:
-    lines = None
-    if data.order.lines is not None:
-        lines = tuple(
-            Line(sku=ln.sku, qty=ln.qty, unit_price=ln.unit_price, category=ln.category)
-            for ln in data.order.lines
-        )
     return svc.QuoteCommand(
         store=data.store,
         channel=data.channel,
-        order=Order(id=data.order.id, amount=data.order.amount, lines=lines),
+        order=data.order.to_order(),
         customer=data.customer,
         codes=None if data.codes is None else tuple(data.codes),
     )

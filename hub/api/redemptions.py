@@ -18,13 +18,13 @@ from hub.api.dto import (
     ValidationOut,
 )
 from hub.api.params import IdempotencyKey, Since, Until, query_time
-from hub.api.responses import problem_docs, too_many_docs
+from hub.api.responses import problem_docs, send, too_many_docs
 from hub.api.state import hub, principal, run_hot
 from hub.api.strict import Strict
 from hub.connectors import redeem_command
 from hub.services import queries
 from hub.services import redeem as svc
-from hub.services.commands import HttpResult, RedeemCommand
+from hub.services.commands import RedeemCommand
 
 REDEEM_MAX_BODY = 64 * 1024
 _PROBLEMS: dict[int, Any] = {}
@@ -46,16 +46,6 @@ REDEMPTION_OPERATIONS = svc.Operations(
 
 def to_command(data: JSONBody[RedeemIn]) -> RedeemCommand:
     return redeem_command(data)  # as a POS connector does: one translation
-
-
-def send(result: HttpResult) -> Response[bytes]:
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return Response(
-        content=result.body,
-        status_code=result.status,
-        media_type=result.media_type,
-        headers=headers,
-    )
 
 
 class RedemptionController(Controller):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,13 +19,12 @@ from hub.api.dto import (
 )
 from hub.api.openapi import ok
 from hub.api.params import IdempotencyKey
-from hub.api.redemptions import send
-from hub.api.responses import problem_docs, too_many_docs
+from hub.api.responses import problem_docs, send, too_many_docs
 from hub.api.state import hub, principal
 from hub.api.strict import Strict
-from hub.domain.cart import Line, Order
 from hub.services import redeem as rd
 from hub.services import reservations as svc
+from hub.services.commands import HttpResult
 
 RESERVE_MAX_BODY = 64 * 1024
 
@@ -43,18 +43,37 @@ RESERVATION_OPERATIONS = svc.Operations(
 
 
 def to_command(data: ReservationIn) -> svc.ReservationCommand:
-    lines = None
-    if data.order.lines is not None:
-        lines = tuple(
-            Line(sku=ln.sku, qty=ln.qty, unit_price=ln.unit_price, category=ln.category)
-            for ln in data.order.lines
-        )
     return svc.ReservationCommand(
         codes=tuple(data.codes),
         store=data.store,
         channel=data.channel,
-        order=Order(id=data.order.id, amount=data.order.amount, lines=lines),
+        order=data.order.to_order(),
         ttl=timedelta(seconds=data.ttl_seconds),
+    )
+
+
+def _once(
+    request: Request[Any, Any, Any],
+    run: Callable[..., HttpResult],
+    *args: Any,
+    idempotency_key: str | None,
+    operation: rd.Operation,
+    **kw: Any,
+) -> Response[bytes]:
+    """Run the reservation service ``run`` (create, confirm, release) once per
+    Idempotency-Key for this request's caller, now, and send its answer."""
+    h = hub(request)
+    return send(
+        run(
+            h.engine,
+            principal(request),
+            *args,
+            idempotency_key=idempotency_key,
+            now=h.clock(),
+            operation=operation,
+            settings=h.settings,
+            **kw,
+        )
     )
 
 
@@ -80,19 +99,15 @@ class ReservationController(Controller):
         data: JSONBody[ReservationIn],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
-        h = hub(request)
-        result = svc.create(
-            h.engine,
-            principal(request),
+        return _once(
+            request,
+            svc.create,
             to_command(data),
             idempotency_key=idempotency_key,
-            canonical_body=msgspec.json.encode(data),
-            now=h.clock(),
             operation=RESERVATION_OPERATIONS.create,
-            settings=h.settings,
+            canonical_body=msgspec.json.encode(data),
             client=client_address(request),
         )
-        return send(result)
 
     @get(
         "/{reservation_id:str}",
@@ -121,18 +136,14 @@ class ReservationController(Controller):
         reservation_id: FromPath[str],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
-        h = hub(request)
-        result = svc.confirm(
-            h.engine,
-            principal(request),
+        return _once(
+            request,
+            svc.confirm,
             reservation_id,
             idempotency_key=idempotency_key,
-            now=h.clock(),
             operation=RESERVATION_OPERATIONS.confirm(reservation_id),
-            settings=h.settings,
             client=client_address(request),
         )
-        return send(result)
 
     @post(
         "/{reservation_id:str}/release",
@@ -147,14 +158,10 @@ class ReservationController(Controller):
         reservation_id: FromPath[str],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
-        h = hub(request)
-        result = svc.release(
-            h.engine,
-            principal(request),
+        return _once(
+            request,
+            svc.release,
             reservation_id,
             idempotency_key=idempotency_key,
-            now=h.clock(),
             operation=RESERVATION_OPERATIONS.release(reservation_id),
-            settings=h.settings,
         )
-        return send(result)

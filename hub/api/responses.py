@@ -1,11 +1,26 @@
-"""Response documentation the controllers share (OpenAPI ``responses`` entries)."""
+"""Responses the controllers share: a service's finished answer as sent, and the
+documentation of problem answers (OpenAPI ``responses`` entries)."""
 
 from __future__ import annotations
 
+from litestar import Response
 from litestar.openapi.datastructures import ResponseSpec
 
 from hub.api.dto import Problem
+from hub.services.commands import HttpResult
 from hub.services.problems import PROBLEM_MEDIA_TYPE
+
+
+def send(result: HttpResult) -> Response[bytes]:
+    """A service's answer (stored once per Idempotency-Key) as sent: a replay says so in
+    ``Idempotent-Replayed: true``."""
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+    return Response(
+        content=result.body,
+        status_code=result.status,
+        media_type=result.media_type,
+        headers=headers,
+    )
 
 
 def problem_docs(*statuses: int) -> dict[int, ResponseSpec]:

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from hub.api.client import client_address
 from hub.api.dto import TransferCustomerIn, TransferOfferIn, TransferOfferOut, TransferOut
 from hub.api.openapi import ok
 from hub.api.params import IdempotencyKey
-from hub.api.responses import problem_docs, too_many_docs
+from hub.api.responses import problem_docs, send, too_many_docs
 from hub.api.state import hub, principal
 from hub.api.strict import Strict
 from hub.services import transfers
+
+
+def _change_docs() -> dict[int, ResponseSpec]:
+    """What an accept or a cancel answers."""
+    return {200: ok(TransferOut)} | problem_docs(400, 401, 403, 404, 409, 422) | too_many_docs()
+
+
+def _by_token(
+    request: Request[Any, Any, Any],
+    change: Callable[..., dict[str, Any]],
+    token: str,
+    customer: str,
+) -> dict[str, Any]:
+    """``change`` (accept, cancel) to the offer behind ``token`` by ``customer``, now,
+    behind the guessing guard."""
+    h = hub(request)
+    return change(
+        h.engine, principal(request), token, customer, h.clock(),
+        guard=h.settings.guard, client=client_address(request),
+    )  # fmt: skip
 
 
 class TransferController(Controller):
@@ -40,15 +62,11 @@ class TransferController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
         h = hub(request)
-        status, body, replayed = transfers.offer(
+        return send(transfers.offer(
             h.engine, principal(request), code, data.customer, data.ttl_seconds,
             idempotency_key, h.clock(), operation="POST /v1/coupons/{code}/transfers",
             guard=h.settings.guard, client=client_address(request),
-        )
-        headers = {"Idempotent-Replayed": "true"} if replayed else None
-        return Response(
-            content=body, status_code=status, media_type="application/json", headers=headers
-        )
+        ))
 
     @get(
         "/transfers/{token:str}",
@@ -69,9 +87,7 @@ class TransferController(Controller):
         status_code=200,
         summary="Accept an offer: the customer becomes the coupon's holder "
         "(the same customer again gets the same answer)",
-        responses={200: ok(TransferOut)}
-        | problem_docs(400, 401, 403, 404, 409, 422)
-        | too_many_docs(),
+        responses=_change_docs(),
         dto=Strict[TransferCustomerIn],
         return_dto=None,
     )
@@ -81,20 +97,14 @@ class TransferController(Controller):
         token: FromPath[str],
         data: JSONBody[TransferCustomerIn],
     ) -> dict[str, Any]:
-        h = hub(request)
-        return transfers.accept(
-            h.engine, principal(request), token, data.customer, h.clock(),
-            guard=h.settings.guard, client=client_address(request),
-        )
+        return _by_token(request, transfers.accept, token, data.customer)
 
     @post(
         "/transfers/{token:str}/cancel",
         sync_to_thread=True,
         status_code=200,
         summary="Withdraw an open offer (the customer who made it)",
-        responses={200: ok(TransferOut)}
-        | problem_docs(400, 401, 403, 404, 409, 422)
-        | too_many_docs(),
+        responses=_change_docs(),
         dto=Strict[TransferCustomerIn],
         return_dto=None,
     )
@@ -104,8 +114,4 @@ class TransferController(Controller):
         token: FromPath[str],
         data: JSONBody[TransferCustomerIn],
     ) -> dict[str, Any]:
-        h = hub(request)
-        return transfers.cancel(
-            h.engine, principal(request), token, data.customer, h.clock(),
-            guard=h.settings.guard, client=client_address(request),
-        )
+        return _by_token(request, transfers.cancel, token, data.customer)

@@ -56,6 +56,16 @@ class OrderIn(_Strict):
     amount: Fen
     lines: Annotated[list[LineIn], Meta(max_length=LINES_MAX)] | None = None
 
+    def to_order(self) -> Order:
+        """The domain's :class:`Order` (every body that carries an order decodes it so)."""
+        lines = None
+        if self.lines is not None:
+            lines = tuple(
+                Line(sku=ln.sku, qty=ln.qty, unit_price=ln.unit_price, category=ln.category)
+                for ln in self.lines
+            )
+        return Order(id=self.id, amount=self.amount, lines=lines)
+
 
 class RedeemIn(_Strict):
     """The ``/v1/redemptions`` (and ``/validate``) body."""
@@ -69,17 +79,11 @@ class RedeemIn(_Strict):
 
 def redeem_command(data: RedeemIn) -> RedeemCommand:
     """The command the hub runs for ``data``: the one ``/v1/redemptions`` runs."""
-    lines = None
-    if data.order.lines is not None:
-        lines = tuple(
-            Line(sku=ln.sku, qty=ln.qty, unit_price=ln.unit_price, category=ln.category)
-            for ln in data.order.lines
-        )
     return RedeemCommand(
         code=data.code,
         store=data.store,
         channel=data.channel,
-        order=Order(id=data.order.id, amount=data.order.amount, lines=lines),
+        order=data.order.to_order(),
         occurred_at=data.occurred_at,
     )
 

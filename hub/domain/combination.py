@@ -14,8 +14,9 @@ that amount, its discount is split over what is left of those lines, and exchang
 units already given away are not given twice. So no line ever goes below zero, every
 amount stays integer fen, and a single coupon is exactly :func:`compute_discount`.
 
-:func:`apply_combination` does not judge the stacking rules; a caller given a set of
-codes checks them first with :func:`hub.domain.stacking.stacking_conflict`.
+:func:`apply_combination` does not judge the stacking rules; :func:`combine_given` is the
+judgement of a set of codes given together (a multi-coupon redeem, a reservation): the
+stacking rules (:func:`hub.domain.stacking.stacking_conflict`) first, then the set applied.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from datetime import datetime
 
 from hub.domain.cart import Discount, Order
 from hub.domain.discount import CartState, check_order, discount_after
-from hub.domain.errors import DomainError
+from hub.domain.errors import DomainError, refuse
 from hub.domain.redeeming import CouponFacts, RedeemContext, check_usable
+from hub.domain.stacking import ConflictReason, stacking_conflict
 from hub.domain.templates import Kind, Template
 
 KIND_RANK: dict[Kind, int] = {"exchange": 0, "percentage": 1, "threshold": 2}
@@ -150,7 +152,30 @@ def apply_combination(
     return combination_of(order, applied)
 
 
+# how a set that breaks the stacking rules is refused
+CONFLICT_CODES: dict[ConflictReason, str] = {
+    "duplicate": "duplicate_coupon",
+    "not_combinable": "coupons_not_combinable",
+    "too_many": "too_many_coupons",
+}
+
+
+def combine_given(
+    order: Order, coupons: Sequence[Candidate], ctx: RedeemContext
+) -> Combination:
+    """The judgement of ``coupons`` given together for ``order``: the stacking rules
+    first (refused with :data:`CONFLICT_CODES`' code, ``coupons`` naming the coupons at
+    fault), then :func:`apply_combination` (its first refusal names the ``coupon``)."""
+    conflict = stacking_conflict([(c.code, c.template) for c in coupons])
+    if conflict is not None:
+        raise refuse(
+            CONFLICT_CODES[conflict.reason], conflict.message, coupons=list(conflict.codes)
+        )
+    return apply_combination(order, coupons, ctx)
+
+
 __all__ = [
+    "CONFLICT_CODES",
     "KIND_RANK",
     "AppliedCoupon",
     "Candidate",
@@ -160,4 +185,5 @@ __all__ = [
     "application_order",
     "apply_combination",
     "combination_of",
+    "combine_given",
 ]

@@ -32,6 +32,7 @@ from hub.domain.ids import new_id
 from hub.domain.templates import CHANNELS
 from hub.domain.validity import to_utc
 from hub.services import audit, idempotency, issuing, outbox
+from hub.services.commands import HttpResult
 from hub.services.guard import Guard
 from hub.services.jsonio import dumps, iso
 from hub.services.lookup import default_guard
@@ -214,26 +215,19 @@ def claim(
     now: datetime,
     *,
     operation: str,
-) -> tuple[int, bytes, bool]:
-    """(status, JSON body, replayed) of a claim; refusals raise (nothing is stored).
+) -> HttpResult:
+    """The claim's answer (201, or the first one replayed); refusals raise (nothing is
+    stored).
 
     ``operation`` is the request as the transport names it (stored with the
     Idempotency-Key: the same key for another operation is refused)."""
     p.require("admin", "app")
     key = idempotency.check_key(idempotency_key)
-    endpoint = operation
-    req_hash = idempotency.request_hash(
-        endpoint, dumps({"customer": customer, "channel": channel})
-    )
-    with write_conn(engine) as conn:
-        stored = idempotency.claim(
-            conn, scope=p.key_id, key=key, endpoint=endpoint, req_hash=req_hash, now=now
-        )
-        if stored is not None:
-            return stored.status, stored.body, True
-        body = dumps(_claim(conn, p, campaign_id, customer, channel, now))
-        idempotency.complete(conn, scope=p.key_id, key=key, status=201, body=body)
-    return 201, body, False
+    return idempotency.create_once(
+        engine, scope=p.key_id, key=key, endpoint=operation,
+        canonical_body=dumps({"customer": customer, "channel": channel}),
+        now=now, make=lambda conn: _claim(conn, p, campaign_id, customer, channel, now),
+    )  # fmt: skip
 
 
 def _claim(
@@ -403,7 +397,7 @@ def claim_by_token(
     operation: str,
     guard: Guard | None = None,
     client: str | None = None,
-) -> tuple[int, bytes, bool]:
+) -> HttpResult:
     """:func:`claim` from the campaign behind a claim link (the token found behind the
     guessing guard first); the same answers, stored under ``operation``'s name."""
     p.require("admin", "app")

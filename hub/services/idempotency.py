@@ -19,15 +19,19 @@ so a crash leaves either nothing (the retry runs afresh) or the finished respons
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import CTE, Connection, Update, and_, bindparam, delete, select, update
+from sqlalchemy import CTE, Connection, Engine, Update, and_, bindparam, delete, select, update
 
+from hub.db.engine import write_conn
 from hub.db.schema import idempotency_keys as t
 from hub.db.upsert import InsertIfAbsent
 from hub.domain.errors import refuse
-from hub.services.jsonio import check_text
+from hub.services.commands import HttpResult
+from hub.services.jsonio import check_text, dumps
 
 DEFAULT_TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -140,6 +144,31 @@ def claim(
 
 def complete(conn: Connection, *, scope: str, key: str, status: int, body: bytes) -> None:
     conn.execute(_COMPLETE, completion_params(scope=scope, key=key, status=status, body=body))
+
+
+def create_once(
+    engine: Engine,
+    *,
+    scope: str,
+    key: str,
+    endpoint: str,
+    canonical_body: bytes,
+    now: datetime,
+    make: Callable[[Connection], dict[str, Any]],
+) -> HttpResult:
+    """What ``make`` creates (201, its JSON view) in one write transaction with the
+    key's record, or the first answer replayed. A refusal ``make`` raises rolls the
+    key back with everything else: it is answered, never stored (the claims and
+    transfer offers; the redeem's contract, which stores refusals, is
+    :func:`hub.services.redeem.run_once`)."""
+    req_hash = request_hash(endpoint, canonical_body)
+    with write_conn(engine) as conn:
+        stored = claim(conn, scope=scope, key=key, endpoint=endpoint, req_hash=req_hash, now=now)
+        if stored is not None:
+            return HttpResult(stored.status, stored.body, replayed=True)
+        body = dumps(make(conn))
+        complete(conn, scope=scope, key=key, status=201, body=body)
+    return HttpResult(201, body)
 
 
 def completion_with(*ctes: CTE) -> Update:

@@ -121,6 +121,14 @@ class CodeLookup:
                 return answer
         return failures[0] if failures else None
 
+    def settle_refusal(self, conn: Connection, refusal: DomainError) -> None:
+        """:meth:`settle` as ``refusal`` leaves ``conn``'s write transaction (the counts
+        commit with the stored refusal); raises the 429 instead when a failure is one over
+        the limit (answered, never stored)."""
+        answer = self.settle(conn)
+        if answer is not None and answer is not refusal:
+            raise answer from None
+
 
 def default_guard(guard: Guard | None) -> Guard:
     """The app's guard, or one from the environment for callers outside the API."""

@@ -4,13 +4,12 @@ A multi-coupon redeem (``POST /v1/orders/redeem``) is one transaction, like the 
 redeem (:mod:`hub.services.redeem`) and under the same Idempotency-Key contract:
 
 1. every code goes through the guessing guard's look-up (:class:`CodeLookup`);
-2. the set is checked against the stacking rules
-   (:func:`hub.domain.stacking.stacking_conflict`) and each coupon is judged by the
-   domain in the fixed order of application
-   (:func:`hub.domain.combination.apply_combination`: a later threshold is judged on
-   what the earlier coupons left); a refusal names the coupon (``coupon``);
+2. the set is judged by the domain (:func:`hub.domain.combination.combine_given`, as a
+   reservation judges it): the stacking rules, then each coupon in the fixed order of
+   application (a later threshold is judged on what the earlier coupons left); a
+   refusal names the coupon (``coupon``);
 3. only then are the coupons marked redeemed, each with the single redeem's
-   conditional update (``redeem._MARK_REDEEMED``), in the order of their ids (two
+   conditional update (``redeem.MARK_REDEEMED``), in the order of their ids (two
    orders sharing coupons lock them in the same order, so they cannot deadlock), inside
    a savepoint: a coupon lost to a concurrent redeem rolls every mark back and the
    order is refused — nothing of it is redeemed;
@@ -41,42 +40,39 @@ from hub.db.schema import order_redemptions, redemptions
 from hub.domain import holds
 from hub.domain.cart import Order
 from hub.domain.codes import mask
-from hub.domain.combination import AppliedCoupon, Candidate, Combination, apply_combination
+from hub.domain.combination import AppliedCoupon, Candidate, Combination, combine_given
 from hub.domain.errors import DomainError, refuse
 from hub.domain.ids import new_id
-from hub.domain.redeeming import CouponFacts, RedeemContext, check_usable
-from hub.domain.stacking import stacking_conflict
-from hub.domain.state import CouponState, redeemable_states
-from hub.domain.validity import Window
+from hub.domain.redeeming import RedeemContext, check_usable
 from hub.services import alerts, audit, idempotency, outbox
 from hub.services.commands import HttpResult
 from hub.services.jsonio import dumps, iso
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal, Role
 from hub.services.redeem import (
-    _COUPON_BY_CODE,
-    _INSERT_REDEMPTION,
-    _MARK_REDEEMED,
+    COUPON_BY_CODE,
+    HOLDABLE,
+    INSERT_REDEMPTION,
+    MARK_REDEEMED,
     Operation,
-    _already_redeemed,
-    _check_channel,
-    _judged_at,
-    _order_view,
-    _resolve_store,
-    _run_once,
-    _template_view,
+    already_redeemed,
+    check_channel,
+    facts_of,
     gift_of,
+    judged_at,
+    order_view,
     redemptions_to_reverse,
+    resolve_store,
     reverse_redemption,
+    run_once,
 )
 from hub.services.settings import Settings
-from hub.services.template_cache import template_of
+from hub.services.views import combination_lines, discount_lines, template_view
 
 log = structlog.get_logger("hub.orders")
 
 MAX_CODES = 10  # the hub's own limit of coupons on one order (too_many_coupons)
 ROLES: tuple[Role, ...] = ("admin", "store", "app")
-_HOLDABLE = frozenset(s.value for s in redeemable_states())
 
 
 @dataclass(frozen=True)
@@ -135,35 +131,26 @@ def _check_duplicates(codes: Sequence[str]) -> None:
         seen.add(code)
 
 
-def _check_stacking(found: Sequence[_Found]) -> None:
-    conflict = stacking_conflict([(f.code, f.candidate.template) for f in found])
-    if conflict is None:
-        return
-    code = {
-        "duplicate": "duplicate_coupon",
-        "not_combinable": "coupons_not_combinable",
-        "too_many": "too_many_coupons",
-    }[conflict.reason]
-    raise refuse(code, conflict.message, coupons=list(conflict.codes))
-
-
 def _judge(
     conn: Connection, found: Sequence[_Found], order: Order, ctx: RedeemContext
 ) -> Combination:
-    """The domain's decision on the whole set, a refusal naming its coupon."""
+    """The domain's decision on the whole set (a reservation's is the same), a refusal
+    naming its coupon; one already redeemed says when and where."""
     try:
-        return apply_combination(order, [f.candidate for f in found], ctx)
+        return combine_given(order, [f.candidate for f in found], ctx)
     except DomainError as err:
         if err.code != "coupon_already_redeemed":
             raise
         culprit = next(f for f in found if f.code == err.extra.get("coupon"))
-        known = _already_redeemed(conn, culprit.row.redemption_id)
+        known = already_redeemed(conn, culprit.row.redemption_id)
         raise refuse(known.code, known.message, **known.extra, coupon=culprit.code) from None
 
 
-def _check_hold(row: Row[Any], code: str, now: datetime, reservation_id: str | None) -> None:
-    """``coupon_reserved`` (naming the coupon) for a live hold other than the one of the
-    reservation being confirmed (hub/domain/holds.py)."""
+def check_hold(
+    row: Row[Any], code: str, now: datetime, reservation_id: str | None = None
+) -> None:
+    """``coupon_reserved`` (naming the coupon) for a live hold on coupon ``row`` other
+    than the one of the reservation being confirmed (hub/domain/holds.py)."""
     try:
         holds.check_not_held(row.reservation_id, row.reserved_until, now, mine=reservation_id)
     except DomainError as err:
@@ -180,23 +167,18 @@ def _lost_race(
     reservation_id: str | None = None,
 ) -> DomainError:
     """The refusal a coupon marked (or held) meanwhile by someone else gives now."""
-    current = lookup.find(conn, _COUPON_BY_CODE, lost.code, b_since=now)
+    current = lookup.find(conn, COUPON_BY_CODE, lost.code, b_since=now)
     if attempts is not None and lost.code in attempts.by_code:
         attempts.by_code[lost.code].redemption_id = current.redemption_id
     try:
-        _check_hold(current, lost.code, now, reservation_id)
+        check_hold(current, lost.code, now, reservation_id)
     except DomainError as err:
         return err
-    facts = CouponFacts(
-        state=CouponState(current.status),
-        window=Window(current.valid_from, current.valid_until),
-        template=lost.candidate.template,
-    )
     try:
-        check_usable(facts, ctx)
+        check_usable(facts_of(current), ctx)
     except DomainError as err:
         if err.code == "coupon_already_redeemed":
-            err = _already_redeemed(conn, current.redemption_id)
+            err = already_redeemed(conn, current.redemption_id)
         return refuse(err.code, err.message, **err.extra, coupon=lost.code)
     return refuse(
         "coupon_already_redeemed", "The coupon was redeemed already.", coupon=lost.code
@@ -224,7 +206,7 @@ def _mark_all(
             "b_now": now,
             "b_reservation": reservation_id,
         }
-        if conn.execute(_MARK_REDEEMED, params).first() is None:
+        if conn.execute(MARK_REDEEMED, params).first() is None:
             savepoint.rollback()
             return f
     savepoint.commit()
@@ -236,27 +218,13 @@ def _coupon_view(f: _Found, applied: AppliedCoupon, redemption_id: str) -> dict[
     return {
         "redemption_id": redemption_id,
         "code": f.code,
-        "template": _template_view(f.row),
+        "template": template_view(f.row),
         "customer": f.row.customer,
         "discount": d.total,
         "eligible_amount": d.eligible_amount,
-        "lines": [{"index": ld.index, "sku": ld.sku, "discount": ld.discount} for ld in d.lines],
+        "lines": discount_lines(d),
         "gift": gift_of(f.row.kind, f.row.rules, d.units_given),
     }
-
-
-def _lines_view(combo: Combination) -> list[dict[str, Any]]:
-    return [
-        {
-            "index": ln.index,
-            "sku": ln.sku,
-            "amount": ln.amount,
-            "discount": ln.discount,
-            "payable": ln.payable,
-            "by_coupon": [{"code": c, "discount": d} for c, d in ln.by_coupon],
-        }
-        for ln in combo.lines
-    ]
 
 
 def redeem_order_in_txn(
@@ -280,28 +248,22 @@ def redeem_order_in_txn(
     repeat-attempt alerts. Returns the 201 answer (status, body) as :func:`redeem_order`
     stores it."""
     p.require(*ROLES)
-    _check_channel(spec.channel)
+    check_channel(spec.channel)
     p.require_channel(spec.channel)
     _check_count(spec.codes)
     codes = [lookup.parse(c) for c in spec.codes]
-    store_id, store_code = _resolve_store(conn, p, spec.store)
+    store_id, store_code = resolve_store(conn, p, spec.store)
     _check_duplicates(codes)  # before any look-up
     ctx = RedeemContext(store_code, spec.channel, at, p.tz)
     since = attempts.since if attempts is not None else now
     found: list[_Found] = []
     for code in codes:
-        row = lookup.find(conn, _COUPON_BY_CODE, code, b_since=since)
+        row = lookup.find(conn, COUPON_BY_CODE, code, b_since=since)
         if attempts is not None:
             attempts.saw(code, row, store_code)
-        if row.status in _HOLDABLE:  # a used coupon holds nothing: its own refusal follows
-            _check_hold(row, code, now, reservation_id)
-        facts = CouponFacts(
-            state=CouponState(row.status),
-            window=Window(row.valid_from, row.valid_until),
-            template=template_of(row.template_id, row.rules),
-        )
-        found.append(_Found(code, row, Candidate(code, facts)))
-    _check_stacking(found)
+        if row.status in HOLDABLE:  # a used coupon holds nothing: its own refusal follows
+            check_hold(row, code, now, reservation_id)
+        found.append(_Found(code, row, Candidate(code, facts_of(row))))
     combo = _judge(conn, found, spec.order, ctx)
 
     by_code = {f.code: f for f in found}
@@ -313,7 +275,7 @@ def redeem_order_in_txn(
         seen.redemption_id, seen.redeemed_now = ids[code], True
 
     order_redemption_id = new_id("ord")
-    order_view = _order_view(spec.order)
+    order_doc = order_view(spec.order)
     views = [_coupon_view(by_code[a.code], a, ids[a.code]) for a in combo.applied]
     body: dict[str, Any] = {
         "order_redemption_id": order_redemption_id,
@@ -325,7 +287,7 @@ def redeem_order_in_txn(
         "order_amount": spec.order.amount,
         "discount": combo.total,
         "payable": combo.payable,
-        "lines": _lines_view(combo),
+        "lines": combination_lines(combo),
         "reservation_id": reservation_id,
         "redeemed_at": iso(at),
         "recorded_at": iso(now),
@@ -340,7 +302,7 @@ def redeem_order_in_txn(
             channel=spec.channel,
             order_amount=spec.order.amount,
             discount=combo.total,
-            detail={**body, "order": order_view},
+            detail={**body, "order": order_doc},
             status="redeemed",
             occurred_at=at,
             recorded_at=now,
@@ -352,7 +314,7 @@ def redeem_order_in_txn(
     for a, view in zip(combo.applied, views, strict=True):
         f = by_code[a.code]
         detail: dict[str, Any] = {
-            "order": order_view,
+            "order": order_doc,
             "discount": view["discount"],
             "eligible_amount": view["eligible_amount"],
             "payable": combo.payable,
@@ -403,13 +365,13 @@ def redeem_order_in_txn(
                     "lines": view["lines"],
                     "redeemed_at": iso(at),
                     "recorded_at": iso(now),
-                    "order": order_view,
+                    "order": order_doc,
                     "gift": view["gift"],
                     "order_redemption_id": order_redemption_id,
                 },
             )
         )
-    conn.execute(_INSERT_REDEMPTION, rows)
+    conn.execute(INSERT_REDEMPTION, rows)
     events.append(
         outbox.event_row(
             type="order.redeemed",
@@ -417,7 +379,7 @@ def redeem_order_in_txn(
             store_code=store_code,
             occurred_at=at,
             recorded_at=now,
-            data={**body, "order": order_view},
+            data={**body, "order": order_doc},
         )
     )
     outbox.append(conn, events)
@@ -448,11 +410,11 @@ def redeem_order(
     except the guard's 429)."""
     with CodeLookup(engine, settings.guard, p, now, client) as lookup:
         key = idempotency.check_key(idempotency_key)
-        _check_channel(spec.channel)
+        check_channel(spec.channel)
         p.require_channel(spec.channel)
         _check_count(spec.codes)
         codes = tuple(lookup.parse(c) for c in spec.codes)  # malformed: counted, not stored
-        at = _judged_at(spec, now, settings)  # type: ignore[arg-type]
+        at = judged_at(spec.occurred_at, now, settings)
         parsed = OrderRedeemSpec(codes, spec.store, spec.channel, spec.order, spec.occurred_at)
 
         window = settings.guard.limits.repeat_window
@@ -464,9 +426,7 @@ def redeem_order(
                     conn, p, parsed, at=at, now=now, lookup=lookup, attempts=attempts
                 )
             except DomainError as err:
-                answer = lookup.settle(conn)  # counted with the stored refusal
-                if answer is not None and answer is not err:
-                    raise answer from None  # one over the limit: 429, never stored
+                lookup.settle_refusal(conn, err)  # counted with the stored refusal, or 429
                 refused = attempts.by_code.get(str(err.extra.get("coupon", "")))
                 if refused is not None:  # the coupon at fault, as a redeem of it would
                     alerts.note_attempt(conn, window, p, refused, err.code, now)
@@ -476,7 +436,7 @@ def redeem_order(
                     alerts.note_attempt(conn, window, p, seen, None, now)
             return result
 
-        return _run_once(
+        return run_once(
             engine,
             p,
             key,
@@ -613,7 +573,7 @@ def reverse_order(
     key = idempotency.check_key(idempotency_key)
     if len(order_redemption_id) > 40:  # longer than any id; would not fit the endpoint column
         raise _not_found()
-    return _run_once(
+    return run_once(
         engine,
         p,
         key,

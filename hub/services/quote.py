@@ -24,22 +24,19 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam
 
-from hub.db.engine import read_conn, write_conn
+from hub.db.engine import read_conn
 from hub.db.schema import coupon_templates, coupons
 from hub.domain.cart import Discount, Order
 from hub.domain.combination import Candidate, Combination
 from hub.domain.errors import DomainError, refuse
 from hub.domain.quote import Evaluation, Refusal, best_combination
-from hub.domain.redeeming import CouponFacts, RedeemContext
-from hub.domain.state import CouponState
-from hub.domain.validity import Window
+from hub.domain.redeeming import RedeemContext
 from hub.services import wallet
-from hub.services.guard import COUNTED
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
-from hub.services.redeem import check_channel, resolve_store
+from hub.services.redeem import check_channel, facts_of, resolve_store
 from hub.services.settings import Settings
-from hub.services.template_cache import template_of
+from hub.services.views import combination_lines, discount_lines, template_view
 
 MAX_CODES = 50  # codes in one quote; more is too_many_coupons (422)
 WALLET_CANDIDATES = 200  # a customer's usable coupons quoted, soonest expiry first
@@ -146,33 +143,32 @@ def _look_up(
     rows: dict[str, Row[Any]] = {}
     given: list[tuple[str, str | None]] = []
     missing: dict[str, Refusal] = {}
-    with CodeLookup(engine, settings.guard, p, now, client) as lookup:
-        with read_conn(engine) as conn:
-            store_code = resolve_store(conn, p, cmd.store)[1]
-            if cmd.customer is not None:
-                wallet.customer_id(conn, p, cmd.customer)  # it must exist
-            parsed: list[str] = []
-            for raw in cmd.codes:
-                try:
-                    code = lookup.parse(raw)
-                except DomainError as err:
-                    given.append((raw, None))
-                    missing[raw] = Refusal(err.code, err.message)
-                    continue
-                parsed.append(code)
-                given.append((code, code))
-            _no_duplicate(parsed)  # the same code decorated two ways
-            for code in parsed:
-                row = _find(conn, lookup, code, now)
-                if isinstance(row, Refusal):
-                    missing[code] = row
-                else:
-                    rows[code] = row
-        if lookup.failed:
-            with write_conn(engine) as conn:
-                answer = lookup.settle(conn)
-            if answer is not None and answer.code not in COUNTED:
-                raise answer  # over the limit: no candidate is answered, real ones neither
+    with (
+        CodeLookup(engine, settings.guard, p, now, client) as lookup,
+        read_conn(engine) as conn,
+    ):
+        store_code = resolve_store(conn, p, cmd.store)[1]
+        if cmd.customer is not None:
+            wallet.customer_id(conn, p, cmd.customer)  # it must exist
+        parsed: list[str] = []
+        for raw in cmd.codes:
+            try:
+                code = lookup.parse(raw)
+            except DomainError as err:
+                given.append((raw, None))
+                missing[raw] = Refusal(err.code, err.message)
+                continue
+            parsed.append(code)
+            given.append((code, code))
+        _no_duplicate(parsed)  # the same code decorated two ways
+        for code in parsed:
+            row = _find(conn, lookup, code, now)
+            if isinstance(row, Refusal):
+                missing[code] = row
+            else:
+                rows[code] = row
+    # the failures were counted as the block ended; one over the limit answered 429 there
+    # (no candidate is answered, real ones neither)
     return store_code, _Found(rows, given, missing)
 
 
@@ -188,14 +184,7 @@ def _find(
 
 
 def _candidate(row: Row[Any]) -> Candidate:
-    return Candidate(
-        code=row.code,
-        facts=CouponFacts(
-            state=CouponState(row.status),
-            window=Window(row.valid_from, row.valid_until),
-            template=template_of(row.template_id, row.rules),
-        ),
-    )
+    return Candidate(code=row.code, facts=facts_of(row))
 
 
 def _answer(
@@ -226,21 +215,14 @@ def _answer(
 def _candidate_view(
     code: str, row: Row[Any] | None, discount: Discount | None, refusal: Refusal | None
 ) -> dict[str, Any]:
-    template = None
-    if row is not None:
-        template = {"id": row.template_id, "name": row.template_name, "kind": row.kind}
     return {
         "code": code,
-        "template": template,
+        "template": None if row is None else template_view(row),
         "usable": discount is not None,
         "discount": None if discount is None else discount.total,
-        "lines": [] if discount is None else _lines(discount),
+        "lines": [] if discount is None else discount_lines(discount),
         "refusal": None if refusal is None else {"code": refusal.code, "message": refusal.message},
     }
-
-
-def _lines(d: Discount) -> list[dict[str, Any]]:
-    return [{"index": ld.index, "sku": ld.sku, "discount": ld.discount} for ld in d.lines]
 
 
 def _best_view(best: Combination, exact: bool) -> dict[str, Any]:
@@ -254,19 +236,9 @@ def _best_view(best: Combination, exact: bool) -> dict[str, Any]:
                 "code": a.code,
                 "kind": a.kind,
                 "discount": a.discount.total,
-                "lines": _lines(a.discount),
+                "lines": discount_lines(a.discount),
             }
             for a in best.applied
         ],
-        "lines": [
-            {
-                "index": ln.index,
-                "sku": ln.sku,
-                "amount": ln.amount,
-                "discount": ln.discount,
-                "payable": ln.payable,
-                "by_coupon": [{"code": c, "discount": d} for c, d in ln.by_coupon],
-            }
-            for ln in best.lines
-        ],
+        "lines": combination_lines(best),
     }

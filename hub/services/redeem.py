@@ -45,6 +45,7 @@ from hub.services.principal import Principal
 from hub.services.problems import problem_bytes, status_for
 from hub.services.settings import Settings
 from hub.services.template_cache import template_of
+from hub.services.views import discount_lines, template_view
 
 log = structlog.get_logger("hub.redeem")
 
@@ -71,7 +72,9 @@ class Operations:
     reverse: Callable[[str], Operation]  # the redemption id -> the reversal's operation
 
 
-_COUPON_COLUMNS = (
+# A coupon with what the decision (facts_of) and the answers (template_view) need of it
+# and its template: every checkout read of a coupon by code (redeem, reservation).
+COUPON_AND_TEMPLATE = (
     coupons.c.id,
     coupons.c.code,
     coupons.c.status,
@@ -85,6 +88,9 @@ _COUPON_COLUMNS = (
     coupon_templates.c.name.label("template_name"),
     coupon_templates.c.kind,
     coupon_templates.c.rules,
+)
+_COUPON_COLUMNS = (
+    *COUPON_AND_TEMPLATE,
     customers.c.external_id.label("customer"),
     # recent refused attempts (alerts.py): an index probe inside this read, no round trip
     select(code_attempts.c.id)
@@ -95,7 +101,7 @@ _COUPON_COLUMNS = (
 
 
 # Hot-path statements, built once: building a Core statement costs more than running it.
-_COUPON_BY_CODE = (
+COUPON_BY_CODE = (
     select(*_COUPON_COLUMNS)
     .select_from(
         coupons.join(coupon_templates, coupon_templates.c.id == coupons.c.template_id).outerjoin(
@@ -107,7 +113,7 @@ _COUPON_BY_CODE = (
 
 
 def _with_subscriptions(dialect: str) -> Select[Any]:
-    return _COUPON_BY_CODE.add_columns(
+    return COUPON_BY_CODE.add_columns(
         outbox.live_subscriptions_column(dialect).label("subscriptions")
     )
 
@@ -125,7 +131,7 @@ _REDEMPTION_WHERE = select(redemptions.c.store_code, redemptions.c.occurred_at).
 # expired by the sweep/a late reversal), only inside the window at the judged time, and
 # only with no live hold on it now (a reservation's, hub/domain/holds.py) but the one of
 # the reservation ``b_reservation`` being confirmed (None for every other redeem).
-_MARK_REDEEMED = (
+MARK_REDEEMED = (
     update(coupons)
     .where(
         coupons.c.id == bindparam("b_id"),
@@ -147,8 +153,9 @@ _MARK_REDEEMED = (
     )
     .returning(coupons.c.id)
 )
-_HOLDABLE = frozenset(s.value for s in redeemable_states())
-_INSERT_REDEMPTION = insert(redemptions)
+# the states a coupon can be held in (a used one holds nothing, whatever it says)
+HOLDABLE = frozenset(s.value for s in redeemable_states())
+INSERT_REDEMPTION = insert(redemptions)
 _REDEMPTION_COLUMNS = (
     "id", "merchant_id", "coupon_id", "template_id", "store_id", "store_code", "channel",
     "order_id", "order_amount", "discount", "detail", "status", "occurred_at", "recorded_at",
@@ -175,10 +182,12 @@ _COMPLETE_WITH_REDEMPTION_AND_EVENT = idempotency.completion_with(_NEW_REDEMPTIO
 _PENDING_KEY = "hub_redeem_pending"
 
 
-def _judged_at(cmd: RedeemCommand, now: datetime, settings: Settings) -> datetime:
-    if cmd.occurred_at is None:
+def judged_at(occurred_at: datetime | None, now: datetime, settings: Settings) -> datetime:
+    """When a sale that happened at ``occurred_at`` (``None``: now) is judged: refuses a
+    time in the future (beyond the clock skew) or older than the offline limit."""
+    if occurred_at is None:
         return now
-    occurred_at = to_utc(cmd.occurred_at, "occurred_at")  # year 1 at +14:00: no such instant
+    occurred_at = to_utc(occurred_at, "occurred_at")  # year 1 at +14:00: no such instant
     if occurred_at > now + CLOCK_SKEW:
         raise refuse(
             "occurred_at_in_future",
@@ -194,7 +203,9 @@ def _judged_at(cmd: RedeemCommand, now: datetime, settings: Settings) -> datetim
     return occurred_at
 
 
-def _check_channel(channel: str) -> None:
+def check_channel(channel: str) -> None:
+    """``invalid_request`` for a channel the hub does not know (every checkout path
+    judges the channel as the redeem does)."""
     if channel not in CHANNELS:
         raise refuse(
             "invalid_request",
@@ -203,8 +214,9 @@ def _check_channel(channel: str) -> None:
         )
 
 
-def _resolve_store(conn: Connection, p: Principal, requested: str | None) -> tuple[str, str]:
-    """(store_id, store_code) the redemption happens at."""
+def resolve_store(conn: Connection, p: Principal, requested: str | None) -> tuple[str, str]:
+    """(store_id, store_code) the redemption happens at: a store key's own store, else
+    the merchant's store ``requested`` names."""
     if p.store_id is not None and p.store_code is not None:
         if requested is not None and requested != p.store_code:
             raise refuse(
@@ -220,12 +232,8 @@ def _resolve_store(conn: Connection, p: Principal, requested: str | None) -> tup
     return store_id, requested
 
 
-# the order quote (hub/services/quote.py) judges the channel and the store as the redeem does
-check_channel = _check_channel
-resolve_store = _resolve_store
-
-
-def _already_redeemed(conn: Connection, redemption_id: str | None) -> DomainError:
+def already_redeemed(conn: Connection, redemption_id: str | None) -> DomainError:
+    """``coupon_already_redeemed`` saying when and where, when the redemption is known."""
     row = None
     if redemption_id is not None:
         row = conn.execute(_REDEMPTION_WHERE, {"b_id": redemption_id}).first()
@@ -239,6 +247,15 @@ def _already_redeemed(conn: Connection, redemption_id: str | None) -> DomainErro
     )
 
 
+def facts_of(row: Row[Any]) -> CouponFacts:
+    """What the redeem decision needs of a coupon row read with its template's rules."""
+    return CouponFacts(
+        state=CouponState(row.status),
+        window=Window(row.valid_from, row.valid_until),
+        template=template_of(row.template_id, row.rules),
+    )
+
+
 def _decide(
     conn: Connection,
     row: Row[Any],
@@ -248,18 +265,14 @@ def _decide(
     p: Principal,
     now: datetime,
 ) -> Discount:
-    if row.reservation_id is not None and row.status in _HOLDABLE:  # used ones hold nothing
+    if row.reservation_id is not None and row.status in HOLDABLE:  # used ones hold nothing
         holds.check_not_held(row.reservation_id, row.reserved_until, now)
-    facts = CouponFacts(
-        state=CouponState(row.status),
-        window=Window(row.valid_from, row.valid_until),
-        template=template_of(row.template_id, row.rules),
-    )
+    ctx = RedeemContext(store_code, cmd.channel, at, p.tz)
     try:
-        return check_redeemable(facts, RedeemContext(store_code, cmd.channel, at, p.tz), cmd.order)
+        return check_redeemable(facts_of(row), ctx, cmd.order)
     except DomainError as err:
         if err.code == "coupon_already_redeemed":
-            raise _already_redeemed(conn, row.redemption_id) from None
+            raise already_redeemed(conn, row.redemption_id) from None
         raise
 
 
@@ -268,7 +281,7 @@ def _find_coupon(
     lookup: CodeLookup,
     code: str,
     since: datetime,
-    statement: Select[Any] = _COUPON_BY_CODE,
+    statement: Select[Any] = COUPON_BY_CODE,
 ) -> Any:
     return lookup.find(conn, statement, code, b_since=since)
 
@@ -283,7 +296,7 @@ def _flush_pending(conn: Connection) -> None:
     reads it or writes after it in this transaction, or when no completion follows)."""
     values = conn.info.pop(_PENDING_KEY, None)
     if values is not None:
-        conn.execute(_INSERT_REDEMPTION, values)
+        conn.execute(INSERT_REDEMPTION, values)
     outbox.insert_events(conn, outbox.take_held(conn))
 
 
@@ -311,7 +324,7 @@ def _discount_view(d: Discount, order: Order) -> dict[str, Any]:
         "discount": d.total,
         "eligible_amount": d.eligible_amount,
         "payable": order.amount - d.total,
-        "lines": [{"index": ld.index, "sku": ld.sku, "discount": ld.discount} for ld in d.lines],
+        "lines": discount_lines(d),
     }
 
 
@@ -326,11 +339,8 @@ def gift_of(kind: str, rules: dict[str, Any], units: int | None) -> dict[str, An
     return {"sku": benefit.get("sku"), "qty": qty}
 
 
-def _template_view(row: Row[Any]) -> dict[str, Any]:
-    return {"id": row.template_id, "name": row.template_name, "kind": row.kind}
-
-
-def _order_view(order: Order) -> dict[str, Any]:
+def order_view(order: Order) -> dict[str, Any]:
+    """The order as the redemption's detail and its event carry it."""
     view: dict[str, Any] = {"id": order.id, "amount": order.amount}
     if order.lines is not None:
         view["lines"] = [
@@ -382,10 +392,10 @@ def _validate(
     lookup: CodeLookup,
 ) -> dict[str, Any]:
     code = lookup.parse(cmd.code)
-    _check_channel(cmd.channel)
-    at = _judged_at(cmd, now, settings)
+    check_channel(cmd.channel)
+    at = judged_at(cmd.occurred_at, now, settings)
     with read_conn(engine) as conn:
-        _store_id, store_code = _resolve_store(conn, p, cmd.store)
+        _store_id, store_code = resolve_store(conn, p, cmd.store)
         row = _find_coupon(conn, lookup, code, seen.since)
         seen.saw(row, store_code)
         discount = _decide(conn, row, store_code, cmd, at, p, now)
@@ -394,7 +404,7 @@ def _validate(
         "code": code,
         "store": store_code,
         "channel": cmd.channel,
-        "template": _template_view(row),
+        "template": template_view(row),
         **_discount_view(discount, cmd.order),
     }
 
@@ -409,16 +419,16 @@ def _redeem_in_txn(
     seen: alerts.Attempt,
     lookup: CodeLookup,
 ) -> tuple[int, bytes]:
-    store_id, store_code = _resolve_store(conn, p, cmd.store)
-    statement = _COUPON_FOR_REDEEM.get(conn.dialect.name, _COUPON_BY_CODE)
+    store_id, store_code = resolve_store(conn, p, cmd.store)
+    statement = _COUPON_FOR_REDEEM.get(conn.dialect.name, COUPON_BY_CODE)
     row = _find_coupon(conn, lookup, code, seen.since, statement)
-    if statement is not _COUPON_BY_CODE:
+    if statement is not COUPON_BY_CODE:
         outbox.know_subscriptions(conn, p.merchant_id, row.subscriptions)
     seen.saw(row, store_code)
     discount = _decide(conn, row, store_code, cmd, at, p, now)
     redemption_id = new_id("rdm")
     changed = conn.execute(
-        _MARK_REDEEMED,
+        MARK_REDEEMED,
         {
             "b_id": row.id,
             "b_redemption_id": redemption_id,
@@ -434,7 +444,7 @@ def _redeem_in_txn(
         raise refuse("coupon_already_redeemed", "The coupon was redeemed already.")
     seen.redemption_id, seen.redeemed_now = redemption_id, True
     gift = gift_of(row.kind, row.rules, discount.units_given)
-    detail = {"order": _order_view(cmd.order), **_discount_view(discount, cmd.order)}
+    detail = {"order": order_view(cmd.order), **_discount_view(discount, cmd.order)}
     if gift is not None:
         detail["gift"] = gift  # kept for the reversal's event
     values = {
@@ -458,7 +468,7 @@ def _redeem_in_txn(
         conn.info[_PENDING_KEY] = values  # inserted by the completion (_complete)
         outbox.hold_next(conn)
     else:
-        conn.execute(_INSERT_REDEMPTION, values)
+        conn.execute(INSERT_REDEMPTION, values)
     body = {
         "redemption_id": redemption_id,
         "status": "redeemed",
@@ -466,7 +476,7 @@ def _redeem_in_txn(
         "store": store_code,
         "channel": cmd.channel,
         "order_id": cmd.order.id,
-        "template": _template_view(row),
+        "template": template_view(row),
         "customer": row.customer,
         **_discount_view(discount, cmd.order),
         "redeemed_at": iso(at),
@@ -518,17 +528,15 @@ def redeem(
     with CodeLookup(engine, guard, p, now, client) as lookup:  # a blocked key: 429 first
         key = idempotency.check_key(idempotency_key)
         code = lookup.parse(cmd.code)  # malformed: counted as the refusal leaves the block
-        _check_channel(cmd.channel)
-        at = _judged_at(cmd, now, settings)
+        check_channel(cmd.channel)
+        at = judged_at(cmd.occurred_at, now, settings)
         seen = alerts.Attempt(since=now - guard.limits.repeat_window)
 
         def work(conn: Connection) -> tuple[int, bytes]:
             try:
                 result = _redeem_in_txn(conn, p, cmd, code, at, now, seen, lookup)
             except DomainError as err:
-                answer = lookup.settle(conn)  # counted with the stored refusal
-                if answer is not None and answer is not err:
-                    raise answer from None  # one over the limit: 429, never stored
+                lookup.settle_refusal(conn, err)  # counted with the stored refusal, or 429
                 alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, err.code, now)
                 raise
             if seen.refused_recently:
@@ -536,7 +544,7 @@ def redeem(
                 alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, None, now)
             return result
 
-        return _run_once(
+        return run_once(
             engine,
             p,
             key,
@@ -549,7 +557,7 @@ def redeem(
         )
 
 
-def _run_once(
+def run_once(
     engine: Engine,
     p: Principal,
     key: str,
@@ -690,7 +698,7 @@ def reverse_redemption(
         **body,
         "channel": red.channel,
         "template_id": red.template_id,
-        "template": {"id": red.template_id, "name": red.template_name, "kind": red.kind},
+        "template": template_view(red),
         "customer": coupon.customer,
         "order": red.detail.get("order"),
         "gift": red.detail.get("gift") or gift_of(red.kind, red.rules, None),
@@ -767,7 +775,7 @@ def reverse(
     key = idempotency.check_key(idempotency_key)
     if len(redemption_id) > 40:  # longer than any id; would not fit the endpoint column either
         raise refuse("redemption_not_found", "No redemption with this id.")
-    return _run_once(
+    return run_once(
         engine,
         p,
         key,

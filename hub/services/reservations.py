@@ -15,7 +15,7 @@ again) or expired — lazily, by the first confirm or release after ``expires_at
 transition that wins writes the ``reservation.*`` event, so each is emitted once.
 
 Create, confirm and release carry an Idempotency-Key with the redeem's contract
-(:func:`hub.services.redeem._run_once`).
+(:func:`hub.services.redeem.run_once`).
 """
 
 from __future__ import annotations
@@ -34,13 +34,11 @@ from hub.db.schema import coupon_templates, coupons, reservations
 from hub.domain import holds
 from hub.domain.cart import Line, Order
 from hub.domain.codes import mask
-from hub.domain.combination import Candidate, Combination, apply_combination
+from hub.domain.combination import Candidate, Combination, combine_given
 from hub.domain.errors import DomainError, refuse
 from hub.domain.ids import new_id
-from hub.domain.redeeming import CouponFacts, RedeemContext
-from hub.domain.stacking import stacking_conflict
+from hub.domain.redeeming import RedeemContext
 from hub.domain.state import Action, CouponState, redeemable_states, transition
-from hub.domain.validity import Window
 from hub.services import idempotency, orders, outbox
 from hub.services import redeem as rd
 from hub.services.commands import HttpResult
@@ -48,7 +46,7 @@ from hub.services.jsonio import dumps, iso
 from hub.services.lookup import CodeLookup
 from hub.services.principal import Principal
 from hub.services.settings import Settings
-from hub.services.template_cache import template_of
+from hub.services.views import discount_lines, template_view
 
 log = structlog.get_logger("hub.reservations")
 
@@ -56,11 +54,6 @@ HELD, CONFIRMED, RELEASED, EXPIRED = "held", "confirmed", "released", "expired"
 EXPIRE_BATCH = 500
 ID_MAX = 40  # longer than any id (and than the idempotency record's endpoint allows)
 
-_CONFLICT_CODES = {
-    "duplicate": "duplicate_coupon",
-    "not_combinable": "coupons_not_combinable",
-    "too_many": "too_many_coupons",
-}
 _ENDED = {
     CONFIRMED: ("reservation_confirmed", "The reservation was confirmed already."),
     RELEASED: ("reservation_released", "The reservation was released."),
@@ -68,19 +61,7 @@ _ENDED = {
 }
 
 _COUPON_FOR_HOLD = (
-    select(
-        coupons.c.id,
-        coupons.c.code,
-        coupons.c.status,
-        coupons.c.valid_from,
-        coupons.c.valid_until,
-        coupons.c.template_id,
-        coupons.c.reservation_id,
-        coupons.c.reserved_until,
-        coupon_templates.c.name.label("template_name"),
-        coupon_templates.c.kind,
-        coupon_templates.c.rules,
-    )
+    select(*rd.COUPON_AND_TEMPLATE)
     .join_from(coupons, coupon_templates, coupon_templates.c.id == coupons.c.template_id)
     .where(coupons.c.code == bindparam("b_code"), coupons.c.merchant_id == bindparam("b_merchant"))
 )
@@ -226,53 +207,13 @@ def _combination_view(combo: Combination, rows: dict[str, Any]) -> dict[str, Any
         "coupons": [
             {
                 "code": a.code,
-                "template": {
-                    "id": rows[a.code].template_id,
-                    "name": rows[a.code].template_name,
-                    "kind": rows[a.code].kind,
-                },
+                "template": template_view(rows[a.code]),
                 "discount": a.discount.total,
-                "lines": [
-                    {"index": ld.index, "sku": ld.sku, "discount": ld.discount}
-                    for ld in a.discount.lines
-                ],
+                "lines": discount_lines(a.discount),
             }
             for a in combo.applied
         ],
     }
-
-
-# --- the judgement at the hold (confirm's is the order redeem's) --------------------------
-
-
-def _judge(
-    codes: Sequence[tuple[str, Any]],
-    order: Order,
-    store_code: str,
-    channel: str,
-    at: datetime,
-    p: Principal,
-) -> Combination:
-    """The combination ``codes`` (code, coupon row) give ``order`` if redeemed at ``at``:
-    the stacking rules first, then every coupon's checks in the order of application.
-    Raises the first refusal."""
-    facts = [
-        Candidate(
-            code,
-            CouponFacts(
-                state=CouponState(row.status),
-                window=Window(row.valid_from, row.valid_until),
-                template=template_of(row.template_id, row.rules),
-            ),
-        )
-        for code, row in codes
-    ]
-    conflict = stacking_conflict([(c.code, c.template) for c in facts])
-    if conflict is not None:
-        # named as the order redeem names them
-        raise refuse(_CONFLICT_CODES[conflict.reason], conflict.message,
-                     coupons=list(conflict.codes))  # fmt: skip
-    return apply_combination(order, facts, RedeemContext(store_code, channel, at, p.tz))
 
 
 # --- create -----------------------------------------------------------------------------
@@ -315,16 +256,15 @@ def _create_in_txn(
     now: datetime,
     lookup: CodeLookup,
 ) -> tuple[int, bytes]:
-    store_id, store_code = rd._resolve_store(conn, p, cmd.store)
+    store_id, store_code = rd.resolve_store(conn, p, cmd.store)
     rows: dict[str, Any] = {}
     for code in codes:
         row = lookup.find(conn, _COUPON_FOR_HOLD, code)
-        try:
-            holds.check_not_held(row.reservation_id, row.reserved_until, now)
-        except DomainError as err:
-            raise DomainError(err.message, code=err.code, **err.extra, coupon=code) from None
+        orders.check_hold(row, code, now)
         rows.setdefault(code, row)
-    combo = _judge([(c, rows[c]) for c in codes], cmd.order, store_code, cmd.channel, now, p)
+    # judged now exactly as the order redeem judges the set (its confirm will)
+    candidates = [Candidate(c, rd.facts_of(rows[c])) for c in codes]
+    combo = combine_given(cmd.order, candidates, RedeemContext(store_code, cmd.channel, now, p.tz))
     reservation_id = new_id("rsv")
     until = now + cmd.ttl
     with conn.begin_nested():  # all or nothing: a lost race undoes the holds made so far
@@ -333,7 +273,7 @@ def _create_in_txn(
                       "b_now": now}  # fmt: skip
             if conn.execute(_HOLD, params).first() is None:
                 raise _refusal_now(conn, lookup, code, now)
-    order_doc = rd._order_view(cmd.order)
+    order_doc = rd.order_view(cmd.order)
     held = {
         "id": reservation_id,
         "merchant_id": p.merchant_id,
@@ -383,7 +323,7 @@ def create(
     with CodeLookup(engine, settings.guard, p, now, client) as lookup:
         key = idempotency.check_key(idempotency_key)
         codes = _parse_all(lookup, cmd.codes)
-        rd._check_channel(cmd.channel)
+        rd.check_channel(cmd.channel)
         p.require_channel(cmd.channel)
         holds.check_ttl(cmd.ttl)
 
@@ -391,12 +331,10 @@ def create(
             try:
                 return _create_in_txn(conn, p, cmd, codes, now, lookup)
             except DomainError as err:
-                answer = lookup.settle(conn)  # counted with the stored refusal
-                if answer is not None and answer is not err:
-                    raise answer from None  # one over the limit: 429, never stored
+                lookup.settle_refusal(conn, err)  # counted with the stored refusal, or 429
                 raise
 
-        return rd._run_once(
+        return rd.run_once(
             engine, p, key, operation, canonical_body, now, settings, work=work,
             on_refusal=lambda err: log.info("reservation.refused", reason=err.code),
         )  # fmt: skip
@@ -497,7 +435,7 @@ def release(
     key = idempotency.check_key(idempotency_key)
     if len(reservation_id) > ID_MAX:  # would not fit the idempotency record's endpoint
         raise _not_found()
-    return rd._run_once(
+    return rd.run_once(
         engine, p, key, operation, b"", now, settings,
         work=lambda conn: _release_in_txn(conn, p, reservation_id, now),
     )  # fmt: skip
@@ -593,12 +531,10 @@ def confirm(
             try:
                 return _confirm_in_txn(conn, p, reservation_id, now, lookup)
             except DomainError as err:
-                answer = lookup.settle(conn)
-                if answer is not None and answer is not err:
-                    raise answer from None
+                lookup.settle_refusal(conn, err)
                 raise
 
-        return rd._run_once(
+        return rd.run_once(
             engine, p, key, operation, b"", now, settings, work=work,
             on_refusal=lambda err: log.info("reservation.confirm_refused", reason=err.code),
         )  # fmt: skip

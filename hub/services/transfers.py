@@ -32,6 +32,7 @@ of holders. The token never leaves in an event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,13 +47,15 @@ from hub.domain.ids import new_id
 from hub.domain.redeeming import effective_state
 from hub.domain.state import CouponState
 from hub.domain.validity import Window
-from hub.services import idempotency, issuing, outbox
+from hub.services import idempotency, issuing, outbox, wallet
+from hub.services.commands import HttpResult
 from hub.services.guard import Guard
 from hub.services.jsonio import dumps, iso
 from hub.services.lookup import CodeLookup, default_guard
 from hub.services.principal import Principal
 from hub.services.template_cache import template_of
 from hub.services.tokens import guarded_look_up, new_token, well_formed
+from hub.services.views import template_view
 
 DEFAULT_TTL_SECONDS = 86_400
 MIN_TTL_SECONDS = 60
@@ -130,7 +133,7 @@ def _view(row: Any, now: datetime, *, full_code: bool = False) -> dict[str, Any]
         "id": row.id,
         "status": _status(row, now),
         "code": row.code if full_code else mask(row.code),
-        "template": {"id": row.template_id, "name": row.template_name, "kind": row.kind},
+        "template": template_view(row),
         "from_customer": row.from_customer,
         "to_customer": row.to_customer,
         "offered_at": iso(row.offered_at),
@@ -139,15 +142,6 @@ def _view(row: Any, now: datetime, *, full_code: bool = False) -> dict[str, Any]
         "valid_from": iso(row.valid_from),
         "valid_until": iso(row.valid_until),
     }
-
-
-def _customer_id(conn: Connection, p: Principal, external_id: str) -> str | None:
-    found = conn.execute(
-        select(customers.c.id).where(
-            customers.c.merchant_id == p.merchant_id, customers.c.external_id == external_id
-        )
-    ).scalar()
-    return None if found is None else str(found)
 
 
 def _find(conn: Connection, p: Principal, token: str) -> Any:
@@ -221,8 +215,9 @@ def offer(
     operation: str,
     guard: Guard | None = None,
     client: str | None = None,
-) -> tuple[int, bytes, bool]:
-    """(status, JSON body, replayed) of an offer; refusals raise (nothing is stored).
+) -> HttpResult:
+    """The offer's answer (201, or the first one replayed); refusals raise (nothing is
+    stored).
 
     ``operation`` is the request as the transport names it (stored with the
     Idempotency-Key: the same key for another operation is refused)."""
@@ -231,18 +226,11 @@ def offer(
     ttl = _ttl(ttl_seconds)
     with CodeLookup(engine, default_guard(guard), p, now, client) as lookup:
         code = lookup.parse(raw_code)
-        req_hash = idempotency.request_hash(
-            operation, dumps({"code": code, "customer": customer, "ttl_seconds": ttl_seconds})
-        )
-        with write_conn(engine) as conn:
-            stored = idempotency.claim(
-                conn, scope=p.key_id, key=key, endpoint=operation, req_hash=req_hash, now=now
-            )
-            if stored is not None:
-                return stored.status, stored.body, True
-            body = dumps(_offer(conn, p, lookup, code, customer, ttl, now))
-            idempotency.complete(conn, scope=p.key_id, key=key, status=201, body=body)
-    return 201, body, False
+        return idempotency.create_once(
+            engine, scope=p.key_id, key=key, endpoint=operation,
+            canonical_body=dumps({"code": code, "customer": customer, "ttl_seconds": ttl_seconds}),
+            now=now, make=lambda conn: _offer(conn, p, lookup, code, customer, ttl, now),
+        )  # fmt: skip
 
 
 def _offer(
@@ -259,7 +247,7 @@ def _offer(
         raise refuse("coupon_not_transferable",
                      "Coupons of this template cannot be passed on to someone else.",
                      template_id=c.template_id)
-    giver = _customer_id(conn, p, customer)
+    giver = wallet.find_customer(conn, p, customer)
     if giver is None or c.customer_id != giver:
         raise refuse("not_coupon_holder", f"Customer {customer} does not hold this coupon.")
     refusal = _why_not_now(c, now)
@@ -305,7 +293,7 @@ def _offer(
         "token": token,
         "status": "offered",
         "code": mask(code),
-        "template": {"id": c.template_id, "name": c.template_name, "kind": c.kind},
+        "template": template_view(c),
         "from_customer": customer,
         "offered_at": iso(now),
         "expires_at": iso(expires_at),
@@ -326,6 +314,46 @@ def _closed(row: Any, now: datetime) -> DomainError | None:
     return None
 
 
+def _changed_meanwhile(fresh: Any, now: datetime) -> DomainError:
+    """The refusal for an offer (read afresh) that another request closed meanwhile."""
+    return _closed(fresh, now) or refuse("transfer_closed", "The offer changed meanwhile.",
+                                         offer_status=str(fresh.status))
+
+
+def _close(conn: Connection, t: Any, now: datetime, **values: Any) -> bool:
+    """Close the open offer ``t`` with ``values`` (its status among them) if it is still
+    open now; False when another request closed it first."""
+    closed = conn.execute(
+        update(coupon_transfers)
+        .where(
+            coupon_transfers.c.id == t.id,
+            coupon_transfers.c.status == "offered",
+            coupon_transfers.c.expires_at > now,
+        )
+        .values(ended_at=now, **values)
+        .returning(coupon_transfers.c.id)
+    ).first()
+    return closed is not None
+
+
+def _by_token(
+    engine: Engine,
+    p: Principal,
+    now: datetime,
+    guard: Guard | None,
+    client: str | None,
+    change: Callable[[Connection], dict[str, Any]],
+) -> dict[str, Any]:
+    """``change`` to an offer found by its token, in one write transaction behind the
+    guessing guard (a wrong token counts as it leaves :func:`guarded_look_up`)."""
+    p.require("admin", "app")
+    with (
+        guarded_look_up(engine, default_guard(guard), p, now, client),
+        write_conn(engine) as conn,
+    ):
+        return change(conn)
+
+
 def accept(
     engine: Engine,
     p: Principal,
@@ -338,19 +366,15 @@ def accept(
 ) -> dict[str, Any]:
     """``customer`` becomes the coupon's holder; the same recipient again gets the same
     answer (idempotent by token and recipient)."""
-    p.require("admin", "app")
-    with (
-        guarded_look_up(engine, default_guard(guard), p, now, client),
-        write_conn(engine) as conn,
-    ):
-        return _accept(conn, p, token, customer, now)
+    return _by_token(engine, p, now, guard, client,
+                     lambda conn: _accept(conn, p, token, customer, now))  # fmt: skip
 
 
 def _accept(
     conn: Connection, p: Principal, token: str, customer: str, now: datetime
 ) -> dict[str, Any]:
     first = _find(conn, p, token)
-    taker = _customer_id(conn, p, customer)
+    taker = wallet.find_customer(conn, p, customer)
     if taker is None:
         raise refuse("customer_not_found", f"No customer {customer} for this merchant.",
                      customers=[customer])
@@ -366,20 +390,9 @@ def _accept(
     if taker == t.from_customer_id:
         raise refuse("transfer_to_self", "The customer who offered the coupon cannot accept it.")
     issuing.check_holding_limit(conn, t.template_id, tpl.per_customer_limit, taker)
-    taken = conn.execute(
-        update(coupon_transfers)
-        .where(
-            coupon_transfers.c.id == t.id,
-            coupon_transfers.c.status == "offered",
-            coupon_transfers.c.expires_at > now,
-        )
-        .values(status="accepted", to_customer_id=taker, ended_at=now)
-        .returning(coupon_transfers.c.id)
-    ).first()
-    if taken is None:  # cancelled in between (accepts of the template queue on its lock)
-        fresh = _find(conn, p, token)
-        raise _closed(fresh, now) or refuse("transfer_closed", "The offer changed meanwhile.",
-                                            offer_status=str(fresh.status))
+    if not _close(conn, t, now, status="accepted", to_customer_id=taker):
+        # cancelled in between (accepts of the template queue on its lock)
+        raise _changed_meanwhile(_find(conn, p, token), now)
     moved = conn.execute(
         update(coupons)
         .where(
@@ -427,19 +440,15 @@ def cancel(
 ) -> dict[str, Any]:
     """Withdraw an open offer (only the customer who made it); cancelling a cancelled
     offer answers the same again."""
-    p.require("admin", "app")
-    with (
-        guarded_look_up(engine, default_guard(guard), p, now, client),
-        write_conn(engine) as conn,
-    ):
-        return _cancel(conn, p, token, customer, now)
+    return _by_token(engine, p, now, guard, client,
+                     lambda conn: _cancel(conn, p, token, customer, now))  # fmt: skip
 
 
 def _cancel(
     conn: Connection, p: Principal, token: str, customer: str, now: datetime
 ) -> dict[str, Any]:
     t = _find(conn, p, token)
-    if _customer_id(conn, p, customer) != t.from_customer_id:
+    if wallet.find_customer(conn, p, customer) != t.from_customer_id:
         raise refuse("not_coupon_holder",
                      f"Only the customer who offered the coupon can cancel; not {customer}.")
     if t.status == "cancelled":
@@ -447,22 +456,11 @@ def _cancel(
     closed = _closed(t, now)
     if closed is not None:
         raise closed
-    done = conn.execute(
-        update(coupon_transfers)
-        .where(
-            coupon_transfers.c.id == t.id,
-            coupon_transfers.c.status == "offered",
-            coupon_transfers.c.expires_at > now,
-        )
-        .values(status="cancelled", ended_at=now)
-        .returning(coupon_transfers.c.id)
-    ).first()
-    if done is None:  # accepted or cancelled in between
+    if not _close(conn, t, now, status="cancelled"):  # accepted or cancelled in between
         fresh = _find(conn, p, token)
         if fresh.status == "cancelled":
             return _view(fresh, now)
-        raise _closed(fresh, now) or refuse("transfer_closed", "The offer changed meanwhile.",
-                                            offer_status=str(fresh.status))
+        raise _changed_meanwhile(fresh, now)
     outbox.append(conn, [outbox.event_row(
         type="coupon.transfer_cancelled", merchant_id=p.merchant_id, coupon_id=t.coupon_id,
         occurred_at=now, recorded_at=now,

@@ -90,16 +90,22 @@ def _view(row: Any, customer: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def customer_id(conn: Connection, p: Principal, customer: str) -> str:
-    """The merchant's customer with external id ``customer``, or ``not_found``."""
+def find_customer(conn: Connection, p: Principal, customer: str) -> str | None:
+    """The id of the merchant's customer with external id ``customer``, or None."""
     found = conn.execute(
         select(customers.c.id).where(
             customers.c.merchant_id == p.merchant_id, customers.c.external_id == customer
         )
     ).scalar()
+    return None if found is None else str(found)
+
+
+def customer_id(conn: Connection, p: Principal, customer: str) -> str:
+    """The merchant's customer with external id ``customer``, or ``not_found``."""
+    found = find_customer(conn, p, customer)
     if found is None:
         raise refuse("not_found", f"No customer {customer} for this merchant.")
-    return str(found)
+    return found
 
 
 def usable_where(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:

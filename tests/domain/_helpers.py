@@ -40,6 +40,9 @@ DOMAIN_CODES_RAISED: frozenset[str] = frozenset(
         "invalid_characters",
         "coupon_reserved",
         "invalid_request",
+        "duplicate_coupon",
+        "coupons_not_combinable",
+        "too_many_coupons",
     }
 )
 

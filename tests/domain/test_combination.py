@@ -7,9 +7,11 @@ from hypothesis import strategies as st
 
 from hub.domain.cart import Line, LineDiscount, Order
 from hub.domain.combination import (
+    CONFLICT_CODES,
     LineOutcome,
     application_order,
     apply_combination,
+    combine_given,
 )
 from hub.domain.errors import DomainError
 from hub.domain.redeeming import check_redeemable
@@ -311,3 +313,36 @@ def test_one_coupon_is_exactly_the_single_redeem(lines, benefit, usage):
 
 def test_all_stack_helper_is_every_kind():
     assert _stack().combines_with == ALL and _stack().max_per_order is None
+
+
+# --- a set given together: the stacking rules, then the set ------------------------------
+
+
+def test_a_set_given_together_is_refused_for_its_stacking_naming_the_coupons():
+    o = order(TEA, CAKE)
+    alone = cand("ALONE", ThresholdBenefit(1000, 100))  # exclusive: shares with nothing
+    other = cand("OTHER", PercentageBenefit(10), _stack())
+    with raises_code("coupons_not_combinable", coupons=["ALONE", "OTHER"]):
+        combine_given(o, [alone, other], CTX)
+    with raises_code("duplicate_coupon", coupons=["OTHER"]):
+        combine_given(o, [other, other], CTX)
+    few = [cand(f"F{i}", PercentageBenefit(5), stacks("percentage", limit=2)) for i in range(3)]
+    with raises_code("too_many_coupons", coupons=["F0", "F1", "F2"]):
+        combine_given(o, few, CTX)
+    assert set(CONFLICT_CODES) == {"duplicate", "not_combinable", "too_many"}
+
+
+def test_the_stacking_rules_are_judged_before_any_coupon():
+    o = order(TEA, CAKE)
+    voided = cand("VOID", PercentageBenefit(10), state=CouponState.VOIDED)  # exclusive too
+    with raises_code("coupons_not_combinable", coupons=["VOID", "T"]):
+        combine_given(o, [voided, cand("T", ThresholdBenefit(1000, 100), _stack())], CTX)
+    with raises_code("coupon_voided", coupon="VOID"):  # alone, its own refusal
+        combine_given(o, [voided], CTX)
+
+
+def test_a_set_that_may_stack_is_applied_as_apply_combination_applies_it():
+    s = _stack()
+    coupons = [cand("T", ThresholdBenefit(2000, 300), s), cand("X", ExchangeBenefit("TEA"), s)]
+    o = order(TEA, CAKE)
+    assert combine_given(o, coupons, CTX) == apply_combination(o, coupons, CTX)

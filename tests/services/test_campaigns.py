@@ -66,13 +66,13 @@ def test_the_daily_window_is_the_merchants_local_time(db, merchant, clock):
         tpl, clock.now, daily_start=opens, daily_end=closes), clock.now)
     claim = (db, merchant.principal, camp["id"], "M0001", None, "k-1", clock.now)
     if (opens, closes) == ("00:00", "23:59"):
-        assert claim_coupon(*claim)[0] == 201
+        assert claim_coupon(*claim).status == 201
         return
     err = refused(claim_coupon, *claim)
     assert err.code == "campaign_not_started" and err.extra["daily_window"]["start"] == opens
     later = clock.now + timedelta(hours=1, minutes=1)
     answer = claim_coupon(db, merchant.principal, camp["id"], "M0001", None, "k-2", later)
-    assert answer[0] == 201
+    assert answer.status == 201
 
 
 def test_a_customer_claims_up_to_the_limit(db, merchant, clock):
@@ -80,12 +80,12 @@ def test_a_customer_claims_up_to_the_limit(db, merchant, clock):
     camp = campaigns.create_campaign(db, merchant.principal, spec(tpl, clock.now), clock.now)
     for i in range(2):
         assert claim_coupon(db, merchant.principal, camp["id"], "M0002", "h5", f"n{i}",
-                               clock.now)[0] == 201
+                               clock.now).status == 201
     err = refused(claim_coupon, db, merchant.principal, camp["id"], "M0002", "h5", "n3",
                   clock.now)
     assert err.code == "claim_limit_reached" and err.extra["limit"] == 2
     assert claim_coupon(db, merchant.principal, camp["id"], "M0003", "h5", "n4",
-                           clock.now)[0] == 201
+                           clock.now).status == 201
     assert campaigns.get_campaign(db, merchant.principal, camp["id"])["claimed"] == 3
     err = refused(claim_coupon, db, merchant.principal, camp["id"], "NOBODY", "h5", "n5",
                   clock.now)
