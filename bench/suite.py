@@ -303,7 +303,10 @@ def hub_serve(db: Db, workdir: Path, processes: int | None) -> Iterator[tuple[in
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    for name in ("HUB_DB_POOL_SIZE", "HUB_DB_MAX_OVERFLOW", "HUB_DB_POOL_TIMEOUT"):
+    # the server's own knobs pass through (the hot path's driver included); the rest of
+    # the hub's variables are the bench's to set
+    for name in ("HUB_DB_POOL_SIZE", "HUB_DB_MAX_OVERFLOW", "HUB_DB_POOL_TIMEOUT",
+                 "HUB_DB_HOT_DRIVER"):
         if name in os.environ:
             env[name] = os.environ[name]
     env.update(HUB_LOG_LEVEL="WARNING", HUB_SECRET_KEY=_secret_key(), PYTHONUNBUFFERED="1")

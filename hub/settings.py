@@ -62,9 +62,9 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "HUB_DB_HOT_DRIVER",
-        "psycopg",
-        "PostgreSQL driver of the redeem/validate/reversal/POS routes: `psycopg` "
-        "(worker threads) or `asyncpg` (on the event loop, no thread hop).",
+        "asyncpg",
+        "PostgreSQL driver of the redeem/validate/reversal/POS routes: `asyncpg` (on the "
+        "event loop, no thread hop) or `psycopg` (worker threads).",
     ),
     # guessing defence
     Variable(

@@ -13,10 +13,15 @@ from hub.db.engine import make_engine
 from tests.conftest import Clock, Merchant, issue, make_template, order
 
 
-def test_psycopg_is_the_default_hot_driver(db: Engine, clock: Clock) -> None:
+def test_asyncpg_is_the_default_hot_driver_on_postgresql(
+    db: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HUB_DB_HOT_DRIVER", raising=False)
     state = create_app(db, clock=clock).state.hub
-    assert state.hot_async is False
+    assert state.hot_async is (db.dialect.name == "postgresql")
     assert state.inline_db is (db.dialect.name == "sqlite")
+    monkeypatch.setenv("HUB_DB_HOT_DRIVER", "psycopg")
+    assert create_app(db, clock=clock).state.hub.hot_async is False
 
 
 def test_an_unknown_hot_driver_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
