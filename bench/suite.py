@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,19 +296,26 @@ def _secret_key() -> str:
     return os.environ[ENV_VAR]
 
 
+# The server's own knobs that pass from the bench's environment to the `hub serve` it
+# starts (the hot path's driver included); the hub's other variables are the bench's.
+SERVER_KNOBS = ("HUB_DB_POOL_SIZE", "HUB_DB_MAX_OVERFLOW", "HUB_DB_POOL_TIMEOUT",
+                "HUB_DB_HOT_DRIVER")
+
+
+def server_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the server under test: no ``HUB_*`` variable but the knobs."""
+    env = {k: v for k, v in environ.items() if not k.startswith("HUB_")}
+    env.update({k: environ[k] for k in SERVER_KNOBS if k in environ})
+    return env
+
+
 @contextlib.contextmanager
 def hub_serve(db: Db, workdir: Path, processes: int | None) -> Iterator[tuple[int, int]]:
     """``hub serve`` on a free loopback port; yields (pid, port)."""
     from tests.delivery.multiproc import PREEXEC, free_port, wait_until
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    # the server's own knobs pass through (the hot path's driver included); the rest of
-    # the hub's variables are the bench's to set
-    for name in ("HUB_DB_POOL_SIZE", "HUB_DB_MAX_OVERFLOW", "HUB_DB_POOL_TIMEOUT",
-                 "HUB_DB_HOT_DRIVER"):
-        if name in os.environ:
-            env[name] = os.environ[name]
+    env = server_env(os.environ)
     env.update(HUB_LOG_LEVEL="WARNING", HUB_SECRET_KEY=_secret_key(), PYTHONUNBUFFERED="1")
     args = [sys.executable, "-m", "hub.cli", "serve", "--no-demo", "--db", db.url]
     args += ["--port", str(port), "--demo-file", str(workdir / "demo.json")]

@@ -121,3 +121,11 @@ def test_the_check_fails_when_the_database_disagrees(backend: str) -> None:
         bad = suite.check_db(db, "redeem", 0)
         assert not bad.passed and bad.coupons_redeemed_twice == 1
         assert "redeemed twice" in bad.detail
+
+
+def test_the_server_under_test_gets_the_drivers_and_pools_knobs_and_no_other_hub_variable():
+    """The bench once stripped HUB_DB_HOT_DRIVER, so a run 'with asyncpg' measured psycopg."""
+    env = suite.server_env({"PATH": "/bin", "HUB_DB_HOT_DRIVER": "asyncpg",
+                            "HUB_DB_POOL_SIZE": "7", "HUB_DATABASE_URL": "sqlite:///x.db",
+                            "HUB_BROKER_URL": "redis://127.0.0.1:6379/0"})
+    assert env == {"PATH": "/bin", "HUB_DB_HOT_DRIVER": "asyncpg", "HUB_DB_POOL_SIZE": "7"}
