@@ -6,7 +6,7 @@ A fresh PostgreSQL database (``HUB_TEST_PG_URL``'s server, dropped afterwards) g
 coupons; then, for each round and each concurrency (8, 32), back to back:
 
 * **raw** — psycopg's ``AsyncConnection``, one connection per client, running the redeem
-  transaction's five statements (bench/redeem.py's ``_BASELINE_SQL``) in a loop;
+  transaction's five statements (bench/redeem.py's ``BASELINE_SQL``) in a loop;
 * **hub** — ``hub serve`` (the real command, INFO logs to /dev/null; ``--src DIR`` serves
   another checkout, for an A/B) driven over HTTP by :mod:`bench.loadgen` from this
   process: ``POST /v1/redemptions`` with fresh codes and unique Idempotency-Keys.
@@ -37,13 +37,14 @@ import msgspec
 import psycopg
 
 from bench import loadgen
-from bench.redeem import _BASELINE_SQL, PG_ADMIN, _free_port, _store_id, setup_merchant
+from bench.redeem import BASELINE_SQL, PG_ADMIN, _store_id, setup_merchant
 from hub.db.engine import make_engine
 from hub.db.migrate import upgrade
+from tests.delivery.multiproc import free_port
 
 
 async def _raw(url: str, codes: list[str], store_id: str, c: int) -> tuple[float, float, float]:
-    sql = [s.format(p="%s") for s in _BASELINE_SQL]
+    sql = [s.format(p="%s") for s in BASELINE_SQL]
     pending = list(enumerate(codes))
     lat: list[float] = []
 
@@ -129,7 +130,7 @@ def run(
     store_id = _store_id(engine)
     engine.dispose()
     raw_url = url.replace("postgresql+psycopg://", "postgresql://")
-    port = _free_port()
+    port = free_port()
     proc = _serve(url, port, src)
     out: dict[str, Any] = {"rounds": []}
     try:
