@@ -38,6 +38,8 @@ merchants = Table(
     Column("name", String(200), nullable=False),
     Column("timezone", String(64), nullable=False, server_default="Asia/Shanghai"),
     Column("created_at", UTCDateTime(), nullable=False),
+    # what its terminals may accept offline (hub.domain.offline); null: the defaults
+    Column("offline_rules", JSONDoc, nullable=True),
 )
 
 stores = Table(
@@ -443,4 +445,58 @@ Index(
     unique=True,
     sqlite_where=coupon_transfers.c.status == "offered",
     postgresql_where=coupon_transfers.c.status == "offered",
+)
+
+# Ed25519 keys that sign coupon tokens (what a coupon's QR code carries) so terminals
+# verify them without a network. One ``active`` key per merchant signs; ``retired``
+# keys stay published for verification until the coupons they signed have expired.
+# ``private_key`` is stored encrypted with the hub's secret key (hub.secrets).
+offline_signing_keys = Table(
+    "offline_signing_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the key id (kid) tokens name
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("algorithm", String(16), nullable=False),  # Ed25519
+    Column("public_key", String(64), nullable=False),  # raw 32 bytes, base64url
+    Column("private_key", JSONDoc, nullable=False),  # encrypted (hub.secrets)
+    Column("status", String(16), nullable=False),  # active | retired
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("retired_at", UTCDateTime(), nullable=True),
+    Index("ix_offline_signing_keys_merchant", "merchant_id", "created_at"),
+)
+Index(
+    "uq_offline_signing_keys_active",
+    offline_signing_keys.c.merchant_id,
+    unique=True,
+    sqlite_where=offline_signing_keys.c.status == "active",
+    postgresql_where=offline_signing_keys.c.status == "active",
+)
+
+# An offline redemption synced late whose coupon had been redeemed elsewhere meanwhile:
+# recorded (never dropped, never counted as a redemption), alerted, emitted, for the
+# merchant to settle. One per synced item: (idempotency_scope, idempotency_key) is the
+# item's Idempotency-Key, so a second sync of the same item finds it and adds nothing.
+offline_conflicts = Table(
+    "offline_conflicts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("coupon_id", ForeignKey("coupons.id"), nullable=False),
+    Column("store_id", ForeignKey("stores.id"), nullable=False),
+    Column("store_code", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("terminal_id", String(64), nullable=True),
+    Column("api_key_id", String(40), nullable=False),
+    Column("idempotency_scope", String(80), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("order", JSONDoc, nullable=False),
+    Column("discount", BigInteger, nullable=True),  # what the offline receipt granted
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("existing_redemption_id", String(40), nullable=True),  # the one that won
+    Column("status", String(16), nullable=False),  # open | settled
+    Column("settled_at", UTCDateTime(), nullable=True),
+    Column("settlement", Text, nullable=True),
+    UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_offline_conflicts_key"),
+    Index("ix_offline_conflicts_merchant", "merchant_id", "recorded_at", "id"),
 )

@@ -123,6 +123,22 @@ ERROR_CODES: dict[str, str] = {
     "transfer_expired": "The transfer offer has expired.",
     "transfer_closed": "The transfer offer was accepted or cancelled already.",
     "transfer_to_self": "The holder cannot accept their own offer.",
+    # terminals: signed coupon tokens, offline redemption, sync, scanning
+    "token_malformed": "The coupon token cannot be read: it is not a coupon token of this hub.",
+    "token_signature_invalid": "The coupon token's signature does not verify: it was altered.",
+    "token_unknown_key": "The coupon token names a signing key the hub does not know.",
+    "token_wrong_merchant": "The coupon token was issued by another merchant.",
+    "token_expired": "The coupon token's validity window has ended.",
+    "offline_not_allowed": "The coupon's template does not allow offline redemption.",
+    "offline_conflict": (
+        "The coupon was redeemed elsewhere before this offline redemption reached the hub; "
+        "it is recorded as a conflict for the merchant to settle."
+    ),
+    "conflict_not_found": "No offline conflict with this id.",
+    "conflict_settled": "The conflict was settled already.",
+    "too_many_items": "More items than one sync call takes (at most 100).",
+    "image_unreadable": "The image cannot be decoded: not a JPEG, PNG or WebP picture, or damaged.",
+    "image_too_large": "The image has more pixels than the scanner takes.",
     "template_out_of_stock": "Issuing would exceed the template's total stock.",
     "per_customer_limit_reached": "The customer holds the most coupons allowed.",
     "customer_not_found": "No customer with this external id for this merchant.",

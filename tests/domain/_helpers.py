@@ -43,6 +43,9 @@ DOMAIN_CODES_RAISED: frozenset[str] = frozenset(
         "duplicate_coupon",
         "coupons_not_combinable",
         "too_many_coupons",
+        "token_malformed",
+        "token_wrong_merchant",
+        "token_expired",
     }
 )
 
