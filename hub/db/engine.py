@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hub.db.budget import ConnectionBudget
+from hub.db.fastexec import driver_sql
 from hub.settings import env as read_env
 
 DEFAULT_SQLITE_PATH = "hub.db"
@@ -239,10 +240,12 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        # on the DBAPI cursor (hub/db/fastexec.py): exec_driver_sql's execution context
+        # was 7 % of a redeem's service time
         if conn.get_execution_options().get("hub_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            driver_sql(conn, "BEGIN IMMEDIATE")
         else:
-            conn.exec_driver_sql("BEGIN")
+            driver_sql(conn, "BEGIN")
 
 
 _SQLITE_WRITERS: dict[int, threading.Lock] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, the text SQLAlchemy's DATETIME would store, in one step
+        (``isoformat`` is the same ``%04d-%02d-%02d %02d:%02d:%02d.%06d``): the two
+        processors chained cost ~3 % of a redeem, which binds eight times."""
+        if dialect.name == "sqlite" and _default_sqlite_format(self, dialect):
+            return _sqlite_text
+        return super().bind_processor(dialect)
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
@@ -38,6 +47,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dt.tzinfo is None:
             return dt.replace(tzinfo=UTC)
         return dt.astimezone(UTC)
+
+
+# SQLAlchemy's SQLite DATETIME storage format (sqlalchemy.dialects.sqlite.DATETIME):
+# another one (a dialect set up otherwise) keeps SQLAlchemy's own processors
+_SQLITE_DATETIME_FORMAT = (
+    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+)
+
+
+def _default_sqlite_format(t: UTCDateTime, dialect: Dialect) -> bool:
+    impl = t.impl_instance.dialect_impl(dialect)
+    return getattr(impl, "_storage_format", None) == _SQLITE_DATETIME_FORMAT
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")

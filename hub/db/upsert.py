@@ -12,10 +12,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import ReturningInsert
 
+from hub.db.fastexec import FastStatement
+
 
 class InsertIfAbsent:
     """``INSERT … ON CONFLICT DO NOTHING RETURNING <columns>`` on ``table``, built once
-    per dialect (building Core statements per call costs more than running them)."""
+    per dialect (building Core statements per call costs more than running them) and
+    per set of columns given, and run through :mod:`hub.db.fastexec`."""
 
     def __init__(self, table: Table, *returning: ColumnElement[Any]) -> None:
         if not returning:
@@ -24,23 +27,39 @@ class InsertIfAbsent:
         self._returning = returning
         self._postgresql = pg_insert(table).on_conflict_do_nothing().returning(*returning)
         self._sqlite = sqlite_insert(table).on_conflict_do_nothing().returning(*returning)
-        self._locked: dict[tuple[str, ...], ReturningInsert[Any]] = {}
+        self._locked: dict[tuple[str, ...], FastStatement] = {}
+        self._fast: dict[tuple[str, tuple[str, ...]], FastStatement] = {}
 
     def statement(self, conn: Connection) -> ReturningInsert[Any]:
         """The statement for ``conn``'s database."""
         return self._postgresql if conn.dialect.name == "postgresql" else self._sqlite
 
+    def _fast_statement(self, dialect: str, columns: tuple[str, ...]) -> FastStatement:
+        key = (dialect, columns)
+        stmt = self._fast.get(key)
+        if stmt is None:
+            make = pg_insert if dialect == "postgresql" else sqlite_insert
+            values = {c: bindparam(c, type_=self._table.c[c].type) for c in columns}
+            stmt = FastStatement(
+                make(self._table).values(values).on_conflict_do_nothing().returning(*self._returning)
+            )
+            self._fast[key] = stmt
+        return stmt
+
     def inserted(self, conn: Connection, values: dict[str, Any]) -> bool:
         """Insert the row unless one with the same key exists; True when it went in."""
-        return conn.execute(self.statement(conn), values).first() is not None
+        dialect = conn.dialect.name
+        if dialect not in ("postgresql", "sqlite"):
+            return conn.execute(self.statement(conn), values).first() is not None
+        return self._fast_statement(dialect, tuple(values)).first(conn, values) is not None
 
-    def _locked_statement(self, columns: tuple[str, ...]) -> ReturningInsert[Any]:
+    def _locked_statement(self, columns: tuple[str, ...]) -> FastStatement:
         stmt = self._locked.get(columns)
         if stmt is None:
             row = select(*(bindparam(c, type_=self._table.c[c].type) for c in columns)).where(
                 func.pg_try_advisory_xact_lock(bindparam("hub_lock_id", type_=BigInteger))
             )
-            stmt = (
+            stmt = FastStatement(
                 pg_insert(self._table)
                 .from_select(list(columns), row)
                 .on_conflict_do_nothing()
@@ -57,4 +76,4 @@ class InsertIfAbsent:
         if conn.dialect.name != "postgresql":
             return self.inserted(conn, values)
         stmt = self._locked_statement(tuple(values))
-        return conn.execute(stmt, {**values, "hub_lock_id": lock_id}).first() is not None
+        return stmt.first(conn, {**values, "hub_lock_id": lock_id}) is not None

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import CTE, Connection, Engine, Update, and_, bindparam, delete, select, update
 
 from hub.db.engine import write_conn
+from hub.db.fastexec import FastStatement
 from hub.db.schema import idempotency_keys as t
 from hub.db.upsert import InsertIfAbsent
 from hub.domain.errors import refuse
@@ -86,12 +87,15 @@ _COMPLETE = (
     .where(t.c.api_key_id == bindparam("b_scope"), t.c.key == bindparam("b_key"))
     .values(response_status=bindparam("b_status"), response_body=bindparam("b_body"))
 )
+_FAST_COMPLETE = FastStatement(_COMPLETE)
 
 
-def _try_insert(conn: Connection, values: dict[str, object], lock_id: int) -> bool:
+def _try_insert(conn: Connection, values: dict[str, object], scope: str, key: str) -> bool:
     # PostgreSQL: the key's advisory lock and the insert in one statement (the insert
-    # happens only when the lock was free)
-    return _INSERT.inserted_locked(conn, values, lock_id)
+    # happens only when the lock was free); SQLite has no such lock (no hash to make)
+    if conn.dialect.name != "postgresql":
+        return _INSERT.inserted(conn, values)
+    return _INSERT.inserted_locked(conn, values, _lock_id(scope, key))
 
 
 def claim(
@@ -117,14 +121,13 @@ def claim(
         "created_at": now,
         "expires_at": now + ttl,
     }
-    lock_id = _lock_id(scope, key)
-    if _try_insert(conn, values, lock_id):
+    if _try_insert(conn, values, scope, key):
         return None
     ident = {"b_scope": scope, "b_key": key}
     row = conn.execute(_SELECT, ident).first()
     if row is not None and row.expires_at <= now:
         conn.execute(_DELETE_EXPIRED, {**ident, "b_now": now})
-        if _try_insert(conn, values, lock_id):
+        if _try_insert(conn, values, scope, key):
             return None
         row = None
     if row is None or row.response_status is None:
@@ -143,7 +146,7 @@ def claim(
 
 
 def complete(conn: Connection, *, scope: str, key: str, status: int, body: bytes) -> None:
-    conn.execute(_COMPLETE, completion_params(scope=scope, key=key, status=status, body=body))
+    _FAST_COMPLETE.run(conn, completion_params(scope=scope, key=key, status=status, body=body))
 
 
 def create_once(

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import JSON, Connection, ScalarSelect, bindparam, func, insert, or_, select
 
 from hub.db.engine import after_commit
+from hub.db.fastexec import FastStatement
 from hub.db.schema import deliveries, outbox_events, subscriptions
 from hub.domain.ids import new_id
 from hub.services.jsonio import iso
@@ -195,7 +196,7 @@ def forget(conn: Connection) -> None:
 def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert event rows that make no delivery record (as :func:`append` would)."""
     if rows:
-        conn.execute(_INSERT_EVENTS, list(rows))
+        _insert_rows(conn, list(rows))
 
 
 def _subscriptions(conn: Connection, merchant_id: str) -> list[Sub]:
@@ -212,6 +213,26 @@ _INSERT_EVENTS_RETURNING = insert(outbox_events).returning(
 )
 _INSERT_EVENTS = insert(outbox_events)
 _INSERT_DELIVERIES = insert(deliveries)
+# the columns of an event row (event_row); one such row without delivery records (the
+# redeem's usual event) goes in through the fast path (hub/db/fastexec.py)
+EVENT_COLUMNS = (
+    "id", "merchant_id", "type", "coupon_id", "store_code", "occurred_at", "recorded_at", "data",
+)  # fmt: skip
+_INSERT_ONE_EVENT = FastStatement(
+    insert(outbox_events).values(
+        {c: bindparam(c, type_=outbox_events.c[c].type) for c in EVENT_COLUMNS}
+    )
+)
+
+
+_EVENT_KEYS = frozenset(EVENT_COLUMNS)
+
+
+def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if len(rows) == 1 and rows[0].keys() == _EVENT_KEYS:
+        _INSERT_ONE_EVENT.run(conn, rows[0])
+    else:
+        conn.execute(_INSERT_EVENTS, rows)
 
 
 def template_of_event(data: dict[str, Any]) -> str | None:
@@ -254,7 +275,7 @@ def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if hold and len(rows) == 1:
             conn.info[_HELD_KEY] = list(rows)
             return
-        conn.execute(_INSERT_EVENTS, list(rows))
+        _insert_rows(conn, list(rows))
         return
     seqs = conn.execute(_INSERT_EVENTS_RETURNING, list(rows)).scalars().all()
     created: list[dict[str, Any]] = []

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, select
 
 from hub.db.engine import read_conn
+from hub.db.fastexec import FastStatement
 from hub.db.schema import coupon_templates, coupons, customers, outbox_events, redemptions
 from hub.domain.codes import display
 from hub.domain.redeeming import effective_state
@@ -61,6 +62,26 @@ _COUPON_DETAIL = (
     )
     .where(coupons.c.code == bindparam("b_code"), coupons.c.merchant_id == bindparam("b_merchant"))
 )
+# the look-up's statements, built once and run on the DBAPI cursor (hub/db/fastexec.py)
+_FAST_COUPON_DETAIL = FastStatement(_COUPON_DETAIL)
+_COUPON_EVENTS = FastStatement(
+    select(
+        outbox_events.c.id,
+        outbox_events.c.type,
+        outbox_events.c.occurred_at,
+        outbox_events.c.recorded_at,
+        outbox_events.c.store_code,
+        outbox_events.c.data,
+    )
+    .where(
+        outbox_events.c.coupon_id == bindparam("b_coupon"),
+        outbox_events.c.merchant_id == bindparam("b_merchant"),
+    )
+    .order_by(outbox_events.c.seq)
+)
+_REDEMPTION_STORE = FastStatement(
+    select(redemptions.c.store_code).where(redemptions.c.id == bindparam("b_id"))
+)
 
 
 def coupon_status(
@@ -77,32 +98,18 @@ def coupon_status(
     with CodeLookup(engine, default_guard(guard), p, now, client, read=True) as lookup:
         code = lookup.parse(raw_code)
         with read_conn(engine) as conn:
-            row = lookup.find(conn, _COUPON_DETAIL, code)
+            row = lookup.find(conn, _FAST_COUPON_DETAIL, code)
             return _coupon_view(conn, p, code, row, now)
 
 
 def _coupon_view(
     conn: Connection, p: Principal, code: str, row: Any, now: datetime
 ) -> dict[str, Any]:
-    events = conn.execute(
-        select(
-            outbox_events.c.id,
-            outbox_events.c.type,
-            outbox_events.c.occurred_at,
-            outbox_events.c.recorded_at,
-            outbox_events.c.store_code,
-            outbox_events.c.data,
-        )
-        .where(
-            outbox_events.c.coupon_id == row.id, outbox_events.c.merchant_id == p.merchant_id
-        )
-        .order_by(outbox_events.c.seq)
-    ).all()
+    events = _COUPON_EVENTS.all(conn, {"b_coupon": row.id, "b_merchant": p.merchant_id})
     current_store = None
     if row.redemption_id is not None:
-        current_store = conn.execute(
-            select(redemptions.c.store_code).where(redemptions.c.id == row.redemption_id)
-        ).scalar()
+        found = _REDEMPTION_STORE.first(conn, {"b_id": row.redemption_id})
+        current_store = None if found is None else found.store_code
     scope = p.store_scope
     state = effective_state(CouponState(row.status), Window(row.valid_from, row.valid_until), now)
     history = []

@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import Connection, Engine, Row, Select, bindparam, insert, or_, select, update
 
 from hub.db.engine import read_conn, write_conn
+from hub.db.fastexec import FastStatement
 from hub.db.schema import (
     code_attempts,
     coupon_templates,
@@ -121,8 +122,13 @@ def _with_subscriptions(dialect: str) -> Select[Any]:
 # The redeem's coupon read also brings the merchant's live subscriptions (the outbox's
 # fan-out needs them): one round trip less than reading them at the outbox insert.
 _COUPON_FOR_REDEEM = {d: _with_subscriptions(d) for d in ("postgresql", "sqlite")}
-_STORE_ID = select(stores.c.id).where(
-    stores.c.merchant_id == bindparam("b_merchant"), stores.c.code == bindparam("b_code")
+# ... and run with hub/db/fastexec.py: compiled once, executed on the DBAPI cursor
+_FAST_COUPON_FOR_REDEEM = {d: FastStatement(s) for d, s in _COUPON_FOR_REDEEM.items()}
+_FAST_COUPON_BY_CODE = FastStatement(COUPON_BY_CODE)
+_STORE_ID = FastStatement(
+    select(stores.c.id).where(
+        stores.c.merchant_id == bindparam("b_merchant"), stores.c.code == bindparam("b_code")
+    )
 )
 _REDEMPTION_WHERE = select(redemptions.c.store_code, redemptions.c.occurred_at).where(
     redemptions.c.id == bindparam("b_id")
@@ -153,6 +159,7 @@ MARK_REDEEMED = (
     )
     .returning(coupons.c.id)
 )
+_FAST_MARK_REDEEMED = FastStatement(MARK_REDEEMED)
 # the states a coupon can be held in (a used one holds nothing, whatever it says)
 HOLDABLE = frozenset(s.value for s in redeemable_states())
 INSERT_REDEMPTION = insert(redemptions)
@@ -161,9 +168,13 @@ _REDEMPTION_COLUMNS = (
     "order_id", "order_amount", "discount", "detail", "status", "occurred_at", "recorded_at",
     "api_key_id",
 )  # fmt: skip
-_EVENT_COLUMNS = (
-    "id", "merchant_id", "type", "coupon_id", "store_code", "occurred_at", "recorded_at", "data",
-)  # fmt: skip
+_EVENT_COLUMNS = outbox.EVENT_COLUMNS
+# SQLite: the redemption's own insert, every column a parameter (one compiled form)
+_FAST_INSERT_REDEMPTION = FastStatement(
+    insert(redemptions).values(
+        {c: bindparam(c, type_=redemptions.c[c].type) for c in _REDEMPTION_COLUMNS}
+    )
+)
 # PostgreSQL: the redemption (and its event, when it makes no delivery record) are
 # inserted by the Idempotency-Key's completion, in data-modifying CTEs of that one
 # statement — two round trips fewer while the coupon's row lock is held.
@@ -177,8 +188,10 @@ _NEW_EVENT = (
     .values({c: bindparam(f"e_{c}", type_=outbox_events.c[c].type) for c in _EVENT_COLUMNS})
     .cte("hub_event")
 )
-_COMPLETE_WITH_REDEMPTION = idempotency.completion_with(_NEW_REDEMPTION)
-_COMPLETE_WITH_REDEMPTION_AND_EVENT = idempotency.completion_with(_NEW_REDEMPTION, _NEW_EVENT)
+_COMPLETE_WITH_REDEMPTION = FastStatement(idempotency.completion_with(_NEW_REDEMPTION))
+_COMPLETE_WITH_REDEMPTION_AND_EVENT = FastStatement(
+    idempotency.completion_with(_NEW_REDEMPTION, _NEW_EVENT)
+)
 _PENDING_KEY = "hub_redeem_pending"
 
 
@@ -226,7 +239,8 @@ def resolve_store(conn: Connection, p: Principal, requested: str | None) -> tupl
         return p.store_id, p.store_code
     if requested is None:
         raise refuse("store_required", "Name the store (store code) this redemption is at.")
-    store_id = conn.execute(_STORE_ID, {"b_merchant": p.merchant_id, "b_code": requested}).scalar()
+    found = _STORE_ID.first(conn, {"b_merchant": p.merchant_id, "b_code": requested})
+    store_id = None if found is None else found[0]
     if store_id is None:
         raise refuse("store_not_found", f"No store with code {requested}.", store=requested)
     return store_id, requested
@@ -281,7 +295,7 @@ def _find_coupon(
     lookup: CodeLookup,
     code: str,
     since: datetime,
-    statement: Select[Any] = COUPON_BY_CODE,
+    statement: Select[Any] | FastStatement = _FAST_COUPON_BY_CODE,
 ) -> Any:
     return lookup.find(conn, statement, code, b_since=since)
 
@@ -313,10 +327,10 @@ def _complete(conn: Connection, scope: str, key: str, status: int, body: bytes) 
     params.update({f"r_{c}": values[c] for c in _REDEMPTION_COLUMNS})
     if len(held) == 1:
         params.update({f"e_{c}": held[0][c] for c in _EVENT_COLUMNS})
-        conn.execute(_COMPLETE_WITH_REDEMPTION_AND_EVENT, params)
+        _COMPLETE_WITH_REDEMPTION_AND_EVENT.run(conn, params)
         return
     outbox.insert_events(conn, held)
-    conn.execute(_COMPLETE_WITH_REDEMPTION, params)
+    _COMPLETE_WITH_REDEMPTION.run(conn, params)
 
 
 def _discount_view(d: Discount, order: Order) -> dict[str, Any]:
@@ -420,15 +434,15 @@ def _redeem_in_txn(
     lookup: CodeLookup,
 ) -> tuple[int, bytes]:
     store_id, store_code = resolve_store(conn, p, cmd.store)
-    statement = _COUPON_FOR_REDEEM.get(conn.dialect.name, COUPON_BY_CODE)
+    statement = _FAST_COUPON_FOR_REDEEM.get(conn.dialect.name, _FAST_COUPON_BY_CODE)
     row = _find_coupon(conn, lookup, code, seen.since, statement)
-    if statement is not COUPON_BY_CODE:
+    if statement is not _FAST_COUPON_BY_CODE:
         outbox.know_subscriptions(conn, p.merchant_id, row.subscriptions)
     seen.saw(row, store_code)
     discount = _decide(conn, row, store_code, cmd, at, p, now)
     redemption_id = new_id("rdm")
-    changed = conn.execute(
-        MARK_REDEEMED,
+    changed = _FAST_MARK_REDEEMED.first(
+        conn,
         {
             "b_id": row.id,
             "b_redemption_id": redemption_id,
@@ -436,7 +450,7 @@ def _redeem_in_txn(
             "b_now": now,
             "b_reservation": None,  # no reservation's hold is this redeem's
         },
-    ).first()
+    )
     if changed is None:  # lost a race: someone else redeemed (or voided) it meanwhile
         current = _find_coupon(conn, lookup, code, seen.since)
         seen.redemption_id = current.redemption_id
@@ -468,7 +482,7 @@ def _redeem_in_txn(
         conn.info[_PENDING_KEY] = values  # inserted by the completion (_complete)
         outbox.hold_next(conn)
     else:
-        conn.execute(INSERT_REDEMPTION, values)
+        _FAST_INSERT_REDEMPTION.run(conn, values)
     body = {
         "redemption_id": redemption_id,
         "status": "redeemed",

@@ -91,3 +91,42 @@ def test_default_uses_the_current_time():
     ident = new_id("evt")
     after = int(time.time() * 1000)
     assert before <= decode(ident[4:]) >> 80 <= after
+
+
+def reference_body(value: int) -> str:
+    """The 26 characters of a 128-bit value, five bits at a time from the lowest."""
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+@NO_DB
+@given(millis, st.integers(0, 2**80 - 1))
+def test_the_encoding_is_the_five_bit_one(ms, rand):
+    import hub.domain.ids as ids
+
+    original = ids._random80
+    ids._random80 = lambda: rand  # type: ignore[assignment]
+    try:
+        assert new_id("x", now_ms=ms) == "x_" + reference_body((ms << 80) | rand)
+    finally:
+        ids._random80 = original  # type: ignore[assignment]
+
+
+def test_a_forked_child_does_not_reuse_its_parents_random_bytes():
+    import os
+
+    new_id("x")  # the parent's pool is filled
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then exit without running anything else
+        os.write(write, new_id("x", now_ms=0).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = new_id("x", now_ms=0)
+    assert child != parent
