@@ -298,10 +298,10 @@ def _port(parsed: httpx.URL) -> int:
     return parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
-def check_request_url(url: str) -> None:
+def check_request_url(url: str) -> httpx.URL:
     """The checks that need no look-up, before a request is sent: a well formed URL
-    and, when the host is an address (any spelling), an allowed one. Names are judged
-    at connect time by :class:`EgressBackend`."""
+    and, when the host is an address (any spelling), an allowed one; returns the URL as
+    parsed. Names are judged at connect time by :class:`EgressBackend`."""
     parsed = parse_url(url)
     literal = literal_ip(_host(parsed))
     if literal is not None:
@@ -310,6 +310,7 @@ def check_request_url(url: str) -> None:
             raise EgressDenied(
                 f"the host is an address that is {why}; the egress policy refuses it"
             )
+    return parsed
 
 
 def check_url(url: object, *, resolve_names: bool = True) -> None:
