@@ -62,6 +62,8 @@ class Claimed:
     event: dict[str, Any]
     # set when the config's secrets cannot be decrypted: the attempt retries, sends nothing
     config_error: str | None = None
+    # its status before the claim (``pending`` or ``retrying``): what a give-back restores
+    prior_status: str = "pending"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ _CLAIM_SELECT = (
     select(
         deliveries.c.id,
         deliveries.c.subscription_id,
+        deliveries.c.status,
         select(subscriptions.c.status)
         .where(subscriptions.c.id == deliveries.c.subscription_id)
         .scalar_subquery()
@@ -147,10 +150,12 @@ def claim_batch(conn: Connection, ids: Sequence[str], now: datetime) -> list[Cla
         for sub in sorted({r.subscription_id for r in found if r.sub_status == "circuit_open"})
     }
     take: list[str] = []
+    prior: dict[str, str] = {}
     for row in found:
         if row.sub_status == "circuit_open" and not probes.pop(row.subscription_id, False):
             continue  # not ours, or its one probe is already in this batch
         take.append(row.id)
+        prior[row.id] = row.status
     if not take:
         return []
     lease = now + timedelta(seconds=policy.LEASE_SECONDS)
@@ -193,6 +198,7 @@ def claim_batch(conn: Connection, ids: Sequence[str], now: datetime) -> list[Cla
                     data=ev.data,
                 ),
                 config_error=config_error,
+                prior_status=prior[delivery_id],
             )
         )
     return claimed

@@ -70,6 +70,48 @@ _NEXT_OF_COUPONS = (
 )
 
 
+# a claim undone: the delivery is as it was before (no attempt made, due as it was)
+_GIVE_BACK = (
+    update(deliveries)
+    .where(
+        deliveries.c.id == bindparam("b_id"),
+        deliveries.c.status == "delivering",
+        deliveries.c.attempts == bindparam("b_attempt"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        attempts=deliveries.c.attempts - 1,
+        lease_until=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+def give_back(engine: Engine, claimed: Sequence[Claimed], now: datetime) -> list[str]:
+    """Undo the claims of deliveries that were not sent (in one transaction): each one
+    this worker still holds goes back to its status before the claim with its attempt
+    count as it was; returns their ids."""
+    if not claimed:
+        return []
+    with write_conn(engine) as conn:
+        held = _held_pairs(conn, [c.delivery_id for c in claimed])
+        mine = [c for c in claimed if (c.delivery_id, c.attempt) in held]
+        if mine:
+            conn.execute(
+                _GIVE_BACK,
+                [
+                    {
+                        "b_id": c.delivery_id,
+                        "b_attempt": c.attempt,
+                        "b_status": c.prior_status,
+                        "b_now": now,
+                    }
+                    for c in mine
+                ],
+            )
+    return [c.delivery_id for c in mine]
+
+
 def next_status(claimed: Claimed, sent: Sent, now: datetime) -> tuple[str, datetime]:
     """The delivery's status after this attempt, and when it is due next."""
     outcome = sent.outcome
@@ -160,9 +202,12 @@ def _attempt_row(a: Attempted) -> dict[str, object]:
 
 def _held(conn: Connection, done: Sequence[Attempted]) -> set[tuple[str, int]]:
     """The (delivery, attempt) pairs this worker still holds."""
+    return _held_pairs(conn, [a.claimed.delivery_id for a in done])
+
+
+def _held_pairs(conn: Connection, ids: Sequence[str]) -> set[tuple[str, int]]:
     q = _HELD_PG if conn.dialect.name == "postgresql" else _HELD
-    ids = sorted({a.claimed.delivery_id for a in done})
-    return {(r.id, r.attempts) for r in conn.execute(q, {"b_ids": ids})}
+    return {(r.id, r.attempts) for r in conn.execute(q, {"b_ids": sorted(set(ids))})}
 
 
 def _breaker(
