@@ -214,8 +214,10 @@ class Pipeline:
         while True:
             with self._recordable:
                 self._recordable.wait_for(
-                    lambda: bool(self._finished or self._unsent)
-                    or (self._claimer_done and self._in_flight == 0)
+                    lambda: (
+                        bool(self._finished or self._unsent)
+                        or (self._claimer_done and self._in_flight == 0)
+                    )
                 )
                 if not self._finished and not self._unsent:
                     return

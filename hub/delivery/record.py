@@ -21,7 +21,7 @@ from hub.connectors import Delivered, Retry
 from hub.db.engine import after_commit, write_conn
 from hub.db.schema import deliveries, delivery_attempts
 from hub.delivery import breaker, policy
-from hub.delivery.claim import CLAIMABLE, Claimed, Sent
+from hub.delivery.claim import CLAIMABLE, Claimed, Sent, among
 
 log = structlog.get_logger("hub.delivery")
 
@@ -36,13 +36,17 @@ class Attempted:
 
 
 _INSERT_ATTEMPT = insert(delivery_attempts)
-_HELD = select(deliveries.c.id, deliveries.c.attempts).where(
-    deliveries.c.id.in_(bindparam("b_ids", expanding=True)),
-    deliveries.c.status == "delivering",
+# (SQLite, PostgreSQL). PostgreSQL: lock the rows (in id order) so no sweeper revives
+# one between the check and the update
+_HELD = (
+    select(deliveries.c.id, deliveries.c.attempts).where(
+        among(deliveries.c.id, "b_ids", False), deliveries.c.status == "delivering"
+    ),
+    select(deliveries.c.id, deliveries.c.attempts)
+    .where(among(deliveries.c.id, "b_ids", True), deliveries.c.status == "delivering")
+    .order_by(deliveries.c.id)
+    .with_for_update(of=deliveries),
 )
-# PostgreSQL: lock the rows (in id order) so no sweeper revives one between the check
-# and the update
-_HELD_PG = _HELD.order_by(deliveries.c.id).with_for_update(of=deliveries)
 _RECORD = (
     update(deliveries)
     .where(
@@ -60,13 +64,11 @@ _RECORD = (
         delivered_at=bindparam("b_delivered"),
     )
 )
-_NEXT_OF_COUPONS = (
+_NEXT_OF_COUPONS = tuple(
     select(deliveries.c.id, deliveries.c.subscription_id, deliveries.c.coupon_id)
-    .where(
-        deliveries.c.coupon_id.in_(bindparam("b_coupons", expanding=True)),
-        deliveries.c.status.in_(CLAIMABLE),
-    )
+    .where(among(deliveries.c.coupon_id, "b_coupons", pg), deliveries.c.status.in_(CLAIMABLE))
     .order_by(deliveries.c.event_seq)
+    for pg in (False, True)
 )
 
 
@@ -206,7 +208,7 @@ def _held(conn: Connection, done: Sequence[Attempted]) -> set[tuple[str, int]]:
 
 
 def _held_pairs(conn: Connection, ids: Sequence[str]) -> set[tuple[str, int]]:
-    q = _HELD_PG if conn.dialect.name == "postgresql" else _HELD
+    q = _HELD[conn.dialect.name == "postgresql"]
     return {(r.id, r.attempts) for r in conn.execute(q, {"b_ids": sorted(set(ids))})}
 
 
@@ -244,7 +246,8 @@ def _next_of_coupons(conn: Connection, done: Sequence[Attempted], statuses: list
         return []
     first: dict[tuple[str, str], str] = {}
     coupons = sorted({coupon for _, coupon in pairs if coupon is not None})
-    for row in conn.execute(_NEXT_OF_COUPONS, {"b_coupons": coupons}):
+    q = _NEXT_OF_COUPONS[conn.dialect.name == "postgresql"]
+    for row in conn.execute(q, {"b_coupons": coupons}):
         key = (row.subscription_id, row.coupon_id)
         if key in pairs and key not in first:
             first[key] = row.id
