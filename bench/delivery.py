@@ -10,13 +10,16 @@ It prints
   * baseline    — the receiver's own throughput: a plain ``httpx.Client`` loop (one
                   thread, keep-alive) POSTing signed event-sized bodies to it;
   * pipeline    — the batched pipeline of a worker (:mod:`hub.delivery.pipeline`: one
-                  claim and one record transaction per batch, 8 sender threads on a
-                  kept-alive client) in this process, fed the ids directly: the in-process
-                  worker of the embedded default, without the broker;
+                  claim and one record transaction per batch, a window of 256 claimed
+                  deliveries, 8 sender threads on a kept-alive connection pool) in this
+                  process (the receiver's thread shares its GIL), fed the ids directly:
+                  the in-process worker of the embedded default, without the broker;
   * 1 worker / 2 workers — events delivered per second when ``hub worker`` processes
                   (8 threads each) drain a backlog of ``--n`` pending deliveries (made by
-                  real redeems through ``hub.services.redeem``, one doorbell message per
-                  delivery on Redis), first to last arrival at the receiver;
+                  real redeems through ``hub.services.redeem``; each commit rings its
+                  deliveries' doorbell on Redis, ids waiting together in one message),
+                  first to last arrival at the receiver — the "1 worker" row is the
+                  figure of the goal (≥ 1,000 events/s per worker process);
   * latency     — with `hub serve` and 2 workers running, ``--latency-n`` redeems over
                   HTTP paced at ``--rate``/s: client send → receiver arrival p50/p99,
                   against the redeem's own HTTP latency (send → 201) as its baseline;

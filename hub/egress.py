@@ -25,6 +25,7 @@ Three checks, one policy:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -298,18 +299,27 @@ def _port(parsed: httpx.URL) -> int:
     return parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
-def check_request_url(url: str) -> None:
-    """The checks that need no look-up, before a request is sent: a well formed URL
-    and, when the host is an address (any spelling), an allowed one. Names are judged
-    at connect time by :class:`EgressBackend`."""
+@functools.lru_cache(maxsize=4096)
+def _request_target(url: str) -> tuple[httpx.URL, IPAddress | None]:
+    """A URL's parse and its literal address (pure functions of the text; a refused URL
+    raises and is not kept): a subscription's URL is parsed once, not per request."""
     parsed = parse_url(url)
-    literal = literal_ip(_host(parsed))
+    return parsed, literal_ip(_host(parsed))
+
+
+def check_request_url(url: str) -> httpx.URL:
+    """The checks that need no look-up, before a request is sent: a well formed URL
+    and, when the host is an address (any spelling), an allowed one (judged against the
+    allow-list of the moment); returns the URL as parsed. Names are judged at connect
+    time by :class:`EgressBackend`."""
+    parsed, literal = _request_target(url)
     if literal is not None:
         why = refusal(literal)
         if why is not None:
             raise EgressDenied(
                 f"the host is an address that is {why}; the egress policy refuses it"
             )
+    return parsed
 
 
 def check_url(url: object, *, resolve_names: bool = True) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, and_, bindparam, exists, select, update
+from sqlalchemy import ARRAY, Connection, String, and_, any_, bindparam, exists, select, update
 from sqlalchemy.orm import aliased
 
 from hub.connectors import Outcome
@@ -37,6 +37,15 @@ _BLOCKED = exists().where(
     _earlier.c.event_seq < deliveries.c.event_seq,
     _earlier.c.status != "succeeded",
 )
+
+
+def among(column: Any, name: str, pg: bool) -> Any:
+    """``column IN (:name…)``: on PostgreSQL ``= ANY(:name)`` with one array parameter,
+    so a statement has one SQL text (and one prepared plan) whatever the batch's size;
+    elsewhere an expanding ``IN``."""
+    if pg:
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 def claimable_condition() -> Any:
@@ -62,6 +71,8 @@ class Claimed:
     event: dict[str, Any]
     # set when the config's secrets cannot be decrypted: the attempt retries, sends nothing
     config_error: str | None = None
+    # its status before the claim (``pending`` or ``retrying``): what a give-back restores
+    prior_status: str = "pending"
 
 
 @dataclass(frozen=True)
@@ -75,48 +86,65 @@ class Sent:
     latency_ms: int
 
 
+def _claim_select(pg: bool) -> Any:
+    return (
+        select(
+            deliveries.c.id,
+            deliveries.c.subscription_id,
+            deliveries.c.status,
+            select(subscriptions.c.status)
+            .where(subscriptions.c.id == deliveries.c.subscription_id)
+            .scalar_subquery()
+            .label("sub_status"),
+        )
+        .where(among(deliveries.c.id, "b_ids", pg), claimable_condition())
+        .order_by(deliveries.c.event_seq, deliveries.c.id)
+    )
+
+
+def _claim_update(pg: bool) -> Any:
+    return (
+        update(deliveries)
+        .where(among(deliveries.c.id, "b_ids", pg), deliveries.c.status.in_(CLAIMABLE))
+        .values(
+            status="delivering",
+            attempts=deliveries.c.attempts + 1,
+            lease_until=bindparam("b_lease"),
+            updated_at=bindparam("b_now"),
+        )
+        .returning(
+            deliveries.c.id,
+            deliveries.c.attempts,
+            deliveries.c.subscription_id,
+            deliveries.c.event_id,
+            deliveries.c.merchant_id,
+            deliveries.c.coupon_id,
+        )
+    )
+
+
+def _subscriptions(pg: bool) -> Any:
+    return select(
+        subscriptions.c.id,
+        subscriptions.c.connector,
+        subscriptions.c.config,
+        subscriptions.c.retry_schedule,
+    ).where(among(subscriptions.c.id, "b_ids", pg))
+
+
+def _events(pg: bool) -> Any:
+    return select(outbox_events).where(among(outbox_events.c.id, "b_ids", pg))
+
+
+# (SQLite, PostgreSQL); on PostgreSQL rows another worker is claiming are skipped, never
+# waited for
 _CLAIM_SELECT = (
-    select(
-        deliveries.c.id,
-        deliveries.c.subscription_id,
-        select(subscriptions.c.status)
-        .where(subscriptions.c.id == deliveries.c.subscription_id)
-        .scalar_subquery()
-        .label("sub_status"),
-    )
-    .where(deliveries.c.id.in_(bindparam("b_ids", expanding=True)), claimable_condition())
-    .order_by(deliveries.c.event_seq, deliveries.c.id)
+    _claim_select(False),
+    _claim_select(True).with_for_update(skip_locked=True, of=deliveries),
 )
-# PostgreSQL: rows another worker is claiming are skipped, never waited for
-_CLAIM_SELECT_PG = _CLAIM_SELECT.with_for_update(skip_locked=True, of=deliveries)
-_CLAIM_UPDATE = (
-    update(deliveries)
-    .where(
-        deliveries.c.id.in_(bindparam("b_ids", expanding=True)),
-        deliveries.c.status.in_(CLAIMABLE),
-    )
-    .values(
-        status="delivering",
-        attempts=deliveries.c.attempts + 1,
-        lease_until=bindparam("b_lease"),
-        updated_at=bindparam("b_now"),
-    )
-    .returning(
-        deliveries.c.id,
-        deliveries.c.attempts,
-        deliveries.c.subscription_id,
-        deliveries.c.event_id,
-        deliveries.c.merchant_id,
-        deliveries.c.coupon_id,
-    )
-)
-_SUBSCRIPTIONS = select(
-    subscriptions.c.id,
-    subscriptions.c.connector,
-    subscriptions.c.config,
-    subscriptions.c.retry_schedule,
-).where(subscriptions.c.id.in_(bindparam("b_ids", expanding=True)))
-_EVENTS = select(outbox_events).where(outbox_events.c.id.in_(bindparam("b_ids", expanding=True)))
+_CLAIM_UPDATE = (_claim_update(False), _claim_update(True))
+_SUBSCRIPTIONS = (_subscriptions(False), _subscriptions(True))
+_EVENTS = (_events(False), _events(True))
 
 
 def claim(conn: Connection, delivery_id: str, now: datetime) -> Claimed | None:
@@ -138,8 +166,8 @@ def claim_batch(conn: Connection, ids: Sequence[str], now: datetime) -> list[Cla
     its first delivery here, if this worker takes the probe."""
     if not ids:
         return []
-    q = _CLAIM_SELECT_PG if conn.dialect.name == "postgresql" else _CLAIM_SELECT
-    found = conn.execute(q, {"b_ids": list(dict.fromkeys(ids)), "b_now": now}).all()
+    pg = conn.dialect.name == "postgresql"
+    found = conn.execute(_CLAIM_SELECT[pg], {"b_ids": list(dict.fromkeys(ids)), "b_now": now}).all()
     # half-open subscriptions (in id order: claimers never lock them in opposite orders)
     # → whether we took the probe; one delivery each goes out if we did
     probes = {
@@ -147,25 +175,25 @@ def claim_batch(conn: Connection, ids: Sequence[str], now: datetime) -> list[Cla
         for sub in sorted({r.subscription_id for r in found if r.sub_status == "circuit_open"})
     }
     take: list[str] = []
+    prior: dict[str, str] = {}
     for row in found:
         if row.sub_status == "circuit_open" and not probes.pop(row.subscription_id, False):
             continue  # not ours, or its one probe is already in this batch
         take.append(row.id)
+        prior[row.id] = row.status
     if not take:
         return []
     lease = now + timedelta(seconds=policy.LEASE_SECONDS)
     rows = {
         r.id: r
-        for r in conn.execute(_CLAIM_UPDATE, {"b_ids": take, "b_lease": lease, "b_now": now})
+        for r in conn.execute(_CLAIM_UPDATE[pg], {"b_ids": take, "b_lease": lease, "b_now": now})
     }
     if not rows:
         return []
     sub_ids = sorted({r.subscription_id for r in rows.values()})
-    subs = {s.id: s for s in conn.execute(_SUBSCRIPTIONS, {"b_ids": sub_ids})}
-    events = {
-        e.id: e
-        for e in conn.execute(_EVENTS, {"b_ids": sorted({r.event_id for r in rows.values()})})
-    }
+    subs = {s.id: s for s in conn.execute(_SUBSCRIPTIONS[pg], {"b_ids": sub_ids})}
+    event_ids = sorted({r.event_id for r in rows.values()})
+    events = {e.id: e for e in conn.execute(_EVENTS[pg], {"b_ids": event_ids})}
     configs = {s.id: _plain_config(conn, s.id, s.config) for s in subs.values()}
     claimed = []
     for delivery_id in take:  # the order of the selection: event sequence
@@ -193,6 +221,7 @@ def claim_batch(conn: Connection, ids: Sequence[str], now: datetime) -> list[Cla
                     data=ev.data,
                 ),
                 config_error=config_error,
+                prior_status=prior[delivery_id],
             )
         )
     return claimed

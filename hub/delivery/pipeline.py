@@ -6,22 +6,30 @@ Three stages run concurrently, so the database work of one batch overlaps the HT
 of the next:
 
 * the **claimer** takes the waiting ids (at most :data:`MAX_BATCH`, and no more than
-  free sending slots) and claims them in one transaction (:func:`claim_batch`);
+  free slots of the window) and claims them in one transaction (:func:`claim_batch`);
 * the **senders** (a pool of ``threads``) run each claimed delivery's exchange over the
   kept-alive HTTP client, at most :data:`policy.ENDPOINT_CONCURRENCY` at once per
   endpoint (:mod:`hub.delivery.transport`);
 * the **recorder** stores every finished attempt that is ready in one transaction
   (:func:`record_batch`).
 
-A claimed delivery waits for a sender only behind as many others as there are senders
-(``SLOTS_PER_THREAD``), so its attempt ends well within its lease. Nothing here is the
-truth: a doorbell lost with the process (an id accepted, not yet claimed) is rung again
-by a sweeper, and a claimed delivery whose worker died is revived when its lease runs out.
+At most :data:`WINDOW` deliveries are claimed and not yet recorded: a window that wide
+keeps the senders busy while a claim and a record transaction are under way (with a few
+per sender the pipeline waited on its own transactions: ~450 events/s where ~1,000 go
+out). A claimed delivery may therefore wait for a sender behind many others; one whose
+send has not started within :data:`START_WITHIN` seconds of its claim (a slow receiver
+holds the senders) is given back unsent — its claim undone, no attempt counted — and
+rung again, so every attempt that starts has most of its lease ahead of it.
+
+Nothing here is the truth: a doorbell lost with the process (an id accepted, not yet
+claimed) is rung again by a sweeper, and a claimed delivery whose worker died is revived
+when its lease runs out.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -32,16 +40,20 @@ from sqlalchemy import Engine
 
 from hub.connectors import Retry
 from hub.db.engine import write_conn
+from hub.delivery import policy
 from hub.delivery.attempt import send
 from hub.delivery.claim import Claimed, Sent, claim_batch
 from hub.delivery.exchange import Transport
-from hub.delivery.record import Attempted, record_batch
+from hub.delivery.record import Attempted, give_back, record_batch
 
 log = structlog.get_logger("hub.delivery")
 
-MAX_BATCH = 64  # deliveries claimed (and at most recorded) in one transaction
-SLOTS_PER_THREAD = 3  # claimed-but-unrecorded deliveries per sender thread
+MAX_BATCH = 128  # deliveries claimed (and at most recorded) in one transaction
+WINDOW = 256  # deliveries claimed and not yet recorded, at most
 MAX_WAITING = 1024  # ids accepted and not yet claimed; beyond, submit() waits
+# a claimed delivery whose send has not started this long after its claim is given back
+# unsent (its lease must cover the attempt itself: tries × the request's timeout)
+START_WITHIN = policy.LEASE_SECONDS / 4
 STOP_TIMEOUT = 60.0
 
 
@@ -84,7 +96,7 @@ class Pipeline:
         self.clock = clock
         self.transport = transport
         self.threads = max(1, threads)
-        self.slots = self.threads * SLOTS_PER_THREAD
+        self.slots = WINDOW
         lock = threading.Lock()  # one lock, three conditions: wake only who can go on
         self._claimable = threading.Condition(lock)  # the claimer: ids and free slots
         self._recordable = threading.Condition(lock)  # the recorder: finished attempts
@@ -94,6 +106,7 @@ class Pipeline:
         self._busy: set[str] = set()  # being claimed, sent or recorded here
         self._in_flight = 0  # claimed (or being claimed), not yet recorded
         self._finished: list[Attempted] = []
+        self._unsent: list[Claimed] = []  # claimed, not started in time: to give back
         self._stopping = False
         self._claimer_done = False
         self._senders: ThreadPoolExecutor | None = None
@@ -178,32 +191,60 @@ class Pipeline:
             except Exception:  # the database may be back next time; sweepers ring again
                 log.exception("delivery.claim_failed", deliveries=len(batch))
                 claimed = []
+            claimed_at = time.monotonic()
             taken = {c.delivery_id for c in claimed}
             self._release([i for i in batch if i not in taken])
             for c in claimed:
-                senders.submit(self._send_one, c, started)
+                senders.submit(self._send_one, c, started, claimed_at)
 
-    def _send_one(self, claimed: Claimed, started: datetime) -> None:
+    def _send_one(self, claimed: Claimed, started: datetime, claimed_at: float) -> None:
+        if time.monotonic() - claimed_at > START_WITHIN:  # waited too long: give it back
+            with self._recordable:
+                self._unsent.append(claimed)
+                if len(self._unsent) + len(self._finished) == 1:
+                    self._recordable.notify()
+            return
         sent = _send(self.transport, claimed, started)
         with self._recordable:
             self._finished.append(Attempted(claimed, sent, started))
-            if len(self._finished) == 1:
+            if len(self._finished) + len(self._unsent) == 1:
                 self._recordable.notify()
 
     def _record_loop(self) -> None:
         while True:
             with self._recordable:
                 self._recordable.wait_for(
-                    lambda: bool(self._finished) or (self._claimer_done and self._in_flight == 0)
+                    lambda: (
+                        bool(self._finished or self._unsent)
+                        or (self._claimer_done and self._in_flight == 0)
+                    )
                 )
-                if not self._finished:
+                if not self._finished and not self._unsent:
                     return
                 done, self._finished = self._finished[:MAX_BATCH], self._finished[MAX_BATCH:]
+                unsent, self._unsent = self._unsent, []
+            if unsent:
+                self._give_back(unsent)
+            if not done:
+                continue
             try:
                 record_batch(self.engine, done, self.clock(), self.ring_next)
             except Exception:  # left `delivering`: retried when the lease runs out
                 log.exception("delivery.record_failed", deliveries=len(done))
             self._release([a.claimed.delivery_id for a in done])
+
+    def _give_back(self, unsent: list[Claimed]) -> None:
+        """Undo the claims of deliveries not sent in time, then ring them again."""
+        ids = [c.delivery_id for c in unsent]
+        try:
+            returned = give_back(self.engine, unsent, self.clock())
+        except Exception:  # left `delivering`: retried when the lease runs out
+            log.exception("delivery.give_back_failed", deliveries=len(unsent))
+            returned = []
+        log.info("delivery.given_back", deliveries=len(returned))
+        self._release(ids)
+        if returned and not self._stopping:
+            self.submit(returned, wait=False)
 
     def _release(self, ids: list[str]) -> None:
         if not ids:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any
 
 import dramatiq
@@ -29,6 +29,9 @@ log = structlog.get_logger("hub.delivery")
 
 QUEUE = "hub-deliveries"
 BROKER_TIMEOUT = 2.0
+# delivery ids one message carries at most: what waits to be sent goes out together, so
+# under load a worker takes many doorbells per message (and per acknowledgement)
+IDS_PER_MESSAGE = 100
 _state: dict[str, Any] = {}
 _lock = threading.Lock()
 
@@ -97,7 +100,7 @@ def make_broker(url: str | None) -> dramatiq.Broker:
 
 
 Handler = Callable[[str], object]
-"""What the ``deliver`` actor does with a delivery id (``Runtime.deliver``)."""
+"""What the ``deliver`` actor does with each delivery id of a message (``Runtime.ring``)."""
 
 
 def configure(url: str | None, *, handler: Handler | None = None) -> dramatiq.Broker:
@@ -197,8 +200,8 @@ def enqueue(ids: list[str]) -> None:
     if actor is None or not ids:
         return
     if isinstance(_state.get("broker"), StubBroker):
-        for delivery_id in ids:
-            actor.send(delivery_id)
+        for i in range(0, len(ids), IDS_PER_MESSAGE):
+            actor.send(*ids[i : i + IDS_PER_MESSAGE])
         return
     with _lock:
         sender = _state.get("sender")
@@ -213,24 +216,39 @@ def enqueue(ids: list[str]) -> None:
 
 
 def _send_loop(actor: Any, outgoing: SimpleQueue[str | None]) -> None:
-    """Send ids to the broker. While it is down (see :mod:`hub.delivery.backoff`) ids are
-    dropped until the next attempt is due, and failures are said once per backoff step:
-    the records are committed and the sweeper sends them again (``sweeper.STALE``)."""
+    """Send ids to the broker: each message carries the ids waiting at that moment (at
+    most :data:`IDS_PER_MESSAGE`; one when they come one at a time, so nothing waits for
+    company). While the broker is down (see :mod:`hub.delivery.backoff`) ids are dropped
+    until the next attempt is due, and failures are said once per backoff step: the
+    records are committed and the sweeper sends them again (``sweeper.STALE``)."""
     backoff: BrokerBackoff = _state["backoff"]
-    while (delivery_id := outgoing.get()) is not None:
+    stopping = False
+    while not stopping and (first := outgoing.get()) is not None:
+        ids = [first]
+        while len(ids) < IDS_PER_MESSAGE:
+            try:
+                more = outgoing.get_nowait()
+            except Empty:
+                break
+            if more is None:
+                stopping = True
+                break
+            ids.append(more)
         if backoff.remaining() > 0:
             continue
         try:
-            actor.send(delivery_id)
-        except Exception as exc:  # the sweeper re-enqueues it later
+            actor.send(*ids)
+        except Exception as exc:  # the sweeper re-enqueues them later
             backoff.failure(exc)
             continue
         backoff.success()
 
 
-def _deliver(delivery_id: str) -> None:
+def _deliver(*delivery_ids: str) -> None:
+    """A doorbell: one delivery id or several (a message of an older sender has one)."""
     handler: Handler | None = _state.get("handler")
-    if handler is None:
-        log.warning("delivery.no_runtime", delivery_id=delivery_id)
-        return
-    handler(delivery_id)
+    for delivery_id in delivery_ids:
+        if handler is None:
+            log.warning("delivery.no_runtime", delivery_id=delivery_id)
+            continue
+        handler(delivery_id)

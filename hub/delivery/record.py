@@ -21,7 +21,7 @@ from hub.connectors import Delivered, Retry
 from hub.db.engine import after_commit, write_conn
 from hub.db.schema import deliveries, delivery_attempts
 from hub.delivery import breaker, policy
-from hub.delivery.claim import CLAIMABLE, Claimed, Sent
+from hub.delivery.claim import CLAIMABLE, Claimed, Sent, among
 
 log = structlog.get_logger("hub.delivery")
 
@@ -36,13 +36,17 @@ class Attempted:
 
 
 _INSERT_ATTEMPT = insert(delivery_attempts)
-_HELD = select(deliveries.c.id, deliveries.c.attempts).where(
-    deliveries.c.id.in_(bindparam("b_ids", expanding=True)),
-    deliveries.c.status == "delivering",
+# (SQLite, PostgreSQL). PostgreSQL: lock the rows (in id order) so no sweeper revives
+# one between the check and the update
+_HELD = (
+    select(deliveries.c.id, deliveries.c.attempts).where(
+        among(deliveries.c.id, "b_ids", False), deliveries.c.status == "delivering"
+    ),
+    select(deliveries.c.id, deliveries.c.attempts)
+    .where(among(deliveries.c.id, "b_ids", True), deliveries.c.status == "delivering")
+    .order_by(deliveries.c.id)
+    .with_for_update(of=deliveries),
 )
-# PostgreSQL: lock the rows (in id order) so no sweeper revives one between the check
-# and the update
-_HELD_PG = _HELD.order_by(deliveries.c.id).with_for_update(of=deliveries)
 _RECORD = (
     update(deliveries)
     .where(
@@ -60,14 +64,54 @@ _RECORD = (
         delivered_at=bindparam("b_delivered"),
     )
 )
-_NEXT_OF_COUPONS = (
+_NEXT_OF_COUPONS = tuple(
     select(deliveries.c.id, deliveries.c.subscription_id, deliveries.c.coupon_id)
-    .where(
-        deliveries.c.coupon_id.in_(bindparam("b_coupons", expanding=True)),
-        deliveries.c.status.in_(CLAIMABLE),
-    )
+    .where(among(deliveries.c.coupon_id, "b_coupons", pg), deliveries.c.status.in_(CLAIMABLE))
     .order_by(deliveries.c.event_seq)
+    for pg in (False, True)
 )
+
+
+# a claim undone: the delivery is as it was before (no attempt made, due as it was)
+_GIVE_BACK = (
+    update(deliveries)
+    .where(
+        deliveries.c.id == bindparam("b_id"),
+        deliveries.c.status == "delivering",
+        deliveries.c.attempts == bindparam("b_attempt"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        attempts=deliveries.c.attempts - 1,
+        lease_until=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+def give_back(engine: Engine, claimed: Sequence[Claimed], now: datetime) -> list[str]:
+    """Undo the claims of deliveries that were not sent (in one transaction): each one
+    this worker still holds goes back to its status before the claim with its attempt
+    count as it was; returns their ids."""
+    if not claimed:
+        return []
+    with write_conn(engine) as conn:
+        held = _held_pairs(conn, [c.delivery_id for c in claimed])
+        mine = [c for c in claimed if (c.delivery_id, c.attempt) in held]
+        if mine:
+            conn.execute(
+                _GIVE_BACK,
+                [
+                    {
+                        "b_id": c.delivery_id,
+                        "b_attempt": c.attempt,
+                        "b_status": c.prior_status,
+                        "b_now": now,
+                    }
+                    for c in mine
+                ],
+            )
+    return [c.delivery_id for c in mine]
 
 
 def next_status(claimed: Claimed, sent: Sent, now: datetime) -> tuple[str, datetime]:
@@ -160,9 +204,12 @@ def _attempt_row(a: Attempted) -> dict[str, object]:
 
 def _held(conn: Connection, done: Sequence[Attempted]) -> set[tuple[str, int]]:
     """The (delivery, attempt) pairs this worker still holds."""
-    q = _HELD_PG if conn.dialect.name == "postgresql" else _HELD
-    ids = sorted({a.claimed.delivery_id for a in done})
-    return {(r.id, r.attempts) for r in conn.execute(q, {"b_ids": ids})}
+    return _held_pairs(conn, [a.claimed.delivery_id for a in done])
+
+
+def _held_pairs(conn: Connection, ids: Sequence[str]) -> set[tuple[str, int]]:
+    q = _HELD[conn.dialect.name == "postgresql"]
+    return {(r.id, r.attempts) for r in conn.execute(q, {"b_ids": sorted(set(ids))})}
 
 
 def _breaker(
@@ -199,7 +246,8 @@ def _next_of_coupons(conn: Connection, done: Sequence[Attempted], statuses: list
         return []
     first: dict[tuple[str, str], str] = {}
     coupons = sorted({coupon for _, coupon in pairs if coupon is not None})
-    for row in conn.execute(_NEXT_OF_COUPONS, {"b_coupons": coupons}):
+    q = _NEXT_OF_COUPONS[conn.dialect.name == "postgresql"]
+    for row in conn.execute(q, {"b_coupons": coupons}):
         key = (row.subscription_id, row.coupon_id)
         if key in pairs and key not in first:
             first[key] = row.id

@@ -27,7 +27,7 @@ from hub.delivery import queue
 from hub.delivery.backoff import BrokerBackoff, ConsumerErrorFilter
 from hub.delivery.pipeline import MAX_BATCH, Pipeline, deliver_batch
 from hub.delivery.sweeper import sweep
-from hub.delivery.transport import delivery_client, http_transport
+from hub.delivery.transport import DeliveryClient, delivery_client, http_transport
 from hub.services.reservations import expire_reservations
 
 log = structlog.get_logger("hub.delivery")
@@ -46,7 +46,7 @@ class Runtime:
         self,
         engine: Engine,
         clock: Callable[[], datetime] = _utcnow,
-        client: httpx.Client | None = None,
+        client: DeliveryClient | httpx.Client | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock

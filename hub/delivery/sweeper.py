@@ -13,7 +13,7 @@ from sqlalchemy import Engine, bindparam, select, update
 
 from hub.db.engine import write_conn
 from hub.db.schema import deliveries
-from hub.delivery.claim import claimable_condition
+from hub.delivery.claim import among, claimable_condition
 
 SWEEP_BATCH = 1000
 # A delivery is rung again when no message was sent since it became due, or when the
@@ -41,7 +41,7 @@ _LAPSED_PG = (
 )
 _LOCK_PG = (
     select(deliveries.c.id)
-    .where(deliveries.c.id.in_(bindparam("b_ids", expanding=True)))
+    .where(among(deliveries.c.id, "b_ids", pg=True))
     .order_by(deliveries.c.id)
     .with_for_update(skip_locked=True)
 )
@@ -76,11 +76,14 @@ _STALE = (  # due, rung since, and that message is older than ``stale``
     .order_by(deliveries.c.enqueued_at)
     .limit(bindparam("b_limit"))
 )
-_MARK_ENQUEUED = (
+# (SQLite, PostgreSQL): on PostgreSQL one array parameter, not up to SWEEP_BATCH
+_MARK_ENQUEUED = tuple(
     update(deliveries)
-    .where(deliveries.c.id.in_(bindparam("b_ids", expanding=True)))
+    .where(among(deliveries.c.id, "b_ids", pg))
     .values(enqueued_at=bindparam("b_now"))
+    for pg in (False, True)
 )
+_REVIVE_PG = _REVIVE.where(among(deliveries.c.id, "b_ids", pg=True))
 
 
 def sweep(
@@ -97,10 +100,7 @@ def sweep(
         if pg:
             lapsed = list(conn.execute(_LAPSED_PG, {"b_now": now}).scalars())
             if lapsed:
-                conn.execute(
-                    _REVIVE.where(deliveries.c.id.in_(bindparam("b_ids", expanding=True))),
-                    {"b_now": now, "b_ids": lapsed},
-                )
+                conn.execute(_REVIVE_PG, {"b_now": now, "b_ids": lapsed})
         else:  # SQLite: the transaction holds the writer lock
             conn.execute(_REVIVE, {"b_now": now})
         ids = list(conn.execute(_UNRUNG, {"b_now": now, "b_limit": limit}).scalars())
@@ -116,7 +116,7 @@ def sweep(
             locked = set(conn.execute(_LOCK_PG, {"b_ids": ids}).scalars())
             ids = [i for i in ids if i in locked]
         if ids:
-            conn.execute(_MARK_ENQUEUED, {"b_ids": ids, "b_now": now})
+            conn.execute(_MARK_ENQUEUED[pg], {"b_ids": ids, "b_now": now})
         return ids
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from hub.db.engine import make_engine
 from hub.db.schema import coupons, delivery_attempts
 from hub.db.schema import deliveries as deliveries_t
+from hub.delivery import pipeline as pipeline_module
 from hub.delivery.pipeline import Pipeline
 from hub.delivery.sweeper import sweep
 from hub.delivery.transport import delivery_client, http_transport
@@ -130,6 +131,53 @@ def test_stop_finishes_what_was_accepted(client, db, merchant, clock, receiver):
     for code, kind in types:
         if kind == "coupon.redemption_reversed":
             assert types.index((code, "coupon.redeemed")) < types.index((code, kind))
+
+
+def test_a_delivery_not_started_in_time_is_given_back_unsent(
+    client, db, merchant, clock, receiver, monkeypatch
+):
+    """A wide window lets claimed deliveries queue for a sender: one whose send has not
+    started within START_WITHIN of its claim goes back as it was (no attempt counted,
+    no attempt row), is rung again, and is delivered once."""
+    subscribe(client, merchant, receiver.url)
+    tpl = make_template(db, merchant, clock.now)
+    for code in issue(db, merchant, tpl, clock.now, count=4):
+        redeem(client, merchant, code)
+    monkeypatch.setattr(pipeline_module, "START_WITHIN", 0.2)
+    returned: list[str] = []
+    real_give_back = pipeline_module.give_back
+
+    def give_back(engine, claimed, now):
+        got = real_give_back(engine, claimed, now)
+        returned.extend(got)
+        return got
+
+    monkeypatch.setattr(pipeline_module, "give_back", give_back)
+    http = delivery_client()
+    send = http_transport(http)
+    slow = [True]
+
+    def transport(req):
+        if slow[0]:  # the first send holds the only sender past the others' start time
+            slow[0] = False
+            time.sleep(0.5)
+        return send(req)
+
+    pipe = Pipeline(db, clock, transport, threads=1)
+    pipe.start()
+    try:
+        pipe.submit(_ids(db))
+        _wait(lambda: _statuses(db) == {"succeeded": 4})
+    finally:
+        pipe.stop()
+        http.close()
+    assert returned  # the three queued behind the slow send went back at least once
+    with db.connect() as conn:
+        attempts = list(conn.execute(select(deliveries_t.c.attempts)).scalars())
+        rows = conn.execute(select(func.count()).select_from(delivery_attempts)).scalar()
+    assert attempts == [1, 1, 1, 1] and rows == 4
+    ids = [e["id"] for e in receiver.events]
+    assert len(ids) == len(set(ids)) == 4
 
 
 def test_two_workers_deliver_every_event_at_least_once_in_coupon_order(

@@ -42,6 +42,46 @@ def test_the_actor_calls_the_handler_given_at_configure():
     assert sorted(seen) == ["dlv_a", "dlv_b"]
 
 
+def test_ids_waiting_together_go_out_in_one_message():
+    """One message per batch of ids (at most IDS_PER_MESSAGE); a message of an older
+    sender, one id, still reaches the handler."""
+    seen: list[str] = []
+    broker = queue.configure(None, handler=seen.append)
+    ids = [f"dlv_{i}" for i in range(queue.IDS_PER_MESSAGE + 1)]
+    queue.enqueue(ids)
+    assert broker.queues[queue.QUEUE].qsize() == 2  # type: ignore[attr-defined]
+    queue._state["actor"].send("dlv_old")
+    _consume(broker)
+    assert sorted(seen) == sorted([*ids, "dlv_old"])
+
+
+def test_the_broker_sender_groups_what_is_waiting(monkeypatch):
+    """The sender thread of a real broker: the ids waiting when it wakes go out in one
+    message, a lone id alone (nothing waits for company)."""
+    sent: list[tuple[str, ...]] = []
+
+    class Actor:
+        def send(self, *ids: str) -> None:
+            sent.append(ids)
+
+    from queue import SimpleQueue
+
+    from hub.delivery.backoff import BrokerBackoff
+
+    monkeypatch.setitem(queue._state, "backoff", BrokerBackoff("test"))
+    outgoing: SimpleQueue[str | None] = SimpleQueue()
+    for i in range(queue.IDS_PER_MESSAGE + 3):
+        outgoing.put(f"dlv_{i}")
+    outgoing.put(None)
+    queue._send_loop(Actor(), outgoing)
+    assert [len(m) for m in sent] == [queue.IDS_PER_MESSAGE, 3]
+    sent.clear()
+    outgoing.put("dlv_lone")
+    outgoing.put(None)
+    queue._send_loop(Actor(), outgoing)
+    assert sent == [("dlv_lone",)]
+
+
 def test_a_released_handler_is_called_no_more():
     seen: list[str] = []
     other: list[str] = []

@@ -22,7 +22,8 @@ import respx
 from click.testing import CliRunner
 
 from hub import egress
-from hub.delivery.transport import MAX_RESPONSE_BYTES, http_transport
+from hub.connectors import OutboundRequest
+from hub.delivery.transport import MAX_RESPONSE_BYTES, DeliveryClient, http_transport
 from hub.secrets import scrub
 from hub.services.subscriptions import MAX_BODY_LOGGED
 from tests.conftest import issue, make_template
@@ -458,11 +459,69 @@ def test_answers_are_capped(client, db, merchant, clock, serve, monkeypatch) -> 
         assert 0 < len(attempt["response_body"]) <= MAX_BODY_LOGGED <= 1024
     # what is read at all is bounded too
     huge = httpx.MockTransport(lambda request: httpx.Response(200, content=b"B" * (3 << 20)))
-    from hub.connectors import OutboundRequest
 
     with httpx.Client(transport=huge) as c:
         got = http_transport(c)(OutboundRequest("POST", "https://public.test/x"))
     assert len(got.body) == MAX_RESPONSE_BYTES
+
+
+# --- the delivery client: httpx's connection pool driven directly ----------------------
+
+
+def test_the_delivery_client_sends_what_an_httpx_client_sends(serve, monkeypatch) -> None:
+    """Same request headers as an httpx.Client (the request's own win, any case), the
+    answer's headers as httpx reads them, and no cookie kept from one answer to the next."""
+    monkeypatch.setenv("HUB_EGRESS_ALLOW", "127.0.0.1/32")
+    receiver = serve(answer=lambda h, b: (201, {"Set-Cookie": "sid=abc", "X-Two": "1"}, b"ok"))
+    body = b'{"id": 1}'
+    with DeliveryClient() as c, httpx.Client() as plain:
+        got = c.send(OutboundRequest("POST", f"{receiver.url}/h?q=1", {"X-Key": "v",
+                                                                     "user-agent": "mine"},
+                                     body))
+        again = c.send(OutboundRequest("POST", f"{receiver.url}/h", {}, b""))
+        assert again.status == 201
+        plain.post(f"{receiver.url}/h?q=1", content=body,
+                   headers={"X-Key": "v", "user-agent": "mine"})
+    assert got.status == 201 and got.body == b"ok"
+    assert got.header("set-cookie") == "sid=abc" and ("x-two", "1") in got.raw_headers
+    (path, sent, seen), (_, second, empty), (_, by_httpx, _) = receiver.requests
+    assert path == "/h?q=1" and seen == body and empty == b""
+    sent = {k.lower(): v for k, v in sent.items()}
+    second = {k.lower(): v for k, v in second.items()}
+    assert sent == {k.lower(): v for k, v in by_httpx.items()}
+    assert sent["user-agent"] == "mine" and sent["content-length"] == str(len(body))
+    assert second["content-length"] == "0" and "cookie" not in second
+    assert second["user-agent"].startswith("python-httpx/")
+
+
+def test_the_delivery_client_decodes_and_caps_answers(serve, monkeypatch) -> None:
+    import gzip
+
+    monkeypatch.setenv("HUB_EGRESS_ALLOW", "127.0.0.1/32")
+    packed = gzip.compress(b"C" * (2 << 20))
+    zipped = serve(answer=lambda h, b: (200, {"Content-Encoding": "gzip"}, packed))
+    big = serve(answer=lambda h, b: (200, {}, b"D" * (2 << 20)))
+    with DeliveryClient() as c:
+        unzipped = c.send(OutboundRequest("GET", f"{zipped.url}/x"))
+        capped = c.send(OutboundRequest("GET", f"{big.url}/x"))
+    assert unzipped.body == b"C" * MAX_RESPONSE_BYTES
+    assert capped.body == b"D" * MAX_RESPONSE_BYTES
+
+
+def test_the_delivery_client_keeps_the_policy_and_httpx_errors(serve, policy,
+                                                              monkeypatch) -> None:
+    receiver = serve()
+    policy["erp.test"] = ["127.0.0.1"]
+    with DeliveryClient() as c:
+        with pytest.raises(egress.EgressDenied):  # a name that resolves to loopback
+            c.send(OutboundRequest("GET", f"http://erp.test:{receiver.port}/x"))
+        with pytest.raises(egress.EgressDenied):  # a literal internal address
+            c.send(OutboundRequest("GET", f"http://2130706433:{receiver.port}/x"))
+        monkeypatch.setenv("HUB_EGRESS_ALLOW", "127.0.0.1/32")
+        with pytest.raises(httpx.ConnectError):  # nothing listens there: httpx's error
+            c.send(OutboundRequest("GET", "http://127.0.0.1:1/x", timeout=2))
+        assert c.send(OutboundRequest("GET", f"http://erp.test:{receiver.port}/x")).status == 200
+    assert len(receiver.requests) == 1
 
 
 # --- item 6: echoed credentials in every encoding ----------------------------------------
