@@ -211,6 +211,11 @@ class TemplateIn(_In):
     transferable: Annotated[
         bool, Meta(description="holders may pass its coupons to a friend (转赠)")
     ] = False
+    offline: Annotated[
+        bool,
+        Meta(description="terminals may redeem its coupons offline (离线核销); false puts "
+             "x: 0 in its coupon tokens"),
+    ] = True
 
     def spec(self) -> dict[str, Any]:
         """The plain-dict form the domain builds a template from."""
@@ -381,6 +386,7 @@ class TemplateOut(_Out):
     per_customer_limit: int | None
     stacking: StackingOut
     transferable: bool
+    offline: bool
     issued_count: int
     created_at: Time
 
