@@ -711,6 +711,12 @@ class WalletCoupon(_Out):
         str | None,
         Meta(description="an open offer to pass it to a friend lapses then (ISO 8601 UTC)"),
     ] = None
+    qr_svg: Annotated[
+        str | None,
+        Meta(description="its QR code (the signed token offline tills accept), SVG; "
+             "null once it cannot be redeemed"),
+    ] = None
+    qr_png: Annotated[str | None, Meta(description="the same QR code, PNG")] = None
 
 
 class WalletPage(_Out):
