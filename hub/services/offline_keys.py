@@ -11,7 +11,7 @@ terminals fetch, the coupon tokens the hub signs and verifies, and the offline r
   ``retired`` (``retired_at``). Tokens it signed still verify.
 * **Publishing rule.** The document lists the active key and every retired key that may
   still have signed a valid token: a retired key stays while the merchant has a coupon
-  issued before the key's retirement whose ``valid_until`` is still ahead (a token never
+  issued by the key's retirement whose ``valid_until`` is still ahead (a token never
   outlives its coupon's window: its ``u`` is the coupon's ``valid_until``). That moment
   (the latest ``valid_until`` of the coupons issued before ``retired_at``) never changes
   once the key is retired, so it is computed once per key and process.
@@ -228,7 +228,7 @@ def _published(conn: Connection, key: SigningKey, now: datetime) -> bool:
     if key.kid not in _published_until:
         last = conn.execute(
             select(func.max(coupons.c.valid_until)).where(
-                coupons.c.merchant_id == key.merchant_id, coupons.c.issued_at < key.retired_at
+                coupons.c.merchant_id == key.merchant_id, coupons.c.issued_at <= key.retired_at
             )
         ).scalar()
         with _cache_lock:
