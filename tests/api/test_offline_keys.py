@@ -128,7 +128,7 @@ def test_first_use_raced_by_many_threads_makes_one_active_key(db, merchant, cloc
         try:
             barrier.wait()
             offline_keys.ensure_key(db, merchant.id, clock.now)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=racer) for _ in range(6)]
@@ -228,6 +228,7 @@ def test_offline_rules_put_is_idempotent_audited_and_served(client, db, merchant
     with db.connect() as conn:
         rows = conn.execute(select(audit_log.c.action, audit_log.c.details)).all()
     [entry] = [r for r in rows if r.action == "offline_rules.updated"]
+    assert entry.details["max_count"] == 50
     # refusals
     problem(client.put("/v1/offline/rules", json={"max_count": -1},
                        headers={**merchant.auth(), "Idempotency-Key": "rules-2"}),
@@ -359,7 +360,7 @@ def test_wallet_items_link_their_qr_codes(client, db, merchant, clock):
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
 
 
-# --- a token wherever a code is --------------------------------------------------------------------
+# --- a token wherever a code is ---------------------------------------------------------------
 
 
 def test_a_token_redeems_validates_looks_up_and_quotes_as_its_code(client, db, merchant, clock):
