@@ -18,7 +18,8 @@ def run_ok(*args: str) -> str:
 def test_offline_keys_rotate_list_and_rules(tmp_path):
     db = str(tmp_path / "x.db")
     run_ok("migrate", "--db", db)
-    merchant = json.loads(run_ok("merchants", "create", "--db", db, "--name", "X Tea"))["merchant_id"]
+    made = json.loads(run_ok("merchants", "create", "--db", db, "--name", "X Tea"))
+    merchant = made["merchant_id"]
     assert "no offline keys yet" in run_ok("keys", "offline", "list", "--db", db)
     first = json.loads(run_ok("keys", "offline", "rotate", "--db", db, "--merchant", merchant))
     assert first["retired"] is None and first["kid"].startswith("ok_")
