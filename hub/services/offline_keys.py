@@ -132,15 +132,20 @@ def rotate(engine: Engine, p: Principal, now: datetime) -> dict[str, Any]:
     """A new active key; the active one (if any) becomes retired. Audited."""
     p.require_admin()
     with write_conn(engine) as conn:
-        old = conn.execute(
-            update(osk)
-            .where(osk.c.merchant_id == p.merchant_id, osk.c.status == "active")
-            .values(status="retired", retired_at=now)
-            .returning(osk.c.id)
-        ).scalar()
-        kid = _insert_key(conn, engine, p.merchant_id, now)
-        if kid is None:  # cannot happen inside this transaction; never serve two actives
-            raise RuntimeError("an active offline key appeared during the rotation")
+        kid = old = None
+        for _ in range(3):  # PostgreSQL: a concurrent rotation's new key shows up late
+            retired = conn.execute(
+                update(osk)
+                .where(osk.c.merchant_id == p.merchant_id, osk.c.status == "active")
+                .values(status="retired", retired_at=now)
+                .returning(osk.c.id)
+            ).scalar()
+            old = retired or old
+            kid = _insert_key(conn, engine, p.merchant_id, now)
+            if kid is not None:
+                break
+        if kid is None:  # never two active keys: the partial unique index refused it
+            raise RuntimeError("another rotation keeps making the active offline key")
         audit.record(conn, p, "offline_key.rotated", "offline_key", kid, now, retired=old)
     forget(p.merchant_id)
     return {"kid": kid, "retired": old}

@@ -198,6 +198,26 @@ def test_rotation_keeps_old_tokens_redeemable_and_publishes_the_old_key_until_it
     assert "offline_key.rotated" in actions
 
 
+def test_rotations_raced_leave_one_active_key(db, merchant, clock):
+    offline_keys.ensure_key(db, merchant.id, clock.now)
+    barrier = threading.Barrier(3)
+    done: list[dict[str, Any]] = []
+
+    def racer() -> None:
+        barrier.wait()
+        done.append(offline_keys.rotate(db, merchant.principal, clock.now))
+
+    threads = [threading.Thread(target=racer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(done) == 3
+    [active] = active_keys(db, merchant.id)
+    assert active in {d["kid"] for d in done}
+    assert len(offline_keys.list_keys(db, merchant.principal)) == 4
+
+
 def test_a_key_rotated_in_another_process_is_found_by_its_kid(client, db, merchant, clock):
     """The public-key cache re-reads the merchant's keys for a kid it does not know."""
     code = coupon(db, merchant, clock.now)
