@@ -3,7 +3,7 @@ terminals fetch, the coupon tokens the hub signs and verifies, and the offline r
 
 * **Keys.** A merchant has at most one ``active`` key (the partial unique index
   ``uq_offline_signing_keys_active``); it is created on first use — the first keys
-  document, token or verification — race-safely: the insert is ``ON CONFLICT DO
+  document or token — race-safely: the insert is ``ON CONFLICT DO
   NOTHING`` and the loser of a race reads the winner's key. The private key is stored
   encrypted with :mod:`hub.secrets` (``{"$enc": …}``, as subscription secrets are;
   ``hub secrets rotate`` re-encrypts it), never shown, never logged.
@@ -11,9 +11,9 @@ terminals fetch, the coupon tokens the hub signs and verifies, and the offline r
   ``retired`` (``retired_at``). Tokens it signed still verify.
 * **Publishing rule.** The document lists the active key and every retired key that may
   still have signed a valid token: a retired key stays while the merchant has a coupon
-  issued by the key's retirement whose ``valid_until`` is still ahead (a token never
+  issued at or before the key's retirement whose ``valid_until`` is still ahead (a token never
   outlives its coupon's window: its ``u`` is the coupon's ``valid_until``). That moment
-  (the latest ``valid_until`` of the coupons issued before ``retired_at``) never changes
+  (the latest ``valid_until`` of the coupons issued by ``retired_at``) never changes
   once the key is retired, so it is computed once per key and process.
 * **Verification** uses every key of the token's merchant, retired ones included
   (a token of a dropped key is past its window: ``token_expired``). Public keys are
