@@ -126,11 +126,10 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
         "code": {
             "type": "string",
             "pattern": TOKEN_OR_CODE_PATTERN,
-            "maxLength": 1024,
             "description": "A coupon code: 14 characters (13 random and a check character) "
             f"from {ALPHABET}, any case, optionally grouped with dashes "
             "(TQZB-32SG-KUNH-V5). Scanner suffixes and full-width input are normalised. "
-            "Or the coupon's token (HT1.…, its offline QR code).",
+            "Or the coupon's token (HT1.…, its offline QR code, at most 1024 characters).",
         },
         "event_type": {"type": "string", "enum": sorted(DATA_SCHEMAS)},
         "operation": {"type": "string", "enum": list(OPERATIONS)},
