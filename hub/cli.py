@@ -234,6 +234,78 @@ def keys() -> None:
     """API keys."""
 
 
+@keys.group("offline")
+def keys_offline() -> None:
+    """Offline signing keys (the coupon tokens tills verify offline) and offline rules."""
+
+
+@keys_offline.command("rotate")
+@db_option
+@click.option("--merchant", "merchant_id", default=None)
+def keys_offline_rotate(db: str | None, merchant_id: str | None) -> None:
+    """A new active signing key; the active one is retired (its tokens still verify, and
+    it stays published while coupons it may have signed are valid)."""
+    from hub.services.offline_keys import rotate
+
+    engine = _engine(db)
+    _print_json(_run(rotate, engine, _admin(engine, merchant_id), _now()))
+
+
+@keys_offline.command("list")
+@db_option
+@click.option("--merchant", "merchant_id", default=None)
+@json_option
+def keys_offline_list(db: str | None, merchant_id: str | None, as_json: bool) -> None:
+    """The merchant's signing keys, newest first (public parts only)."""
+    from hub.services.offline_keys import list_keys
+
+    engine = _engine(db)
+    rows = list_keys(engine, _admin(engine, merchant_id))
+    if as_json:
+        _print_json(rows)
+        return
+    _print_table(
+        rows,
+        [("KID", "kid"), ("STATUS", "status"), ("CREATED", "created_at"),
+         ("RETIRED", "retired_at"), ("PUBLIC KEY", "x")],
+        empty="no offline keys yet (the first is made on first use)",
+    )  # fmt: skip
+
+
+@keys_offline.command("rules")
+@db_option
+@click.option("--merchant", "merchant_id", default=None)
+@click.option("--max-count", type=int, default=None, help="offline redemptions per terminal")
+@click.option("--max-discount", type=int, default=None, help="offline discount per terminal, fen")
+@click.option("--max-offline-seconds", type=int, default=None, help="longest time offline")
+@click.option("--reset", is_flag=True, help="back to the defaults")
+def keys_offline_rules(
+    db: str | None,
+    merchant_id: str | None,
+    max_count: int | None,
+    max_discount: int | None,
+    max_offline_seconds: int | None,
+    reset: bool,
+) -> None:
+    """Show the offline rules, or change them (members not given keep their value;
+    --reset: the defaults)."""
+    from hub.services.offline_keys import get_rules, update_rules
+
+    engine = _engine(db)
+    operator = _admin(engine, merchant_id)
+    given = {
+        "max_count": max_count,
+        "max_discount": max_discount,
+        "max_offline_seconds": max_offline_seconds,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes and not reset:
+        _print_json(get_rules(engine, operator))
+        return
+    current = {} if reset else get_rules(engine, operator)["rules"]
+    _print_json(_run(update_rules, engine, operator, {**current, **changes}, _now()))
+
+
 @keys.command("create")
 @db_option
 @click.option(

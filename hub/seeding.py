@@ -66,7 +66,7 @@ def seed(engine: Engine, seeds: Path = SEEDS_DIR, now: datetime | None = None) -
             k: t[k]
             for k in (
                 "benefit", "validity", "usage", "total_quantity", "per_customer_limit",
-                "transferable", "stacking",
+                "transferable", "stacking", "offline",
             )
             if k in t
         }

@@ -39,6 +39,7 @@ def create_app(
     from hub.api.audit import AuditController
     from hub.api.campaigns import CampaignController
     from hub.api.keys import KeyController
+    from hub.api.offline import CouponTokenController, OfflineController
     from hub.api.orders import OrderController
     from hub.api.pos import PosController
     from hub.api.quote import QuoteController
@@ -71,6 +72,8 @@ def create_app(
             TransferController,
             ReservationController,
             OrderController,
+            OfflineController,
+            CouponTokenController,
             assets_router(),
         ],
         middleware=[

@@ -211,6 +211,11 @@ class TemplateIn(_In):
     transferable: Annotated[
         bool, Meta(description="holders may pass its coupons to a friend (转赠)")
     ] = False
+    offline: Annotated[
+        bool,
+        Meta(description="terminals may redeem its coupons offline (离线核销); false puts "
+             "x: 0 in its coupon tokens"),
+    ] = True
 
     def spec(self) -> dict[str, Any]:
         """The plain-dict form the domain builds a template from."""
@@ -381,6 +386,7 @@ class TemplateOut(_Out):
     per_customer_limit: int | None
     stacking: StackingOut
     transferable: bool
+    offline: bool
     issued_count: int
     created_at: Time
 
@@ -705,6 +711,12 @@ class WalletCoupon(_Out):
         str | None,
         Meta(description="an open offer to pass it to a friend lapses then (ISO 8601 UTC)"),
     ] = None
+    qr_svg: Annotated[
+        str | None,
+        Meta(description="its QR code (the signed token offline tills accept), SVG; "
+             "null once it cannot be redeemed"),
+    ] = None
+    qr_png: Annotated[str | None, Meta(description="the same QR code, PNG")] = None
 
 
 class WalletPage(_Out):

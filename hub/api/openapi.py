@@ -61,6 +61,10 @@ def ok(data: Any, description: str = "Request fulfilled") -> ResponseSpec:
 
 _CODE_CHAR = "[" + ALPHABET + "".join(c.lower() for c in ALPHABET if c.isalpha()) + "]"
 CODE_PATTERN: Final = f"^(?:{_CODE_CHAR}-?){{13}}{_CODE_CHAR}$"
+# a coupon token (the offline QR, hub.domain.offline) stands wherever a code does
+TOKEN_OR_CODE_PATTERN: Final = (
+    f"^(?:(?:{_CODE_CHAR}-?){{13}}{_CODE_CHAR}|HT1\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+)$"
+)
 _ULID = "[0-9A-HJKMNP-TV-Z]{26}"
 ID_PREFIXES: Final = {
     "template_id": "tpl",
@@ -92,6 +96,7 @@ IDEMPOTENT_OPERATIONS: Final = frozenset(
         ("post", "/v1/reservations/{reservation_id}/release"),
         ("post", "/v1/orders/redeem"),
         ("post", "/v1/orders/{order_redemption_id}/reversal"),
+        ("put", "/v1/offline/rules"),
     }
 )
 
@@ -120,10 +125,11 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
     schemas: dict[str, dict[str, Any]] = {
         "code": {
             "type": "string",
-            "pattern": CODE_PATTERN,
+            "pattern": TOKEN_OR_CODE_PATTERN,
             "description": "A coupon code: 14 characters (13 random and a check character) "
             f"from {ALPHABET}, any case, optionally grouped with dashes "
-            "(TQZB-32SG-KUNH-V5). Scanner suffixes and full-width input are normalised.",
+            "(TQZB-32SG-KUNH-V5). Scanner suffixes and full-width input are normalised. "
+            "Or the coupon's token (HT1.…, its offline QR code, at most 1024 characters).",
         },
         "event_type": {"type": "string", "enum": sorted(DATA_SCHEMAS)},
         "operation": {"type": "string", "enum": list(OPERATIONS)},

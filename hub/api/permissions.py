@@ -112,6 +112,13 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/keys"): ADMIN,
     ("POST", "/v1/keys"): ADMIN,
     ("POST", "/v1/keys/{key_id:str}/revoke"): ADMIN,
+    # offline redemption: terminals fetch the keys (any key; a till uses its store key),
+    # a coupon's token and QR code (the look-up's roles, and the app for its customer)
+    ("GET", "/v1/offline/keys"): ALL,
+    ("PUT", "/v1/offline/rules"): ADMIN,
+    ("GET", "/v1/coupons/{code:str}/token"): frozenset({"admin", "store", "analyst", "app"}),
+    ("GET", "/v1/coupons/{code:str}/qr.svg"): frozenset({"admin", "store", "analyst", "app"}),
+    ("GET", "/v1/coupons/{code:str}/qr.png"): frozenset({"admin", "store", "analyst", "app"}),
     # audit
     ("GET", "/v1/audit"): ADMIN,
     # alerts (guessing, repeat redemption attempts, delivery circuits)

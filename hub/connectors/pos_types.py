@@ -18,12 +18,15 @@ from msgspec import Meta, Struct
 
 from hub.domain.cart import Line, Order
 from hub.domain.commands import RedeemCommand
+from hub.domain.offline import MAX_TOKEN_LENGTH
 
 # the native API's limits; a connector reading another format holds it to the same
 FEN_MAX = 10**12  # the largest amount, in fen
 QTY_MAX = 100_000  # units on one order line
 LINES_MAX = 500  # lines in one order
-CODE_MAX = 64  # characters of a coupon code as presented
+# characters of a coupon code as presented: a code, or a coupon token (the offline QR,
+# hub.domain.offline: at most 1024 characters; 50 of them still fit a 64 KiB redeem body)
+CODE_MAX = MAX_TOKEN_LENGTH
 TEXT_MAX = 128  # an order id, a SKU, a category
 STORE_MAX = 64  # a store code
 STORE_PATTERN = r"^[A-Za-z0-9_.\-]+$"

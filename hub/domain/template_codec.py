@@ -147,6 +147,16 @@ def transferable_from_dict(value: Any) -> bool:
     return value
 
 
+def offline_from_dict(value: Any) -> bool:
+    """``offline``: true or false; absent (or null) is true (templates stored before
+    terminals could redeem offline allow it)."""
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise refuse("invalid_template", "offline must be true or false", field="offline")
+    return value
+
+
 def template_from_dict(d: dict[str, Any]) -> Template:
     """Build and check a template from its dict form (raises ``invalid_template``).
 
@@ -161,6 +171,7 @@ def template_from_dict(d: dict[str, Any]) -> Template:
             per_customer_limit=d.get("per_customer_limit"),
             stacking=stacking_from_dict(d.get("stacking")),
             transferable=transferable_from_dict(d.get("transferable")),
+            offline=offline_from_dict(d.get("offline")),
         )
     )
 
@@ -216,4 +227,5 @@ def template_to_dict(t: Template) -> dict[str, Any]:
         "per_customer_limit": t.per_customer_limit,
         "stacking": stacking_to_dict(t.stacking),
         "transferable": t.transferable,
+        "offline": t.offline,
     }

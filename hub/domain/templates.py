@@ -143,6 +143,7 @@ class Template:
     per_customer_limit: int | None = None
     stacking: Stacking = field(default_factory=Stacking)
     transferable: bool = False  # holders may pass its coupons to a friend (转赠)
+    offline: bool = True  # terminals may redeem its coupons offline (离线核销)
 
     @property
     def kind(self) -> Kind:

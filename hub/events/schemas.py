@@ -554,6 +554,10 @@ def _data_schemas() -> dict[str, Schema]:
                     "type": "boolean",
                     "description": "Holders may pass its coupons to a friend (转赠).",
                 },
+                "offline": {
+                    "type": "boolean",
+                    "description": "Terminals may redeem its coupons offline (离线核销).",
+                },
             },
             description="A template was created; its stored rules (issuing.create_template).",
         ),

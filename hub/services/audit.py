@@ -44,6 +44,8 @@ ACTIONS = (
     "subscription.deleted",
     "deliveries.replayed",
     "secrets.rotated",
+    "offline_key.rotated",
+    "offline_rules.updated",
 )
 
 

@@ -69,10 +69,15 @@ log = structlog.get_logger("hub.guard")
 
 # transfer_not_found, campaign_not_found: a wrong transfer token (hub/services/transfers.py)
 # or campaign claim token (hub/services/campaigns.py) is a guess at a secret too, counted
-# with the codes; only look-ups by token (hub/services/tokens.py) reach the guard with them
+# with the codes; only look-ups by token (hub/services/tokens.py) reach the guard with them.
+# A coupon token (offline QR) refused stands for a wrong code: TOKEN_REFUSALS count too.
+TOKEN_REFUSALS = frozenset(
+    {"token_malformed", "token_signature_invalid", "token_unknown_key",
+     "token_wrong_merchant", "token_expired"}
+)  # fmt: skip
 COUNTED = frozenset(
     {"coupon_not_found", "code_malformed", "transfer_not_found", "campaign_not_found"}
-)
+) | TOKEN_REFUSALS
 ENUMERATION_ALERT = "code_enumeration_suspected"
 _CACHE_SIZE = 10_000
 

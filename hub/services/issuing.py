@@ -51,6 +51,7 @@ def _template_view(row: Any) -> dict[str, Any]:
         # rules stored before templates had stacking read as exclusive
         "stacking": stacking_to_dict(stacking_from_dict(rules.get("stacking"))),
         "transferable": bool(rules.get("transferable", False)),
+        "offline": bool(rules.get("offline", True)),
         "issued_count": row.issued_count,
         "created_at": iso(row.created_at),
     }

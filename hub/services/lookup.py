@@ -35,7 +35,9 @@ from hub.db.engine import write_conn
 from hub.db.fastexec import FastStatement
 from hub.domain.codes import parse_code
 from hub.domain.errors import DomainError, refuse
+from hub.domain.offline import PREFIX as TOKEN_PREFIX
 from hub.services.guard import COUNTED, Guard
+from hub.services.offline_keys import token_code
 from hub.services.principal import Principal
 
 
@@ -83,10 +85,15 @@ class CodeLookup:
         if not self._entered:  # a programming error: a look-up outside the guard
             raise RuntimeError("CodeLookup used outside its `with` block")
 
-    def parse(self, raw: str) -> str:
-        """The normalised code, or ``code_malformed`` (a failure)."""
+    def parse(self, raw: str, at: datetime | None = None) -> str:
+        """The normalised code, or ``code_malformed`` (a failure). A coupon token
+        (``HT1.…``, the offline QR) stands for its coupon's code once verified and judged
+        at ``at`` (the redemption's time; default ``now``): its ``token_*`` refusals are
+        failures as a wrong code is."""
         self._require_entered()
         try:
+            if raw.startswith(TOKEN_PREFIX):
+                return token_code(self.engine, raw, self.principal.merchant_id, at or self.now)
             return parse_code(raw)
         except DomainError as err:
             self._failures.append(err)

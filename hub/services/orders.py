@@ -251,7 +251,7 @@ def redeem_order_in_txn(
     check_channel(spec.channel)
     p.require_channel(spec.channel)
     _check_count(spec.codes)
-    codes = [lookup.parse(c) for c in spec.codes]
+    codes = [lookup.parse(c, at) for c in spec.codes]
     store_id, store_code = resolve_store(conn, p, spec.store)
     _check_duplicates(codes)  # before any look-up
     ctx = RedeemContext(store_code, spec.channel, at, p.tz)
@@ -413,8 +413,8 @@ def redeem_order(
         check_channel(spec.channel)
         p.require_channel(spec.channel)
         _check_count(spec.codes)
-        codes = tuple(lookup.parse(c) for c in spec.codes)  # malformed: counted, not stored
         at = judged_at(spec.occurred_at, now, settings)
+        codes = tuple(lookup.parse(c, at) for c in spec.codes)  # malformed: counted, not stored
         parsed = OrderRedeemSpec(codes, spec.store, spec.channel, spec.order, spec.occurred_at)
 
         window = settings.guard.limits.repeat_window

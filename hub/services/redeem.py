@@ -405,9 +405,9 @@ def _validate(
     seen: alerts.Attempt,
     lookup: CodeLookup,
 ) -> dict[str, Any]:
-    code = lookup.parse(cmd.code)
-    check_channel(cmd.channel)
     at = judged_at(cmd.occurred_at, now, settings)
+    code = lookup.parse(cmd.code, at)  # a coupon token is judged at the sale's time
+    check_channel(cmd.channel)
     with read_conn(engine) as conn:
         _store_id, store_code = resolve_store(conn, p, cmd.store)
         row = _find_coupon(conn, lookup, code, seen.since)
@@ -541,9 +541,9 @@ def redeem(
     guard = settings.guard
     with CodeLookup(engine, guard, p, now, client) as lookup:  # a blocked key: 429 first
         key = idempotency.check_key(idempotency_key)
-        code = lookup.parse(cmd.code)  # malformed: counted as the refusal leaves the block
-        check_channel(cmd.channel)
         at = judged_at(cmd.occurred_at, now, settings)
+        code = lookup.parse(cmd.code, at)  # malformed: counted as the refusal leaves the block
+        check_channel(cmd.channel)
         seen = alerts.Attempt(since=now - guard.limits.repeat_window)
 
         def work(conn: Connection) -> tuple[int, bytes]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 from sqlalchemy import (
     BindParameter,
@@ -87,6 +88,20 @@ def _view(row: Any, customer: str, now: datetime) -> dict[str, Any]:
         "usable_now": reason is None,
         "reason": reason,
         "transfer_offered_until": iso(row.transfer_offered_until),
+        **_qr_links(row.code, customer, state),
+    }
+
+
+def _qr_links(code: str, customer: str, state: CouponState) -> dict[str, str | None]:
+    """Where the coupon's QR code (its signed token, for offline tills) is fetched: a
+    coupon that can no longer be redeemed has none. The links name the customer, as an
+    app key must (GET /v1/coupons/{code}/qr.svg)."""
+    if state is not CouponState.ISSUED:
+        return {"qr_svg": None, "qr_png": None}
+    query = "?customer=" + quote(customer, safe="")
+    return {
+        "qr_svg": f"/v1/coupons/{code}/qr.svg{query}",
+        "qr_png": f"/v1/coupons/{code}/qr.png{query}",
     }
 
 

@@ -158,6 +158,11 @@ STORE_OPERATIONS = {
     ("POST", "/v1/orders/redeem"),
     ("GET", "/v1/orders/{order_redemption_id:str}"),
     ("POST", "/v1/orders/{order_redemption_id:str}/reversal"),
+    # offline redemption: the till's keys document, a coupon's token and QR code
+    ("GET", "/v1/offline/keys"),
+    ("GET", "/v1/coupons/{code:str}/token"),
+    ("GET", "/v1/coupons/{code:str}/qr.svg"),
+    ("GET", "/v1/coupons/{code:str}/qr.png"),
 }
 # Paths whose parameter names public information (an event type), not a merchant's record.
 PUBLIC_PARAM_ROUTES = {"/v1/events/schemas/{event_type:str}"}

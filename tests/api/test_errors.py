@@ -45,11 +45,8 @@ UNREACHABLE_OVER_HTTP: dict[str, str] = {
     **{
         code: "pending: issue 13"
         for code in (
-            "token_malformed",
-            "token_signature_invalid",
-            "token_unknown_key",
-            "token_wrong_merchant",
-            "token_expired",
+            # a terminal's refusal (hub.domain.offline.offline_refusal): online, a token of
+            # an offline: false template (x: 0) is redeemed as its code is
             "offline_not_allowed",
             "offline_conflict",
             "conflict_not_found",
@@ -1434,6 +1431,55 @@ def count_far_beyond_any_integer(env: Env) -> httpx.Response:
 def customers_list_of_10001(env: Env) -> httpx.Response:
     customers = [f"M{i:05d}" for i in range(10_001)]
     return env.post(f"/v1/templates/{env.template()}/coupons", {"customers": customers})
+
+
+# --- coupon tokens (the offline QR, hub.domain.offline) -------------------------------------
+
+
+def coupon_token(env: Env, code: str, auth: dict[str, str] | None = None) -> str:
+    r = env.get(f"/v1/coupons/{code}/token", auth)
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
+
+
+@produces("token_malformed")
+def token_that_is_not_base64url_json(env: Env) -> httpx.Response:
+    return env.redeem("HT1.not*base64.at-all")
+
+
+@produces("token_signature_invalid")
+def token_with_another_coupons_signature(env: Env) -> httpx.Response:
+    mine, other = coupon_token(env, env.coupon()), coupon_token(env, env.coupon())
+    return env.validate(mine.rpartition(".")[0] + "." + other.rpartition(".")[2])
+
+
+@produces("token_unknown_key")
+def token_signed_with_a_key_the_hub_never_made(env: Env) -> httpx.Response:
+    from hub.domain.offline import TokenClaims
+    from hub.signing import generate_keypair, sign
+
+    private, _ = generate_keypair()
+    now = env.clock.now
+    claims = TokenClaims("ok_NOTAKEYOFTHISHUB", env.m.id, env.coupon(), "tpl_X", None,
+                         now - timedelta(days=1), now + timedelta(days=1), now)
+    return env.get(f"/v1/coupons/{sign(private, claims)}")
+
+
+@produces("token_wrong_merchant")
+def token_of_another_merchant(env: Env) -> httpx.Response:
+    from tests.conftest import make_merchant
+
+    other = make_merchant(env.db, env.clock.now, name="Other Tea")
+    code = issue(env.db, other, make_template(env.db, other, env.clock.now), env.clock.now)[0]
+    return env.redeem(coupon_token(env, code, other.auth()))
+
+
+@produces("token_expired")
+def token_presented_after_its_window(env: Env) -> httpx.Response:
+    token = coupon_token(env, env.coupon())  # valid 30 days
+    env.clock.advance(days=31)
+    return env.post("/v1/pos/pos.native/redeem", {"code": token, "order": order()},
+                    auth={**env.store_auth(), "Idempotency-Key": new_key()})
 
 
 # --- subscriptions and deliveries ---------------------------------------------------------

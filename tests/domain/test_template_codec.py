@@ -97,6 +97,7 @@ templates = st.builds(
     per_customer_limit=st.none() | st.integers(1, 10**4),
     stacking=stackings,
     transferable=st.booleans(),
+    offline=st.booleans(),
 ).map(check_template)
 
 
@@ -120,7 +121,7 @@ def test_dict_form_is_canonical(t):
     d = template_to_dict(t)
     assert set(d) == {
         "benefit", "validity", "usage", "total_quantity", "per_customer_limit", "stacking",
-        "transferable",
+        "transferable", "offline",
     }
     assert d["benefit"]["kind"] == t.kind
     # kinds in the catalogue's order; an exclusive template always says max_per_order 1
@@ -183,6 +184,7 @@ def test_to_dict_concrete():
         "per_customer_limit": 2,
         "stacking": {"combines_with": [], "max_per_order": 1},
         "transferable": False,
+        "offline": True,
     }
 
 
@@ -199,6 +201,21 @@ def test_transferable_round_trips_and_defaults_to_false():
         with pytest.raises(DomainError) as e:
             template_from_dict({**base, "transferable": bad})
         assert e.value.code == "invalid_template" and e.value.extra["field"] == "transferable"
+
+
+def test_offline_round_trips_and_defaults_to_true():
+    base = {"benefit": {"kind": "threshold", "threshold": 100, "discount": 10},
+            "validity": {"type": "relative", "days": 3}}
+    assert template_from_dict(base).offline is True  # rules stored before the flag
+    assert template_from_dict({**base, "offline": None}).offline is True
+    t = template_from_dict({**base, "offline": False})
+    assert t.offline is False
+    assert template_to_dict(t)["offline"] is False
+    assert template_from_dict(template_to_dict(t)) == t
+    for bad in ("no", 1, 0, []):
+        with pytest.raises(DomainError) as e:
+            template_from_dict({**base, "offline": bad})
+        assert e.value.code == "invalid_template" and e.value.extra["field"] == "offline"
 
 
 def test_benefit_and_validity_dicts():

@@ -289,8 +289,21 @@ NOT_COUPON_CODES: dict[tuple[str, str], str] = {
     ("POST", "/v1/stores"): "a store's own code (SH-001), not a coupon code",
 }
 
+def _coupon_get(suffix: str) -> Probe:
+    """A coupon's token or QR code (hub/api/offline.py)."""
+
+    def probe(ctx: Ctx, code: str) -> Outcome:
+        path = f"/v1/coupons/{quote(code, safe='')}/{suffix}"
+        return _problem(ctx.client.get(path, headers=ctx.store))
+
+    return probe
+
+
 PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/v1/coupons/{code}"): _get_coupon,
+    ("GET", "/v1/coupons/{code}/token"): _coupon_get("token"),
+    ("GET", "/v1/coupons/{code}/qr.svg"): _coupon_get("qr.svg"),
+    ("GET", "/v1/coupons/{code}/qr.png"): _coupon_get("qr.png"),
     ("POST", "/v1/coupons/{code}/claim"): _claim,
     ("POST", "/v1/coupons/{code}/void"): _void,
     ("POST", "/v1/coupons/{code}/transfers"): _transfer,

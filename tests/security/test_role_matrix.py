@@ -80,5 +80,5 @@ def test_an_analyst_limited_to_stores_reads_only_those(world: World):
 def test_the_readme_role_table_is_the_enforced_table():
     block = README.read_text().split("<!-- roles:start -->\n")[1].split("<!-- roles:end -->")[0]
     assert block == markdown_table(), "regenerate the README table from PERMISSIONS"
-    rows = re.findall(r"^\| `(GET|POST|PATCH|DELETE) ([^`]+)` \|(.+)\|$", block, re.M)
+    rows = re.findall(r"^\| `(GET|POST|PUT|PATCH|DELETE) ([^`]+)` \|(.+)\|$", block, re.M)
     assert len(rows) == len(PERMISSIONS)
