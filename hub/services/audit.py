@@ -44,6 +44,7 @@ ACTIONS = (
     "subscription.deleted",
     "deliveries.replayed",
     "secrets.rotated",
+    "conflict.settled",
 )
 
 
