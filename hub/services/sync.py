@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy import exc as sa_exc
 
 from hub.db.engine import busy_reason, read_conn, write_conn
@@ -128,8 +128,8 @@ def sync(
             out.append(_refused(item.key, err, operation))
             continue
         except sa_exc.DataError:  # a value the database cannot hold (PostgreSQL: a NUL)
-            err = refuse("invalid_request", "A value of this item cannot be stored.")
-            out.append(_refused(item.key, err, operation))
+            bad = refuse("invalid_request", "A value of this item cannot be stored.")
+            out.append(_refused(item.key, bad, operation))
             continue
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
             reason = busy_reason(exc)
@@ -575,9 +575,7 @@ def settle(
                 )
             ],
         )
-        audit.record(
-            conn, p, "conflict.settled", "conflict", row.id, now, store=row.store_code
-        )
+        audit.record(conn, p, "conflict.settled", "conflict", row.id, now, store=row.store_code)
         body = dumps(_view(_find(conn, p, conflict_id), p))
         idempotency.complete(conn, scope=p.key_id, key=key, status=200, body=body)
     log.info("conflict.settled", conflict_id=conflict_id)

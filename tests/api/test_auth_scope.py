@@ -158,6 +158,9 @@ STORE_OPERATIONS = {
     ("POST", "/v1/orders/redeem"),
     ("GET", "/v1/orders/{order_redemption_id:str}"),
     ("POST", "/v1/orders/{order_redemption_id:str}/reversal"),
+    ("POST", "/v1/redemptions/sync"),
+    ("GET", "/v1/conflicts"),
+    ("GET", "/v1/conflicts/{conflict_id:str}"),
 }
 # Paths whose parameter names public information (an event type), not a merchant's record.
 PUBLIC_PARAM_ROUTES = {"/v1/events/schemas/{event_type:str}"}

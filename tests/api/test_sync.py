@@ -11,11 +11,15 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy import exc as sa_exc
 
+from hub.api.dto import RedeemIn
+from hub.api.redemptions import REDEMPTION_OPERATIONS, to_command
+from hub.api.sync import _item
 from hub.db.schema import audit_log, coupons, offline_conflicts, outbox_events, redemptions
 from hub.events.schemas import validate_event
 from hub.services import keys, outbox
@@ -27,8 +31,9 @@ def key() -> str:
     return uuid.uuid4().hex
 
 
-def item(code: str, clock: Clock, *, k: str | None = None, minutes_ago: float = 30,
-         **fields: Any) -> dict[str, Any]:
+def item(
+    code: str, clock: Clock, *, k: str | None = None, minutes_ago: float = 30, **fields: Any
+) -> dict[str, Any]:
     return {
         "idempotency_key": key() if k is None else k,
         "code": code,
@@ -39,16 +44,18 @@ def item(code: str, clock: Clock, *, k: str | None = None, minutes_ago: float = 
     }
 
 
-def post_sync(c: TestClient[Any], auth: dict[str, str], items: list[Any],
-              terminal: str | None = "T-01") -> Any:
+def post_sync(
+    c: TestClient[Any], auth: dict[str, str], items: list[Any], terminal: str | None = "T-01"
+) -> Any:
     body: dict[str, Any] = {"items": items}
     if terminal is not None:
         body["terminal_id"] = terminal
     return c.post("/v1/redemptions/sync", json=body, headers=auth)
 
 
-def sync(c: TestClient[Any], auth: dict[str, str], items: list[Any],
-         terminal: str | None = "T-01") -> dict[str, Any]:
+def sync(
+    c: TestClient[Any], auth: dict[str, str], items: list[Any], terminal: str | None = "T-01"
+) -> dict[str, Any]:
     r = post_sync(c, auth, items, terminal)
     assert r.status_code == 200, r.text
     out: dict[str, Any] = r.json()
@@ -62,6 +69,7 @@ def outcomes(out: dict[str, Any]) -> list[str]:
 
 def counts(db: Engine) -> dict[str, int]:
     with db.connect() as conn:
+
         def n(t: Any, *where: Any) -> int:
             return int(conn.execute(select(func.count()).select_from(t).where(*where)).scalar())
 
@@ -87,13 +95,20 @@ def store(m: Merchant, code: str = "SH-001") -> dict[str, str]:
     return m.auth(m.store_keys[code])
 
 
-def redeem_online(c: TestClient[Any], auth: dict[str, str], body: dict[str, Any],
-                  k: str | None = None) -> Any:
+def redeem_online(
+    c: TestClient[Any], auth: dict[str, str], body: dict[str, Any], k: str | None = None
+) -> Any:
     return c.post("/v1/redemptions", json=body, headers={**auth, "Idempotency-Key": k or key()})
 
 
-def conflict_of(c: TestClient[Any], m: Merchant, clock: Clock, code: str,
-                auth: dict[str, str] | None = None, at: str = "SH-001") -> dict[str, Any]:
+def conflict_of(
+    c: TestClient[Any],
+    m: Merchant,
+    clock: Clock,
+    code: str,
+    auth: dict[str, str] | None = None,
+    at: str = "SH-001",
+) -> dict[str, Any]:
     """``code`` redeemed online at SH-002, then synced from ``at``: the conflict item."""
     won = redeem_online(c, store(m, "SH-002"), {"code": code, "order": order()})
     assert won.status_code == 201, won.text
@@ -129,12 +144,14 @@ def test_items_are_redeemed_at_their_time_in_order(client, db, merchant, clock, 
     assert all(r.recorded_at == clock.now for r in rows)
 
 
-def test_a_second_sync_of_the_batch_replays_and_changes_nothing(
-    client, db, merchant, clock, codes
-):
+def test_a_second_sync_of_the_batch_replays_and_changes_nothing(client, db, merchant, clock, codes):
     conflicted = codes[5]
-    assert redeem_online(client, store(merchant, "SH-002"),
-                         {"code": conflicted, "order": order()}).status_code == 201
+    assert (
+        redeem_online(
+            client, store(merchant, "SH-002"), {"code": conflicted, "order": order()}
+        ).status_code
+        == 201
+    )
     items = [item(c, clock) for c in codes[:3]]
     items.append(item(codes[0], clock))  # the same coupon under another key: a conflict
     items.append(item(codes[4], clock, order=order(5000)))  # refused (stored: replays)
@@ -150,7 +167,10 @@ def test_a_second_sync_of_the_batch_replays_and_changes_nothing(
         assert again["counts"] == {"redeemed": 0, "replayed": 6, "refused": 1, "conflict": 0}
         for a, b in zip(first["items"], again["items"], strict=True):
             assert (a["status"], a["redemption"], a["problem"], a["conflict_id"]) == (
-                b["status"], b["redemption"], b["problem"], b["conflict_id"]
+                b["status"],
+                b["redemption"],
+                b["problem"],
+                b["conflict_id"],
             )
         assert counts(db) == before
 
@@ -176,9 +196,7 @@ def test_an_item_first_sent_online_replays_its_answer_and_vice_versa(
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == out["items"][0]["redemption"]
     # an offline discount is what the receipt granted: not part of the request's identity
-    assert outcomes(sync(client, store(merchant), [{**it2, "offline_discount": 1}])) == [
-        "replayed"
-    ]
+    assert outcomes(sync(client, store(merchant), [{**it2, "offline_discount": 1}])) == ["replayed"]
     assert counts(db)["redemptions"] == 2
 
 
@@ -209,9 +227,16 @@ def test_a_conflict_is_recorded_alerted_and_emitted_once(client, db, merchant, c
     assert row.existing_redemption_id == one["won"]
     assert row.occurred_at == clock.now - timedelta(minutes=30)
     for e in events:
-        validate_event(outbox.envelope(id=e.id, type=e.type, occurred_at=e.occurred_at,
-                                       recorded_at=e.recorded_at, merchant_id=e.merchant_id,
-                                       data=e.data))
+        validate_event(
+            outbox.envelope(
+                id=e.id,
+                type=e.type,
+                occurred_at=e.occurred_at,
+                recorded_at=e.recorded_at,
+                merchant_id=e.merchant_id,
+                data=e.data,
+            )
+        )
     [alert] = [e for e in events if e.type == "alert.raised"]
     assert alert.data["alert"] == "offline_conflict"
     assert alert.data["details"]["conflict_id"] == one["conflict_id"]
@@ -242,8 +267,15 @@ def test_too_many_items(client, db, merchant, clock, codes):
 
 @pytest.mark.parametrize(
     "body",
-    [[], {}, {"items": "x"}, {"items": [], "extra": 1}, {"items": None},
-     {"items": [], "terminal_id": ""}, "items"],
+    [
+        [],
+        {},
+        {"items": "x"},
+        {"items": [], "extra": 1},
+        {"items": None},
+        {"items": [], "terminal_id": ""},
+        "items",
+    ],
 )
 def test_a_body_that_is_not_the_sync_shape_is_refused_whole(client, merchant, body):
     r = client.post("/v1/redemptions/sync", json=body, headers=store(merchant))
@@ -258,13 +290,21 @@ def test_malformed_items_are_refused_alone(client, db, merchant, clock, codes):
     long_key = item(codes[3], clock, k="k" * 256)
     no_time = {k: v for k, v in item(codes[4], clock).items() if k != "occurred_at"}
     unknown = {**item(codes[5], clock), "tip": 1}
-    out = sync(client, store(merchant),
-               [no_order, good, bad_key, long_key, no_time, unknown, 7, "x", None])
+    out = sync(
+        client, store(merchant), [no_order, good, bad_key, long_key, no_time, unknown, 7, "x", None]
+    )
     assert outcomes(out) == ["refused", "redeemed"] + ["refused"] * 7
     got = {i: o["problem"]["code"] for i, o in enumerate(out["items"]) if o["problem"]}
-    assert got == {0: "invalid_request", 2: "idempotency_key_invalid",
-                   3: "idempotency_key_invalid", 4: "invalid_request", 5: "invalid_request",
-                   6: "invalid_request", 7: "invalid_request", 8: "invalid_request"}
+    assert got == {
+        0: "invalid_request",
+        2: "idempotency_key_invalid",
+        3: "idempotency_key_invalid",
+        4: "invalid_request",
+        5: "invalid_request",
+        6: "invalid_request",
+        7: "invalid_request",
+        8: "invalid_request",
+    }
     assert out["items"][0]["problem"]["errors"][0]["field"] == "items[0].order"
     assert out["items"][4]["problem"]["errors"][0]["field"] == "items[4].occurred_at"
     assert out["items"][0]["idempotency_key"] == no_order["idempotency_key"]
@@ -277,14 +317,16 @@ def test_occurred_at_too_old_or_in_the_future(client, db, merchant, clock, codes
     future = item(codes[1], clock, minutes_ago=-60)
     out = sync(client, store(merchant), [old, future, item(codes[2], clock)])
     assert [o["problem"]["code"] for o in out["items"][:2]] == [
-        "occurred_at_too_old", "occurred_at_in_future"
+        "occurred_at_too_old",
+        "occurred_at_in_future",
     ]
     assert outcomes(out)[2] == "redeemed"
 
 
 def test_a_store_key_cannot_sync_for_another_store(client, db, merchant, clock, codes):
-    out = sync(client, store(merchant), [item(codes[0], clock, store="SH-002"),
-                                         item(codes[1], clock)])
+    out = sync(
+        client, store(merchant), [item(codes[0], clock, store="SH-002"), item(codes[1], clock)]
+    )
     assert outcomes(out) == ["refused", "redeemed"]
     assert out["items"][0]["problem"]["code"] == "store_forbidden"
     assert counts(db)["redemptions"] == 1
@@ -349,18 +391,20 @@ def test_two_syncs_of_the_same_items_race_safely(db, merchant, clock, codes):
     tpl = make_template(db, merchant, clock.now - timedelta(hours=1))
     others = issue(db, merchant, tpl, clock.now - timedelta(hours=1), count=3)
     won = sync_svc.svc.redeem  # the online winner of the conflicting coupons
-    from hub.api.redemptions import REDEMPTION_OPERATIONS, to_command
-    from hub.api.sync import _item
-    import msgspec
-
     p = merchant.principal
     for code in others:
         body = {"code": code, "store": "SH-002", "order": order()}
         raw = msgspec.json.encode(body)
-        from hub.api.dto import RedeemIn
         data = msgspec.json.decode(raw, type=RedeemIn)
-        r = won(db, p, to_command(data), idempotency_key=key(), canonical_body=raw,
-                now=clock.now, operation=REDEMPTION_OPERATIONS.redeem)
+        r = won(
+            db,
+            p,
+            to_command(data),
+            idempotency_key=key(),
+            canonical_body=raw,
+            now=clock.now,
+            operation=REDEMPTION_OPERATIONS.redeem,
+        )
         assert r.status == 201
     raw_items = [item(c, clock) for c in codes] + [item(c, clock) for c in others]
     parsed = [_item(i, msgspec.json.encode(x)) for i, x in enumerate(raw_items)]
@@ -370,8 +414,11 @@ def test_two_syncs_of_the_same_items_race_safely(db, merchant, clock, codes):
 
     def run() -> None:
         barrier.wait()
-        results.append(sync_svc.sync(db, p, "T-01", parsed, now=clock.now,
-                                     operation=REDEMPTION_OPERATIONS.redeem))
+        results.append(
+            sync_svc.sync(
+                db, p, "T-01", parsed, now=clock.now, operation=REDEMPTION_OPERATIONS.redeem
+            )
+        )
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for t in threads:
@@ -386,14 +433,17 @@ def test_two_syncs_of_the_same_items_race_safely(db, merchant, clock, codes):
         assert pair == {first: 1, "replayed": 1}, (i, pair)
         a, b = (r["items"][i] for r in results)
         assert (a["status"], a["problem"], a["redemption"]) == (
-            b["status"], b["problem"], b["redemption"]
+            b["status"],
+            b["problem"],
+            b["redemption"],
         )
     after = counts(db)
     assert after["redemptions"] == before["redemptions"] + len(codes)
     assert after["conflicts"] == len(others) and after["conflict_events"] == len(others)
     assert after["alerts"] == before["alerts"] + len(others)
-    third = sync_svc.sync(db, p, "T-01", parsed, now=clock.now,
-                          operation=REDEMPTION_OPERATIONS.redeem)
+    third = sync_svc.sync(
+        db, p, "T-01", parsed, now=clock.now, operation=REDEMPTION_OPERATIONS.redeem
+    )
     assert outcomes(third) == ["replayed"] * len(parsed)
     assert counts(db) == after
 
@@ -401,9 +451,7 @@ def test_two_syncs_of_the_same_items_race_safely(db, merchant, clock, codes):
 # --- conflicts -----------------------------------------------------------------------------
 
 
-def test_list_and_get_conflicts_with_filters_privacy_and_pages(
-    client, db, merchant, clock, codes
-):
+def test_list_and_get_conflicts_with_filters_privacy_and_pages(client, db, merchant, clock, codes):
     a = conflict_of(client, merchant, clock, codes[0], at="SH-001")
     clock.advance(seconds=1)
     b = conflict_of(client, merchant, clock, codes[1], at="BJ-001")
@@ -439,15 +487,18 @@ def test_list_and_get_conflicts_with_filters_privacy_and_pages(
     assert full["redemption_id"] == a["won"]
     assert full["order"] == {"id": "A-1001", "amount": 12800}
     # the store where the winning redemption happened sees it
-    analyst = keys.create_key(db, merchant.id, "analyst", clock.now,
-                              store_codes=["SH-001", "SH-002"]).token
+    analyst = keys.create_key(
+        db, merchant.id, "analyst", clock.now, store_codes=["SH-001", "SH-002"]
+    ).token
     seen = client.get(f"/v1/conflicts/{a['conflict_id']}", headers=merchant.auth(analyst))
     assert seen.json()["redemption_id"] == a["won"]
-    analyst1 = keys.create_key(db, merchant.id, "analyst", clock.now,
-                               store_codes=["SH-001"]).token
+    analyst1 = keys.create_key(db, merchant.id, "analyst", clock.now, store_codes=["SH-001"]).token
     assert ids(merchant.auth(analyst1)) == [c["conflict_id"], a["conflict_id"]]
-    for auth, cid in ((store(merchant, "SH-002"), a["conflict_id"]),
-                      (admin, "cfl_NOPE"), (admin, "x" * 300)):
+    for auth, cid in (
+        (store(merchant, "SH-002"), a["conflict_id"]),
+        (admin, "cfl_NOPE"),
+        (admin, "x" * 300),
+    ):
         r = client.get(f"/v1/conflicts/{cid}", headers=auth)
         assert r.status_code == 404 and r.json()["code"] == "conflict_not_found"
     r = client.get("/v1/conflicts?status=closed", headers=admin)
@@ -485,12 +536,21 @@ def test_settle_a_conflict(client, db, merchant, clock, codes):
                 outbox_events.c.type == "redemption.offline_conflict_settled"
             )
         ).all()
-        audited = conn.execute(
-            select(audit_log.c.action).where(audit_log.c.target_id == cid)
-        ).scalars().all()
-    validate_event(outbox.envelope(id=event.id, type=event.type, occurred_at=event.occurred_at,
-                                   recorded_at=event.recorded_at,
-                                   merchant_id=event.merchant_id, data=event.data))
+        audited = (
+            conn.execute(select(audit_log.c.action).where(audit_log.c.target_id == cid))
+            .scalars()
+            .all()
+        )
+    validate_event(
+        outbox.envelope(
+            id=event.id,
+            type=event.type,
+            occurred_at=event.occurred_at,
+            recorded_at=event.recorded_at,
+            merchant_id=event.merchant_id,
+            data=event.data,
+        )
+    )
     assert event.data["settlement"] == body["settlement"]
     assert audited == ["conflict.settled"]
     # the replay of the sync item still answers the conflict (its answer is stored)
