@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -33,7 +33,7 @@ from hub.services.principal import Principal
 
 
 def _batches(codes: list[str], size: int) -> list[list[sync.SyncItem | sync.BadItem]]:
-    at = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    at = datetime.now(UTC).isoformat()  # after the coupons were issued
     out = []
     for start in range(0, len(codes), size):
         raw = [
