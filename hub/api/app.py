@@ -45,6 +45,7 @@ def create_app(
     from hub.api.quote import QuoteController
     from hub.api.reservations import ReservationController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
+    from hub.api.sync import SyncController
     from hub.api.templates import TemplateController
     from hub.api.transfers import TransferController
     from hub.api.wallet import WalletController
@@ -74,6 +75,7 @@ def create_app(
             OrderController,
             OfflineController,
             CouponTokenController,
+            SyncController,
             assets_router(),
         ],
         middleware=[

@@ -117,6 +117,14 @@ POS_LATENCY = Histogram(
     registry=_REGISTRY,
 )
 
+SYNC_ITEMS = Counter(
+    "hub_sync_items",
+    "Items of offline syncs (POST /v1/redemptions/sync) by outcome and code",
+    ["outcome", "code"],
+    registry=_REGISTRY,
+)
+SYNC_OUTCOMES: Final = frozenset({"redeemed", "replayed", "refused", "conflict"})
+
 # Label children by their (bounded) label values: a dict read instead of labels()'s lock.
 _counters: dict[tuple[Counter, tuple[str, ...]], Any] = {}
 _histograms: dict[tuple[Histogram, tuple[str, ...]], Any] = {}
@@ -134,6 +142,17 @@ def _observe(metric: Histogram, labels: tuple[str, ...], seconds: float) -> None
     if child is None:
         child = _histograms[(metric, labels)] = metric.labels(*labels)
     child.observe(seconds)
+
+
+def count_sync_items(items: Iterable[dict[str, Any]]) -> None:
+    """Count each item of a sync's answer by its outcome and its problem's code (a
+    success: the outcome itself); labels bounded like the requests'."""
+    for item in items:
+        outcome = item.get("outcome")
+        outcome = outcome if outcome in SYNC_OUTCOMES else OTHER
+        problem = item.get("problem")
+        code = problem.get("code") if isinstance(problem, dict) else None
+        _count(SYNC_ITEMS, (outcome, known(code) if isinstance(code, str) else outcome))
 
 
 class _Code(msgspec.Struct):

@@ -75,6 +75,7 @@ ID_PREFIXES: Final = {
     "campaign_id": "cmp",
     "reservation_id": "rsv",
     "order_redemption_id": "ord",
+    "conflict_id": "cfl",
 }
 IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 IDEMPOTENCY_SCHEMA: Final = {
@@ -97,6 +98,7 @@ IDEMPOTENT_OPERATIONS: Final = frozenset(
         ("post", "/v1/orders/redeem"),
         ("post", "/v1/orders/{order_redemption_id}/reversal"),
         ("put", "/v1/offline/rules"),
+        ("post", "/v1/conflicts/{conflict_id}/settle"),
     }
 )
 
@@ -473,11 +475,31 @@ def _operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]
                 yield method, path, op
 
 
+def _finish_sync(components: dict[str, Any]) -> None:
+    """``POST /v1/redemptions/sync`` reads each item on its own: an item that is not a
+    ``SyncItemIn`` is refused alone (in the 200 answer), so the body's schema takes any
+    item and at most 100 (``too_many_items``)."""
+    sync_in = components.get("SyncIn")
+    if sync_in is None:
+        return
+    sync_in["properties"]["items"] = {
+        "type": "array",
+        "maxItems": 100,
+        "items": {
+            "anyOf": [
+                {"$ref": "#/components/schemas/SyncItemIn"},
+                {"description": "Any other item is refused alone: outcome `refused`."},
+            ]
+        },
+    }
+
+
 def complete_document(doc: dict[str, Any], app: Litestar) -> None:
     """Finish litestar's document in place (see the module's docstring)."""
     components = doc.setdefault("components", {}).setdefault("schemas", {})
     _strip_examples(doc)
     components.update(request_body_schemas(app))
+    _finish_sync(components)
     for method, path, op in _operations(doc):
         _finish_parameters(method, path, op)
         _document_codes(method, path, op)

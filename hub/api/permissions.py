@@ -123,6 +123,11 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/audit"): ADMIN,
     # alerts (guessing, repeat redemption attempts, delivery circuits)
     ("GET", "/v1/alerts"): OVERSIGHT,
+    # offline sync of a till's queued sales, and the conflicts it records
+    ("POST", "/v1/redemptions/sync"): TILL,
+    ("GET", "/v1/conflicts"): READERS,
+    ("GET", "/v1/conflicts/{conflict_id:str}"): READERS,
+    ("POST", "/v1/conflicts/{conflict_id:str}/settle"): ADMIN,
 }
 
 

@@ -577,11 +577,14 @@ def _data_schemas() -> dict[str, Schema]:
                     "description": "Kind of alert: subscription_circuit_open, "
                     "code_enumeration_suspected (a key or address was blocked for guessing "
                     "codes), repeat_redemption_attempt (a redeemed code presented again, or "
-                    "one code tried at several stores, within the repeat window).",
+                    "one code tried at several stores, within the repeat window), "
+                    "offline_conflict (a sale made offline reached the hub after its coupon "
+                    "was redeemed by another redemption).",
                     "examples": [
                         "subscription_circuit_open",
                         "code_enumeration_suspected",
                         "repeat_redemption_attempt",
+                        "offline_conflict",
                     ],
                 },
                 "severity": {"enum": list(ALERT_SEVERITIES)},
@@ -604,6 +607,54 @@ def _data_schemas() -> dict[str, Schema]:
             "expired", "A hold reached expires_at unconfirmed; its coupons are free again "
             "(reservations.expire_reservations or the first confirm/release after it). "
             "Emitted once per reservation.",
+        ),
+        "redemption.offline_conflict": _object(
+            {
+                "conflict_id": _id("cfl", "The conflict (GET /v1/conflicts/{id})."),
+                "code": _code(),
+                "store": _store(),
+                "channel": _channel(),
+                "terminal_id": _text("The till that sent it, or null.", nullable=True),
+                "order": _order(),
+                "offline_discount": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "description": "What the offline receipt granted (integer fen), or null.",
+                },
+                "occurred_at": _time("When the offline sale happened (the event's occurred_at)."),
+                "redemption_id": {
+                    "type": ["string", "null"],
+                    "pattern": f"^rdm_{_ULID}$",
+                    "description": "The redemption that had the coupon first, or null.",
+                },
+                "redeemed_store": {
+                    "type": ["string", "null"],
+                    "description": "Its store, or null.",
+                },
+                "redeemed_at": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "When it happened, or null.",
+                },
+            },
+            description="A sale made offline reached the hub (POST /v1/redemptions/sync) "
+            "after its coupon was redeemed by another redemption; recorded as an open "
+            "conflict for the merchant to settle (sync.record_conflict). Once per conflict.",
+        ),
+        "redemption.offline_conflict_settled": _object(
+            {
+                "conflict_id": _id("cfl", "The conflict."),
+                "code": _code(),
+                "store": _store(),
+                "redemption_id": {
+                    "type": ["string", "null"],
+                    "pattern": f"^rdm_{_ULID}$",
+                    "description": "The redemption that had the coupon first, or null.",
+                },
+                "settlement": _text("How the merchant settled it (1-500 characters)."),
+                "settled_at": _time("When it was settled."),
+            },
+            description="An admin settled an offline conflict (sync.settle).",
         ),
     }
 

@@ -10,7 +10,9 @@ transaction — so a subscription to ``alert.raised`` can page someone. Kinds:
 * ``repeat_redemption_attempt`` — 同一券码短时间内多次核销: a redeemed code presented
   again (redeem or validate refused with ``coupon_already_redeemed``) within the repeat
   window of its redemption, or one code tried (any outcome) at two or more stores
-  within that window. At most one per code per window.
+  within that window. At most one per code per window;
+* ``offline_conflict`` — a sale made offline reached the hub after its coupon was
+  redeemed by another redemption (hub/services/sync.py): one per conflict.
 
 For the second rule, refused attempts at existing coupons are kept in
 ``code_attempts`` (refusals only: a successful validate stays a read-only dry run). A
@@ -51,6 +53,7 @@ ALERT_KINDS = (
     "subscription_circuit_open",
     "code_enumeration_suspected",
     "repeat_redemption_attempt",
+    "offline_conflict",
 )
 REPEAT_ALERT = "repeat_redemption_attempt"
 

@@ -46,6 +46,7 @@ ACTIONS = (
     "secrets.rotated",
     "offline_key.rotated",
     "offline_rules.updated",
+    "conflict.settled",
 )
 
 

@@ -42,12 +42,14 @@ EVENT_TYPES = (
     "reservation.created",
     "reservation.released",
     "reservation.expired",
+    "redemption.offline_conflict",
+    "redemption.offline_conflict_settled",
 )
 
 # alert.raised data: {"alert": <kind>, "severity": "warning"|"critical", "message": str,
 #                     "details": {...}}; kinds so far: "subscription_circuit_open",
-#                     "code_enumeration_suspected", "repeat_redemption_attempt"
-#                     (hub/services/alerts.py lists them and explains each).
+#                     "code_enumeration_suspected", "repeat_redemption_attempt",
+#                     "offline_conflict" (hub/services/alerts.py lists them and explains each).
 
 # subscriptions that get delivery records (a paused or open-circuit one keeps them for later)
 LIVE_STATUSES = ("active", "paused", "circuit_open")

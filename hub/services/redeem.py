@@ -531,8 +531,13 @@ def redeem(
     operation: Operation,
     settings: Settings = Settings(),
     client: str | None = None,
+    on_refused: Callable[[Connection, DomainError, alerts.Attempt], DomainError] | None = None,
 ) -> HttpResult:
     """Redeem a coupon exactly once for this idempotency key (see idempotency.py).
+
+    ``on_refused`` (the offline sync's conflicts, hub/services/sync.py) sees each refusal
+    in the redeem's transaction and may answer another one instead (stored as the
+    answer, with whatever it wrote in that transaction; it is not noted as an attempt).
 
     ``client`` is the caller's address for the guessing defence. A blocked key or
     address gets 429 before anything else (never stored under the Idempotency-Key);
@@ -551,6 +556,9 @@ def redeem(
                 result = _redeem_in_txn(conn, p, cmd, code, at, now, seen, lookup)
             except DomainError as err:
                 lookup.settle_refusal(conn, err)  # counted with the stored refusal, or 429
+                answer = err if on_refused is None else on_refused(conn, err, seen)
+                if answer is not err:
+                    raise answer from None
                 alerts.note_attempt(conn, guard.limits.repeat_window, p, seen, err.code, now)
                 raise
             if seen.refused_recently:

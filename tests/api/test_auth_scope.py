@@ -163,6 +163,9 @@ STORE_OPERATIONS = {
     ("GET", "/v1/coupons/{code:str}/token"),
     ("GET", "/v1/coupons/{code:str}/qr.svg"),
     ("GET", "/v1/coupons/{code:str}/qr.png"),
+    ("POST", "/v1/redemptions/sync"),
+    ("GET", "/v1/conflicts"),
+    ("GET", "/v1/conflicts/{conflict_id:str}"),
 }
 # Paths whose parameter names public information (an event type), not a merchant's record.
 PUBLIC_PARAM_ROUTES = {"/v1/events/schemas/{event_type:str}"}

@@ -48,10 +48,6 @@ UNREACHABLE_OVER_HTTP: dict[str, str] = {
             # a terminal's refusal (hub.domain.offline.offline_refusal): online, a token of
             # an offline: false template (x: 0) is redeemed as its code is
             "offline_not_allowed",
-            "offline_conflict",
-            "conflict_not_found",
-            "conflict_settled",
-            "too_many_items",
             "image_unreadable",
             "image_too_large",
         )
@@ -1480,6 +1476,56 @@ def token_presented_after_its_window(env: Env) -> httpx.Response:
     env.clock.advance(days=31)
     return env.post("/v1/pos/pos.native/redeem", {"code": token, "order": order()},
                     auth={**env.store_auth(), "Idempotency-Key": new_key()})
+# --- offline sync and conflicts (POST /v1/redemptions/sync) -----------------------------------
+
+
+def offline_item(env: Env, code: str, key: str) -> dict[str, Any]:
+    return {"idempotency_key": key, "code": code, "store": "SH-001", "order": order(),
+            "occurred_at": iso(env.clock.now - timedelta(minutes=5))}
+
+
+def synced_conflict(env: Env) -> tuple[str, dict[str, Any]]:
+    """A coupon redeemed online at SH-002, then synced from SH-001: (conflict id, item)."""
+    code = env.coupon(validity=fixed(env, -1, 10))
+    assert env.redeem(code, auth=env.store_auth("SH-002"), store="SH-002").status_code == 201
+    it = offline_item(env, code, new_key())
+    r = env.post("/v1/redemptions/sync", {"items": [it]}, auth=env.store_auth())
+    assert r.status_code == 200, r.text
+    [got] = r.json()["items"]
+    assert got["outcome"] == "conflict", got
+    return str(got["conflict_id"]), it
+
+
+@produces("offline_conflict")
+def online_retry_of_a_synced_conflict(env: Env) -> httpx.Response:
+    # the item's stored answer, replayed to the till's online retry with the same key
+    conflict_id, it = synced_conflict(env)
+    body = {k: v for k, v in it.items() if k != "idempotency_key"}
+    r = env.client.post("/v1/redemptions", json=body,
+                        headers={**env.store_auth(), "Idempotency-Key": it["idempotency_key"]})
+    assert r.json()["conflict_id"] == conflict_id and r.json()["redeemed_store"] == "SH-002"
+    return r
+
+
+@produces("conflict_not_found")
+def unknown_conflict(env: Env) -> httpx.Response:
+    return env.get("/v1/conflicts/cfl_01M8ZSESAWB775ZJ6S5JAA1C69")
+
+
+@produces("conflict_settled")
+def settle_a_settled_conflict(env: Env) -> httpx.Response:
+    conflict_id, _ = synced_conflict(env)
+    path = f"/v1/conflicts/{conflict_id}/settle"
+    body = {"settlement": "refunded"}
+    first = env.post(path, body, auth={**env.admin, "Idempotency-Key": new_key()})
+    assert first.status_code == 200, first.text
+    return env.post(path, body, auth={**env.admin, "Idempotency-Key": new_key()})
+
+
+@produces("too_many_items")
+def sync_of_101_items(env: Env) -> httpx.Response:
+    items = [offline_item(env, "ABCD-EFGH-JKLM-N", new_key()) for _ in range(101)]
+    return env.post("/v1/redemptions/sync", {"items": items}, auth=env.store_auth())
 
 
 # --- subscriptions and deliveries ---------------------------------------------------------
@@ -1864,7 +1910,8 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
               "campaign_id": "cmp_absent", "token": "absent-token-0000000000000000",
               "reservation_id": "rsv_absent",
               "order_redemption_id": "ord_absent",
-              "claim_token": "absent-claim-token-000000000000"}
+              "claim_token": "absent-claim-token-000000000000",
+              "conflict_id": "cfl_absent"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
     failures = []
@@ -1983,7 +2030,8 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
               "token": offered(env, gift(env)),
               "reservation_id": held_reservation(env),
               "order_redemption_id": made.json()["order_redemption_id"],
-              "claim_token": claim_token(env, campaign(env, total=100, per_customer=100))}
+              "claim_token": claim_token(env, campaign(env, total=100, per_customer=100)),
+              "conflict_id": synced_conflict(env)[0]}
     camp = {"template_id": tpl, "name": "fuzz", "channels": ["h5", "web"],
             "starts_at": iso(env.clock.now), "ends_at": iso(env.clock.now + timedelta(days=2)),
             "total": 10, "per_customer": 2, "daily_window": {"start": "00:00", "end": "23:59"}}
@@ -2033,6 +2081,10 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/orders/redeem": [{**{k: v for k, v in redeem.items() if k != "code"},
                                "codes": stacked[:2]}],
         "/v1/orders/{order_redemption_id:str}/reversal": [{"reason": "refund"}],
+        "/v1/redemptions/sync": [{"terminal_id": "T-01", "items": [
+            {**redeem, "code": codes[4], "idempotency_key": new_key(), "offline_discount": 2000}
+        ]}],
+        "/v1/conflicts/{conflict_id:str}/settle": [{"settlement": "refunded"}],
     }
     return params, bodies
 

@@ -14,6 +14,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,32 @@ def _campaign(ctx: Ctx, start: str, end: str) -> Any:
                                       "starts_at": start, "ends_at": end, "total": 10})
 
 
+@dataclass
+class _ItemAnswer:
+    """One sync item's answer, read as a response of its own (the call itself is 200)."""
+
+    status_code: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    @property
+    def text(self) -> str:
+        return json.dumps(self.body)
+
+    def json(self) -> dict[str, Any]:
+        return self.body
+
+
+def _synced(ctx: Ctx, value: str) -> _ItemAnswer:
+    item = {**_redeem_body(ctx, value), "idempotency_key": uuid.uuid4().hex}
+    r = ctx.post("/v1/redemptions/sync", {"items": [item]})
+    assert r.status_code == 200, r.text
+    [got] = r.json()["items"]
+    media = "application/json" if got["problem"] is None else "application/problem+json"
+    return _ItemAnswer(got["status"], got["problem"] or got["redemption"],
+                       {"content-type": media})
+
+
 def _list(path: str, param: str) -> Callable[[Ctx, str], Any]:
     return lambda ctx, v: ctx.client.get(path, params={param: v}, headers=ctx.m.auth())
 
@@ -98,6 +125,7 @@ FIELDS: dict[str, Callable[[Ctx, str], Any]] = {
     "redeem occurred_at": lambda c, v: c.post("/v1/redemptions", _redeem_body(c, v)),
     "validate occurred_at": lambda c, v: c.post("/v1/redemptions/validate", _redeem_body(c, v)),
     "order redeem occurred_at": lambda c, v: c.post("/v1/orders/redeem", _order_body(c, v)),
+    "sync item occurred_at": _synced,
     "pos.native redeem occurred_at": lambda c, v: c.post(
         "/v1/pos/pos.native/redeem", _redeem_body(c, v)),
     "pos.native validate occurred_at": lambda c, v: c.post(
@@ -123,6 +151,8 @@ FIELDS: dict[str, Callable[[Ctx, str], Any]] = {
     "GET /v1/redemptions to": _list("/v1/redemptions", "to"),
     "GET /v1/deliveries from": _list("/v1/deliveries", "from"),
     "GET /v1/deliveries to": _list("/v1/deliveries", "to"),
+    "GET /v1/conflicts from": _list("/v1/conflicts", "from"),
+    "GET /v1/conflicts to": _list("/v1/conflicts", "to"),
     "GET /v1/alerts from": _list("/v1/alerts", "from"),
     "GET /v1/alerts to": _list("/v1/alerts", "to"),
     "GET /v1/audit from": _list("/v1/audit", "from"),
@@ -132,7 +162,8 @@ FIELDS: dict[str, Callable[[Ctx, str], Any]] = {
 DTO_FIELDS = {("RedeemIn", "occurred_at"), ("OrderRedeemIn", "occurred_at"),
               ("KeyIn", "expires_at"),
               ("FixedWindowIn", "start"), ("FixedWindowIn", "end"),
-              ("CampaignIn", "starts_at"), ("CampaignIn", "ends_at")}
+              ("CampaignIn", "starts_at"), ("CampaignIn", "ends_at"),
+              ("SyncItemIn", "occurred_at")}
 QUERY_FIELDS = {(k.split()[1], k.split()[2]) for k in FIELDS if k.startswith("GET ")}
 
 

@@ -73,6 +73,7 @@ class World:
     order_rid: str = ""  # an order redemption (one coupon) at SH-001 on mini_program
     order_rdm: str = ""  # the redemption of its coupon (made after ``rid``)
     claim_token: str = ""  # the campaign's shareable claim token
+    conflict: str = ""  # an open offline conflict at SH-001 (``redeemed`` synced again)
 
     def params(self) -> dict[str, str]:
         return {
@@ -92,6 +93,7 @@ class World:
             "reservation_id": self.reservation,
             "order_redemption_id": self.order_rid,
             "claim_token": self.claim_token,
+            "conflict_id": self.conflict,
         }
 
     def call(
@@ -184,6 +186,11 @@ BODIES: dict[tuple[str, str], Any] = {
     # an app key acts on its channels only (the matrix's: mini_program, h5)
     ("POST", "/v1/orders/redeem"): {"store": "SH-001", "channel": "mini_program", "order": order()},
     ("POST", "/v1/orders/{order_redemption_id:str}/reversal"): {"reason": "refund"},
+    # an item of a code no merchant has: refused alone, nothing changes
+    ("POST", "/v1/redemptions/sync"): {"terminal_id": "T-01", "items": [
+        {"idempotency_key": "sync-1", "code": "ABCD-EFGH-JKLM-N", "order": order(),
+         "occurred_at": "2026-01-01T00:00:00Z"}]},
+    ("POST", "/v1/conflicts/{conflict_id:str}/settle"): {"settlement": "refunded"},
 }
 
 
@@ -246,10 +253,19 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
         for c in held
     ]
     assert all(h.status_code == 201 for h in holds), [h.text for h in holds]
+    synced = client.post(
+        "/v1/redemptions/sync",
+        json={"items": [{"idempotency_key": "setup-sync", "code": redeemed, "order": order(),
+                         "occurred_at": (clock.now - timedelta(minutes=1)).isoformat()}]},
+        headers=merchant.auth(merchant.store_keys["SH-001"]),
+    )
+    assert synced.status_code == 200, synced.text
+    conflict = synced.json()["items"][0]["conflict_id"]
+    assert conflict, synced.text
     return World(
         client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
         sub.json()["id"], dlv["id"], spare_key, camp.json()["id"], offer.json()["token"],
         holds[0].json()["id"], holds[1].json()["id"], free, order_code,
         r_order.json()["order_redemption_id"], r_order.json()["coupons"][0]["redemption_id"],
-        camp.json()["claim_token"],
+        camp.json()["claim_token"], conflict,
     )

@@ -165,6 +165,19 @@ def _json(ctx: Ctx, path: str, body: dict[str, Any], *, admin: bool = False, key
     return _problem(ctx.client.post(path, json=body, headers=headers))
 
 
+def _sync(ctx: Ctx, code: str) -> Outcome:
+    """One offline item: its own outcome is what the batch's answer says of it."""
+    at = (ctx.clock.now - timedelta(minutes=5)).isoformat()
+    item = {"idempotency_key": uuid.uuid4().hex, "code": code, "order": _order(),
+            "occurred_at": at}
+    r = ctx.client.post("/v1/redemptions/sync", json={"items": [item]}, headers=ctx.store)
+    assert r.status_code == 200, r.text
+    [got] = r.json()["items"]
+    if got["problem"] is None:
+        return Outcome(got["status"], frozenset({OK}))
+    return Outcome(got["status"], frozenset({got["problem"]["code"]}))
+
+
 def _get_coupon(ctx: Ctx, code: str) -> Outcome:
     return _problem(ctx.client.get(f"/v1/coupons/{quote(code, safe='')}", headers=ctx.store))
 
@@ -314,6 +327,7 @@ PROBES: dict[tuple[str, str], Probe] = {
         ctx, "/v1/redemptions/validate", {"code": code, "order": _order()}
     ),
     ("POST", "/v1/orders/quote"): _quote,
+    ("POST", "/v1/redemptions/sync"): _sync,
     ("POST", "/v1/reservations"): lambda ctx, code: _json(
         ctx, "/v1/reservations", {"codes": [code], "channel": "web", "order": _order()}, key=True
     ),
