@@ -43,6 +43,7 @@ def create_app(
     from hub.api.pos import PosController
     from hub.api.quote import QuoteController
     from hub.api.reservations import ReservationController
+    from hub.api.scan import ScanController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.templates import TemplateController
     from hub.api.transfers import TransferController
@@ -71,6 +72,7 @@ def create_app(
             TransferController,
             ReservationController,
             OrderController,
+            ScanController,
             assets_router(),
         ],
         middleware=[
