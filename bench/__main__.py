@@ -7,6 +7,7 @@
     python -m bench service [bench/redeem.py's options: the service loop, no HTTP]
     python -m bench quote [bench/quote.py's options: the checkout quote, pure CPU]
     python -m bench quote-http [bench/quote_http.py's options: POST /v1/orders/quote]
+    python -m bench scan [bench/scan.py's options: the photo scan's decode rate]
 
 Exit status: 0 when every database check passed, 1 when one failed.
 """
@@ -39,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="redeem",
-        choices=[*ROUTES, "all", "delivery", "service", "quote", "quote-http"],
+        choices=[*ROUTES, "all", "delivery", "service", "quote", "quote-http", "scan"],
         help="the route to load (all: the four); delivery (bench/delivery.py), service "
         "(bench/redeem.py), quote (bench/quote.py) and quote-http (bench/quote_http.py) "
         "take their own options",
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import quote_http
 
         return quote_http.main(argv[1:])
+    if argv[:1] == ["scan"]:  # bench/scan.py: the photo scan's decode rate, no I/O
+        from bench import scan
+
+        return scan.main(argv[1:])
     if argv[:1] == ["service"]:  # bench/redeem.py: the service loop against the raw loop
         from bench import redeem
 

@@ -21,7 +21,7 @@ import anyio
 import anyio.to_thread
 import msgspec
 import structlog
-from litestar import Controller, Request, post
+from litestar import Controller, Request, Response, post
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import QueryParameter
@@ -87,7 +87,9 @@ class ScanOperation(Operation):
     a handler that reads the raw body)."""
 
     def __post_init__(self) -> None:
-        binary = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY))
+        binary = OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        )
         self.request_body = RequestBody(
             content={media: binary for media in svc.MEDIA_TYPES},
             required=True,
@@ -110,9 +112,7 @@ class ScanController(Controller):
         "`POST /v1/redemptions/validate` would; a refusal is that item's `validation` "
         "(a problem document).",
         operation_class=ScanOperation,
-        responses={200: ok(ScanOut)}
-        | problem_docs(400, 401, 403, 413, 415, 422)
-        | too_many_docs(),
+        responses={200: ok(ScanOut)} | problem_docs(400, 401, 403, 413, 415, 422) | too_many_docs(),
     )
     async def scan(
         self,
@@ -131,14 +131,20 @@ class ScanController(Controller):
         ] = False,
         amount: Annotated[
             int | None,
-            QueryParameter(description="the order's amount in fen (needed to validate)", ge=0, le=FEN_MAX),
+            QueryParameter(
+                description="the order's amount in fen (needed to validate)", ge=0, le=FEN_MAX
+            ),
         ] = None,
-        channel: Annotated[Channel, QueryParameter(description="the channel to validate on")] = "pos",
+        channel: Annotated[
+            Channel, QueryParameter(description="the channel to validate on")
+        ] = "pos",
         order_id: Annotated[
             str | None,
-            QueryParameter(description="the order's id (default: scan)", min_length=1, max_length=TEXT_MAX),
+            QueryParameter(
+                description="the order's id (default: scan)", min_length=1, max_length=TEXT_MAX
+            ),
         ] = None,
-    ) -> ScanOut:
+    ) -> Response[ScanOut]:
         media, _ = media_type_of(request.headers.get("content-type"))
         if media not in svc.MEDIA_TYPES:
             sent = media or "no Content-Type"
@@ -185,7 +191,9 @@ class ScanController(Controller):
             seconds=round(outcome.seconds, 3),
             validated=validate,
         )
-        return ScanOut(found=items, count=len(items))
+        # which passes ran (as_is, then the fallbacks tried): why a photo was slow or unread
+        passes = {"Scan-Passes": ",".join(outcome.attempts)}
+        return Response(ScanOut(found=items, count=len(items)), headers=passes)
 
 
 async def _validate(

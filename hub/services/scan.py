@@ -148,9 +148,11 @@ def _passes(gray: Image.Image) -> list[tuple[str, Callable[[], Image.Image], dic
         ("denoised", lambda: ImageOps.autocontrast(gray.filter(ImageFilter.MedianFilter(3))), {}),
         (
             "enlarged",
-            lambda: gray.resize((gray.width * 2, gray.height * 2), Image.Resampling.BICUBIC)
-            if enlarge
-            else gray,
+            lambda: (
+                gray.resize((gray.width * 2, gray.height * 2), Image.Resampling.BICUBIC)
+                if enlarge
+                else gray
+            ),
             {"scale": 0.5 if enlarge else 1.0},
         ),
     ]

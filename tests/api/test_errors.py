@@ -55,8 +55,6 @@ UNREACHABLE_OVER_HTTP: dict[str, str] = {
             "conflict_not_found",
             "conflict_settled",
             "too_many_items",
-            "image_unreadable",
-            "image_too_large",
         )
     },
 }
@@ -1703,6 +1701,48 @@ def pos_xml_with_an_external_entity(env: Env) -> httpx.Response:
     return env.raw(POSLOG, EXTERNAL_ENTITY, **{"Content-Type": "application/xml"})
 
 
+# --- photos (POST /v1/scan) -------------------------------------------------------------------
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width``×``height`` pixels (nothing decodes that far)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+@produces("image_too_large")
+def scan_of_a_png_claiming_a_gigapixel(env: Env) -> httpx.Response:
+    return env.raw("/v1/scan", _png_claiming(40_000, 40_000), **{"Content-Type": "image/png"})
+
+
+@produces("image_unreadable")
+def scan_of_text_sent_as_png(env: Env) -> httpx.Response:
+    return env.raw("/v1/scan", b"not an image at all\n", **{"Content-Type": "image/png"})
+
+
+@produces("image_unreadable")
+def scan_of_a_truncated_png(env: Env) -> httpx.Response:
+    return env.raw("/v1/scan", _png_claiming(64, 64)[:40], **{"Content-Type": "image/png"})
+
+
+@produces("unsupported_media_type")
+def scan_of_a_gif(env: Env) -> httpx.Response:
+    return env.raw("/v1/scan", b"GIF89a\x01\x00\x01\x00", **{"Content-Type": "image/gif"})
+
+
+@produces("payload_too_large")
+def scan_of_a_photo_over_8_mib(env: Env) -> httpx.Response:
+    return env.raw("/v1/scan", b"\xff" * (8 * 1024 * 1024 + 1), **{"Content-Type": "image/jpeg"})
+
+
 def assert_refusal(r: httpx.Response, code: str) -> None:
     """A problem document, or — for POS formats that answer in XML — the vendor's reply
     with the catalogue's status and the code (POSLog: ``Transaction/Reason/@Code``)."""
@@ -1987,6 +2027,7 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/orders/redeem": [{**{k: v for k, v in redeem.items() if k != "code"},
                                "codes": stacked[:2]}],
         "/v1/orders/{order_redemption_id:str}/reversal": [{"reason": "refund"}],
+        "/v1/scan": [],  # an image, never JSON (tests/scan/test_scan_api.py fuzzes it)
     }
     return params, bodies
 

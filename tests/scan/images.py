@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import segno
@@ -79,8 +79,8 @@ def on_desk(im: Image.Image, rng: random.Random, margin: float = 0.35) -> Image.
     w, h = im.size
     W, H = int(w * (1 + 2 * margin)), int(h * (1 + 2 * margin))
     top, bottom = rng.randrange(150, 200), rng.randrange(200, 240)
-    column = Image.linear_gradient("L").resize((1, 256)).point(
-        lambda v: top + (bottom - top) * v // 255
+    column = (
+        Image.linear_gradient("L").resize((1, 256)).point(lambda v: top + (bottom - top) * v // 255)
     )
     scene = column.resize((W, H))
     scene.paste(im, ((W - w) // 2 + rng.randrange(-8, 9), (H - h) // 2 + rng.randrange(-8, 9)))
@@ -225,26 +225,41 @@ DISTORTIONS: dict[str, list[tuple[str, Distort]]] = {
     "scaled down": [(f"{m} px/module", scaled(m)) for m in (3, 2, 1.7, 1.5, 1.3)],
     "blurred": [(f"gaussian r={r}", blurred(r)) for r in (1, 2, 3, 3.5, 4)],
     "noisy": [(f"±{a}", noisy(a)) for a in (40, 80, 120, 160)],
-    "low contrast": [(f"{d}–{li}", low_contrast(d, li)) for d, li in ((90, 160), (120, 160), (60, 100), (130, 155), (20, 40))],
-    "crease": [(f"line {w}px, shade {s}", creased(w, s)) for w, s in ((3, 30), (6, 50), (10, 70), (16, 90))],
+    "low contrast": [
+        (f"{d}–{li}", low_contrast(d, li))
+        for d, li in ((90, 160), (120, 160), (60, 100), (130, 155), (20, 40))
+    ],
+    "crease": [
+        (f"line {w}px, shade {s}", creased(w, s)) for w, s in ((3, 30), (6, 50), (10, 70), (16, 90))
+    ],
     "perspective": [
         (f"tilt {t}, turn {r}°", perspective(t, r))
         for t, r in ((0.15, 0), (0.25, 0), (0.35, 10), (0.3, 60), (0.45, 25), (0.55, 0))
     ],
-    "printed": [(f"JPEG q{q}, ink {k}", printed(q, k)) for q, k in ((60, 0), (40, 1), (25, 1), (12, 1))],
+    "printed": [
+        (f"JPEG q{q}, ink {k}", printed(q, k)) for q, k in ((60, 0), (40, 1), (25, 1), (12, 1))
+    ],
     "combined": [
-        ("rotated 30° + blur 1.5 + noise ±50 + JPEG q50",
-         chain(rotated(30), blurred(1.5), noisy(50), jpeg(50))),
-        ("perspective 0.25 + low contrast 100–170 + JPEG q40",
-         chain(perspective(0.25, 20), low_contrast(100, 170), jpeg(40))),
+        (
+            "rotated 30° + blur 1.5 + noise ±50 + JPEG q50",
+            chain(rotated(30), blurred(1.5), noisy(50), jpeg(50)),
+        ),
+        (
+            "perspective 0.25 + low contrast 100–170 + JPEG q40",
+            chain(perspective(0.25, 20), low_contrast(100, 170), jpeg(40)),
+        ),
         ("scaled to 2.5 px + blur 1 + noise ±40", chain(scaled(2.5), blurred(1), noisy(40))),
-        ("crease + perspective 0.2 + printed q50",
-         chain(creased(5, 40), perspective(0.2, -15), printed(50, 0))),
+        (
+            "crease + perspective 0.2 + printed q50",
+            chain(creased(5, 40), perspective(0.2, -15), printed(50, 0)),
+        ),
     ],
 }
 
 
-def image_set(tokens: list[str], seed: int = 13, per_variant: int | None = None) -> Iterator[Sample]:
+def image_set(
+    tokens: list[str], seed: int = 13, per_variant: int | None = None
+) -> Iterator[Sample]:
     """Every distortion's variants applied to ``per_variant`` of ``tokens`` (all of them
     by default; the tokens taken in turn so each variant sees different ones)."""
     rng = random.Random(seed)
@@ -269,3 +284,57 @@ def encode(im: Image.Image, media_type: str) -> bytes:
     else:
         im.save(buf, "PNG")
     return buf.getvalue()
+
+
+# --- the measurement ----------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """Decode outcomes per distortion family; a read that is not the token is a misread
+    (the set must have none: a misread could name another coupon)."""
+
+    read: dict[str, int] = field(default_factory=dict)
+    total: dict[str, int] = field(default_factory=dict)
+    first_pass: dict[str, int] = field(default_factory=dict)  # read by zxing-cpp as is
+    misreads: list[str] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def add(self, sample: Sample, texts: list[str], seconds: float, as_is: bool) -> None:
+        family = sample.distortion
+        self.total[family] = self.total.get(family, 0) + 1
+        ok = sample.token in texts
+        self.read[family] = self.read.get(family, 0) + ok
+        self.first_pass[family] = self.first_pass.get(family, 0) + (ok and as_is)
+        self.misreads += [t for t in texts if t != sample.token]
+        self.seconds.append(seconds)
+        if not ok:
+            self.failed.append(f"{family}: {sample.variant} ({sample.media_type})")
+
+    @property
+    def rate(self) -> float:
+        return sum(self.read.values()) / max(1, sum(self.total.values()))
+
+    def table(self) -> str:
+        rows = [
+            "| distortion | images | read | rate | read as is (no fallback) |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for family, n in self.total.items():
+            ok, first = self.read[family], self.first_pass[family]
+            rows.append(f"| {family} | {n} | {ok} | {100 * ok / n:.1f} % | {first} |")
+        n, ok = sum(self.total.values()), sum(self.read.values())
+        first = sum(self.first_pass.values())
+        rows.append(f"| **all** | {n} | {ok} | **{100 * ok / n:.1f} %** | {first} |")
+        ordered = sorted(self.seconds)
+        median = ordered[len(ordered) // 2] if ordered else 0.0
+        worst = ordered[-1] if ordered else 0.0
+        rows.append("")
+        rows.append(
+            f"misreads: {len(self.misreads)}; decode time per image: median "
+            f"{1000 * median:.0f} ms, worst {1000 * worst:.0f} ms"
+        )
+        if self.failed:
+            rows.append("not read: " + "; ".join(sorted(set(self.failed))))
+        return "\n".join(rows)

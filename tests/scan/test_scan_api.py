@@ -25,8 +25,13 @@ def png_of(text: str, scale: int = 6) -> bytes:
     return encode(qr(text, scale=scale), "image/png")
 
 
-def post(client: Any, data: bytes, media: str = "image/png", auth: dict[str, str] | None = None,
-         **params: Any) -> httpx.Response:
+def post(
+    client: Any,
+    data: bytes,
+    media: str = "image/png",
+    auth: dict[str, str] | None = None,
+    **params: Any,
+) -> httpx.Response:
     headers = {**(auth or {}), "Content-Type": media}
     return client.post(SCAN, content=data, headers=headers, params=params)
 
@@ -105,12 +110,16 @@ def test_validation_for_a_store(client, db, merchant, clock) -> None:
     # below the threshold: that item's refusal, as validate gives it
     r = post(client, png_of(code), auth=till, validate="true", amount=5000, order_id="B-7")
     [item] = r.json()["found"]
-    assert item["validation"]["status"] == 422 and item["validation"]["code"] == (
-        client.post(
-            "/v1/redemptions/validate",
-            json={"code": code, "store": "SH-001", "order": {"id": "B-7", "amount": 5000}},
-            headers=till,
-        ).json()["code"]
+    assert (
+        item["validation"]["status"] == 422
+        and item["validation"]["code"]
+        == (
+            client.post(
+                "/v1/redemptions/validate",
+                json={"code": code, "store": "SH-001", "order": {"id": "B-7", "amount": 5000}},
+                headers=till,
+            ).json()["code"]
+        )
     )
     # another store's key cannot validate at SH-001
     other = merchant.auth(merchant.store_keys["SH-002"])
@@ -160,12 +169,20 @@ def png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width``×``height`` pixels (and one tiny IDAT)."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def jpeg_with_size(width: int, height: int) -> bytes:
@@ -195,8 +212,12 @@ def png_bomb() -> bytes:
     raw = zlib.compress(row * 30_000, 9)
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", 30_000, 30_000, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
@@ -216,17 +237,24 @@ HOSTILE: list[tuple[str, bytes, str, str]] = [
     ("empty body", b"", "image/png", "image_unreadable"),
     ("text sent as PNG", b"hello, this is text\n" * 20, "image/png", "image_unreadable"),
     ("truncated PNG", png_of(generate_code())[:300], "image/png", "image_unreadable"),
-    ("truncated JPEG", encode(qr(generate_code()), "image/jpeg")[:500], "image/jpeg",
-     "image_unreadable"),
-    ("truncated WebP", encode(qr(generate_code()), "image/webp")[:200], "image/webp",
-     "image_unreadable"),
+    (
+        "truncated JPEG",
+        encode(qr(generate_code()), "image/jpeg")[:500],
+        "image/jpeg",
+        "image_unreadable",
+    ),
+    (
+        "truncated WebP",
+        encode(qr(generate_code()), "image/webp")[:200],
+        "image/webp",
+        "image_unreadable",
+    ),
     ("a GIF sent as PNG", gif(), "image/png", "image_unreadable"),
     ("a GIF as itself", gif(), "image/gif", "unsupported_media_type"),
     ("animated WebP", webp_animated(), "image/webp", "image_unreadable"),
     ("PNG header of 100000×100000", png_header(100_000, 100_000), "image/png", "image_too_large"),
     ("PNG header of 1×50000000", png_header(1, 50_000_000), "image/png", "image_too_large"),
-    ("JPEG header of 65000×65000", jpeg_with_size(65_000, 65_000), "image/jpeg",
-     "image_too_large"),
+    ("JPEG header of 65000×65000", jpeg_with_size(65_000, 65_000), "image/jpeg", "image_too_large"),
     ("JPEG header of 0×16", jpeg_with_size(0, 16), "image/jpeg", "image_unreadable"),
     ("PNG decompression bomb", png_bomb(), "image/png", "image_too_large"),
     ("PNG text-chunk bomb", png_text_bomb(), "image/png", "image_unreadable"),
