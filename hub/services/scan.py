@@ -32,7 +32,7 @@ from typing import Any, Final
 import zxingcpp
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from hub.domain.codes import parse_code
+from hub.domain.codes import is_well_formed, normalize
 from hub.domain.errors import DomainError, refuse
 from hub.domain.offline import looks_like_token
 from hub.domain.offline import parse as parse_token
@@ -218,10 +218,8 @@ def classify(text: str) -> Kind:
             return Kind("token", parse_token(stripped).claims.code)
         except DomainError:  # validation refuses it (token_malformed)
             return Kind("token", None)
-    try:
-        return Kind("code", parse_code(stripped))
-    except DomainError:
-        return Kind("other", None)
+    code = normalize(stripped)  # only a classification: validating looks it up (guarded)
+    return Kind("code", code) if is_well_formed(code) else Kind("other", None)
 
 
 __all__ = [
