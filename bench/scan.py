@@ -2,10 +2,10 @@
 
     python -m bench scan [--per-variant 4] [--tokens 12] [--seed 13]
 
-Makes the test set of tests/scan/images.py (QR codes of real signed coupon tokens,
+Makes the test set of tests/services/scan_images.py (QR codes of real signed coupon tokens,
 rotated, scaled down, blurred, noisy, low contrast, creased, perspective-warped,
 printed, combined) and decodes each image with :func:`hub.services.scan.find_codes`,
-what ``POST /v1/scan`` runs (tests/scan/test_decode_rate.py sends the same set through
+what ``POST /v1/scan`` runs (tests/api/test_scan_decode_rate.py sends the same set through
 the HTTP route). Prints the table the README shows and the load average (the machine
 is shared). Exit status 1 when the overall rate is below 95 % or anything was misread.
 """
@@ -17,7 +17,7 @@ import os
 import time
 
 from hub.services.scan import find_codes
-from tests.scan.images import Tally, image_set, make_tokens
+from tests.services.scan_images import Tally, image_set, make_tokens
 
 GOAL = 0.95
 

@@ -2027,7 +2027,7 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/orders/redeem": [{**{k: v for k, v in redeem.items() if k != "code"},
                                "codes": stacked[:2]}],
         "/v1/orders/{order_redemption_id:str}/reversal": [{"reason": "refund"}],
-        "/v1/scan": [],  # an image, never JSON (tests/scan/test_scan_api.py fuzzes it)
+        "/v1/scan": [],  # an image, never JSON (tests/api/test_scan.py fuzzes it)
     }
     return params, bodies
 

@@ -111,7 +111,7 @@ class World:
         elif method == "POST" and route == "/v1/campaigns":
             body = campaign_body(self.tpl, self.clock)
         if method == "POST" and route == "/v1/scan":  # a photo of the spare coupon's code
-            from tests.scan.images import encode, qr
+            from tests.services.scan_images import encode, qr
 
             photo = encode(qr(self.spare), "image/png")
             headers["Content-Type"] = "image/png"

@@ -1,5 +1,5 @@
 """The decode rate of ``POST /v1/scan`` on photos of real coupon tokens, per distortion
-(tests/scan/images.py makes them). The goal: at least 95 % read overall, and never a
+(tests/services/scan_images.py makes them). The goal: at least 95 % read overall, and never a
 text other than the token (each text found is verified as a signed token)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 import pytest
 
 from hub.signing import verify
-from tests.scan.images import Tally, image_set, make_tokens
+from tests.services.scan_images import Tally, image_set, make_tokens
 
 GOAL = 0.95
 

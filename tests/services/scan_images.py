@@ -7,7 +7,7 @@ crease across, perspective-warped (a phone held at an angle), printed (paper, in
 spread, JPEG) and combinations of them. Deterministic: the same seed gives the same
 bytes (noise comes from :class:`random.Random`, never Pillow's unseeded generator).
 
-``tests/scan/test_decode_rate.py`` sends the set through ``POST /v1/scan``; ``python -m
+``tests/api/test_scan_decode_rate.py`` sends the set through ``POST /v1/scan``; ``python -m
 bench scan`` prints the decode rate per distortion.
 """
 

@@ -16,7 +16,7 @@ from hub.domain.errors import ERROR_CODES
 from hub.services import scan as svc
 from hub.services.problems import PROBLEM_MEDIA_TYPE
 from tests.conftest import THRESHOLD_SPEC, issue, make_template
-from tests.scan.images import encode, make_tokens, on_desk, qr
+from tests.services.scan_images import encode, make_tokens, on_desk, qr
 
 SCAN = "/v1/scan"
 
