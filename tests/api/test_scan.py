@@ -273,3 +273,30 @@ def test_hostile_images_are_clean_4xx(client, merchant, what, data, media, code)
 def test_a_body_over_the_cap_is_refused_before_it_is_read(client, merchant) -> None:
     r = post(client, b"\x00" * (svc.MAX_BYTES + 1), auth=merchant.auth())
     assert_4xx(r, "payload_too_large")
+
+
+def test_a_forged_token_naming_a_real_coupon_is_not_validated_as_it(
+    client, db, merchant, clock
+) -> None:
+    """The scan validates a token as a token (verified by the merchant's keys), never
+    the code its claims name: a token signed with a key not the merchant's, naming a
+    real coupon, is refused, not 'valid'."""
+    from datetime import timedelta
+
+    from hub.domain.offline import TokenClaims
+    from hub.signing import generate_keypair, sign
+
+    tpl = make_template(db, merchant, clock.now, THRESHOLD_SPEC)
+    [code] = issue(db, merchant, tpl, clock.now)
+    private, _public = generate_keypair()
+    now = clock.now.replace(microsecond=0)
+    forged = sign(private, TokenClaims(
+        kid="ok_forged", merchant_id=merchant.id, code=code, template_id=tpl, holder=None,
+        valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=1), issued_at=now,
+    ))
+    till = merchant.auth(merchant.store_keys["SH-001"])
+    r = post(client, png_of(forged), auth=till, validate="true", amount=12800)
+    [item] = r.json()["found"]
+    assert item["kind"] == "token" and item["code"] == code  # the claim, shown unverified
+    assert item["validation"]["status"] in (403, 404, 422), item["validation"]
+    assert item["validation"]["code"] in ERROR_CODES
