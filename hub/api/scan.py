@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, Final, Literal
 
@@ -82,6 +83,7 @@ class ScanOut(msgspec.Struct):
     count: int
 
 
+@dataclass
 class ScanOperation(Operation):
     """The operation with its request body: the image bytes (litestar documents none for
     a handler that reads the raw body)."""
@@ -130,11 +132,13 @@ class ScanController(Controller):
             bool, QueryParameter(description="validate each token or code found")
         ] = False,
         amount: Annotated[
-            int | None,
+            int,
             QueryParameter(
-                description="the order's amount in fen (needed to validate)", ge=0, le=FEN_MAX
+                description="the order's amount in fen (required with validate=true)",
+                ge=0,
+                le=FEN_MAX,
             ),
-        ] = None,
+        ] = 0,
         channel: Annotated[
             Channel, QueryParameter(description="the channel to validate on")
         ] = "pos",
@@ -153,7 +157,7 @@ class ScanController(Controller):
                 f"Send the photo as image/jpeg, image/png or image/webp, not {sent[:100]}.",
                 accepted=list(svc.MEDIA_TYPES),
             )
-        if validate and amount is None:
+        if validate and "amount" not in request.query_params:
             raise refuse(
                 "invalid_request",
                 "amount (the order's amount in fen) is needed to validate what is found.",
@@ -177,7 +181,7 @@ class ScanController(Controller):
                 )
             )
         if validate:
-            order = Order(id=order_id or "scan", amount=amount or 0)
+            order = Order(id=order_id or "scan", amount=amount)
             for item in items:
                 if item.kind != "other":
                     item.validation = await _validate(request, item.text, store, channel, order)
