@@ -8,6 +8,7 @@
     python -m bench quote [bench/quote.py's options: the checkout quote, pure CPU]
     python -m bench quote-http [bench/quote_http.py's options: POST /v1/orders/quote]
     python -m bench sync [bench/sync.py's options: offline sync batches, in process]
+    python -m bench scan [bench/scan.py's options: the photo scan's decode rate]
 
 Exit status: 0 when every database check passed, 1 when one failed.
 """
@@ -40,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="redeem",
-        choices=[*ROUTES, "all", "delivery", "service", "quote", "quote-http", "sync"],
+        choices=[*ROUTES, "all", "delivery", "service", "quote", "quote-http", "sync", "scan"],
         help="the route to load (all: the four); delivery (bench/delivery.py), service "
         "(bench/redeem.py), quote (bench/quote.py) and quote-http (bench/quote_http.py) "
         "take their own options",
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import sync
 
         return sync.main(argv[1:])
+    if argv[:1] == ["scan"]:  # bench/scan.py: the photo scan's decode rate, no I/O
+        from bench import scan
+
+        return scan.main(argv[1:])
     if argv[:1] == ["service"]:  # bench/redeem.py: the service loop against the raw loop
         from bench import redeem
 

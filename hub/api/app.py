@@ -44,6 +44,7 @@ def create_app(
     from hub.api.pos import PosController
     from hub.api.quote import QuoteController
     from hub.api.reservations import ReservationController
+    from hub.api.scan import ScanController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.sync import SyncController
     from hub.api.templates import TemplateController
@@ -76,6 +77,7 @@ def create_app(
             OfflineController,
             CouponTokenController,
             SyncController,
+            ScanController,
             assets_router(),
         ],
         middleware=[

@@ -56,7 +56,7 @@ MAX_REQUEST_HEAD: Final = 64 * KIB
 
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 # Routes that read bodies in their own formats and check Content-Type themselves.
-OWN_MEDIA_TYPE_PREFIXES: Final = ("/v1/pos/",)
+OWN_MEDIA_TYPE_PREFIXES: Final = ("/v1/pos/", "/v1/scan")  # POS formats; images
 JSON_MEDIA_TYPES: Final = ("application/json",)
 
 # --- security headers ----------------------------------------------------------------------

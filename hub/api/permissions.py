@@ -85,6 +85,8 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     # checkout (the till, or the app for a customer on its channels)
     ("POST", "/v1/orders/quote"): frozenset({"admin", "store", "app"}),
     ("POST", "/v1/pos/{connector:str}/{operation:str}"): TILL,
+    # reading codes from a photo (the till's camera), optionally validating them
+    ("POST", "/v1/scan"): TILL,
     # reservations: holds while an online customer pays (the app: its key's channels)
     ("POST", "/v1/reservations"): CHECKOUT,
     ("GET", "/v1/reservations/{reservation_id:str}"): CHECKOUT,

@@ -151,6 +151,7 @@ STORE_OPERATIONS = {
     ("GET", "/v1/events/schemas"),
     ("GET", "/v1/events/schemas/{event_type:str}"),
     ("POST", POS_ROUTE),
+    ("POST", "/v1/scan"),
     ("POST", "/v1/reservations"),
     ("GET", "/v1/reservations/{reservation_id:str}"),
     ("POST", "/v1/reservations/{reservation_id:str}/confirm"),
@@ -369,7 +370,9 @@ def test_no_endpoint_leaks_another_merchants_data(world: World) -> None:
     for auth in (b.auth(), b.auth(b.store_keys["SH-001"])):
         for method, route in operations(client.app):
             r = world.call(method, route, auth)
-            sent = r.request.url.path + r.request.content.decode()
+            sent = r.request.url.path + r.request.content.decode(errors="replace")
+            if route == "/v1/scan":  # the photo B sent shows the code: reading it is no leak
+                sent += world.spare
             if any(s in r.text for s in secrets if s not in sent):  # echoing B's input is fine
                 leaks.append(f"{method} {route}: {r.status_code} {r.text[:200]}")
             # 429: by now B's admin key has looked up more unknown codes and transfer

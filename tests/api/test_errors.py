@@ -40,18 +40,9 @@ UNREACHABLE_OVER_HTTP: dict[str, str] = {
     "status 'redeemed' (void needs 'issued'), so the reversal's state check never refuses",
     "internal_error": "only an unexpected exception answers 500; the fuzz tests below prove "
     "that bad input never does",
-    # issue 13 (terminals), its structural step: each part removes its own codes from
-    # here when it adds their scenarios below
-    **{
-        code: "pending: issue 13"
-        for code in (
-            # a terminal's refusal (hub.domain.offline.offline_refusal): online, a token of
-            # an offline: false template (x: 0) is redeemed as its code is
-            "offline_not_allowed",
-            "image_unreadable",
-            "image_too_large",
-        )
-    },
+    "offline_not_allowed": "a terminal's refusal while offline (hub.domain.offline."
+    "offline_refusal, hub.client); online, a token of an offline: false template (x: 0) is "
+    "redeemed as its code is, since the hub itself judges it",
 }
 
 REDEEM_LIMIT = 64 * 1024
@@ -1795,6 +1786,48 @@ def pos_xml_with_an_external_entity(env: Env) -> httpx.Response:
     return env.raw(POSLOG, EXTERNAL_ENTITY, **{"Content-Type": "application/xml"})
 
 
+# --- photos (POST /v1/scan) -------------------------------------------------------------------
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width``×``height`` pixels (nothing decodes that far)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+@produces("image_too_large")
+def scan_of_a_png_claiming_a_gigapixel(env: Env) -> httpx.Response:
+    return env.raw("/v1/scan", _png_claiming(40_000, 40_000), **{"Content-Type": "image/png"})
+
+
+@produces("image_unreadable")
+def scan_of_text_sent_as_png(env: Env) -> httpx.Response:
+    return env.raw("/v1/scan", b"not an image at all\n", **{"Content-Type": "image/png"})
+
+
+@produces("image_unreadable")
+def scan_of_a_truncated_png(env: Env) -> httpx.Response:
+    return env.raw("/v1/scan", _png_claiming(64, 64)[:40], **{"Content-Type": "image/png"})
+
+
+@produces("unsupported_media_type")
+def scan_of_a_gif(env: Env) -> httpx.Response:
+    return env.raw("/v1/scan", b"GIF89a\x01\x00\x01\x00", **{"Content-Type": "image/gif"})
+
+
+@produces("payload_too_large")
+def scan_of_a_photo_over_8_mib(env: Env) -> httpx.Response:
+    return env.raw("/v1/scan", b"\xff" * (8 * 1024 * 1024 + 1), **{"Content-Type": "image/jpeg"})
+
+
 def assert_refusal(r: httpx.Response, code: str) -> None:
     """A problem document, or — for POS formats that answer in XML — the vendor's reply
     with the catalogue's status and the code (POSLog: ``Transaction/Reason/@Code``)."""
@@ -2085,6 +2118,7 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
             {**redeem, "code": codes[4], "idempotency_key": new_key(), "offline_discount": 2000}
         ]}],
         "/v1/conflicts/{conflict_id:str}/settle": [{"settlement": "refunded"}],
+        "/v1/scan": [],  # an image, never JSON (tests/api/test_scan.py fuzzes it)
     }
     return params, bodies
 

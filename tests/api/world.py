@@ -112,6 +112,13 @@ class World:
             body = {**BODIES[("POST", route)], "codes": [self.order_code]}
         elif method == "POST" and route == "/v1/campaigns":
             body = campaign_body(self.tpl, self.clock)
+        if method == "POST" and route == "/v1/scan":  # a photo of the spare coupon's code
+            from tests.services.scan_images import encode, qr
+
+            photo = encode(qr(self.spare), "image/png")
+            headers["Content-Type"] = "image/png"
+            query = {"validate": "true", "amount": "12800", "store": "SH-001"}
+            return self.client.post(route, content=photo, headers=headers, params=query)
         values = params or self.params()
         if route.endswith("/release") and params is None:
             values = {**values, "reservation_id": self.releasable}
