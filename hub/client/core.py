@@ -20,6 +20,7 @@ hub, a hub without its database). Any other answer is the hub's word and is rais
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
 )
 
 from hub import signing
@@ -92,13 +92,13 @@ class RetryPolicy:
         return stop_after_attempt(self.attempts) | stop_after_delay(self.deadline)
 
     def wait(self) -> Callable[[RetryCallState], float]:
-        backoff = wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, HubError) and exc.retry_after is not None:
                 return min(exc.retry_after, self.max_wait)
-            return float(backoff(state))
+            step = self.initial_wait * 2 ** (state.attempt_number - 1)
+            return min(self.max_wait, step + random.uniform(0, self.initial_wait))
 
         return wait
 
@@ -324,8 +324,8 @@ class ClientCore:
         when every check passes, queue it: committed before the receipt is returned.
         Raises :class:`OfflineRefused` with the reason otherwise."""
         queue = self.queue
-        if queue is None:
-            raise _refused("offline_disabled", cause)
+        if queue is None:  # no offline mode: the hub's unreachability is the answer
+            raise cause
         token = str(body["code"]).strip()
         if not looks_like_token(token):
             raise _refused("offline_token_required", cause)

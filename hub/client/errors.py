@@ -101,7 +101,7 @@ class OfflineRefused(HubError):
     """The terminal could not reach the hub and may not redeem this offline; ``code`` is
     one of :data:`hub.domain.offline.OFFLINE_REFUSALS`, a token code (``token_*``), a
     redeem refusal judged locally (``threshold_not_met``…), or the client's own
-    ``offline_token_required`` / ``offline_keys_missing`` / ``offline_disabled``."""
+    ``offline_token_required`` / ``offline_keys_missing``."""
 
     def __init__(
         self,
@@ -127,7 +127,6 @@ CLIENT_OFFLINE_CODES: dict[str, str] = {
     "offline_keys_missing": (
         "The terminal has no offline keys yet: it must reach the hub once first."
     ),
-    "offline_disabled": "This client was created without an offline queue.",
 }
 
 _BY_STATUS: dict[int, type[ApiError]] = {

@@ -1,0 +1,172 @@
+"""Offline redemption on the terminal: a token is verified with the cached keys, judged
+with the hub's own rules and limits, queued durably, and answered with a receipt; every
+reason to refuse says so with its code. (Keys document from tests/client/conftest.py's
+FakeHub until the hub serves GET /v1/offline/keys.)"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hub.client import HubClient, HubUnreachable, OfflineReceipt, OfflineRefused
+from hub.client.queue import OfflineQueue
+from tests.client.conftest import FAST, FakeHub, OfflineKit, order
+
+
+def refused(till: HubClient, code: str, **kw: object) -> OfflineRefused:
+    with pytest.raises(OfflineRefused) as info:
+        till.redeem(code, kw.pop("order", order()), **kw)  # type: ignore[arg-type]
+    return info.value
+
+
+def test_a_token_is_redeemed_offline_and_queued(till: HubClient, kit: OfflineKit) -> None:
+    r = till.redeem(kit.token("TQZB32SGKUNHV5"), order(12800))
+    assert isinstance(r, OfflineReceipt) and r.offline
+    assert (r.code, r.discount, r.payable, r.store, r.terminal_id) == (
+        "TQZB32SGKUNHV5", 2000, 10800, "SH-001", "T-01")
+    [item] = till.queued(status="pending")
+    assert item.idempotency_key == r.idempotency_key
+    assert item.body["occurred_at"] == r.occurred_at.isoformat().replace("+00:00", "Z")
+    assert item.body["offline_discount"] == 2000 and item.body["code"].startswith("HT1.")
+    tally = till.queue.tally()  # type: ignore[union-attr]
+    assert (tally.count, tally.discount) == (1, 2000) and tally.since is not None
+
+
+def test_every_attempt_and_the_queue_item_share_one_key(till: HubClient, kit: OfflineKit,
+                                                       fake: FakeHub) -> None:
+    r = till.redeem(kit.token("TQZB32SGKUNHV5"), order(), idempotency_key="intent-1")
+    sent = [q for q in fake.requests if q.url.path == "/v1/redemptions"]
+    assert len(sent) == FAST.attempts
+    assert {q.headers["Idempotency-Key"] for q in sent} == {"intent-1"}
+    assert r.idempotency_key == "intent-1"
+
+
+def test_a_plain_code_cannot_be_checked_offline(till: HubClient) -> None:
+    err = refused(till, "TQZB32SGKUNHV5")
+    assert err.code == "offline_token_required" and isinstance(err.cause, HubUnreachable)
+    assert till.queued() == []
+
+
+def test_tampered_tokens_are_refused(till: HubClient, kit: OfflineKit) -> None:
+    token = kit.token("TQZB32SGKUNHV5")
+    head, payload, sig = token.split(".")
+    flipped = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1]
+    assert refused(till, f"{head}.{flipped}.{sig}").code in (
+        "token_signature_invalid", "token_malformed")
+    assert refused(till, token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB")).code in (
+        "token_signature_invalid", "token_malformed")
+    other = OfflineKit()  # another key pair under the same kid: a forgery
+    assert refused(till, other.token("TQZB32SGKUNHV5")).code == "token_signature_invalid"
+    assert refused(till, kit.token("TQZB32SGKUNHV5", kid="ok_unknown")).code == \
+        "token_unknown_key"
+    assert refused(till, "HT1.garbage").code == "token_malformed"
+    assert till.queued() == []
+
+
+def test_the_claims_are_judged_at_the_sale(till: HubClient, kit: OfflineKit) -> None:
+    now = datetime.now(UTC)
+    assert refused(till, kit.token("C1", merchant="m_other")).code == "token_wrong_merchant"
+    assert refused(till, kit.token("C2", valid_until=now - timedelta(hours=1),
+                                   valid_from=now - timedelta(days=2))).code == "token_expired"
+    assert refused(till, kit.token("C3", valid_from=now + timedelta(hours=1))).code == \
+        "coupon_not_yet_valid"
+
+
+def test_templates_may_forbid_offline(till: HubClient, kit: OfflineKit, fake: FakeHub) -> None:
+    assert refused(till, kit.token("C1", offline=False)).code == "offline_not_allowed"
+    assert refused(till, kit.token("C2", template="tpl_absent")).code == "offline_not_allowed"
+
+
+def test_the_hubs_redeem_rules_apply_offline(fake: FakeHub, kit: OfflineKit, tmp_path) -> None:
+    kit.template("tpl_bj", {"benefit": {"kind": "threshold", "threshold": 5000,
+                                        "discount": 500},
+                            "validity": {"type": "relative", "days": 30},
+                            "usage": {"stores": ["BJ-001"]}})
+    with HubClient("http://hub.test", "k", terminal_id="T-01", store="SH-001", retry=FAST,
+                   offline_queue=tmp_path / "q.db", transport=fake.transport()) as till:
+        till.offline_keys()
+        fake.up = False
+        assert refused(till, kit.token("C1"), order=order(5000)).code == "threshold_not_met"
+        assert refused(till, kit.token("C2", template="tpl_bj")).code == "store_not_allowed"
+
+
+def test_the_same_coupon_twice_offline_is_refused(till: HubClient, kit: OfflineKit) -> None:
+    till.redeem(kit.token("TQZB32SGKUNHV5"), order(order_id="A-1"))
+    err = refused(till, kit.token("TQZB32SGKUNHV5"), order=order(order_id="A-2"))
+    assert err.code == "coupon_already_redeemed" and err.facts["order_id"] == "A-1"
+    assert len(till.queued()) == 1
+
+
+def test_the_count_limit(fake: FakeHub, kit: OfflineKit, tmp_path) -> None:
+    kit.rules = {"max_count": 2, "max_discount": 200_000, "max_offline_seconds": 86_400}
+    with HubClient("http://hub.test", "k", terminal_id="T-01", store="SH-001", retry=FAST,
+                   offline_queue=tmp_path / "q.db", transport=fake.transport()) as till:
+        till.offline_keys()
+        fake.up = False
+        till.redeem(kit.token("C1"), order())
+        till.redeem(kit.token("C2"), order())
+        err = refused(till, kit.token("C3"))
+        assert err.code == "offline_count_limit" and err.facts["max_count"] == 2
+        assert "as many coupons offline as allowed" in err.message
+
+
+def test_the_discount_limit(fake: FakeHub, kit: OfflineKit, tmp_path) -> None:
+    kit.rules = {"max_count": 200, "max_discount": 3000, "max_offline_seconds": 86_400}
+    with HubClient("http://hub.test", "k", terminal_id="T-01", store="SH-001", retry=FAST,
+                   offline_queue=tmp_path / "q.db", transport=fake.transport()) as till:
+        till.offline_keys()
+        fake.up = False
+        till.redeem(kit.token("C1"), order())
+        assert refused(till, kit.token("C2")).code == "offline_discount_limit"
+
+
+def test_the_offline_duration_limit(fake: FakeHub, kit: OfflineKit, tmp_path) -> None:
+    kit.rules = {"max_count": 200, "max_discount": 200_000, "max_offline_seconds": 3600}
+    now = [datetime.now(UTC)]
+    with HubClient("http://hub.test", "k", terminal_id="T-01", store="SH-001", retry=FAST,
+                   offline_queue=tmp_path / "q.db", transport=fake.transport(),
+                   clock=lambda: now[0]) as till:
+        till.offline_keys()
+        fake.up = False
+        till.redeem(kit.token("C1"), order())
+        now[0] += timedelta(minutes=59)
+        till.redeem(kit.token("C2"), order())
+        now[0] += timedelta(minutes=2)
+        err = refused(till, kit.token("C3"))
+        assert err.code == "offline_too_long" and "connect first" in err.message
+
+
+def test_limits_survive_a_restart(fake: FakeHub, kit: OfflineKit, tmp_path) -> None:
+    kit.rules = {"max_count": 1, "max_discount": 200_000, "max_offline_seconds": 86_400}
+    with HubClient("http://hub.test", "k", terminal_id="T-01", store="SH-001", retry=FAST,
+                   offline_queue=tmp_path / "q.db", transport=fake.transport()) as till:
+        till.offline_keys()
+        fake.up = False
+        till.redeem(kit.token("C1"), order())
+    with HubClient("http://hub.test", "k", terminal_id="T-01", store="SH-001", retry=FAST,
+                   offline_queue=tmp_path / "q.db", transport=fake.transport()) as till:
+        assert refused(till, kit.token("C2")).code == "offline_count_limit"
+
+
+def test_without_keys_or_queue_nothing_is_redeemed_offline(fake: FakeHub, kit: OfflineKit,
+                                                           tmp_path) -> None:
+    fake.up = False
+    with HubClient("http://hub.test", "k", terminal_id="T-01", store="SH-001", retry=FAST,
+                   offline_queue=tmp_path / "q.db", transport=fake.transport()) as till:
+        assert refused(till, kit.token("C1")).code == "offline_keys_missing"
+    with HubClient("http://hub.test", "k", terminal_id="T-01", retry=FAST,
+                   transport=fake.transport()) as plain, pytest.raises(HubUnreachable):
+        plain.redeem(kit.token("C1"), order())
+
+
+def test_an_offline_queue_needs_the_store(tmp_path) -> None:
+    with pytest.raises(ValueError, match="store"):
+        HubClient("http://hub.test", "k", terminal_id="T-01", offline_queue=tmp_path / "q.db")
+
+
+def test_the_queue_file_is_wal_with_full_sync(tmp_path) -> None:
+    q = OfflineQueue(tmp_path / "q.db")
+    assert q._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert q._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    q.close()
