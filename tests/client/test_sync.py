@@ -6,6 +6,7 @@ resent and replayed; the offline limits start afresh once the queue is empty."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from hub.client import HubClient
@@ -91,10 +92,8 @@ def test_a_crash_before_the_answer_is_committed_resends_safely(fake: FakeHub, ki
         fake.up = True
         till.queue.record_answers = lambda *a, **k: (_ for _ in ()).throw(  # type: ignore
             KeyboardInterrupt("killed"))
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             till.sync()
-        except KeyboardInterrupt:
-            pass
     assert len(fake.redeemed) == 5
     with HubClient("http://hub.test", "k", terminal_id="T-01", store="SH-001",
                    offline_queue=path, transport=fake.transport()) as till:
