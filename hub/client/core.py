@@ -97,7 +97,7 @@ class RetryPolicy:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, HubError) and exc.retry_after is not None:
                 return min(exc.retry_after, self.max_wait)
-            step = self.initial_wait * 2 ** (state.attempt_number - 1)
+            step = self.initial_wait * float(2 ** (state.attempt_number - 1))
             return min(self.max_wait, step + random.uniform(0, self.initial_wait))
 
         return wait
