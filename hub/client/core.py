@@ -301,7 +301,7 @@ class ClientCore:
         def read(b: dict[str, Any], _r: bool) -> KeysDocument:
             doc = KeysDocument.from_json(b)  # parsed before it replaces the cached one
             if self.queue is not None:
-                self.queue.save_keys_document(b)
+                self.queue.save_keys_document(b, self.now())
             return doc
 
         return Call("GET", "/v1/offline/keys", read)
@@ -313,7 +313,8 @@ class ClientCore:
         doc = self.queue.keys_document()
         if doc is None:
             return True
-        return (self.now() - doc.fetched_at).total_seconds() >= doc.refresh_after
+        fetched = self.queue.keys_fetched() or doc.fetched_at
+        return (self.now() - fetched).total_seconds() >= doc.refresh_after
 
     # --- offline ---------------------------------------------------------------------------
 

@@ -95,9 +95,17 @@ class OfflineQueue:
         text = self._get("keys_document")
         return None if text is None else KeysDocument.from_json(json.loads(text))
 
-    def save_keys_document(self, raw: dict[str, Any]) -> None:
+    def save_keys_document(self, raw: dict[str, Any], at: datetime | None = None) -> None:
+        """Cache the keys document, fetched at ``at`` by the till's clock (its age is
+        measured on the till's clock, whatever the hub's says)."""
         with self.transaction() as conn:
             self._put(conn, "keys_document", json.dumps(raw))
+            if at is not None:
+                self._put(conn, "keys_fetched", format_time(at))
+
+    def keys_fetched(self) -> datetime | None:
+        text = self._get("keys_fetched")
+        return None if text is None else parse_time(text)
 
     def last_contact(self) -> datetime | None:
         text = self._get("last_contact")

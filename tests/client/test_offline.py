@@ -170,3 +170,58 @@ def test_the_queue_file_is_wal_with_full_sync(tmp_path) -> None:
     assert q._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert q._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     q.close()
+
+
+def test_the_async_client_redeems_offline_and_syncs(fake: FakeHub, kit: OfflineKit,
+                                                    tmp_path) -> None:
+    import asyncio
+
+    from hub.client import AsyncHubClient
+
+    async def run() -> None:
+        async with AsyncHubClient("http://hub.test", "k", terminal_id="T-02", store="SH-001",
+                                  retry=FAST, offline_queue=tmp_path / "q.db",
+                                  transport=fake.transport()) as till:
+            await till.offline_keys()
+            fake.up = False
+            r = await till.redeem(kit.token("C1"), order())
+            assert isinstance(r, OfflineReceipt) and r.terminal_id == "T-02"
+            with pytest.raises(OfflineRefused) as info:
+                await till.redeem("TQZB32SGKUNHV5", order())
+            assert info.value.code == "offline_token_required"
+            assert (await till.sync()).error is not None  # still down: stays queued
+            fake.up = True
+            report = await till.sync()
+            assert report.complete and report.counts["redeemed"] == 1
+            assert fake.redeemed == {"C1": r.idempotency_key}
+
+    asyncio.run(run())
+
+
+def test_the_keys_are_refreshed_after_an_online_call_once_stale(fake: FakeHub, kit: OfflineKit,
+                                                                tmp_path) -> None:
+    import httpx
+
+    answer = {
+        "redemption_id": "rd_1", "status": "redeemed", "code": "C", "store": "SH-001",
+        "channel": "pos", "order_id": "A-1",
+        "template": {"id": "tpl_kit", "name": "t", "kind": "threshold"}, "customer": None,
+        "discount": 2000, "eligible_amount": 12800, "payable": 10800, "lines": [],
+        "redeemed_at": "2026-12-04T06:00:00Z", "recorded_at": "2026-12-04T06:00:00Z"}
+    fake.extra[("POST", "/v1/redemptions")] = lambda r: httpx.Response(201, json=answer)
+    now = [datetime.now(UTC)]
+    with HubClient("http://hub.test", "k", terminal_id="T-01", store="SH-001", retry=FAST,
+                   offline_queue=tmp_path / "q.db", transport=fake.transport(),
+                   clock=lambda: now[0]) as till:
+        till.offline_keys()
+
+        def fetches() -> int:
+            return sum(q.url.path == "/v1/offline/keys" for q in fake.requests)
+
+        till.redeem("C", order())
+        assert fetches() == 1  # fresh: not fetched again
+        now[0] += timedelta(hours=2)  # past refresh_after (3600 s)
+        till.redeem("C", order())
+        assert fetches() == 2
+        till.redeem("C", order())
+        assert fetches() == 2  # fresh again by the till's clock
