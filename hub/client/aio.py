@@ -49,7 +49,9 @@ class AsyncHubClient:
     till in the offline sync; ``store`` its store code. With ``offline_queue`` (a path
     to a SQLite file) a redeem that cannot reach the hub is judged and queued on the
     terminal; without it, it raises :class:`~hub.client.errors.HubUnreachable`.
-    ``transport`` lets tests (or a proxy setup) supply the httpx transport."""
+    With ``auto_sync`` (the default) a redeem first syncs the queue while it holds
+    offline sales, so they reach the hub before newer ones. ``transport`` lets tests
+    (or a proxy setup) supply the httpx transport."""
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class AsyncHubClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], datetime] | None = None,
+        auto_sync: bool = True,
     ) -> None:
         queue = (
             offline_queue
@@ -81,6 +84,7 @@ class AsyncHubClient:
             clock=clock or _utcnow,
         )
         self.retry = retry or RetryPolicy()
+        self.auto_sync = auto_sync
         self.http = httpx.AsyncClient(
             base_url=base_url, timeout=timeout, transport=transport, headers=self.core.headers()
         )
@@ -152,6 +156,15 @@ class AsyncHubClient:
         key = idempotency_key or new_key()
         at = occurred_at or self.core.now()
         body = self.core.redeem_body(code, order, store, channel, occurred_at)
+        # offline sales reach the hub before newer ones: sync first while any wait
+        if self.auto_sync and self.core.queue is not None and self.core.queue.count_pending():
+            try:
+                error = (await self.sync()).error
+            except HubError as exc:  # the sale goes on whatever the sync met
+                error = exc
+            if isinstance(error, HubError) and unreachable(error):
+                # just found unreachable (after the retries): straight to offline
+                return self.core.redeem_offline(body, key, at, error)
         try:
             result = await self._send(self.core.redeem(body, key))
         except HubError as exc:

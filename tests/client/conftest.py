@@ -102,6 +102,7 @@ class FakeHub:
         self.drop_after_sync = False  # process a sync, then lose the answer (once)
         self.down_after_batches: int | None = None  # refuse connections after N syncs
         self.syncs = 0
+        self.synced: list[dict[str, Any]] = []  # the sync bodies the hub processed
         self.extra: dict[tuple[str, str], Handler] = {}
 
     def transport(self) -> httpx.MockTransport:
@@ -120,6 +121,7 @@ class FakeHub:
             if self.down_after_batches is not None and self.syncs >= self.down_after_batches:
                 raise httpx.ConnectError("connection refused", request=request)
             self.syncs += 1
+            self.synced.append(json.loads(request.content))
             answer = self.sync(json.loads(request.content))
             if self.drop_after_sync:
                 self.drop_after_sync = False

@@ -61,9 +61,13 @@ def _routes(app: object) -> set[str]:
 
 
 def _missing(app: object) -> list[str]:
-    need = [r"/v1/offline/keys", r"/v1/coupons/\{[^}]+\}/token", r"/v1/redemptions/sync"]
+    need = {
+        "GET /v1/offline/keys": r"/v1/offline/keys",
+        "GET /v1/coupons/{code}/token": r"/v1/coupons/\{[^}]+\}/token",
+        "POST /v1/redemptions/sync": r"/v1/redemptions/sync",
+    }
     have = _routes(app)
-    return [p for p in need if not any(re.fullmatch(p, h) for h in have)]
+    return [name for name, p in need.items() if not any(re.fullmatch(p, h) for h in have)]
 
 
 def _tamper(token: str) -> str:

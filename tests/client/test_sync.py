@@ -27,7 +27,7 @@ def loosen(till: HubClient, kit: OfflineKit, fake: FakeHub) -> None:
 
 
 def sync_bodies(fake: FakeHub) -> list[dict]:
-    return [json.loads(q.content) for q in fake.requests if q.url.path == "/v1/redemptions/sync"]
+    return fake.synced
 
 
 def test_sync_sends_in_order_in_batches_and_keeps_the_verdicts(till: HubClient, kit: OfflineKit,
@@ -131,3 +131,24 @@ def test_an_empty_queue_syncs_to_nothing(till: HubClient, fake: FakeHub) -> None
     fake.up = True
     report = till.sync()
     assert report.complete and report.sent == 0 and sync_bodies(fake) == []
+
+
+def test_a_redeem_syncs_the_waiting_offline_sales_first(till: HubClient, kit: OfflineKit,
+                                                        fake: FakeHub) -> None:
+    import httpx
+
+    fill(till, kit, 2)
+    answer = {
+        "redemption_id": "rd_9", "status": "redeemed", "code": "C", "store": "SH-001",
+        "channel": "pos", "order_id": "A-9",
+        "template": {"id": "tpl_kit", "name": "t", "kind": "threshold"}, "customer": None,
+        "discount": 2000, "eligible_amount": 12800, "payable": 10800, "lines": [],
+        "redeemed_at": "2026-12-04T06:00:00Z", "recorded_at": "2026-12-04T06:00:00Z"}
+    fake.extra[("POST", "/v1/redemptions")] = lambda r: httpx.Response(201, json=answer)
+    fake.up = True
+    start = len(fake.requests)
+    r = till.redeem("C", order(order_id="A-9"))
+    assert r.redemption_id == "rd_9"  # type: ignore[union-attr]
+    paths = [q.url.path for q in fake.requests[start:]]
+    assert paths[0] == "/v1/redemptions/sync" and paths[-1] == "/v1/redemptions"
+    assert till.queued(status="pending") == [] and len(fake.redeemed) == 2
