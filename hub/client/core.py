@@ -20,6 +20,7 @@ hub, a hub without its database). Any other answer is the hub's word and is rais
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from collections.abc import Callable, Sequence
@@ -62,6 +63,7 @@ from hub.client.types import (
     format_time,
     order_json,
     order_of,
+    parse_time,
 )
 from hub.domain.discount import compute_discount
 from hub.domain.errors import DomainError
@@ -328,6 +330,15 @@ class ClientCore:
         if queue is None:  # no offline mode: the hub's unreachability is the answer
             raise cause
         token = str(body["code"]).strip()
+        again = queue.queued_under(key)
+        if again is not None:  # the same intent sent again (a till retrying after a restart)
+            queued, stored = again
+            if queued["code"] != token or queued["order"] != body["order"]:
+                raise _refused(
+                    "idempotency_key_reused", cause,
+                    message="This Idempotency-Key was queued offline with another sale.",
+                )
+            return _receipt_of(stored)
         if not looks_like_token(token):
             raise _refused("offline_token_required", cause)
         doc = queue.keys_document()
@@ -380,17 +391,7 @@ class ClientCore:
             "occurred_at": format_time(at),
             "offline_discount": discount.total,
         }
-        queue.enqueue(
-            key=key,
-            code=claims.code,
-            order_id=order.id,
-            discount=discount.total,
-            occurred_at=at,
-            body=item,
-            tally=tally.add(discount.total, at),
-            now=self.now(),
-        )
-        return OfflineReceipt(
+        receipt = OfflineReceipt(
             code=claims.code,
             discount=discount.total,
             payable=order.amount - discount.total,
@@ -402,6 +403,18 @@ class ClientCore:
             order_id=order.id,
             template_id=claims.template_id,
         )
+        queue.enqueue(
+            key=key,
+            code=claims.code,
+            order_id=order.id,
+            discount=discount.total,
+            occurred_at=at,
+            body=item,
+            receipt=_receipt_json(receipt),
+            tally=tally.add(discount.total, at),
+            now=self.now(),
+        )
+        return receipt
 
     # --- sync ----------------------------------------------------------------------------
 
@@ -448,6 +461,20 @@ def _refused(
     text = message or CLIENT_OFFLINE_CODES.get(code) or code
     safe = {k: (format_time(v) if isinstance(v, datetime) else v) for k, v in facts.items()}
     return OfflineRefused(text, code=code, facts=safe, cause=cause)
+
+
+def _receipt_json(r: OfflineReceipt) -> dict[str, Any]:
+    d = dataclasses.asdict(r)
+    d["occurred_at"] = format_time(r.occurred_at)
+    return d
+
+
+def _receipt_of(d: dict[str, Any]) -> OfflineReceipt:
+    return OfflineReceipt(**{
+        **d,
+        "occurred_at": parse_time(d["occurred_at"]),
+        "lines": tuple(LineDiscount(**ld) for ld in d["lines"]),
+    })
 
 
 def stalled(batch: Sequence[QueueItem]) -> HubError:

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS queue (
     discount INTEGER NOT NULL,
     occurred_at TEXT NOT NULL,
     body TEXT NOT NULL,
+    receipt TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done')),
     outcome TEXT,
     http_status INTEGER,
@@ -158,6 +159,7 @@ class OfflineQueue:
         discount: int,
         occurred_at: datetime,
         body: dict[str, Any],
+        receipt: dict[str, Any],
         tally: OfflineTally,
         now: datetime,
     ) -> None:
@@ -166,7 +168,7 @@ class OfflineQueue:
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO queue (idempotency_key, code, order_id, discount, occurred_at,"
-                " body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " body, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     code,
@@ -174,10 +176,19 @@ class OfflineQueue:
                     discount,
                     format_time(occurred_at),
                     json.dumps(body),
+                    json.dumps(receipt),
                     format_time(now),
                 ),
             )
             self._put_tally(conn, tally)
+
+    def queued_under(self, key: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The body and receipt queued under Idempotency-Key ``key``, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body, receipt FROM queue WHERE idempotency_key = ?", (key,)
+            ).fetchone()
+        return None if row is None else (json.loads(row[0]), json.loads(row[1]))
 
     def holds_code(self, code: str) -> QueueItem | None:
         """An earlier offline redemption of ``code`` that the hub did not refuse."""

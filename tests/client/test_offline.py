@@ -225,3 +225,21 @@ def test_the_keys_are_refreshed_after_an_online_call_once_stale(fake: FakeHub, k
         assert fetches() == 2
         till.redeem("C", order())
         assert fetches() == 2  # fresh again by the till's clock
+
+
+def test_the_same_intent_sent_again_offline_gets_its_first_receipt(
+        fake: FakeHub, kit: OfflineKit, tmp_path) -> None:
+    token = kit.token("C1")
+    with HubClient("http://hub.test", "k", terminal_id="T-01", store="SH-001", retry=FAST,
+                   offline_queue=tmp_path / "q.db", transport=fake.transport()) as till:
+        till.offline_keys()
+        fake.up = False
+        first = till.redeem(token, order(), idempotency_key="sale-1")
+    # the till restarts and sends the same sale again, as a till that keeps its keys does
+    with HubClient("http://hub.test", "k", terminal_id="T-01", store="SH-001", retry=FAST,
+                   offline_queue=tmp_path / "q.db", transport=fake.transport()) as till:
+        again = till.redeem(token, order(), idempotency_key="sale-1")
+        assert again == first
+        assert len(till.queued()) == 1 and till.queue.tally().count == 1  # type: ignore[union-attr]
+        err = refused(till, kit.token("C2"), idempotency_key="sale-1")
+        assert err.code == "idempotency_key_reused"
