@@ -162,6 +162,7 @@ class ClientCore:
         self.channel = channel
         self.queue = queue
         self.timezone = timezone
+        ZoneInfo(timezone)  # an unknown zone fails here, not at the first offline sale
         self.clock = clock
         self._touched: datetime | None = None
 
@@ -329,13 +330,20 @@ class ClientCore:
         queue = self.queue
         if queue is None:  # no offline mode: the hub's unreachability is the answer
             raise cause
+        with queue.lock:  # judged and queued as one step (threads share a client)
+            return self._redeem_offline(queue, body, key, at, cause)
+
+    def _redeem_offline(
+        self, queue: OfflineQueue, body: dict[str, Any], key: str, at: datetime, cause: HubError
+    ) -> OfflineReceipt:
         token = str(body["code"]).strip()
         again = queue.queued_under(key)
         if again is not None:  # the same intent sent again (a till retrying after a restart)
             queued, stored = again
             if queued["code"] != token or queued["order"] != body["order"]:
                 raise _refused(
-                    "idempotency_key_reused", cause,
+                    "idempotency_key_reused",
+                    cause,
                     message="This Idempotency-Key was queued offline with another sale.",
                 )
             return _receipt_of(stored)
@@ -346,7 +354,10 @@ class ClientCore:
             raise _refused("offline_keys_missing", cause)
         store = str(body.get("store") or self.store)
         channel = str(body.get("channel") or self.channel)
-        order = order_of(body["order"])
+        try:
+            order = order_of(body["order"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise _refused("invalid_request", cause, message="The order cannot be read.") from None
         tz = ZoneInfo(doc.timezone or self.timezone)
         try:
             claims = signing.verify(token, doc.public_keys)
@@ -470,11 +481,13 @@ def _receipt_json(r: OfflineReceipt) -> dict[str, Any]:
 
 
 def _receipt_of(d: dict[str, Any]) -> OfflineReceipt:
-    return OfflineReceipt(**{
-        **d,
-        "occurred_at": parse_time(d["occurred_at"]),
-        "lines": tuple(LineDiscount(**ld) for ld in d["lines"]),
-    })
+    return OfflineReceipt(
+        **{
+            **d,
+            "occurred_at": parse_time(d["occurred_at"]),
+            "lines": tuple(LineDiscount(**ld) for ld in d["lines"]),
+        }
+    )
 
 
 def stalled(batch: Sequence[QueueItem]) -> HubError:

@@ -54,6 +54,7 @@ class OfflineQueue:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        self.lock = self._lock  # callers may hold it across several steps
         self._db = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30
         )

@@ -243,3 +243,21 @@ def test_the_same_intent_sent_again_offline_gets_its_first_receipt(
         assert len(till.queued()) == 1 and till.queue.tally().count == 1  # type: ignore[union-attr]
         err = refused(till, kit.token("C2"), idempotency_key="sale-1")
         assert err.code == "idempotency_key_reused"
+
+
+def test_threads_sharing_a_till_queue_a_coupon_once(till: HubClient, kit: OfflineKit) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = kit.token("C1")
+
+    def sell(i: int) -> str:
+        try:
+            till.redeem(token, order(order_id=f"A-{i}"))
+            return "queued"
+        except OfflineRefused as err:
+            return err.code
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(sell, range(8)))
+    assert sorted(results) == ["coupon_already_redeemed"] * 7 + ["queued"]
+    assert len(till.queued()) == 1 and till.queue.tally().count == 1  # type: ignore[union-attr]
