@@ -74,6 +74,7 @@ from hub.domain.validity import Window
 
 T = TypeVar("T")
 
+KEYS_RETRY_SECONDS = 60  # a failed refresh of the keys document is tried again after
 SYNC_BATCH = 100  # items per POST /v1/redemptions/sync (the hub's limit)
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 USER_AGENT = "hub-client/1"
@@ -165,6 +166,7 @@ class ClientCore:
         ZoneInfo(timezone)  # an unknown zone fails here, not at the first offline sale
         self.clock = clock
         self._touched: datetime | None = None
+        self._keys_tried: datetime | None = None
 
     def touch(self) -> None:
         """The hub answered: remember when (written at most once a minute; the offline
@@ -310,14 +312,25 @@ class ClientCore:
         return Call("GET", "/v1/offline/keys", read)
 
     def keys_stale(self) -> bool:
-        """The cached keys document is missing or older than its ``refresh_after``."""
+        """The cached keys document is missing or older than its ``refresh_after`` (and
+        no refresh was tried in the last :data:`KEYS_RETRY_SECONDS`: a failed one is not
+        repeated on every call). Asking counts as trying."""
         if self.queue is None:
+            return False
+        now = self.now()
+        if self._keys_tried is not None and (now - self._keys_tried).total_seconds() < (
+            KEYS_RETRY_SECONDS
+        ):
             return False
         doc = self.queue.keys_document()
         if doc is None:
+            self._keys_tried = now
             return True
         fetched = self.queue.keys_fetched() or doc.fetched_at
-        return (self.now() - fetched).total_seconds() >= doc.refresh_after
+        stale = (now - fetched).total_seconds() >= doc.refresh_after
+        if stale:
+            self._keys_tried = now
+        return stale
 
     # --- offline ---------------------------------------------------------------------------
 

@@ -225,6 +225,16 @@ def test_the_keys_are_refreshed_after_an_online_call_once_stale(fake: FakeHub, k
         assert fetches() == 2
         till.redeem("C", order())
         assert fetches() == 2  # fresh again by the till's clock
+        now[0] += timedelta(hours=2)
+        fake.extra[("GET", "/v1/offline/keys")] = lambda r: httpx.Response(
+            404, json={"code": "not_found", "status": 404, "detail": "no such route"})
+        till.redeem("C", order())
+        till.redeem("C", order())
+        assert fetches() == 3  # a failed refresh is not repeated on every sale
+        now[0] += timedelta(seconds=61)
+        till.redeem("C", order())
+        assert fetches() == 4
+        assert till.queue.keys_document() is not None  # type: ignore[union-attr]  # kept
 
 
 def test_the_same_intent_sent_again_offline_gets_its_first_receipt(
