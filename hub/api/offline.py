@@ -50,6 +50,7 @@ class OfflineTemplateOut(Struct):
 
 class OfflineKeysOut(Struct):
     merchant: str
+    timezone: Annotated[str, Meta(description="the merchant's IANA time zone (usable hours)")]
     keys: list[OfflineKeyOut]
     rules: OfflineRulesOut
     templates: list[OfflineTemplateOut]

@@ -280,6 +280,10 @@ def keys_document(engine: Engine, p: Principal, now: datetime) -> dict[str, Any]
         keys = [k.jwk() for k in _keys(conn, p.merchant_id) if _published(conn, k, now)]
         return {
             "merchant": p.merchant_id,
+            # the zone a template's weekday and hour rules are read in
+            "timezone": conn.execute(
+                select(merchants.c.timezone).where(merchants.c.id == p.merchant_id)
+            ).scalar_one(),
             "keys": keys,
             "rules": rules_of(conn, p.merchant_id).to_json(),
             "templates": _offline_templates(conn, p.merchant_id),

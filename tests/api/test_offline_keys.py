@@ -91,6 +91,7 @@ def test_the_keys_document_creates_the_first_key_and_lists_offline_templates(
     doc = r.json()
     [kid] = active_keys(db, merchant.id)
     assert doc["merchant"] == merchant.id and doc["refresh_after"] == 3600
+    assert doc["timezone"] == "Asia/Shanghai"  # the zone of weekday and hour rules
     [key] = doc["keys"]
     assert key == {
         "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid,
