@@ -15,6 +15,7 @@ MERCHANT = "mch_01JDK000000000000000000012"
 TEMPLATE_GIFT = "tpl_01JDK000000000000000000017"
 TEMPLATE_CASH = "tpl_01JDK000000000000000000016"
 TRANSFER = "trf_01JDK00000000000000000001B"
+CONFLICT = "cfl_01JDK00000000000000000001C"
 
 _ORDER = {
     "id": "A-1001",
@@ -327,6 +328,39 @@ _SAMPLES: dict[str, list[dict[str, Any]]] = {
                 "severity": "warning",
                 "message": "Subscription failed 10 times in a row.",
                 "details": {"subscription_id": "sub_01JDK000000000000000000015"},
+            },
+        )
+    ],
+    "redemption.offline_conflict": [
+        _simple(
+            "redemption.offline_conflict",
+            "evt_01JDK000000000000000000026",
+            {
+                "conflict_id": CONFLICT,
+                "code": GIFT_CODE,
+                "store": "SH-001",
+                "channel": "pos",
+                "terminal_id": "T-07",
+                "order": _ORDER,
+                "offline_discount": 2000,
+                "occurred_at": AT,
+                "redemption_id": None,
+                "redeemed_store": "BJ-001",
+                "redeemed_at": AT,
+            },
+        )
+    ],
+    "redemption.offline_conflict_settled": [
+        _simple(
+            "redemption.offline_conflict_settled",
+            "evt_01JDK000000000000000000027",
+            {
+                "conflict_id": CONFLICT,
+                "code": GIFT_CODE,
+                "store": "SH-001",
+                "redemption_id": None,
+                "settlement": "refunded the customer at the till",
+                "settled_at": AT,
             },
         )
     ],
