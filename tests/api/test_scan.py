@@ -300,3 +300,31 @@ def test_a_forged_token_naming_a_real_coupon_is_not_validated_as_it(
     assert item["kind"] == "token" and item["code"] == code  # the claim, shown unverified
     assert item["validation"]["status"] in (403, 404, 422), item["validation"]
     assert item["validation"]["code"] in ERROR_CODES
+
+
+def test_the_hubs_own_qr_code_scanned_and_validated_as_its_token(
+    client, db, merchant, clock
+) -> None:
+    """End to end across the parts: the QR PNG the hub draws for a coupon
+    (``GET /v1/coupons/{code}/qr.png``) is read back as its signed token, validated for the
+    till's store as the token (valid, with the coupon's discount), and the same token with
+    its signature altered is refused as ``token_signature_invalid``."""
+    tpl = make_template(db, merchant, clock.now, THRESHOLD_SPEC)
+    [code] = issue(db, merchant, tpl, clock.now)
+    till = merchant.auth(merchant.store_keys["SH-001"])
+    token = client.get(f"/v1/coupons/{code}/token", headers=till).json()["token"]
+    png = client.get(f"/v1/coupons/{code}/qr.png", headers=till)
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    photo = on_desk(Image.open(io.BytesIO(png.content)), __import__("random").Random(7))
+    r = post(client, encode(photo, "image/jpeg"), "image/jpeg", till, validate="true",
+             amount=12800)
+    assert r.status_code == 200, r.text
+    [item] = r.json()["found"]
+    assert item["text"] == token and item["kind"] == "token" and item["code"] == code
+    assert item["validation"]["status"] == "valid", item["validation"]
+    assert item["validation"]["discount"] == 2000
+    head, _, sig = token.rpartition(".")
+    altered = f"{head}.{sig[:10]}{'A' if sig[10] != 'A' else 'B'}{sig[11:]}"
+    r = post(client, png_of(altered), auth=till, validate="true", amount=12800)
+    [item] = r.json()["found"]
+    assert item["validation"]["code"] == "token_signature_invalid", item["validation"]
