@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote as urlquote
 from zoneinfo import ZoneInfo
@@ -151,10 +152,14 @@ class ClientCore:
         terminal_id: str,
         store: str | None,
         channel: str,
-        queue: OfflineQueue | None,
+        queue: str | Path | OfflineQueue | None,
         timezone: str,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """``queue``: the offline queue, or the path of its SQLite file; ``clock``: UTC
+        now unless given (tests)."""
+        if queue is not None and not isinstance(queue, OfflineQueue):
+            queue = OfflineQueue(queue)
         if queue is not None and not store:
             raise ValueError("an offline queue needs the terminal's store code (store=...)")
         self.api_key = api_key
@@ -164,7 +169,7 @@ class ClientCore:
         self.queue = queue
         self.timezone = timezone
         ZoneInfo(timezone)  # an unknown zone fails here, not at the first offline sale
-        self.clock = clock
+        self.clock = clock or _utcnow
         self._touched: datetime | None = None
         self._keys_tried: datetime | None = None
 
@@ -512,3 +517,7 @@ def stalled(batch: Sequence[QueueItem]) -> HubError:
         },
         None,
     )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

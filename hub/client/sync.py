@@ -68,19 +68,14 @@ class HubClient:
         clock: Callable[[], datetime] | None = None,
         auto_sync: bool = True,
     ) -> None:
-        queue = (
-            offline_queue
-            if isinstance(offline_queue, OfflineQueue) or offline_queue is None
-            else OfflineQueue(offline_queue)
-        )
         self.core = ClientCore(
             api_key=api_key,
             terminal_id=terminal_id,
             store=store,
             channel=channel,
-            queue=queue,
+            queue=offline_queue,
             timezone=timezone,
-            clock=clock or _utcnow,
+            clock=clock,
         )
         self.retry = retry or RetryPolicy()
         self.auto_sync = auto_sync
@@ -253,12 +248,6 @@ class HubClient:
         if self.core.queue is None:
             return []
         return self.core.queue.items(status=status, outcome=outcome)
-
-
-def _utcnow() -> datetime:
-    from datetime import UTC
-
-    return datetime.now(UTC)
 
 
 __all__ = ["HubClient"]
