@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,14 +46,25 @@ def b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def unb64url(text: str) -> bytes:
-    """Decode unpadded base64url; :class:`ValueError` on anything else."""
-    if not text or any(ch in text for ch in "=+/ \n\r\t"):
+    """Decode canonical unpadded base64url; :class:`ValueError` on anything else.
+
+    Canonical: the one spelling :func:`b64url` gives those bytes. Base64's last
+    character can carry unused bits, so several spellings decode alike; accepting
+    them would let an altered token pass as the signed one.
+    """
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise ValueError("not unpadded base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise ValueError("not base64url") from exc
+    if b64url(raw) != text:
+        raise ValueError("not canonical base64url")
+    return raw
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,26 @@ def test_every_token_parses_back_to_its_claims(
 @given(st.binary(min_size=1, max_size=100))
 def test_base64url_round_trip(raw):
     assert unb64url(b64url(raw)) == raw
-    for bad in ("", "AA==", "A+/B", "A B"):
+    for bad in ("", "AA==", "A+/B", "A B", "A", "AB!C", "AB\u00e9C"):
         with pytest.raises(ValueError):
             unb64url(bad)
+
+
+@given(st.binary(min_size=1, max_size=100).filter(lambda raw: len(raw) % 3))
+def test_only_the_canonical_spelling_decodes(raw):
+    """The last character of base64 may carry unused bits: every other spelling of
+    the same bytes is refused, or an altered token would verify as the signed one."""
+    text = b64url(raw)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for ch in alphabet:
+        if ch == text[-1]:
+            continue
+        other = text[:-1] + ch
+        try:
+            decoded = unb64url(other)
+        except ValueError:
+            continue
+        assert decoded != raw, f"{other!r} decodes as {text!r}"
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,8 @@ def test_a_signed_token_verifies_with_its_public_key():
     assert len(token) < 320  # it fits a small QR code
 
 
-def test_every_altered_character_is_refused():
+@pytest.mark.parametrize("seed", range(8))
+def test_every_altered_character_is_refused(seed):
     private, public = generate_keypair()
     token = sign(private, claims())
     keys = {"ok_1": public}
@@ -43,7 +44,7 @@ def test_every_altered_character_is_refused():
     for i in range(len(PREFIX), len(token)):
         if token[i] == ".":
             continue
-        for repl in ("A", "B"):
+        for repl in ("A", "B", "C", "D", "Q", "g", "w"):
             if token[i] == repl:
                 continue
             altered = token[:i] + repl + token[i + 1 :]
