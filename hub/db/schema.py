@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -499,4 +500,134 @@ offline_conflicts = Table(
     Column("settlement", Text, nullable=True),
     UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_offline_conflicts_key"),
     Index("ix_offline_conflicts_merchant", "merchant_id", "recorded_at", "id"),
+)
+
+# Redemptions reversed, by when (reconciliation exports list reversals by their own
+# time). Partial: a redeem inserts a NULL reversed_at, which this index never holds, so
+# the hot path pays nothing for it.
+Index(
+    "ix_redemptions_reversed",
+    redemptions.c.merchant_id,
+    redemptions.c.reversed_at,
+    sqlite_where=redemptions.c.reversed_at.isnot(None),
+    postgresql_where=redemptions.c.reversed_at.isnot(None),
+)
+# Coupons by the end of their window (expiry reminders find the ones closing soon).
+Index("ix_coupons_merchant_valid_until", coupons.c.merchant_id, coupons.c.valid_until)
+
+# Orders reported to the hub (POST /v1/sales, with or without a coupon): what analytics
+# needs for the average order without a coupon and for repeat purchases. A redemption's
+# order is a coupon order whether or not it is reported here. One row per order id.
+sales = Table(
+    "sales",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("store_id", ForeignKey("stores.id"), nullable=False),
+    Column("store_code", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("customer_id", ForeignKey("customers.id"), nullable=True),
+    Column("amount", BigInteger, nullable=False),  # fen, what the customer paid
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("api_key_id", String(40), nullable=False),
+    UniqueConstraint("merchant_id", "order_id", name="uq_sales_merchant_order"),
+    Index("ix_sales_merchant_time", "merchant_id", "occurred_at"),
+)
+
+# ---- analytics rollups: maintained off the redeem path by hub.analytics.rollup, an
+# internal consumer of the outbox (events in seq order). ``day`` columns are the
+# merchant's local calendar day. '' stands for "none" in key columns (a coupon issued
+# with no channel, an event with no store) so every key column is NOT NULL.
+
+# How far the consumer has read: every event with seq <= ``seq`` is applied (or was a
+# gap older than the consumer's bound: a rolled-back transaction's seq).
+analytics_progress = Table(
+    "analytics_progress",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Events above the watermark already applied (a gap below them is still open: its
+# transaction may yet commit). Rows at or below the watermark are deleted.
+analytics_applied = Table(
+    "analytics_applied",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+)
+
+# Activity per local day, store, channel and template.
+analytics_daily = Table(
+    "analytics_daily",
+    metadata,
+    Column("merchant_id", String(40), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("store_code", String(64), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("template_id", String(40), primary_key=True),
+    Column("issued", BigInteger, nullable=False, default=0),
+    Column("claimed", BigInteger, nullable=False, default=0),
+    Column("redeemed", BigInteger, nullable=False, default=0),
+    Column("reversed", BigInteger, nullable=False, default=0),
+    Column("redeemed_discount", BigInteger, nullable=False, default=0),
+    Column("redeemed_order_amount", BigInteger, nullable=False, default=0),
+    Column("reversed_discount", BigInteger, nullable=False, default=0),
+    Column("reversed_order_amount", BigInteger, nullable=False, default=0),
+)
+
+# Cohorts: coupons by the local day they were issued (and their template and channel),
+# and what became of them.
+analytics_cohorts = Table(
+    "analytics_cohorts",
+    metadata,
+    Column("merchant_id", String(40), primary_key=True),
+    Column("issue_day", Date, primary_key=True),
+    Column("template_id", String(40), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("issued", BigInteger, nullable=False, default=0),
+    Column("claimed", BigInteger, nullable=False, default=0),
+    Column("redeemed", BigInteger, nullable=False, default=0),
+)
+
+# A cohort's redemptions by whole days from issue to redemption (redeemed within N
+# days; median and p90 of the time to redemption).
+analytics_lags = Table(
+    "analytics_lags",
+    metadata,
+    Column("merchant_id", String(40), primary_key=True),
+    Column("issue_day", Date, primary_key=True),
+    Column("template_id", String(40), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("lag_days", Integer, primary_key=True, autoincrement=False),
+    Column("redeemed", BigInteger, nullable=False, default=0),
+)
+
+# Per customer and local day: orders and what they came to (repeat purchase; the
+# average order with and without a coupon).
+analytics_customer_days = Table(
+    "analytics_customer_days",
+    metadata,
+    Column("merchant_id", String(40), primary_key=True),
+    Column("customer_id", String(40), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("orders", BigInteger, nullable=False, default=0),
+    Column("order_amount", BigInteger, nullable=False, default=0),
+    Column("coupon_orders", BigInteger, nullable=False, default=0),
+    Column("coupon_order_amount", BigInteger, nullable=False, default=0),
+)
+
+# Expiry reminders (coupon.expiring): one row per coupon and reminder, made in the
+# transaction that emits the event, so each reminder is sent once whatever the number
+# of workers and restarts.
+coupon_reminders = Table(
+    "coupon_reminders",
+    metadata,
+    Column("coupon_id", ForeignKey("coupons.id"), primary_key=True),
+    Column("days_before", Integer, primary_key=True, autoincrement=False),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("event_id", String(40), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=False),
 )
