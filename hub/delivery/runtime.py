@@ -1,7 +1,7 @@
 """A process's delivery runtime: engine, HTTP client, dramatiq worker, the delivery
 pipeline (:mod:`hub.delivery.pipeline`: batched claim, concurrent sends, batched record)
-and the sweeper — whose loop also ends lapsed reservations
-(:func:`hub.services.reservations.expire_reservations`, every
+and the sweeper — whose loop also runs the :data:`PERIODIC_JOBS` (ending lapsed
+reservations, :func:`hub.services.reservations.expire_reservations`, every
 :data:`RESERVATION_EXPIRY_INTERVAL` seconds: its events are deliveries too).
 
 * ``hub serve`` with no ``HUB_BROKER_URL`` (embedded): an in-process dramatiq worker on a
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dramatiq
@@ -35,6 +36,30 @@ log = structlog.get_logger("hub.delivery")
 SWEEP_INTERVAL = 1.0
 RESERVATION_EXPIRY_INTERVAL = 5.0
 BROKER_WATCH_INTERVAL = 5.0
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """Work the sweeper's loop runs every ``every`` seconds (rounded to whole sweep
+    rounds) in every delivery runtime: the embedded ``hub serve`` and each ``hub
+    worker``. A job must be safe to run in several processes at once (a conditional
+    UPDATE, a unique row or a lock decides who does each piece) and must not raise for
+    a piece of work that cannot be done: an exception is logged and the job runs again
+    next time."""
+
+    name: str
+    every: float
+    run: Callable[[Engine, datetime], object]
+
+
+def _expire_reservations(engine: Engine, now: datetime) -> object:
+    return expire_reservations(engine, now)
+
+
+# every runtime's periodic jobs, in the order they run within a round
+PERIODIC_JOBS: list[PeriodicJob] = [
+    PeriodicJob("reservations.expiry", RESERVATION_EXPIRY_INTERVAL, _expire_reservations),
+]
 
 
 def _utcnow() -> datetime:
@@ -163,16 +188,21 @@ class Runtime:
                 worker.resume()
                 paused = False
 
+    def run_periodic_once(self, job: PeriodicJob) -> object:
+        """Run one periodic job now (tests and one-shot tools)."""
+        return job.run(self.engine, self.clock())
+
     def _sweep_loop(self) -> None:
-        rounds_per_expiry = max(1, round(RESERVATION_EXPIRY_INTERVAL / SWEEP_INTERVAL))
         n = 0
         while not self._stop.wait(SWEEP_INTERVAL):
             n += 1
-            try:
-                if n % rounds_per_expiry == 0:
-                    self.expire_reservations_once()
-            except Exception:  # the next round retries; deliveries go on meanwhile
-                log.exception("reservations.expiry_failed")
+            for job in PERIODIC_JOBS:
+                if n % max(1, round(job.every / SWEEP_INTERVAL)):
+                    continue
+                try:
+                    self.run_periodic_once(job)
+                except Exception:  # the next round retries; deliveries go on meanwhile
+                    log.exception("periodic.failed", job=job.name)
             try:
                 self.sweep_once()
             except Exception:  # keep sweeping; the database may be back next round
