@@ -17,7 +17,12 @@ from hub.connectors.pos_types import RedeemIn as RedeemIn
 from hub.connectors.pos_types import ShortText as ShortText
 from hub.connectors.pos_types import StoreCode as StoreCode
 from hub.connectors.pos_types import UtcTime as UtcTime
-from hub.domain.templates import MAX_PER_ORDER
+from hub.domain.templates import (
+    DEFAULT_REMIND_DAYS,
+    MAX_PER_ORDER,
+    REMIND_DAYS_MAX,
+    REMIND_MAX_COUNT,
+)
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 ORDER_CODES_MAX = 100  # codes in one order's body (the service's own limit is lower)
@@ -216,6 +221,15 @@ class TemplateIn(_In):
         Meta(description="terminals may redeem its coupons offline (离线核销); false puts "
              "x: 0 in its coupon tokens"),
     ] = True
+    remind_days_before: Annotated[
+        list[Annotated[int, Meta(ge=1, le=REMIND_DAYS_MAX)]],
+        Meta(
+            max_length=REMIND_MAX_COUNT,
+            description="expiry reminders (即将过期提醒): whole days before a coupon's "
+            "window closes at which its holder is reminded (event coupon.expiring), each "
+            "once; [] for none",
+        ),
+    ] = msgspec.field(default_factory=lambda: list(DEFAULT_REMIND_DAYS))
 
     def spec(self) -> dict[str, Any]:
         """The plain-dict form the domain builds a template from."""
@@ -387,6 +401,7 @@ class TemplateOut(_Out):
     stacking: StackingOut
     transferable: bool
     offline: bool
+    remind_days_before: list[int]
     issued_count: int
     created_at: Time
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from hub.domain.errors import refuse
 from hub.domain.templates import (
+    DEFAULT_REMIND_DAYS,
     KINDS,
     Benefit,
     ExchangeBenefit,
@@ -157,6 +158,24 @@ def offline_from_dict(value: Any) -> bool:
     return value
 
 
+def remind_days_from_dict(value: Any) -> tuple[int, ...]:
+    """``remind_days_before``: a list of whole days, kept largest first; absent (or null)
+    is the default ``[3]`` (templates stored before reminders existed remind 3 days
+    before); ``[]`` is no reminder. The values are checked by ``check_template``
+    (1 … 365, at most 5, each once)."""
+    if value is None:
+        return DEFAULT_REMIND_DAYS
+    if not isinstance(value, list | tuple) or any(
+        isinstance(d, bool) or not isinstance(d, int) for d in value
+    ):
+        raise refuse(
+            "invalid_template",
+            "remind_days_before must be a list of whole days, e.g. [3, 1]",
+            field="remind_days_before",
+        )
+    return tuple(sorted(value, reverse=True))
+
+
 def template_from_dict(d: dict[str, Any]) -> Template:
     """Build and check a template from its dict form (raises ``invalid_template``).
 
@@ -172,6 +191,7 @@ def template_from_dict(d: dict[str, Any]) -> Template:
             stacking=stacking_from_dict(d.get("stacking")),
             transferable=transferable_from_dict(d.get("transferable")),
             offline=offline_from_dict(d.get("offline")),
+            remind_days_before=remind_days_from_dict(d.get("remind_days_before")),
         )
     )
 
@@ -228,4 +248,5 @@ def template_to_dict(t: Template) -> dict[str, Any]:
         "stacking": stacking_to_dict(t.stacking),
         "transferable": t.transferable,
         "offline": t.offline,
+        "remind_days_before": list(t.remind_days_before),
     }

@@ -53,6 +53,11 @@ Benefit = ThresholdBenefit | PercentageBenefit | ExchangeBenefit
 
 MAX_PER_ORDER = 20  # the largest ``stacking.max_per_order`` a template may set
 
+# expiry reminders (即将过期提醒): whole days before a coupon's window closes
+DEFAULT_REMIND_DAYS: tuple[int, ...] = (3,)
+REMIND_DAYS_MAX = 365  # each value is 1 … this many days
+REMIND_MAX_COUNT = 5  # at most this many reminders per template
+
 
 @dataclass(frozen=True)
 class Stacking:
@@ -144,6 +149,9 @@ class Template:
     stacking: Stacking = field(default_factory=Stacking)
     transferable: bool = False  # holders may pass its coupons to a friend (转赠)
     offline: bool = True  # terminals may redeem its coupons offline (离线核销)
+    # days before the window closes at which holders are reminded (coupon.expiring),
+    # largest first; empty: no reminder (hub.domain.reminders decides when each is due)
+    remind_days_before: tuple[int, ...] = DEFAULT_REMIND_DAYS
 
     @property
     def kind(self) -> Kind:
@@ -210,7 +218,20 @@ def check_template(t: Template) -> Template:
     if t.per_customer_limit is not None and t.per_customer_limit < 1:
         raise _invalid("per_customer_limit", "per_customer_limit must be at least 1")
     _check_stacking(t.stacking)
+    _check_remind_days(t.remind_days_before)
     return t
+
+
+def _check_remind_days(days: tuple[int, ...]) -> None:
+    name = "remind_days_before"
+    if len(days) > REMIND_MAX_COUNT:
+        raise _invalid(name, f"at most {REMIND_MAX_COUNT} reminders per template")
+    if any(isinstance(d, bool) or not isinstance(d, int) for d in days):
+        raise _invalid(name, "remind_days_before lists whole numbers of days")
+    if any(not 1 <= d <= REMIND_DAYS_MAX for d in days):
+        raise _invalid(name, f"each reminder is 1 to {REMIND_DAYS_MAX} days before the end")
+    if len(set(days)) != len(days):
+        raise _invalid(name, "remind_days_before lists each number of days once")
 
 
 def _check_stacking(s: Stacking) -> None:

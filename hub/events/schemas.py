@@ -408,6 +408,30 @@ def _data_schemas() -> dict[str, Schema]:
             },
             description="An issued coupon's window closed (housekeeping.expire_coupons).",
         ),
+        "coupon.expiring": _object(
+            {
+                "code": _code(),
+                "customer": _text("External id of the holder being reminded (the holder "
+                                  "when the reminder was sent)."),
+                "template_id": _template_id(),
+                "template": template_ref,
+                "valid_until": _time("End of the coupon's window (exclusive)."),
+                "days_before": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 365,
+                    "description": "Which of the template's remind_days_before this is.",
+                },
+                "remind_at": _time(
+                    "When this reminder fell due: valid_until minus days_before days, or "
+                    "the window's start if later."
+                ),
+            },
+            description="A claimed, unredeemed coupon's window closes soon: one event per "
+            "coupon and reminder of its template's remind_days_before, emitted once "
+            "(reminders.send_due_reminders). When several are due at once only the "
+            "nearest (smallest days_before) is sent; the others are skipped for good.",
+        ),
         "coupon.transfer_offered": _object(
             {
                 "code": _code(),
@@ -557,6 +581,14 @@ def _data_schemas() -> dict[str, Schema]:
                 "offline": {
                     "type": "boolean",
                     "description": "Terminals may redeem its coupons offline (离线核销).",
+                },
+                "remind_days_before": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1, "maximum": 365},
+                    "maxItems": 5,
+                    "uniqueItems": True,
+                    "description": "Days before a coupon's window closes at which its "
+                    "holder is reminded (coupon.expiring), largest first; empty: none.",
                 },
             },
             description="A template was created; its stored rules (issuing.create_template).",

@@ -19,6 +19,7 @@ from hub.domain.ids import new_id
 from hub.domain.redeeming import effective_state
 from hub.domain.state import Action, CouponState, transition
 from hub.domain.template_codec import (
+    remind_days_from_dict,
     stacking_from_dict,
     stacking_to_dict,
     template_from_dict,
@@ -52,6 +53,8 @@ def _template_view(row: Any) -> dict[str, Any]:
         "stacking": stacking_to_dict(stacking_from_dict(rules.get("stacking"))),
         "transferable": bool(rules.get("transferable", False)),
         "offline": bool(rules.get("offline", True)),
+        # rules stored before templates had reminders remind 3 days before
+        "remind_days_before": list(remind_days_from_dict(rules.get("remind_days_before"))),
         "issued_count": row.issued_count,
         "created_at": iso(row.created_at),
     }
