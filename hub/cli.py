@@ -472,6 +472,20 @@ def coupons_expire(db: str | None) -> None:
     click.echo(f"expired {expire_coupons(_engine(db), _now())} coupons")
 
 
+@main.group()
+def reminders() -> None:
+    """Expiry reminders (coupon.expiring)."""
+
+
+@reminders.command("run-once")
+@db_option
+def reminders_run_once(db: str | None) -> None:
+    """Send the expiry reminders due now (what every worker does every 30 s)."""
+    from hub.services.reminders import send_due_reminders
+
+    click.echo(f"sent {send_due_reminders(_engine(db), _now())} reminders")
+
+
 def _admin(engine: Engine, merchant_id: str | None) -> Any:
     """An admin principal of the merchant (the only/first one by default), for CLI use."""
     from zoneinfo import ZoneInfo

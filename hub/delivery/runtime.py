@@ -29,6 +29,7 @@ from hub.delivery.backoff import BrokerBackoff, ConsumerErrorFilter
 from hub.delivery.pipeline import MAX_BATCH, Pipeline, deliver_batch
 from hub.delivery.sweeper import sweep
 from hub.delivery.transport import DeliveryClient, delivery_client, http_transport
+from hub.services.reminders import REMINDER_INTERVAL, send_due_reminders
 from hub.services.reservations import expire_reservations
 
 log = structlog.get_logger("hub.delivery")
@@ -56,9 +57,15 @@ def _expire_reservations(engine: Engine, now: datetime) -> object:
     return expire_reservations(engine, now)
 
 
+def _send_reminders(engine: Engine, now: datetime) -> object:
+    return send_due_reminders(engine, now)
+
+
 # every runtime's periodic jobs, in the order they run within a round
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("reservations.expiry", RESERVATION_EXPIRY_INTERVAL, _expire_reservations),
+    # expiry reminders (coupon.expiring), hub.services.reminders
+    PeriodicJob("reminders.expiring", REMINDER_INTERVAL, _send_reminders),
 ]
 
 

@@ -30,6 +30,7 @@ EVENT_TYPES = (
     "coupon.redemption_reversed",
     "coupon.voided",
     "coupon.expired",
+    "coupon.expiring",
     "coupon.transfer_offered",
     "coupon.transferred",
     "coupon.transfer_cancelled",

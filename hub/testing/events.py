@@ -273,6 +273,21 @@ _SAMPLES: dict[str, list[dict[str, Any]]] = {
             },
         )
     ],
+    "coupon.expiring": [
+        _simple(
+            "coupon.expiring",
+            "evt_01JDK000000000000000000028",
+            {
+                "code": GIFT_CODE,
+                "customer": "C-0001",
+                "template_id": TEMPLATE_GIFT,
+                "template": {"id": TEMPLATE_GIFT, "name": "Free gift tea", "kind": "exchange"},
+                "valid_until": "2026-11-27T16:00:00Z",
+                "days_before": 3,
+                "remind_at": "2026-11-24T16:00:00Z",
+            },
+        )
+    ],
     "coupon.transfer_offered": [
         _simple(
             "coupon.transfer_offered",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -151,7 +152,7 @@ def test_slots_tile_the_time_from_the_first_moment_to_the_end(
 ) -> None:
     start = END - timedelta(seconds=start_s)
     slots = reminder_slots(days, start, END)
-    for (_, _, e1), (_, s2, _) in zip(slots, slots[1:], strict=False):
+    for (_, _, e1), (_, s2, _) in pairwise(slots):
         assert e1 == s2
     if slots:
         assert slots[-1][2] == END
