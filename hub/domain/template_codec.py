@@ -248,5 +248,5 @@ def template_to_dict(t: Template) -> dict[str, Any]:
         "stacking": stacking_to_dict(t.stacking),
         "transferable": t.transferable,
         "offline": t.offline,
-        "remind_days_before": list(t.remind_days_before),
+        "remind_days_before": sorted(t.remind_days_before, reverse=True),
     }

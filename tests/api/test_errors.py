@@ -1025,6 +1025,22 @@ def exclusive_template_with_a_limit_above_one(env: Env) -> httpx.Response:
     return r
 
 
+@produces("invalid_template")
+def template_reminding_twice_the_same_day(env: Env) -> httpx.Response:
+    body = {**THRESHOLD_SPEC, "name": "x", "remind_days_before": [3, 1, 3]}
+    r = env.post("/v1/templates", body)
+    assert r.json()["field"] == "remind_days_before"
+    return r
+
+
+@produces("invalid_request")
+def template_reminding_more_than_a_year_before(env: Env) -> httpx.Response:
+    body = {**THRESHOLD_SPEC, "name": "x", "remind_days_before": [400]}
+    r = env.post("/v1/templates", body)
+    assert r.json()["errors"][0]["field"] == "remind_days_before[0]", r.text
+    return r
+
+
 @produces("invalid_request")
 def template_combining_with_an_unknown_kind(env: Env) -> httpx.Response:
     body = {**THRESHOLD_SPEC, "name": "x", "stacking": {"combines_with": ["voucher"]}}

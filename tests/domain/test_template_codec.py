@@ -98,6 +98,10 @@ templates = st.builds(
     stacking=stackings,
     transferable=st.booleans(),
     offline=st.booleans(),
+    # kept largest first, as the codec reads them
+    remind_days_before=st.lists(st.integers(1, 365), max_size=5, unique=True).map(
+        lambda days: tuple(sorted(days, reverse=True))
+    ),
 ).map(check_template)
 
 
@@ -121,8 +125,9 @@ def test_dict_form_is_canonical(t):
     d = template_to_dict(t)
     assert set(d) == {
         "benefit", "validity", "usage", "total_quantity", "per_customer_limit", "stacking",
-        "transferable", "offline",
+        "transferable", "offline", "remind_days_before",
     }
+    assert d["remind_days_before"] == sorted(d["remind_days_before"], reverse=True)
     assert d["benefit"]["kind"] == t.kind
     # kinds in the catalogue's order; an exclusive template always says max_per_order 1
     combines_with = d["stacking"]["combines_with"]
@@ -185,6 +190,7 @@ def test_to_dict_concrete():
         "stacking": {"combines_with": [], "max_per_order": 1},
         "transferable": False,
         "offline": True,
+        "remind_days_before": [3],
     }
 
 

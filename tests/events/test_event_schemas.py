@@ -29,6 +29,7 @@ from hub.services import outbox
 from hub.services.housekeeping import expire_coupons
 from hub.services.jsonio import iso
 from hub.services.problems import PROBLEM_MEDIA_TYPE
+from hub.services.reminders import send_due_reminders
 from hub.services.reservations import expire_reservations
 from tests.conftest import issue, make_template
 
@@ -262,6 +263,10 @@ def test_every_emitted_event_validates(client, db, merchant, clock):
     post(f"/v1/templates/{threshold}/pause", status=200)
     post(f"/v1/templates/{threshold}/resume", status=200)
 
+    # expiry reminders 3 days before the 30-day window closes: the two claimed coupons
+    # still issued (held_1, reversed; loose_1)
+    assert send_due_reminders(db, clock.now + timedelta(days=29)) == 2
+
     clock.advance(days=40)
     assert expire_reservations(db, clock.now) == 1
     # held_1 (reissued), loose_1, pct, _cup_2, the order's two (reissued) and the two once
@@ -294,7 +299,8 @@ def test_every_emitted_event_validates(client, db, merchant, clock):
     # voided, paused+resumed, expired, order.*; the reservations' issued, created,
     # released, expired and their coupons expired
     # ... and the offline conflict's issued, redeemed, alert, conflict and settlement
-    assert len(rows) == 5 + 9 + 1 + 2 + 1 + 1 + 5 + 5 + 2 + 2 + 6 + 2 + 2 + 2 + 1 + 1 + 2 + 5
+    # ... and the two expiry reminders
+    assert len(rows) == 5 + 9 + 1 + 2 + 1 + 1 + 5 + 5 + 2 + 2 + 6 + 2 + 2 + 2 + 1 + 1 + 2 + 5 + 2
     seen: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         event = outbox.envelope(

@@ -7,12 +7,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+import pytest
+from sqlalchemy import Engine, func, literal, select, update
 
 from hub.db.schema import coupon_reminders, coupons, customers, outbox_events
 from hub.delivery.runtime import PERIODIC_JOBS, Runtime
 from hub.events.schemas import validate_event
-from hub.services import catalog, issuing, outbox
+from hub.services import catalog, issuing, outbox, reminders
 from hub.services.jsonio import iso as json_time
 from hub.services.reminders import REMINDER_INTERVAL, send_due_reminders
 from tests.conftest import Clock, Merchant, issue, make_template
@@ -204,7 +205,15 @@ def test_batches_and_a_restart_send_each_once(db: Engine, merchant: Merchant, cl
     assert reminder_rows(db) == 10
 
 
-def test_concurrent_runs_send_each_once(db: Engine, merchant: Merchant, clock: Clock) -> None:
+@pytest.mark.parametrize("lock", [True, False], ids=["advisory-lock", "no-lock"])
+def test_concurrent_runs_send_each_once(
+    db: Engine, merchant: Merchant, clock: Clock, lock: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four threads run the job at once in small batches. Without the advisory lock
+    (PostgreSQL: every run works at once), the primary key and ON CONFLICT DO NOTHING
+    still let only one of them emit each reminder."""
+    if not lock:
+        monkeypatch.setattr(reminders, "_TRY_LOCK", select(literal(True)))
     now = clock.now
     end = now + 2 * DAY
     tid = template(db, merchant, now, [3], end)
