@@ -19,7 +19,9 @@ from hub.testing import ConnectorContract
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-CROSS_CUTTING = {"security", "concurrency"}  # properties of the whole, not of one package
+# properties of the whole, not of one package; a feature across the layers (reminders:
+# domain, service, delivery runtime, event, two worker processes)
+CROSS_CUTTING = {"security", "concurrency", "reminders"}
 KINDS_WITH_A_FOLDER = ("pos", "erp", "crm")
 
 
