@@ -89,11 +89,16 @@ _DUE = (
         coupons.c.valid_from <= bindparam("b_now"),
         coupons.c.status == CouponState.ISSUED.value,
         coupons.c.template_id.in_(bindparam("b_templates", expanding=True)),
+        # OFFSET 0 keeps this a per-row probe of coupon_reminders' primary key on
+        # PostgreSQL: unnested into an anti join, its plan follows the table's statistics,
+        # which lag behind the rows this very job is inserting (a fresh table estimated
+        # at 10 rows got a re-scanned materialised copy: quadratic in the reminders sent)
         ~select(coupon_reminders.c.coupon_id)
         .where(
             coupon_reminders.c.coupon_id == coupons.c.id,
             coupon_reminders.c.days_before == bindparam("b_days"),
         )
+        .offset(0)
         .exists(),
     )
     .order_by(coupons.c.valid_until, coupons.c.id)
