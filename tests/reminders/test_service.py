@@ -167,6 +167,29 @@ def test_unclaimed_redeemed_voided_expired_and_unopened_get_none(
     assert expiring(db)[-1]["data"]["remind_at"] == json_time(now + DAY)
 
 
+def test_a_reversed_redemption_is_reminded_again(
+    db: Engine, merchant: Merchant, clock: Clock, client: Any
+) -> None:
+    now = clock.now
+    end = now + 2 * DAY
+    tid = template(db, merchant, now, [3, 1], end)
+    (code,) = issue(db, merchant, tid, now, customers=["M0001"])
+    r = client.post(
+        "/v1/redemptions",
+        json={"code": code, "store": "SH-001", "order": {"id": "O-1", "amount": 12800}},
+        headers={**merchant.auth(), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 201, r.text
+    assert send_due_reminders(db, now) == 0
+    r = client.post(
+        f"/v1/redemptions/{r.json()['redemption_id']}/reversal", json={},
+        headers={**merchant.auth(), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 201, r.text
+    assert send_due_reminders(db, now) == 1
+    assert sent(db) == [(code, 3)]
+
+
 def test_a_transferred_coupon_reminds_its_holder_when_sent(
     db: Engine, merchant: Merchant, clock: Clock
 ) -> None:
