@@ -13,12 +13,14 @@ that have one due and sends it, exactly once:
   last) the coupons due are those with ``now + D_next days < valid_until <= now + D
   days`` — a range of ``ix_coupons_merchant_valid_until`` per merchant — and no
   ``coupon_reminders`` row for ``(coupon, D)`` yet.
-* Each batch (at most ``batch`` coupons) is one transaction: ``INSERT … ON CONFLICT DO
-  NOTHING RETURNING`` of the ``coupon_reminders`` rows, then one ``coupon.expiring``
-  event (:func:`hub.services.outbox.append`) per row that went in. The row and its
-  event commit together or not at all, and the primary key ``(coupon_id,
-  days_before)`` lets only one of any number of workers insert it: each reminder is
-  emitted once, across restarts and processes. On PostgreSQL a batch first takes a
+* A read finds whether anything is due first, so the usual round, with nothing to
+  send, opens no write transaction. Each batch (at most ``batch`` coupons) is one
+  transaction: ``INSERT … ON CONFLICT DO NOTHING RETURNING`` of the
+  ``coupon_reminders`` rows, then one ``coupon.expiring`` event
+  (:func:`hub.services.outbox.append`) per row that went in. The row and its event
+  commit together or not at all, and the primary key ``(coupon_id, days_before)``
+  lets only one of any number of workers insert it: each reminder is emitted once,
+  across restarts and processes. On PostgreSQL a batch first takes a
   transaction-scoped advisory lock without waiting; a process that finds it taken
   leaves the round to the holder (two workers do not do the same work at once).
 
@@ -155,6 +157,30 @@ def _event(row: Any, t: _Template, days: int, event_id: str, now: datetime) -> d
     return event
 
 
+def _params(
+    key: tuple[str, int, int], templates: list[_Template], now: datetime, limit: int
+) -> dict[str, Any]:
+    merchant_id, days, d_next = key
+    return {
+        "b_merchant": merchant_id,
+        "b_after": now + timedelta(days=d_next),
+        "b_until": now + timedelta(days=days),
+        "b_now": now,
+        "b_templates": [t.id for t in templates],
+        "b_days": days,
+        "b_limit": limit,
+    }
+
+
+def _anything_due(
+    engine: Engine, key: tuple[str, int, int], templates: list[_Template], now: datetime
+) -> bool:
+    """A read first: a round with nothing to send (the usual one) opens no write
+    transaction (SQLite: takes no write lock; PostgreSQL: no advisory lock)."""
+    with read_conn(engine) as conn:
+        return conn.execute(_DUE, _params(key, templates, now, 1)).first() is not None
+
+
 def _batch(
     conn: Connection,
     key: tuple[str, int, int],
@@ -168,20 +194,9 @@ def _batch(
         _TRY_LOCK, {"b_lock": LOCK_ID}
     ).scalar():
         return None
-    merchant_id, days, d_next = key
+    merchant_id, days, _ = key
     by_id = {t.id: t for t in templates}
-    due = conn.execute(
-        _DUE,
-        {
-            "b_merchant": merchant_id,
-            "b_after": now + timedelta(days=d_next),
-            "b_until": now + timedelta(days=days),
-            "b_now": now,
-            "b_templates": list(by_id),
-            "b_days": days,
-            "b_limit": limit,
-        },
-    ).all()
+    due = conn.execute(_DUE, _params(key, templates, now, limit)).all()
     if not due:
         return 0, 0
     rows = [
@@ -211,7 +226,7 @@ def send_due_reminders(engine: Engine, now: datetime, batch: int = BATCH) -> int
         templates = _templates(conn)
     total = 0
     for key, group in sorted(_slots(templates).items(), key=lambda kv: kv[0]):
-        while True:
+        while _anything_due(engine, key, group, now):
             with write_conn(engine) as conn:
                 done = _batch(conn, key, group, now, batch)
             if done is None:  # another worker is on it: this round is theirs
