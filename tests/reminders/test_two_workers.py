@@ -98,11 +98,11 @@ def test_two_workers_send_each_reminder_exactly_once(tmp_path: Any) -> None:
                 return len({e["id"] for e in rec.events}) >= total
 
             try:
-                wait_until(all_arrived, REMINDER_INTERVAL + 60, 0.25, f"{total} reminders")
+                wait_until(all_arrived, REMINDER_INTERVAL + 120, 0.25, f"{total} reminders")
                 wait_until(
                     lambda: count(engine, select(func.count()).select_from(deliveries)
                                   .where(deliveries.c.status == "succeeded")) >= total,
-                    30, 0.25, "deliveries recorded",
+                    60, 0.25, "deliveries recorded",
                 )  # fmt: skip
             except TimeoutError as exc:
                 raise AssertionError(f"{exc}\n{cluster.tails()}") from None
