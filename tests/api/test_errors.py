@@ -626,6 +626,67 @@ def guessing_codes_until_blocked(env: Env) -> httpx.Response:
     return r
 
 
+# --- staff on a phone (sign-in codes, shift sessions) -----------------------------------------
+
+
+def staff_member(env: Env, name: str = "Li Lei") -> str:
+    r = env.post("/v1/stores/SH-001/staff", {"name": name})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def staff_session(env: Env, staff_id: str) -> dict[str, str]:
+    code = env.post(f"/v1/staff/{staff_id}/sign-in-codes").json()["code"]
+    r = env.client.post("/v1/staff/sessions", json={"code": code})
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+@produces("sign_in_code_invalid")
+def sign_in_with_an_unknown_code(env: Env) -> httpx.Response:
+    return env.client.post("/v1/staff/sessions", json={"code": "WXYZ-2345"})
+
+
+@produces("sign_in_code_invalid")
+def sign_in_with_a_used_code(env: Env) -> httpx.Response:
+    code = env.post(f"/v1/staff/{staff_member(env)}/sign-in-codes").json()["code"]
+    assert env.client.post("/v1/staff/sessions", json={"code": code}).status_code == 201
+    return env.client.post("/v1/staff/sessions", json={"code": code})
+
+
+@produces("staff_disabled")
+def redeem_with_a_disabled_staff_members_session(env: Env) -> httpx.Response:
+    sid = staff_member(env)
+    auth = staff_session(env, sid)
+    assert env.post(f"/v1/staff/{sid}/disable").status_code == 200
+    return env.redeem(env.coupon(), auth=auth, store=None)
+
+
+@produces("session_expired")
+def redeem_after_the_shift_ended(env: Env) -> httpx.Response:
+    auth = staff_session(env, staff_member(env))
+    env.clock.advance(hours=12)
+    return env.redeem(env.coupon(), auth=auth, store=None)
+
+
+@produces("staff_not_found")
+def read_an_unknown_staff_member(env: Env) -> httpx.Response:
+    return env.get("/v1/staff/stf_01M90JQDNCHQRWJY59W378F02X")
+
+
+@produces("staff_not_found")
+def another_stores_key_hands_out_a_code(env: Env) -> httpx.Response:
+    sid = staff_member(env)
+    return env.post(f"/v1/staff/{sid}/sign-in-codes", auth=env.store_auth("SH-002"))
+
+
+@produces("staff_inactive")
+def a_code_for_a_disabled_staff_member(env: Env) -> httpx.Response:
+    sid = staff_member(env)
+    assert env.post(f"/v1/staff/{sid}/disable").status_code == 200
+    return env.post(f"/v1/staff/{sid}/sign-in-codes")
+
+
 # --- redemption outcomes ------------------------------------------------------------------
 
 
