@@ -2021,7 +2021,7 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
               "reservation_id": "rsv_absent",
               "order_redemption_id": "ord_absent",
               "claim_token": "absent-claim-token-000000000000",
-              "conflict_id": "cfl_absent"}
+              "conflict_id": "cfl_absent", "staff_id": "stf_absent", "store": "ABSENT-1"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
     failures = []
@@ -2141,7 +2141,9 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
               "reservation_id": held_reservation(env),
               "order_redemption_id": made.json()["order_redemption_id"],
               "claim_token": claim_token(env, campaign(env, total=100, per_customer=100)),
-              "conflict_id": synced_conflict(env)[0]}
+              "conflict_id": synced_conflict(env)[0],
+              "store": "SH-001", "staff_id": staff_member(env)}
+    sign_in_code = env.post(f"/v1/staff/{params['staff_id']}/sign-in-codes").json()["code"]
     camp = {"template_id": tpl, "name": "fuzz", "channels": ["h5", "web"],
             "starts_at": iso(env.clock.now), "ends_at": iso(env.clock.now + timedelta(days=2)),
             "total": 10, "per_customer": 2, "daily_window": {"start": "00:00", "end": "23:59"}}
@@ -2196,6 +2198,11 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         ]}],
         "/v1/conflicts/{conflict_id:str}/settle": [{"settlement": "refunded"}],
         "/v1/scan": [],  # an image, never JSON (tests/api/test_scan.py fuzzes it)
+        "/v1/stores/{store:str}/staff": [{"name": "Fuzz", "external_id": "HR-FUZZ"}],
+        "/v1/staff/{staff_id:str}/sign-in-codes": [],
+        "/v1/staff/{staff_id:str}/disable": [],
+        "/v1/staff/{staff_id:str}/enable": [],
+        "/v1/staff/sessions": [{"code": sign_in_code}],
     }
     return params, bodies
 
