@@ -112,6 +112,7 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
         get_connector,
         load_connectors,
     )
+    from hub.connectors.pos_types import STORE_MAX, STORE_PATTERN
     from hub.events.schemas import DATA_SCHEMAS
     from hub.services.tokens import TOKEN_PATTERN
 
@@ -135,6 +136,13 @@ def _path_parameter_schemas() -> dict[str, dict[str, Any]]:
             "Or the coupon's token (HT1.…, its offline QR code, at most 1024 characters).",
         },
         "event_type": {"type": "string", "enum": sorted(DATA_SCHEMAS)},
+        "store": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": STORE_MAX,
+            "pattern": STORE_PATTERN,
+            "description": "A store's code (SH-001).",
+        },
         "operation": {"type": "string", "enum": list(OPERATIONS)},
         "customer": {
             "type": "string",

@@ -16,7 +16,7 @@ from msgspec import Meta, Struct
 
 from hub.api.auth import forget_key, forget_staff
 from hub.api.client import client_address
-from hub.api.dto import Name, StoreCode, Time
+from hub.api.dto import Name, StaffRef, StoreCode, Time
 from hub.api.openapi import ok
 from hub.api.responses import problem_docs, too_many_docs
 from hub.api.state import hub, principal
@@ -58,11 +58,6 @@ class StaffList(Struct, kw_only=True):
     items: list[StaffOut]
 
 
-class StaffRef(Struct, kw_only=True):
-    id: str
-    name: str
-
-
 class SignInCodeOut(Struct, kw_only=True):
     code: Annotated[str, Meta(description="ABCD-EFGH: single use; shown in this answer only")]
     expires_at: Time
@@ -94,6 +89,11 @@ class SessionCreated(SessionOut, kw_only=True):
         str,
         Meta(description="`hs_…`: send it as `Authorization: Bearer hs_…`; in this answer only"),
     ]
+
+
+class SignedOut(Struct, kw_only=True):
+    ended_at: Time
+    staff: StaffRef
 
 
 class StaffController(Controller):
@@ -197,12 +197,13 @@ class StaffController(Controller):
     @delete(
         "/staff/sessions/current",
         sync_to_thread=True,
-        status_code=204,
+        status_code=200,
         summary="Sign out: end the staff session of the bearer token",
-        responses=problem_docs(404),  # not a staff session
+        responses={200: ok(SignedOut)} | problem_docs(404),  # 404: not a staff session
     )
-    def sign_out(self, request: Request[Any, Any, Any]) -> None:
+    def sign_out(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         h = hub(request)
         p = principal(request)
-        sessions.sign_out(h.engine, p, h.clock())
-        forget_key(p.key_id)
+        done = sessions.sign_out(h.engine, p, h.clock())
+        forget_key(p.key_id)  # at once in this process (the database ended it for all)
+        return done

@@ -215,9 +215,9 @@ def me(engine: Engine, p: Principal) -> dict[str, Any]:
     return _describe(row)
 
 
-def sign_out(engine: Engine, p: Principal, now: datetime) -> None:
-    """End the caller's own session (idempotent while the token still authenticates).
-    The caller forgets it in its process's principal cache."""
+def sign_out(engine: Engine, p: Principal, now: datetime) -> dict[str, Any]:
+    """End the caller's own session: ``{"ended_at", "staff"}``. The caller forgets it in
+    its process's principal cache."""
     _require_session(p)
     with write_conn(engine) as conn:
         ended = conn.execute(
@@ -228,3 +228,4 @@ def sign_out(engine: Engine, p: Principal, now: datetime) -> None:
         ).first()
         if ended is not None:
             audit.record(conn, p, "staff.signed_out", "staff_session", p.key_id, now)
+    return {"ended_at": iso(now), "staff": p.staff}

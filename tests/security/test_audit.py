@@ -42,7 +42,7 @@ def test_changes_are_audited_with_actor_time_and_address(client, db, merchant, c
         "template.resumed", "template.paused", "template.created"]
     for e in got:
         assert e["actor"] == {"key_id": admin_key_id(merchant), "role": "admin",
-                              "address": "testclient"}
+                              "address": "testclient", "staff_id": None}
         assert e["at"].startswith(clock.now.strftime("%Y-%m-%dT%H:%M"))
     by_action = {e["action"]: e for e in got}
     assert by_action["coupons.issued"]["details"] == {"count": 2, "to_customers": False}
