@@ -43,6 +43,7 @@ def create_app(
     from hub.api.orders import OrderController
     from hub.api.pos import PosController
     from hub.api.quote import QuoteController
+    from hub.api.recommendations import RecommendationController
     from hub.api.reservations import ReservationController
     from hub.api.scan import ScanController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
@@ -70,6 +71,7 @@ def create_app(
             AlertController,
             CampaignController,
             WalletController,
+            RecommendationController,
             QuoteController,
             TransferController,
             ReservationController,
