@@ -853,6 +853,18 @@ def quote_for_an_unknown_customer(env: Env) -> httpx.Response:
     return quote(env, customer="NOBODY")
 
 
+@produces("not_found")
+def recommendations_for_an_unknown_customer(env: Env) -> httpx.Response:
+    return env.get("/v1/customers/NOBODY/recommendations")
+
+
+@produces("invalid_request")
+def recommendations_limit_out_of_range(env: Env) -> httpx.Response:
+    r = env.get("/v1/customers/M0001/recommendations", params={"limit": 51})
+    assert names_field(r.json(), "limit"), r.text
+    return r
+
+
 @produces("invalid_request")
 def quote_without_codes_or_customer(env: Env) -> httpx.Response:
     r = quote(env)
