@@ -19,7 +19,7 @@ their redemptions in the training period). ``segments only`` is the recommender
 without the customer's own record (what a customer with no coupon history gets). The
 same seed gives the same figures every run; only the fit time varies.
 
-    python -m bench recommend [--seed 7] [--customers 2000] [--days 56] [--test-days 14]
+    python -m bench recommend [--seed 7] [--customers 5000] [--days 56] [--test-days 14]
         [--k 1,2,3] [--json out.json] [--fit-db sqlite]
 """
 
@@ -40,6 +40,7 @@ from typing import Any
 
 from hub.domain import recommend as rec
 from hub.domain.recommend import CouponFact, Holding, OrderFact, TemplateInfo
+from hub.services.recommendations import HALF_LIFE_DAYS
 from hub.synthetic import History
 from hub.synthetic.seeds import from_seeds
 
@@ -67,7 +68,7 @@ def split_history(h: History, test_days: int) -> Split:
     rules = seed_inputs().templates
     templates = tuple(
         TemplateInfo(key, key, rules[key].kind, h.start + timedelta(seconds=i),
-                     per_customer_limit=rules[key].per_customer_limit)  # fmt: skip
+                     per_customer_limit=rules[key].per_customer_limit)
         for i, key in enumerate(sorted(kinds))
     )
     red = {r.code: r for r in h.redemptions}
@@ -125,7 +126,9 @@ def split_history(h: History, test_days: int) -> Split:
 # --- metrics ------------------------------------------------------------------------------------
 
 
-def metrics(ranking: Sequence[str], relevant: frozenset[str], ks: Sequence[int]) -> dict[str, float]:
+def metrics(
+    ranking: Sequence[str], relevant: frozenset[str], ks: Sequence[int]
+) -> dict[str, float]:
     out: dict[str, float] = {}
     hits = [1.0 if t in relevant else 0.0 for t in ranking]
     for k in ks:
@@ -239,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench recommend",
                                  description=(__doc__ or "").splitlines()[0])  # fmt: skip
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--customers", type=int, default=2000)
+    ap.add_argument("--customers", type=int, default=5000)
     ap.add_argument("--days", type=int, default=56, help="the history's length")
     ap.add_argument("--test-days", type=int, default=14, help="the last days, held out")
     ap.add_argument("--k", type=_ints, default=[1, 2, 3], help="cut-offs (default 1,2,3)")
@@ -262,8 +265,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     gen_s = time.perf_counter() - t0
     s = split_history(history, args.test_days)
     t0 = time.perf_counter()
-    model = rec.fit(s.templates, s.coupons, s.orders, s.split,
-                    half_life_days=28.0)  # fmt: skip  # as hub.services.recommendations
+    model = rec.fit(s.templates, s.coupons, s.orders, s.split, half_life_days=HALF_LIFE_DAYS)
     fit_s = time.perf_counter() - t0
     table = evaluate(s, model, args.k, args.seed)
     report: dict[str, Any] = {
@@ -274,7 +276,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "split_at": s.split.isoformat(),
         "templates": [t.id for t in s.templates],
         "train": {"coupons": len(s.coupons), "redemptions": sum(s.train_redemptions.values()),
-                  "orders": len(s.orders)},  # fmt: skip
+                  "orders": len(s.orders)},
         "test_customers": len(s.relevant),
         "metrics": table,
         "lift_over_random": lift(table, "random"),

@@ -52,11 +52,6 @@ SPEND_BANDS: Final = ((5000, "low"), (15000, "mid"))  # mean order below N fen; 
 RECENCY_BANDS: Final = ((14, "active"), (45, "lapsing"))  # days since last order; else "lapsed"
 NO_HISTORY: Final = "never"  # the recency of a customer who never ordered
 
-# smoothing strengths (pseudo-exposures) and the damping of combined segment lifts
-M_TEMPLATE: Final = 10.0
-M_SEGMENT: Final = 10.0
-M_OWN: Final = 4.0
-DAMPING: Final = 0.5
 EPS: Final = 1e-6
 PLACES: Final = Decimal("0.0001")
 
@@ -71,6 +66,17 @@ REASON_CODES: Final = (
     "popular",  # no habit stands out: the template's own rate
     "cold_start",  # no history: the most redeemed by customers without history
 )
+
+
+@dataclass(frozen=True)
+class Params:
+    """Smoothing strengths (pseudo-exposures: how much evidence it takes to move a rate
+    halfway from its prior) and the damping of combined segment lifts."""
+
+    m_template: float = 10.0  # template rate toward the merchant's
+    m_segment: float = 10.0  # template × segment value toward the template's
+    m_own: float = 1.0  # the customer's own record toward the segment estimate
+    damping: float = 1.0  # share of each segment value's lift (log-odds) that counts
 
 
 # --- facts ------------------------------------------------------------------------------------
@@ -211,6 +217,7 @@ class Model:
     profiles: dict[str, Profile]
     own_kind: dict[tuple[str, str], list[float]]  # (customer, kind)
     own_template: dict[tuple[str, str], list[float]]  # (customer, template)
+    params: Params = field(default_factory=Params)
 
     def merchant_rate(self) -> float:
         n, r = self.total
@@ -218,11 +225,13 @@ class Model:
 
     def template_rate(self, template_id: str) -> float:
         n, r = self.per_template.get(template_id, (0.0, 0.0))
-        return (r + M_TEMPLATE * self.merchant_rate()) / (n + M_TEMPLATE)
+        m = self.params.m_template
+        return (r + m * self.merchant_rate()) / (n + m)
 
     def segment_rate(self, template_id: str, feature: str, value: str) -> float:
         n, r = self.per_segment.get((template_id, feature, value), (0.0, 0.0))
-        return (r + M_SEGMENT * self.template_rate(template_id)) / (n + M_SEGMENT)
+        m = self.params.m_segment
+        return (r + m * self.template_rate(template_id)) / (n + m)
 
     def profile(self, customer: str) -> Profile:
         return self.profiles.get(customer, Profile())
@@ -253,6 +262,7 @@ def fit(
     now: datetime,
     *,
     half_life_days: float | None = None,
+    params: Params | None = None,
 ) -> Model:
     """Count every coupon got before ``now`` against its template and the segments its
     customer was in when they got it (facts after ``now`` are ignored)."""
@@ -322,6 +332,7 @@ def fit(
         profiles=profiles,
         own_kind=dict(own_kind),
         own_template=dict(own_template),
+        params=params or Params(),
     )
 
 
@@ -377,11 +388,12 @@ def score(model: Model, customer: str, template: TemplateInfo) -> tuple[float, s
             continue
         p = model.segment_rate(t, feature, value)
         lifts.append((_logit(p) - _logit(base), feature, value, p))
-    seg = _sigmoid(_logit(base) + DAMPING * sum(lift for lift, *_ in lifts))
+    damping, m_own = model.params.damping, model.params.m_own
+    seg = _sigmoid(_logit(base) + damping * sum(lift for lift, *_ in lifts))
     n_k, r_k = model.own_kind.get((customer, template.kind), (0.0, 0.0))
-    kind_p = (r_k + M_OWN * seg) / (n_k + M_OWN)
+    kind_p = (r_k + m_own * seg) / (n_k + m_own)
     n_t, r_t = model.own_template.get((customer, t), (0.0, 0.0))
-    final = (r_t + M_OWN * kind_p) / (n_t + M_OWN)
+    final = (r_t + m_own * kind_p) / (n_t + m_own)
     candidates: list[tuple[float, int, str, str]] = []
     if r_t > 0:  # their own record, on this template (and its kind)
         candidates.append((_logit(final) - _logit(seg), 0, "own_template",
@@ -391,7 +403,7 @@ def score(model: Model, customer: str, template: TemplateInfo) -> tuple[float, s
         candidates.append((_logit(final) - _logit(seg), 1, "own_kind",
                            f"redeems {label} coupons often ({_count(r_k)} of {_count(n_k)})"))
     for i, (lift, feature, value, p) in enumerate(lifts):
-        candidates.append((DAMPING * lift, 2 + i, f"segment_{feature}",
+        candidates.append((damping * lift, 2 + i, f"segment_{feature}",
                            _segment_text(feature, value, p)))
     best = max(candidates, key=lambda c: (c[0], -c[1]), default=None)
     if best is None or best[0] <= 0.0:

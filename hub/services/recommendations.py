@@ -29,7 +29,7 @@ from hub.services.template_cache import template_of
 from hub.services.wallet import customer_id
 
 REFRESH: Final = timedelta(minutes=10)
-HALF_LIFE_DAYS: Final = 28.0  # older exposures weigh less (seasons move)
+HALF_LIFE_DAYS: Final = 56.0  # older exposures weigh less (seasons move)
 MAX_LIMIT: Final = 50
 
 _lock = threading.Lock()
