@@ -29,8 +29,10 @@ import argparse
 import itertools
 import json
 import math
+import os
 import random
 import statistics
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -190,45 +192,57 @@ def lift(table: dict[str, dict[str, float]], over: str) -> dict[str, float | Non
 # --- fitting from a database (the service's path) ------------------------------------------------
 
 
-def fit_on_demo_db(backend: str, seed: int) -> dict[str, Any]:
-    """Seed a demo database (hub.seeding with its history), then time the service's fit
-    (hub.services.recommendations.fit: the queries and the model) on it."""
-    import os
-    import tempfile
+PG_ADMIN = os.environ.get("HUB_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
+
+def fit_on_demo_db(backend: str, seed: int) -> dict[str, Any]:
+    """Seed a demo database (hub.seeding with its history) on ``backend`` (sqlite, or
+    postgresql: a database made on ``HUB_BENCH_PG_URL``'s server and dropped after), then
+    time the service's fit (hub.services.recommendations.fit: queries and model) on it."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            return _fit_on(os.path.join(tmp, "hub.db"), seed)
+    import psycopg
+
+    name = f"hub_bench_recommend_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        return _fit_on(PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", seed)
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _fit_on(url: str, seed: int) -> dict[str, Any]:
     from hub.db.engine import make_engine
     from hub.db.migrate import upgrade
     from hub.seeding import seed as seed_demo
     from hub.seeding import seed_history
     from hub.services import recommendations as svc
 
-    now = END
-    with tempfile.TemporaryDirectory() as tmp:
-        if backend == "sqlite":
-            engine = make_engine(os.path.join(tmp, "hub.db"), pool_size=2, max_overflow=0)
-        else:
-            engine = make_engine(backend, pool_size=2, max_overflow=0)
-        try:
-            upgrade(engine)
-            demo = seed_demo(engine, now=now - timedelta(days=1))
-            loaded = seed_history(engine, demo["merchant_id"], now, seed=seed)
-            times = []
-            model = None
-            for _ in range(5):
-                t0 = time.perf_counter()
-                model = svc.fit(engine, demo["merchant_id"], now)
-                times.append(time.perf_counter() - t0)
-            assert model is not None
-            return {
-                "backend": engine.dialect.name,
-                "loaded": loaded,
-                "coupons_learned_from": model.exposures,
-                "customers": len(model.profiles),
-                "fit_ms_median": round(statistics.median(times) * 1000, 1),
-                "fit_ms_max": round(max(times) * 1000, 1),
-            }
-        finally:
-            engine.dispose()
+    engine = make_engine(url, pool_size=2, max_overflow=0)
+    try:
+        upgrade(engine)
+        demo = seed_demo(engine, now=END - timedelta(days=1))
+        loaded = seed_history(engine, demo["merchant_id"], END, seed=seed)
+        times = []
+        model = None
+        for _ in range(5):
+            t0 = time.perf_counter()
+            model = svc.fit(engine, demo["merchant_id"], END)
+            times.append(time.perf_counter() - t0)
+        assert model is not None
+        return {
+            "backend": engine.dialect.name,
+            "loaded": loaded,
+            "coupons_learned_from": model.exposures,
+            "customers": len(model.profiles),
+            "fit_ms_median": round(statistics.median(times) * 1000, 1),
+            "fit_ms_max": round(max(times) * 1000, 1),
+        }
+    finally:
+        engine.dispose()
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -249,8 +263,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", dest="json_path", help="write the figures here")
     ap.add_argument(
         "--fit-db", default=None,
-        help="also time the service's fit on a seeded demo database: sqlite, or a "
-        "PostgreSQL URL (a database the run may fill)",
+        choices=["sqlite", "postgresql"],
+        help="also time the service's fit on a seeded demo database (PostgreSQL: a "
+        "database made and dropped on HUB_BENCH_PG_URL's server)",
     )  # fmt: skip
     return ap
 

@@ -185,7 +185,7 @@ class _Habits:
         days = (now - self.last_order) / timedelta(days=1)
         recency = next((band for limit, band in RECENCY_BANDS if days <= limit), "lapsed")
         return Profile(
-            store=_top(self.stores, sorted(self.stores)),
+            store=_top(self.stores, ()),
             mode="offline" if self.offline >= self.online else "online",
             kind=_top(self.kinds, KIND_ORDER),
             spend=spend,
@@ -197,6 +197,8 @@ def _top(counts: Mapping[str, int], order: Sequence[str]) -> str | None:
     """The most counted key; ties go to the first in ``order`` (then by name)."""
     if not counts:
         return None
+    if len(counts) == 1:
+        return next(iter(counts))
     rank = {k: i for i, k in enumerate(order)}
     return min(counts, key=lambda k: (-counts[k], rank.get(k, len(rank)), k))
 

@@ -16,10 +16,17 @@ import weakref
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, and_, select
+from sqlalchemy import Connection, Engine, select
 
 from hub.db.engine import read_conn
-from hub.db.schema import campaign_claims, coupon_templates, coupons, redemptions, sales
+from hub.db.schema import (
+    campaign_claims,
+    campaigns,
+    coupon_templates,
+    coupons,
+    redemptions,
+    sales,
+)
 from hub.domain import recommend
 from hub.domain.recommend import CouponFact, Holding, Model, OrderFact, TemplateInfo
 from hub.domain.templates import FixedWindow
@@ -57,28 +64,42 @@ def _templates(conn: Connection, merchant_id: str, now: datetime) -> list[Templa
 
 
 def _coupons(conn: Connection, merchant_id: str) -> list[CouponFact]:
-    c, r, cl = coupons.c, redemptions.c, campaign_claims.c
-    q = (
-        select(c.customer_id, c.template_id, c.issued_at, c.valid_from, c.valid_until,
-               cl.claimed_at, r.occurred_at, r.store_code, r.channel, r.order_id,
-               r.order_amount)
-        .select_from(
-            coupons.outerjoin(campaign_claims, cl.coupon_id == c.id).outerjoin(
-                redemptions, and_(r.coupon_id == c.id, r.status == "redeemed")
-            )
+    """Customers' coupons, each with when they got it and its standing redemption. Three
+    plain scans joined here (the claims have no index by coupon: a join would probe the
+    whole table once per coupon)."""
+    c, r, cl, cp = coupons.c, redemptions.c, campaign_claims.c, campaigns.c
+    claimed = dict(
+        conn.execute(
+            select(cl.coupon_id, cl.claimed_at)
+            .select_from(campaign_claims.join(campaigns, cp.id == cl.campaign_id))
+            .where(cp.merchant_id == merchant_id)
+        ).all()
+    )
+    used = {
+        row.coupon_id: row
+        for row in conn.execute(
+            select(r.coupon_id, r.occurred_at, r.store_code, r.channel, r.order_id,
+                   r.order_amount)
+            .where(r.merchant_id == merchant_id, r.status == "redeemed")
         )
+    }  # fmt: skip
+    out = []
+    for row in conn.execute(
+        select(c.id, c.customer_id, c.template_id, c.issued_at, c.valid_from, c.valid_until)
         .where(c.merchant_id == merchant_id, c.customer_id.isnot(None))
-    )  # fmt: skip
-    return [
-        CouponFact(
+    ):
+        red = used.get(row.id)
+        out.append(CouponFact(
             customer=row.customer_id, template_id=row.template_id,
-            got_at=row.claimed_at or row.issued_at,
+            got_at=claimed.get(row.id) or row.issued_at,
             valid_from=row.valid_from, valid_until=row.valid_until,
-            redeemed_at=row.occurred_at, store=row.store_code, channel=row.channel,
-            order_id=row.order_id, order_amount=row.order_amount,
-        )
-        for row in conn.execute(q)
-    ]
+            redeemed_at=None if red is None else red.occurred_at,
+            store=None if red is None else red.store_code,
+            channel=None if red is None else red.channel,
+            order_id=None if red is None else red.order_id,
+            order_amount=None if red is None else red.order_amount,
+        ))  # fmt: skip
+    return out
 
 
 def _orders(conn: Connection, merchant_id: str) -> list[OrderFact]:
