@@ -16,7 +16,7 @@ from hub.services import recommendations as svc
 
 ReasonCode = Literal[
     "own_template", "own_kind", "segment_store", "segment_mode", "segment_kind",
-    "segment_spend", "segment_recency", "popular", "cold_start",
+    "segment_spend", "segment_recency", "own_unused", "popular", "cold_start",
 ]  # fmt: skip  # hub.domain.recommend.REASON_CODES (tests/recommend check)
 
 

@@ -18,11 +18,13 @@ record** (an explainable m-estimate model; no numpy, no training loop).
   lift over the template's rate, damped so that correlated habits are not counted in
   full twice).
 * The customer's own record on the template's kind, then on the template itself, is
-  blended on top (again an m-estimate whose prior is the segment estimate).
+  blended on top (again an m-estimate whose prior is the segment estimate); it is not
+  aged, so its counts read as whole coupons.
 * The score is the estimated probability that the customer redeems a coupon of the
   template if given one, as a :class:`~decimal.Decimal` with 4 places; ties are broken
   by the template's creation time, then its id. The reason is the largest positive
-  contribution (own record, or one segment value), else the template's overall rate;
+  contribution (own record, or one segment value), or their own record when it pulls
+  the score down more than anything lifts it, else the template's overall rate;
   a customer with no history gets the cold-start ranking (the rates of customers who
   had none either).
 
@@ -63,6 +65,7 @@ REASON_CODES: Final = (
     "segment_kind",
     "segment_spend",
     "segment_recency",
+    "own_unused",  # ranked down: they left coupons of this kind unused
     "popular",  # no habit stands out: the template's own rate
     "cold_start",  # no history: the most redeemed by customers without history
 )
@@ -307,14 +310,15 @@ def fit(
             n, r = _exposure(fact, now)
             if n <= 0.0:
                 continue
+            counted += 1
+            for bucket in (own_kind[(customer, kind)], own_template[(customer, fact.template_id)]):
+                bucket[0] += n  # the customer's own record: not aged (it is short)
+                bucket[1] += r
             if half_life_days:
                 decay = 0.5 ** (((now - at) / timedelta(days=1)) / half_life_days)
                 n, r = n * decay, r * decay
-            counted += 1
             profile = habits.profile(at)
-            for bucket in (total, per_template[fact.template_id],
-                           own_kind[(customer, kind)],
-                           own_template[(customer, fact.template_id)]):
+            for bucket in (total, per_template[fact.template_id]):
                 bucket[0] += n
                 bucket[1] += r
             for feature in FEATURES:
@@ -397,17 +401,22 @@ def score(model: Model, customer: str, template: TemplateInfo) -> tuple[float, s
     n_t, r_t = model.own_template.get((customer, t), (0.0, 0.0))
     final = (r_t + m_own * kind_p) / (n_t + m_own)
     candidates: list[tuple[float, int, str, str]] = []
+    own = _logit(final) - _logit(seg)  # what their own record adds (or takes away)
+    label = KIND_LABELS.get(template.kind, template.kind)
     if r_t > 0:  # their own record, on this template (and its kind)
-        candidates.append((_logit(final) - _logit(seg), 0, "own_template",
+        candidates.append((own, 0, "own_template",
                            f"redeemed this coupon before ({_count(r_t)} of {_count(n_t)})"))
     elif r_k > 0:
-        label = KIND_LABELS.get(template.kind, template.kind)
-        candidates.append((_logit(final) - _logit(seg), 1, "own_kind",
+        candidates.append((own, 1, "own_kind",
                            f"redeems {label} coupons often ({_count(r_k)} of {_count(n_k)})"))
     for i, (lift, feature, value, p) in enumerate(lifts):
         candidates.append((damping * lift, 2 + i, f"segment_{feature}",
                            _segment_text(feature, value, p)))
     best = max(candidates, key=lambda c: (c[0], -c[1]), default=None)
+    if own < 0 and (best is None or -own > best[0]):  # their record weighs most: down
+        return final, "own_unused", (
+            f"left {label} coupons unused ({_count(r_k)} of {_count(n_k)} redeemed)"
+        )
     if best is None or best[0] <= 0.0:
         return final, "popular", f"redeemed by {_pct(base)} of the customers who got it"
     return final, best[2], best[3]

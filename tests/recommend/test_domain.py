@@ -78,6 +78,9 @@ def test_a_customer_gets_the_kind_they_redeem_first():
     assert ranked[PCT2.id].score > ranked[THR.id].score
     assert ranked[PCT2.id].reason_code == "own_kind"
     assert "percent-off" in ranked[PCT2.id].reason
+    # and the threshold is ranked down by the coupons C1 left unused, which the reason says
+    assert ranked[THR.id].reason_code == "own_unused"
+    assert ranked[THR.id].reason == "left 满减 spend-and-save coupons unused (0 of 8 redeemed)"
     # for the crowd (who leave percentage coupons unused) it is the other way round
     crowd = {r.template_id: r for r in rec.rank(m, "C3", ALL)}
     assert crowd[THR.id].score > crowd[PCT.id].score
