@@ -16,8 +16,10 @@ they redeemed in it. Metrics per method, averaged over those customers:
 Baselines: ``random`` (the exact expectation over every order of the templates, or the
 mean of 200 seeded shuffles when there are more than 7), ``most-popular`` (templates by
 their redemptions in the training period). ``segments only`` is the recommender
-without the customer's own record (what a customer with no coupon history gets). The
-same seed gives the same figures every run; only the fit time varies.
+without the customer's own record (what a customer with no coupon history gets).
+``(true taste)`` is a reference, not a method: each customer's candidates ordered by the
+kinds the generator made them like, which no recommender can see (a ceiling of sorts).
+The same seed gives the same figures every run; only the fit time varies.
 
     python -m bench recommend [--seed 7] [--customers 5000] [--days 56] [--test-days 14]
         [--k 1,2,3] [--json out.json] [--fit-db sqlite]
@@ -164,7 +166,15 @@ def random_expectation(
     return _mean([metrics(o, relevant, ks) for o in orders])
 
 
-def evaluate(s: Split, model: rec.Model, ks: Sequence[int], seed: int) -> dict[str, Any]:
+def evaluate(
+    s: Split,
+    model: rec.Model,
+    ks: Sequence[int],
+    seed: int,
+    taste: dict[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
+    """The metrics of each method; ``taste`` (customer → the kinds the generator made
+    them like, best first) adds a reference row no real method could have."""
     order = [t.id for t in s.templates]
     popular = sorted(order, key=lambda t: (-s.train_redemptions[t], order.index(t)))
     segments = replace(model, own_kind={}, own_template={})
@@ -174,6 +184,13 @@ def evaluate(s: Split, model: rec.Model, ks: Sequence[int], seed: int) -> dict[s
         "recommender": lambda c, ts: [r.template_id for r in rec.rank(model, c, ts)],
         "segments only": lambda c, ts: [r.template_id for r in rec.rank(segments, c, ts)],
     }
+    if taste is not None:
+        def by_taste(c: str, ts: tuple[TemplateInfo, ...]) -> list[str]:
+            liked = taste[c]
+            return [t.id for t in sorted(ts, key=lambda t: (liked.index(t.kind)
+                    if t.kind in liked else len(liked), order.index(t.id)))]  # fmt: skip
+
+        methods["(true taste)"] = by_taste
     rng = random.Random(seed)
     rows: dict[str, list[dict[str, float]]] = {"random": []}
     for customer, relevant in s.relevant.items():
@@ -282,7 +299,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     model = rec.fit(s.templates, s.coupons, s.orders, s.split, half_life_days=HALF_LIFE_DAYS)
     fit_s = time.perf_counter() - t0
-    table = evaluate(s, model, args.k, args.seed)
+    taste = {c.external_id: c.kinds for c in history.customers}
+    table = evaluate(s, model, args.k, args.seed, taste)
     report: dict[str, Any] = {
         "seed": args.seed,
         "customers": args.customers,

@@ -27,7 +27,8 @@ def test_the_same_seed_gives_the_same_figures():
     first = _run([*SMALL, "--seed", "3"])
     assert _run([*SMALL, "--seed", "3"]) == first
     assert _run([*SMALL, "--seed", "4"]) != first
-    assert set(first["metrics"]) == {"random", "most-popular", "recommender", "segments only"}
+    assert set(first["metrics"]) == {
+        "random", "most-popular", "recommender", "segments only", "(true taste)"}
     assert first["test_customers"] > 0
     for row in first["metrics"].values():
         assert set(row) == {f"{m}@{k}" for m in ("HR", "P", "NDCG") for k in (1, 2, 3)} | {"MRR"}
