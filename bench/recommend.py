@@ -209,17 +209,16 @@ def lift(table: dict[str, dict[str, float]], over: str) -> dict[str, float | Non
 # --- fitting from a database (the service's path) ------------------------------------------------
 
 
-PG_ADMIN = os.environ.get("HUB_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
 def fit_on_demo_db(backend: str, seed: int) -> dict[str, Any]:
     """Seed a demo database (hub.seeding with its history) on ``backend`` (sqlite, or
-    postgresql: a database made on ``HUB_BENCH_PG_URL``'s server and dropped after), then
+    postgresql: a database made on ``HUB_TEST_PG_URL``'s server and dropped after), then
     time the service's fit (hub.services.recommendations.fit: queries and model) on it."""
     if backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             return _fit_on(os.path.join(tmp, "hub.db"), seed)
     import psycopg
+
+    from bench.redeem import PG_ADMIN
 
     name = f"hub_bench_recommend_{os.getpid()}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
@@ -282,7 +281,7 @@ def parser() -> argparse.ArgumentParser:
         "--fit-db", default=None,
         choices=["sqlite", "postgresql"],
         help="also time the service's fit on a seeded demo database (PostgreSQL: a "
-        "database made and dropped on HUB_BENCH_PG_URL's server)",
+        "database made and dropped on HUB_TEST_PG_URL's server, as the other benches)",
     )  # fmt: skip
     return ap
 
