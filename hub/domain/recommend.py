@@ -386,6 +386,10 @@ def score(model: Model, customer: str, template: TemplateInfo) -> tuple[float, s
     profile = model.profile(customer)
     if not model.knows(customer):  # nothing known: the cold-start ranking
         p = model.segment_rate(t, "recency", NO_HISTORY)
+        if (t, "recency", NO_HISTORY) not in model.per_segment:
+            return p, "cold_start", (
+                f"no history yet, and no new customer has had it yet (a prior of {_pct(p)})"
+            )
         return p, "cold_start", f"no history yet: redeemed by {_pct(p)} of new customers"
     lifts: list[tuple[float, str, str, float]] = []
     for feature in FEATURES:
@@ -418,6 +422,8 @@ def score(model: Model, customer: str, template: TemplateInfo) -> tuple[float, s
             f"left {label} coupons unused ({_count(r_k)} of {_count(n_k)} redeemed)"
         )
     if best is None or best[0] <= 0.0:
+        if t not in model.per_template:
+            return final, "popular", f"no one has had it yet (a prior of {_pct(base)})"
         return final, "popular", f"redeemed by {_pct(base)} of the customers who got it"
     return final, best[2], best[3]
 

@@ -41,6 +41,9 @@ MAX_LIMIT: Final = 50
 
 _lock = threading.Lock()
 _models: weakref.WeakKeyDictionary[Engine, dict[str, Model]] = weakref.WeakKeyDictionary()
+_fitting: weakref.WeakKeyDictionary[Engine, dict[str, threading.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _templates(conn: Connection, merchant_id: str, now: datetime) -> list[TemplateInfo]:
@@ -127,13 +130,18 @@ def model_for(
     engine: Engine, merchant_id: str, now: datetime, refresh: timedelta = REFRESH
 ) -> Model:
     """The merchant's cached model, fitted again when older than ``refresh`` (or when the
-    clock went back before it)."""
+    clock went back before it). One fit at a time per merchant; other merchants' requests
+    do not wait for it."""
     with _lock:
-        cached = _models.setdefault(engine, {}).get(merchant_id)
+        models = _models.setdefault(engine, {})
+        fitting = _fitting.setdefault(engine, {}).setdefault(merchant_id, threading.Lock())
+    with fitting:
+        cached = models.get(merchant_id)
         if cached is not None and cached.fitted_at <= now < cached.fitted_at + refresh:
             return cached
         model = fit(engine, merchant_id, now)
-        _models[engine][merchant_id] = model
+        with _lock:
+            models[merchant_id] = model
         return model
 
 

@@ -188,6 +188,15 @@ def test_ties_are_broken_by_creation_time_then_id():
     ranked = rec.rank(m, "X", (c, a, b))
     assert [r.template_id for r in ranked] == ["tpl-a", "tpl-b", "tpl-0"]
     assert len({r.score for r in ranked}) == 1 and ranked[0].score == Decimal("0.5000")
+    # with nothing learnt, the reason says the score is a prior, not a rate of anyone
+    assert ranked[0].reason == (
+        "no history yet, and no new customer has had it yet (a prior of 50%)"
+    )
+    assert rec.rank(model(), "C1", (PCT2,))[0].reason_code == "own_kind"
+    [prior] = rec.rank(model(), "C21", (PCT2,))  # no record of the kind, no segment data
+    assert (prior.reason_code, prior.reason) == (
+        "popular", f"no one has had it yet (a prior of {round(prior.score * 100)}%)"
+    )
 
 
 def test_habits():
