@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from sqlalchemy import Engine, func, select
 from hub.db.schema import coupon_templates, coupons, merchants, stores
 from hub.services import campaigns, catalog, issuing, keys
 from hub.services.principal import Principal
+from hub.settings import env
 from hub.synthetic.history import Knobs, generate
 
 # Package data (the repository's seeds/, linked in as hub/seeds): found the same way in a
@@ -188,7 +188,7 @@ HISTORY_KNOBS = Knobs(push_rate=0.25)
 
 def history_days_from_env() -> int:
     """``HUB_DEMO_HISTORY_DAYS`` (0: no history), default :data:`HISTORY_DAYS`."""
-    raw = os.environ.get("HUB_DEMO_HISTORY_DAYS", "").strip()
+    raw = (env("HUB_DEMO_HISTORY_DAYS") or "").strip()
     if not raw:
         return HISTORY_DAYS
     try:
