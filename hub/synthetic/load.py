@@ -159,10 +159,13 @@ def bulk_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) 
     raw: Any = conn.connection.driver_connection
     n = 0
     if conn.dialect.name == "postgresql":
+        docs = [c for c in cols if isinstance(first[c], dict | list)]  # JSON documents
         sql = f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"
         with raw.cursor() as cur, cur.copy(sql) as copy:
             for r in chain((first,), it):
-                copy.write_row([_pg_cell(r[c]) for c in cols])
+                if docs:
+                    r = {**r, **{c: _pg_cell(r[c]) for c in docs}}
+                copy.write_row(list(r.values()))
                 n += 1
         return n
     sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
