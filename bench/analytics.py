@@ -26,21 +26,25 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
 import random
+import secrets
 import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import psycopg
 from sqlalchemy import Engine, text
 
 from bench import suite
@@ -302,6 +306,45 @@ def redeem_on_off(
 # --- the command ------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _database(workdir: Path, keep: bool, reuse: str | None) -> Iterator[suite.Db]:
+    """A fresh database (dropped after unless ``keep``), or the kept one ``reuse``."""
+    base = suite.PG_ADMIN.rpartition("/")[0]
+    if reuse:
+        yield suite.Db("postgresql", f"{base}/{reuse}", reuse, None)
+        return
+    if not keep:
+        with suite.fresh_db("postgresql", workdir) as db:
+            yield db
+        return
+    name = f"hub_bench_analytics_{secrets.token_hex(3)}"
+    with psycopg.connect(suite.PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    print(f"database {name} (kept: drop it with DROP DATABASE \"{name}\")", flush=True)
+    yield suite.Db("postgresql", f"{base}/{name}", name, None)
+
+
+def _counted(engine: Engine) -> Loaded:
+    """What a kept database holds (the demo merchant's figures)."""
+    with engine.connect() as conn:
+        mid = conn.execute(text("SELECT id FROM merchants ORDER BY created_at LIMIT 1")).scalar()
+
+        def n(sql: str) -> int:
+            return int(conn.execute(text(sql), {"m": mid}).scalar() or 0)
+
+        return Loaded(
+            str(mid), 0,
+            redemptions=n("SELECT count(*) FROM redemptions WHERE merchant_id = :m"),
+            reversed=n("SELECT count(*) FROM redemptions WHERE merchant_id = :m "
+                       "AND status = 'reversed'"),
+            coupons=n("SELECT count(*) FROM coupons WHERE merchant_id = :m"),
+            claims=n("SELECT count(*) FROM campaign_claims"),
+            sales=n("SELECT count(*) FROM sales WHERE merchant_id = :m"),
+            customers=n("SELECT count(*) FROM customers WHERE merchant_id = :m"),
+            generate_s=0.0, load_s=0.0, rebuild_s=0.0,
+        )  # fmt: skip
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench analytics",
                                  description=(__doc__ or "").splitlines()[0])  # fmt: skip
@@ -314,6 +357,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2, help="off/on pairs of redeem runs")
     ap.add_argument("--skip-redeem", action="store_true", help="only the load and the routes")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the database (its name is printed) for --reuse")  # fmt: skip
+    ap.add_argument("--reuse", metavar="DBNAME",
+                    help="time a database loaded by an earlier --keep run (no load)")
     ap.add_argument("--json", dest="json_path")
     return ap
 
@@ -328,11 +375,14 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="hub-bench-analytics-"))
     ok = True
     try:
-        with suite.fresh_db("postgresql", workdir) as db:
+        with _database(workdir, args.keep, args.reuse) as db:
             engine = make_engine(db.url, pool_size=2, max_overflow=2)
             try:
                 upgrade(engine)
-                loaded = load(engine, args.n, args.base_customers, args.seed)
+                if args.reuse:
+                    loaded = _counted(engine)
+                else:
+                    loaded = load(engine, args.n, args.base_customers, args.seed)
                 report["loaded"] = dataclasses.asdict(loaded)
                 print(f"loaded {loaded.redemptions} redemptions ({loaded.reversed} reversed), "
                       f"{loaded.coupons} coupons, {loaded.sales} sales, {loaded.customers} "
