@@ -118,3 +118,106 @@ def test_a_late_commit_is_counted(
 def small_event(db: Engine, m: Merchant, clock: Clock) -> None:
     tpl = make_template(db, m, clock.now, name="later")
     issue(db, m, tpl, clock.now, count=1)
+
+
+def test_rebuild_gives_the_consumers_tables_on_the_fixed_history(
+    client: Any, db: Engine, merchant: Merchant, clock: Clock
+) -> None:
+    from tests.analytics.dataset import NOW, build
+
+    build(client, db, merchant, clock)
+    rollup.consume(db, NOW)
+    consumed = rollups(db)
+    assert consumed["analytics_customer_days"]  # sales and redemptions by customer
+    for merchant_id in (None, merchant.id):
+        rollup.rebuild_rollups(db, merchant_id, NOW)
+        assert rollups(db) == consumed
+        assert rollup.consume(db, NOW) == 0  # nothing applied twice
+        assert rollups(db) == consumed
+
+
+def test_a_second_merchant_is_untouched_by_a_rebuild_of_the_first(
+    client: Any, db: Engine, merchant: Merchant, clock: Clock
+) -> None:
+    from tests.conftest import make_merchant
+
+    other = make_merchant(db, T0, name="Other")
+    small_history(client, db, merchant, clock)
+    tpl = make_template(db, other, clock.now)
+    issue(db, other, tpl, clock.now, count=3)
+    rollup.consume(db, clock.now)
+    before = rollups(db)
+    rollup.rebuild_rollups(db, other.id, clock.now)
+    assert rollups(db) == before
+    # an event of the rebuilt merchant committed after the rebuild is applied once
+    issue(db, other, tpl, clock.now, count=1)
+    rollup.consume(db, clock.now)
+    issued = sum(r[5] for r in rollups(db)["analytics_daily"] if r[0] == other.id)
+    assert issued == 4
+
+
+def test_racing_consumers_apply_each_event_once(
+    client: Any, db: Engine, merchant: Merchant, clock: Clock
+) -> None:
+    small_history(client, db, merchant, clock)
+    tpl = make_template(db, merchant, clock.now, name="many")
+    for _ in range(6):
+        issue(db, merchant, tpl, clock.now, count=50)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait(10)
+            for _ in range(20):
+                rollup.consume_once(db, clock.now, batch=7)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    rollup.consume(db, clock.now)
+    consumed = rollups(db)
+    rollup.rebuild_rollups(db, None, clock.now)
+    assert rollups(db) == consumed
+    issued = sum(r[5] for r in consumed["analytics_daily"])
+    assert issued == 5 + 300
+
+
+def test_a_crash_inside_a_batch_leaves_nothing_half_applied(
+    client: Any, db: Engine, merchant: Merchant, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_history(client, db, merchant, clock)
+    real = rollup.add_counts
+    calls = []
+
+    def failing(conn: Any, table: Any, keys: Any, rows: Any) -> None:
+        real(conn, table, keys, rows)
+        calls.append(table.name)
+        if len(calls) == 2:
+            raise RuntimeError("the process dies here")
+
+    monkeypatch.setattr(rollup, "add_counts", failing)
+    with pytest.raises(RuntimeError):
+        rollup.consume(db, clock.now)
+    assert rollup.progress(db)[0] == 0
+    assert not any(rollups(db).values())
+    monkeypatch.setattr(rollup, "add_counts", real)
+    rollup.consume(db, clock.now)
+    consumed = rollups(db)
+    rollup.rebuild_rollups(db, None, clock.now)
+    assert rollups(db) == consumed
+
+
+def test_the_runtime_runs_the_consumer(db: Engine, merchant: Merchant, clock: Clock) -> None:
+    from hub.delivery.runtime import PERIODIC_JOBS
+
+    [job] = [j for j in PERIODIC_JOBS if j.name == "analytics.rollup"]
+    assert job.every == 1.0
+    tpl = make_template(db, merchant, clock.now)
+    issue(db, merchant, tpl, clock.now, count=2)
+    assert job.run(db, clock.now) == 3  # template.created and two coupon.issued
