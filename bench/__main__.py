@@ -10,6 +10,8 @@
     python -m bench sync [bench/sync.py's options: offline sync batches, in process]
     python -m bench scan [bench/scan.py's options: the photo scan's decode rate]
     python -m bench recommend [bench/recommend.py's options: the recommender's lift]
+    python -m bench analytics [bench/analytics.py's options: 1 M redemptions on PostgreSQL,
+        the analytics routes' times, redeem throughput with the rollups running and without]
 
 Exit status: 0 when every database check passed, 1 when one failed.
 """
@@ -45,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
         choices=[
             *ROUTES, "all", "delivery", "service", "quote", "quote-http", "sync", "scan",
             "recommend",
+            "analytics",
         ],
         help="the route to load (all: the four); delivery (bench/delivery.py), service "
         "(bench/redeem.py), quote (bench/quote.py) and quote-http (bench/quote_http.py) "
@@ -107,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import recommend
 
         return recommend.main(argv[1:])
+    if argv[:1] == ["analytics"]:  # bench/analytics.py: the dashboard's queries at 1 M rows
+        from bench import analytics
+
+        return analytics.main(argv[1:])
     if argv[:1] == ["service"]:  # bench/redeem.py: the service loop against the raw loop
         from bench import redeem
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,8 @@ from sqlalchemy import Engine, func, select
 from hub.db.schema import coupon_templates, coupons, merchants, stores
 from hub.services import campaigns, catalog, issuing, keys
 from hub.services.principal import Principal
-from hub.synthetic.history import generate
+from hub.settings import env
+from hub.synthetic.history import Knobs, generate
 
 # Package data (the repository's seeds/, linked in as hub/seeds): found the same way in a
 # checkout, an editable install and an installed wheel.
@@ -182,11 +182,13 @@ def store_codes(engine: Engine, merchant_id: str) -> list[str]:
 # so the dashboard and the recommendations have something real at the first start.
 HISTORY_DAYS = 42
 HISTORY_CUSTOMERS = 1500
+# a busier marketing calendar than the generator's default: a few thousand redemptions
+HISTORY_KNOBS = Knobs(push_rate=0.25)
 
 
 def history_days_from_env() -> int:
     """``HUB_DEMO_HISTORY_DAYS`` (0: no history), default :data:`HISTORY_DAYS`."""
-    raw = os.environ.get("HUB_DEMO_HISTORY_DAYS", "").strip()
+    raw = (env("HUB_DEMO_HISTORY_DAYS") or "").strip()
     if not raw:
         return HISTORY_DAYS
     try:
@@ -228,6 +230,7 @@ def seed_history(
         tz=inp.tz,
         known=inp.known,
         held=holdings(engine, merchant_id),
+        knobs=HISTORY_KNOBS,
     )
     loaded = load_history(
         engine,

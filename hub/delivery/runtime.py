@@ -13,7 +13,7 @@ reservations, :func:`hub.services.reservations.expire_reservations`, every
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -30,11 +30,14 @@ from hub.delivery.pipeline import MAX_BATCH, Pipeline, deliver_batch
 from hub.delivery.sweeper import sweep
 from hub.delivery.transport import DeliveryClient, delivery_client, http_transport
 from hub.services.reservations import expire_reservations
+from hub.services.rollup import consume as consume_rollups
+from hub.settings import env
 
 log = structlog.get_logger("hub.delivery")
 
 SWEEP_INTERVAL = 1.0
 RESERVATION_EXPIRY_INTERVAL = 5.0
+ANALYTICS_ROLLUP_INTERVAL = 1.0
 BROKER_WATCH_INTERVAL = 5.0
 
 
@@ -59,7 +62,20 @@ def _expire_reservations(engine: Engine, now: datetime) -> object:
 # every runtime's periodic jobs, in the order they run within a round
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("reservations.expiry", RESERVATION_EXPIRY_INTERVAL, _expire_reservations),
+    # analytics rollups from the outbox (hub/services/rollup.py): one consumer at a time
+    PeriodicJob("analytics.rollup", ANALYTICS_ROLLUP_INTERVAL, consume_rollups),
 ]
+
+
+# Periodic jobs this process leaves out, by name, comma-separated (an operator's switch,
+# and the benchmark's: redeem throughput with the analytics rollups running and without)
+JOBS_OFF_ENV = "HUB_PERIODIC_JOBS_OFF"
+
+
+def jobs_off(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The job names :data:`JOBS_OFF_ENV` turns off."""
+    raw = env(JOBS_OFF_ENV, environ) or ""
+    return frozenset(n.strip() for n in raw.split(",") if n.strip())
 
 
 def _utcnow() -> datetime:
@@ -194,10 +210,11 @@ class Runtime:
 
     def _sweep_loop(self) -> None:
         n = 0
+        off = jobs_off()
         while not self._stop.wait(SWEEP_INTERVAL):
             n += 1
             for job in PERIODIC_JOBS:
-                if n % max(1, round(job.every / SWEEP_INTERVAL)):
+                if job.name in off or n % max(1, round(job.every / SWEEP_INTERVAL)):
                     continue
                 try:
                     self.run_periodic_once(job)

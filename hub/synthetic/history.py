@@ -171,7 +171,7 @@ class Knobs:
     claim_rate: tuple[float, float, float] = (0.45, 0.2, 0.07)  # by kind preference rank
     use_rate: tuple[float, float, float] = (0.8, 0.5, 0.22)  # by kind preference rank
     top_up_rate: float = 0.35  # a customer who likes the kind tops an order up
-    lag_factor: float = 0.3  # coupon use at a lagging store, relative to the others
+    lag_factor: float = 0.15  # coupon use at a lagging store, relative to the others
     reversal_rate: float = 0.015
     churn_share: float = 0.15
     visits_per_week: tuple[float, float] = (0.4, 3.0)
@@ -199,7 +199,8 @@ class _Run:
 
 def code_from(rng: random.Random) -> str:
     """A well-formed coupon code (check character included) drawn from ``rng``."""
-    payload = "".join(rng.choice(ALPHABET) for _ in range(PAYLOAD_LENGTH))
+    v = rng.getrandbits(5 * PAYLOAD_LENGTH)
+    payload = "".join([ALPHABET[(v >> (5 * i)) & 31] for i in range(PAYLOAD_LENGTH)])
     return payload + check_character(payload)
 
 
@@ -302,18 +303,35 @@ def _campaigns(
     return out
 
 
+@dataclass(frozen=True)
+class _Catalog:
+    """The products by category, and each band's weights of the categories."""
+
+    cats: tuple[str, ...]
+    by_cat: dict[str, tuple[Product, ...]]
+    weights: dict[str, tuple[float, ...]]
+
+    @classmethod
+    def of(cls, products: Sequence[Product]) -> _Catalog:
+        by_cat: dict[str, list[Product]] = {}
+        for p in products:
+            by_cat.setdefault(p.category, []).append(p)
+        cats = tuple(sorted(by_cat))
+        weights = {
+            band: tuple(6.0 if c == "drinks" else 3.0 if c == "bakery" else (
+                1.0 if band == "high" else 0.15) for c in cats)
+            for band in SPEND_BANDS
+        }  # fmt: skip
+        return cls(cats, {c: tuple(v) for c, v in by_cat.items()}, weights)
+
+
 def _basket(
-    rng: random.Random, products: Sequence[Product], band: str, target: int | None = None
+    rng: random.Random, catalog: _Catalog, band: str, target: int | None = None
 ) -> list[Line]:
     """Order lines adding up to about the band's target (or ``target``)."""
     lo, hi = _BAND_TARGET[band]
     goal = target if target is not None else rng.randint(lo, hi)
-    by_cat: dict[str, list[Product]] = {}
-    for p in products:
-        by_cat.setdefault(p.category, []).append(p)
-    cats = sorted(by_cat)
-    weights = [6.0 if c == "drinks" else 3.0 if c == "bakery" else (1.0 if band == "high"
-               else 0.15) for c in cats]  # fmt: skip
+    cats, by_cat, weights = catalog.cats, catalog.by_cat, catalog.weights[band]
     qty: dict[str, int] = {}
     price: dict[str, Product] = {}
     total = 0
@@ -381,6 +399,7 @@ def generate(
     camps = _campaigns(templates, start, end, knobs, id_prefix)
     seeds = [master.getrandbits(64) for _ in people]
     by_sku = {p.sku: p for p in products}
+    catalog = _Catalog.of(products)
     held = held or {}
     out_coupons: list[IssuedCoupon] = []
     out_redemptions: list[Redemption] = []
@@ -388,7 +407,7 @@ def generate(
     for i, (c, s) in enumerate(zip(people, seeds, strict=True)):
         run = _Run(random.Random(s))
         _simulate(
-            run, c, f"{id_prefix}{i + 1:06d}", start, end, tz, stores, templates, products,
+            run, c, f"{id_prefix}{i + 1:06d}", start, end, tz, stores, templates, catalog,
             by_sku, camps, held, lag, knobs,
         )  # fmt: skip
         out_coupons.extend(run.coupons)
@@ -510,7 +529,7 @@ def _simulate(
     tz: ZoneInfo,
     stores: Sequence[str],
     templates: Mapping[str, Template],
-    products: Sequence[Product],
+    catalog: _Catalog,
     by_sku: Mapping[str, Product],
     camps: Sequence[Campaign],
     held: Mapping[tuple[str, str], int],
@@ -534,7 +553,7 @@ def _simulate(
             run.coupons.append(coupon)
             run.wallet.append(_Held(coupon, window, max(window.start, g_at)))
         _one_order(run, c, f"{oid_prefix}-{n_order:05d}", at, end, tz, stores, templates,
-                   products, by_sku, lag, knobs)  # fmt: skip
+                   catalog, by_sku, lag, knobs)  # fmt: skip
     for g_at, key, ch, camp in gifts[gi:]:  # coupons received after the last visit
         window = window_for(templates[key].validity, g_at, tz)
         run.coupons.append(
@@ -555,7 +574,7 @@ def _one_order(
     tz: ZoneInfo,
     stores: Sequence[str],
     templates: Mapping[str, Template],
-    products: Sequence[Product],
+    catalog: _Catalog,
     by_sku: Mapping[str, Product],
     lag: frozenset[str],
     knobs: Knobs,
@@ -567,7 +586,7 @@ def _one_order(
         store = c.home_store if r < 0.72 else c.second_store if r < 0.92 else rng.choice(stores)
     else:
         store = c.home_store  # online orders are fulfilled by the home store
-    lines = _basket(rng, products, c.spend_band)
+    lines = _basket(rng, catalog, c.spend_band)
     run.wallet = [h for h in run.wallet if h.window.end > at]
     ctx = RedeemContext(store, channel, at, tz)
     factor = knobs.lag_factor if store in lag else 1.0
@@ -589,7 +608,7 @@ def _one_order(
             if err.code != "threshold_not_met" or rank > 0 or rng.random() >= knobs.top_up_rate:
                 continue
             need = getattr(t.benefit, "threshold", 0)
-            trial = trial + _basket(rng, products, c.spend_band, need - sum(
+            trial = trial + _basket(rng, catalog, c.spend_band, need - sum(
                 ln.amount for ln in trial))  # fmt: skip
             trial = _merge(trial)
             try:

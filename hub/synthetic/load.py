@@ -19,16 +19,16 @@ loaded as ``expired``). The analytics rollups are rebuilt from the tables instea
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, Table, func, insert, select, update
+import msgspec
+from sqlalchemy import Connection, Engine, Table, func, select, update
 
 from hub.db.engine import write_conn
 from hub.db.schema import (
@@ -131,30 +131,51 @@ def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str
         yield batch
 
 
+def _sqlite_cell(value: Any) -> Any:
+    """A value as SQLAlchemy would bind it on SQLite (hub.db.types: naive UTC text for
+    times, JSON text for documents)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if isinstance(value, dict | list):
+        return msgspec.json.encode(value).decode()
+    return value
+
+
+def _pg_cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return msgspec.json.encode(value).decode()
+    return value
+
+
 def bulk_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> int:
-    """Insert ``rows`` (dicts with the same keys): COPY on PostgreSQL, executemany in
-    chunks elsewhere. Returns how many."""
+    """Insert ``rows`` (dicts with the same keys, values as the columns take them) on
+    the connection's own DBAPI connection, in its transaction: ``COPY … FROM STDIN`` on
+    PostgreSQL, ``executemany`` in chunks on SQLite. Returns how many."""
+    it = iter(rows)
+    first = next(it, None)
+    if first is None:
+        return 0
+    cols = list(first)
+    raw: Any = conn.connection.driver_connection
     n = 0
     if conn.dialect.name == "postgresql":
-        it = iter(rows)
-        first = next(it, None)
-        if first is None:
-            return 0
-        cols = list(first)
-        json_cols = {c for c in cols if isinstance(table.c[c].type, JSON)}
-        raw: Any = conn.connection.driver_connection
+        docs = [c for c in cols if isinstance(first[c], dict | list)]  # JSON documents
         sql = f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"
         with raw.cursor() as cur, cur.copy(sql) as copy:
             for r in chain((first,), it):
-                copy.write_row(
-                    [json.dumps(r[c]) if c in json_cols and r[c] is not None else r[c]
-                     for c in cols]
-                )
+                if docs:
+                    r = {**r, **{c: _pg_cell(r[c]) for c in docs}}
+                copy.write_row(list(r.values()))
                 n += 1
         return n
-    for batch in _chunks(rows, CHUNK):
-        conn.execute(insert(table), batch)
-        n += len(batch)
+    sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    cur = raw.cursor()
+    try:
+        for batch in _chunks(chain((first,), it), CHUNK):
+            cur.executemany(sql, [[_sqlite_cell(r[c]) for c in cols] for r in batch])
+            n += len(batch)
+    finally:
+        cur.close()
     return n
 
 

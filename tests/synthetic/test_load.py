@@ -98,3 +98,23 @@ def test_no_history_when_days_is_zero(db):
     assert seed_history(db, facts["merchant_id"], NOW, days=0) == {}
     with db.connect() as conn:
         assert _count(conn, redemptions) == 0
+
+
+def test_the_rollups_count_the_history(db):
+    """The loader rebuilds the analytics rollups: they hold every redemption, reversal,
+    discount and coupon of the history."""
+    from hub.db.schema import analytics_daily
+
+    facts = seed(db, now=NOW)
+    loaded = seed_history(db, facts["merchant_id"], NOW, days=14, customers=200, seed=9)
+    assert loaded["rollups_rebuilt"] is True
+    with db.connect() as conn:
+        sums = conn.execute(select(
+            func.sum(analytics_daily.c.redeemed), func.sum(analytics_daily.c.reversed),
+            func.sum(analytics_daily.c.redeemed_discount), func.sum(analytics_daily.c.issued),
+        ).where(analytics_daily.c.merchant_id == facts["merchant_id"])).one()  # fmt: skip
+        discount = conn.execute(select(func.sum(redemptions.c.discount))).scalar_one()
+        issued = _count(conn, coupons)
+    assert [int(v) for v in sums] == [
+        loaded["redemptions"], loaded["reversed"], int(discount), issued
+    ]
