@@ -9,6 +9,9 @@
     python -m bench quote-http [bench/quote_http.py's options: POST /v1/orders/quote]
     python -m bench sync [bench/sync.py's options: offline sync batches, in process]
     python -m bench scan [bench/scan.py's options: the photo scan's decode rate]
+    python -m bench recommend [bench/recommend.py's options: the recommender's lift]
+    python -m bench analytics [bench/analytics.py's options: 1 M redemptions on PostgreSQL,
+        the analytics routes' times, redeem throughput with the rollups running and without]
 
 Exit status: 0 when every database check passed, 1 when one failed.
 """
@@ -41,7 +44,11 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="redeem",
-        choices=[*ROUTES, "all", "delivery", "service", "quote", "quote-http", "sync", "scan"],
+        choices=[
+            *ROUTES, "all", "delivery", "service", "quote", "quote-http", "sync", "scan",
+            "recommend",
+            "analytics",
+        ],
         help="the route to load (all: the four); delivery (bench/delivery.py), service "
         "(bench/redeem.py), quote (bench/quote.py) and quote-http (bench/quote_http.py) "
         "take their own options",
@@ -99,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench import scan
 
         return scan.main(argv[1:])
+    if argv[:1] == ["recommend"]:  # bench/recommend.py: ranking quality, time-based split
+        from bench import recommend
+
+        return recommend.main(argv[1:])
+    if argv[:1] == ["analytics"]:  # bench/analytics.py: the dashboard's queries at 1 M rows
+        from bench import analytics
+
+        return analytics.main(argv[1:])
     if argv[:1] == ["service"]:  # bench/redeem.py: the service loop against the raw loop
         from bench import redeem
 

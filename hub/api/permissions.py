@@ -19,9 +19,9 @@ Roles:
   acts for any one customer of its merchant (the backend has authenticated them), on the
   channels its key names: read campaigns (by id, or by the claim token of a shared
   link: only those with one of its channels) and claim from them, read one customer's
-  wallet, quote an order, hold coupons for an online order and confirm or release the
-  hold (reservations), offer a customer's coupon to a friend and accept or cancel such
-  offers. It never
+  wallet and the coupons to push to them next (recommendations), quote an order, hold
+  coupons for an online order and confirm or release the hold (reservations), offer a
+  customer's coupon to a friend and accept or cancel such offers. It never
   issues, voids or manages templates and campaigns, and never lists customers, coupons
   or redemptions in bulk. It redeems and reverses whole orders (several coupons, all or
   nothing) on its channels at a store it names.
@@ -55,6 +55,9 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/customers"): frozenset({"admin", "analyst"}),
     ("POST", "/v1/customers"): ADMIN,
     ("GET", "/v1/customers/{customer:str}/coupons"): frozenset({"admin", "analyst", "app"}),
+    ("GET", "/v1/customers/{customer:str}/recommendations"): frozenset(
+        {"admin", "analyst", "app"}
+    ),
     # templates and coupons
     ("GET", "/v1/templates"): READERS,
     ("POST", "/v1/templates"): ADMIN,
@@ -130,6 +133,15 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/conflicts"): READERS,
     ("GET", "/v1/conflicts/{conflict_id:str}"): READERS,
     ("POST", "/v1/conflicts/{conflict_id:str}/settle"): ADMIN,
+    # insight: orders reported with or without a coupon; analytics (a store key: its
+    # store; an analyst limited to stores: those)
+    ("POST", "/v1/sales"): TILL,
+    ("GET", "/v1/analytics/summary"): READERS,
+    ("GET", "/v1/analytics/series"): READERS,
+    ("GET", "/v1/analytics/breakdown"): READERS,
+    ("GET", "/v1/analytics/stores/league"): READERS,
+    ("GET", "/v1/analytics/funnel"): READERS,
+    ("GET", "/v1/analytics/expiring"): READERS,
 }
 
 
