@@ -21,7 +21,11 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 # properties of the whole, not of one package; a feature across the layers (reminders:
 # domain, service, delivery runtime, event, two worker processes)
-CROSS_CUTTING = {"security", "concurrency", "reminders"}
+# folders of one feature across the layers (domain, service, API, processes)
+CROSS_CUTTING = {
+    "security", "concurrency", "reminders", "analytics", "recommend", "synthetic", "exports",
+    "browser", "staff",
+}
 KINDS_WITH_A_FOLDER = ("pos", "erp", "crm")
 
 
