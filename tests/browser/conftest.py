@@ -46,7 +46,9 @@ from tests.conftest import THRESHOLD_SPEC, free_port, issue, make_merchant, make
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("HUB_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = (
-    os.environ.get("HUB_TEST_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    os.environ.get("HUB_TEST_CHROMEDRIVER")
+    or shutil.which("chromedriver")
+    or "/usr/bin/chromedriver"
 )
 WINDOW = (1280, 900)
 WAIT_SECONDS = 60  # a ceiling for slow machines, never a timing assertion
