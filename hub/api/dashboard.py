@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
-from litestar import Controller, MediaType, Request, Response, Router, get
-from litestar.static_files import create_static_files_router
+from litestar import Controller, MediaType, Request, Response, get
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import File
 
 from hub.api.openapi import ok
 from hub.api.permissions import allowed
@@ -202,13 +204,32 @@ def dashboard(request: Request[Any, Any, Any]) -> Response[str]:
     )
 
 
-def dashboard_assets_router() -> Router:
-    """The page's script, styles, translations and ECharts, from the package."""
-    return create_static_files_router(
-        path=ASSETS_PATH,
-        directories=[STATIC_DIR],
-        include_in_schema=False,
-        name="dashboard-assets",
+# The files the page may load: every file shipped in the folder, read once. A name that
+# is not one of them (a path outside it, a name too long for the file system) is a 404.
+ASSET_MEDIA_TYPES: Final[dict[str, str]] = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".md": "text/markdown; charset=utf-8",
+}
+ASSETS: Final[dict[str, Path]] = {
+    p.relative_to(STATIC_DIR).as_posix(): p for p in sorted(STATIC_DIR.rglob("*")) if p.is_file()
+}
+
+
+@get(f"{ASSETS_PATH}/{{name:path}}", include_in_schema=False, name="dashboard-assets")
+async def dashboard_asset(name: FromPath[str]) -> File:
+    """One of the page's files (its script, styles, translations, icon, ECharts and the
+    licenses), from the package."""
+    path = ASSETS.get(name.lstrip("/"))
+    if path is None:
+        raise NotFoundException("No such file of the dashboard.")
+    return File(
+        path=path,
+        filename=path.name,
+        content_disposition_type="inline",
+        media_type=ASSET_MEDIA_TYPES.get(path.suffix, "text/plain; charset=utf-8"),
+        headers={"Cache-Control": "no-cache"},  # revalidated (ETag): an upgrade shows at once
     )
 
 

@@ -53,6 +53,15 @@ def test_the_assets_come_from_the_package(client, path, media_type):
     assert r.headers["x-content-type-options"] == "nosniff"
 
 
+@pytest.mark.parametrize(
+    "name", ["nope.js", "../dashboard.py", "%2e%2e/dashboard.py", "echarts", "R" * 300, "a/" * 200]
+)
+def test_only_the_shipped_files_are_served(client, name):
+    r = client.get(f"/dashboard/assets/{name}")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
 def test_echarts_is_the_pinned_version_with_its_license():
     echarts = STATIC_DIR / "echarts"
     assert (echarts / "VERSION").read_text().strip() == ECHARTS_VERSION
