@@ -244,7 +244,7 @@
       });
     }
     if (may.expiring) {
-      requests.expiring = api("/v1/analytics/expiring", { days: 7, store: f.store, kind: f.kind });
+      requests.expiring = api("/v1/analytics/expiring", { days: 7, store: f.store, channel: f.channel, kind: f.kind });
     }
     if (may.alerts) { requests.alerts = api("/v1/alerts", { limit: LIST_LIMIT }); }
     if (may.conflicts) {
@@ -499,7 +499,7 @@
       series: [{
         id: "funnel", name: t("funnel"), type: "funnel", sort: "none", left: "10%", width: "80%",
         minSize: "10%", gap: 2,
-        label: { position: "inside", formatter: "{b}\n{c}" },
+        label: { position: "inside", formatter: "{b}: {c}" },
         data: steps.map(function (s) {
           return { name: t("step_" + s.step) + " " + fmtRate(s.rate_from_first), value: s.count };
         })
