@@ -150,3 +150,14 @@ def test_walkthrough_runs_as_written(served_demo: Path):
     assert '"code":"coupon_already_redeemed"' in out and "SH-001" in out
     assert '{"ret":0,"msg":"ok","req_id":"T02-000187"' in out  # 4. a vendor's own format
     assert '"discount_amt":"20.00"' in out
+
+
+def test_every_comment_of_the_readme_is_closed_and_opened():
+    """Each ``<!--`` has its ``-->`` after it and no ``-->`` stands alone: a note left
+    behind by an edit must not hide or show half a section."""
+    depth = 0
+    for number, line in enumerate(README.splitlines(), 1):
+        for token in re.findall(r"<!--|-->", line):
+            depth += 1 if token == "<!--" else -1
+            assert depth in (0, 1), f"README line {number}: unbalanced HTML comment"
+    assert depth == 0, "README ends inside an HTML comment"

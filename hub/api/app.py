@@ -37,6 +37,7 @@ def create_app(
     engine: Engine, settings: Settings | None = None, clock: Callable[[], datetime] = utcnow
 ) -> Litestar:
     from hub.api.alerts import AlertController
+    from hub.api.analytics import AnalyticsController
     from hub.api.audit import AuditController
     from hub.api.campaigns import CampaignController
     from hub.api.keys import KeyController
@@ -45,6 +46,7 @@ def create_app(
     from hub.api.pos import PosController
     from hub.api.quote import QuoteController
     from hub.api.reservations import ReservationController
+    from hub.api.sales import SalesController
     from hub.api.scan import ScanController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.sync import SyncController
@@ -79,6 +81,8 @@ def create_app(
             CouponTokenController,
             SyncController,
             ScanController,
+            SalesController,
+            AnalyticsController,
             assets_router(),
             dashboard,
             DashboardAccessController,

@@ -30,11 +30,13 @@ from hub.delivery.pipeline import MAX_BATCH, Pipeline, deliver_batch
 from hub.delivery.sweeper import sweep
 from hub.delivery.transport import DeliveryClient, delivery_client, http_transport
 from hub.services.reservations import expire_reservations
+from hub.services.rollup import consume as consume_rollups
 
 log = structlog.get_logger("hub.delivery")
 
 SWEEP_INTERVAL = 1.0
 RESERVATION_EXPIRY_INTERVAL = 5.0
+ANALYTICS_ROLLUP_INTERVAL = 1.0
 BROKER_WATCH_INTERVAL = 5.0
 
 
@@ -59,6 +61,8 @@ def _expire_reservations(engine: Engine, now: datetime) -> object:
 # every runtime's periodic jobs, in the order they run within a round
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("reservations.expiry", RESERVATION_EXPIRY_INTERVAL, _expire_reservations),
+    # analytics rollups from the outbox (hub/services/rollup.py): one consumer at a time
+    PeriodicJob("analytics.rollup", ANALYTICS_ROLLUP_INTERVAL, consume_rollups),
 ]
 
 
