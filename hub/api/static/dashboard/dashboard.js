@@ -385,7 +385,9 @@
     c.setOption({
       animation: false,
       tooltip: TOOLTIP,
-      legend: { top: 0 },
+      // issued and claimed come in campaign waves far above the daily redemptions: off
+      // at first, a click on the legend shows them
+      legend: { top: 0, selected: hiddenAtFirst() },
       grid: { left: 48, right: 24, top: 36, bottom: 32 },
       xAxis: { type: "category", data: points.map(function (p) { return p.period; }) },
       yAxis: { type: "value", minInterval: 1 },
@@ -396,6 +398,13 @@
         };
       })
     }, true);
+  }
+
+  function hiddenAtFirst() {
+    var off = {};
+    off[t("s_issued")] = false;
+    off[t("s_claimed")] = false;
+    return off;
   }
 
   function keyLabel(by, row) {
