@@ -62,8 +62,9 @@ ONLINE = tuple(c for c in CHANNELS if c != "pos")
 OFFLINE = ("pos",)
 READERS = ("admin", "store", "analyst")
 BREAKDOWNS = ("store", "channel", "online", "template", "kind")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TEMPLATE = re.compile(r"^tpl_[0-9A-HJKMNP-TV-Z]{26}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_STORE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_TEMPLATE = re.compile(r"tpl_[0-9A-HJKMNP-TV-Z]{26}")
 
 
 def _bad(field: str, message: str) -> Exception:
@@ -75,7 +76,7 @@ def _bad(field: str, message: str) -> Exception:
 def _day(field: str, raw: str | None) -> date | None:
     if raw is None:
         return None
-    if not _DATE.match(raw):
+    if not _DATE.fullmatch(raw):
         raise _bad(field, "a local date YYYY-MM-DD")
     try:
         return date.fromisoformat(raw)
@@ -149,6 +150,8 @@ def parse(
     scope = p.store_scope
     chosen: tuple[str, ...] | None = scope
     if store is not None:
+        if not _STORE.fullmatch(store):
+            raise _bad("store", "a store code")
         found = conn.execute(
             select(stores.c.code).where(
                 stores.c.merchant_id == p.merchant_id, stores.c.code == store
@@ -172,7 +175,7 @@ def parse(
     templates: tuple[str, ...] | None = None
     t = coupon_templates.c
     if template is not None:
-        if not _TEMPLATE.match(template):
+        if not _TEMPLATE.fullmatch(template):
             raise _bad("template", "a template id (tpl_…)")
         found = conn.execute(
             select(t.id).where(t.merchant_id == p.merchant_id, t.id == template)
