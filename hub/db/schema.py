@@ -626,6 +626,8 @@ analytics_customer_days = Table(
     Column("order_amount", BigInteger, nullable=False, default=0),
     Column("coupon_orders", BigInteger, nullable=False, default=0),
     Column("coupon_order_amount", BigInteger, nullable=False, default=0),
+    # the figures read a range of days of every customer
+    Index("ix_analytics_customer_days_day", "merchant_id", "day"),
 )
 
 # Expiry reminders (coupon.expiring): one row per coupon and reminder, made in the

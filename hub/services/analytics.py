@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, literal, select
+from sqlalchemy import Connection, Engine, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from hub.db.engine import read_conn
@@ -62,8 +62,9 @@ ONLINE = tuple(c for c in CHANNELS if c != "pos")
 OFFLINE = ("pos",)
 READERS = ("admin", "store", "analyst")
 BREAKDOWNS = ("store", "channel", "online", "template", "kind")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TEMPLATE = re.compile(r"^tpl_[0-9A-HJKMNP-TV-Z]{26}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_STORE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_TEMPLATE = re.compile(r"tpl_[0-9A-HJKMNP-TV-Z]{26}")
 
 
 def _bad(field: str, message: str) -> Exception:
@@ -75,7 +76,7 @@ def _bad(field: str, message: str) -> Exception:
 def _day(field: str, raw: str | None) -> date | None:
     if raw is None:
         return None
-    if not _DATE.match(raw):
+    if not _DATE.fullmatch(raw):
         raise _bad(field, "a local date YYYY-MM-DD")
     try:
         return date.fromisoformat(raw)
@@ -149,6 +150,8 @@ def parse(
     scope = p.store_scope
     chosen: tuple[str, ...] | None = scope
     if store is not None:
+        if not _STORE.fullmatch(store):
+            raise _bad("store", "a store code")
         found = conn.execute(
             select(stores.c.code).where(
                 stores.c.merchant_id == p.merchant_id, stores.c.code == store
@@ -172,7 +175,7 @@ def parse(
     templates: tuple[str, ...] | None = None
     t = coupon_templates.c
     if template is not None:
-        if not _TEMPLATE.match(template):
+        if not _TEMPLATE.fullmatch(template):
             raise _bad("template", "a template id (tpl_…)")
         found = conn.execute(
             select(t.id).where(t.merchant_id == p.merchant_id, t.id == template)
@@ -325,32 +328,36 @@ def _customer_figures(
         ).where(*where)
     ).one()
     avg_without = fig.average(int(row[1] or 0), int(row[0] or 0))
-    first = (
-        select(cd.customer_id, func.min(cd.day).label("d"))
-        .where(*where, cd.customer_id != NONE, cd.coupon_orders > 0)
-        .group_by(cd.customer_id)
-        .subquery()
+    # one range scan and a hash join, no probe per customer: the days from the range's
+    # start to repeat_days after its end, each customer's first redemption day in the
+    # range, and whether an order falls in the repeat_days after it
+    span = (
+        select(cd.customer_id, cd.day, cd.orders, cd.coupon_orders)
+        .where(
+            cd.merchant_id == p.merchant_id,
+            cd.day >= q.start,
+            cd.day <= q.end + timedelta(days=repeat_days),
+            cd.customer_id != NONE,
+        )
+        .cte("span")
     )
-    later = analytics_customer_days.alias("later")
-    lc = later.c
+    first = (
+        select(span.c.customer_id, func.min(span.c.day).label("d"))
+        .where(span.c.coupon_orders > 0, span.c.day <= q.end)
+        .group_by(span.c.customer_id)
+        .cte("first")
+    )
     if conn.dialect.name == "postgresql":
         horizon: Any = first.c.d + repeat_days
     else:
         horizon = func.date(first.c.d, f"+{repeat_days} days")
-    again = (
-        select(literal(1))
-        .where(
-            lc.merchant_id == p.merchant_id,
-            lc.customer_id == first.c.customer_id,
-            lc.day > first.c.d,
-            lc.day <= horizon,
-            lc.orders > 0,
-        )
-        .exists()
+    repeaters = (
+        select(func.count(func.distinct(span.c.customer_id)))
+        .select_from(span.join(first, first.c.customer_id == span.c.customer_id))
+        .where(span.c.day > first.c.d, span.c.day <= horizon, span.c.orders > 0)
+        .scalar_subquery()
     )
-    counts = conn.execute(
-        select(func.count(), func.sum(case((again, 1), else_=0))).select_from(first)
-    ).one()
+    counts = conn.execute(select(func.count(), repeaters).select_from(first)).one()
     return avg_without, fig.rate(int(counts[1] or 0), int(counts[0] or 0))
 
 

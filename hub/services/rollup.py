@@ -295,38 +295,49 @@ def _watermark(conn: Connection, now: datetime) -> int:
     return int(seq)
 
 
+def _ref(e: Any, key: str) -> str | None:
+    value = e.data.get(key) if isinstance(e.data, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def _apply_events(conn: Connection, events: list[Any]) -> None:
-    """Add what these events mean to the rollups (in this transaction)."""
+    """Add what these events mean to the rollups (in this transaction). An event whose
+    row is gone (or malformed) is logged and skipped: it must not stop the consumer."""
     wanted = [e for e in events if e.type in EVENTS]
     if not wanted:
         return
     tz = _timezones(conn)
     coupon_ids = {e.coupon_id for e in wanted if e.type in ("coupon.issued", "coupon.claimed")}
     red_ids = {
-        e.data["redemption_id"]
+        _ref(e, "redemption_id")
         for e in wanted
         if e.type in ("coupon.redeemed", "coupon.redemption_reversed")
     }
-    sale_ids = {e.data["sale_id"] for e in wanted if e.type == "sale.recorded"}
+    sale_ids = {_ref(e, "sale_id") for e in wanted if e.type == "sale.recorded"}
     cps = _coupons_by_id(conn, {i for i in coupon_ids if i})
-    reds = _redemptions_by_id(conn, red_ids)
-    sold = _sales_by_id(conn, sale_ids)
+    reds = _redemptions_by_id(conn, {i for i in red_ids if i})
+    sold = _sales_by_id(conn, {i for i in sale_ids if i})
     t = Tally()
     for e in wanted:
-        m, z = e.merchant_id, tz[e.merchant_id]
-        if e.type == "coupon.issued":
-            t.issued(m, z, cps[e.coupon_id], with_holder=e.data.get("customer") is not None)
-        elif e.type == "coupon.claimed":
+        m, z = e.merchant_id, tz.get(e.merchant_id)
+        coupon = cps.get(e.coupon_id or "")
+        red = reds.get(_ref(e, "redemption_id") or "")
+        sale = sold.get(_ref(e, "sale_id") or "")
+        if z is None or (coupon, red, sale) == (None, None, None):
+            log.warning("analytics.event_skipped", seq=e.seq, type=e.type)
+            continue
+        if e.type == "coupon.issued" and coupon is not None:
+            t.issued(m, z, coupon, with_holder=e.data.get("customer") is not None)
+        elif e.type == "coupon.claimed" and coupon is not None:
             if "campaign_id" not in e.data:  # a campaign's claim was counted at issue
-                t.claimed(m, z, cps[e.coupon_id], e.occurred_at)
-        elif e.type == "coupon.redeemed":
-            t.redeemed(m, z, reds[e.data["redemption_id"]])
-        elif e.type == "coupon.redemption_reversed":
-            t.redeemed(m, z, reds[e.data["redemption_id"]], sign=-1)
-        elif e.type == "sale.recorded":
-            s = sold[e.data["sale_id"]]
-            if not s.coupon_order:  # a coupon order is counted by its redemption
-                t.sale(m, z, s.occurred_at, s.customer_id, int(s.amount))
+                t.claimed(m, z, coupon, e.occurred_at)
+        elif e.type == "coupon.redeemed" and red is not None:
+            t.redeemed(m, z, red)
+        elif e.type == "coupon.redemption_reversed" and red is not None:
+            t.redeemed(m, z, red, sign=-1)
+        # a reported coupon order is counted by its redemption, not again
+        elif e.type == "sale.recorded" and sale is not None and not sale.coupon_order:
+            t.sale(m, z, sale.occurred_at, sale.customer_id, int(sale.amount))
     t.write(conn)
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from hub.db.engine import write_conn
 from hub.db.schema import analytics_applied, outbox_events
@@ -221,3 +221,23 @@ def test_the_runtime_runs_the_consumer(db: Engine, merchant: Merchant, clock: Cl
     tpl = make_template(db, merchant, clock.now)
     issue(db, merchant, tpl, clock.now, count=2)
     assert job.run(db, clock.now) == 3  # template.created and two coupon.issued
+
+
+def test_an_event_without_its_row_is_skipped_not_stuck(
+    db: Engine, merchant: Merchant, clock: Clock
+) -> None:
+    from hub.services import outbox
+
+    with write_conn(db) as conn:
+        outbox.insert_events(conn, [
+            outbox.event_row(type="coupon.redeemed", merchant_id=merchant.id,
+                             occurred_at=clock.now, recorded_at=clock.now,
+                             data={"redemption_id": "rdm_gone"}),
+            outbox.event_row(type="sale.recorded", merchant_id=merchant.id,
+                             occurred_at=clock.now, recorded_at=clock.now, data={}),
+        ])  # fmt: skip
+    assert rollup.consume(db, clock.now) == 2
+    with db.connect() as conn:
+        top = conn.execute(select(func.max(outbox_events.c.seq))).scalar()
+    assert rollup.progress(db)[0] == top
+    assert not any(rollups(db).values())

@@ -113,6 +113,9 @@ def upgrade() -> None:
         *_counts("orders", "order_amount", "coupon_orders", "coupon_order_amount"),
         sa.PrimaryKeyConstraint("merchant_id", "customer_id", "day"),
     )
+    op.create_index(
+        "ix_analytics_customer_days_day", "analytics_customer_days", ["merchant_id", "day"]
+    )
     op.create_table(
         "coupon_reminders",
         sa.Column("coupon_id", sa.String(length=40), nullable=False),
