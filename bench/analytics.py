@@ -272,7 +272,7 @@ def redeem_on_off(
     rounds: int, warmup: int = 200,
 ) -> list[RedeemRun]:  # fmt: skip
     per_run = warmup + redeems
-    _admin, _store, token, codes = setup_merchant(engine, per_run * 2 * rounds)
+    _admin, _store, token, codes = setup_merchant(engine, per_run * 2 * rounds + redeems)
     it = iter(codes)
     runs: list[RedeemRun] = []
     ctx = multiprocessing.get_context("spawn")
@@ -307,7 +307,48 @@ def redeem_on_off(
             print(f"  redeem, rollups {'on ' if on else 'off'}: {r.rate:7.0f}/s  "
                   f"p50 {p50:.1f} ms  p99 {p99:.1f} ms  CPU/redeem hub {r.hub_cpu_ms or 0:.2f} "
                   f"ms + db {r.db_cpu_ms or 0:.2f} ms  {r.statuses}", flush=True)
+        # the consumer's own cost: one more run with the job off leaves its events to
+        # apply; apply them here, in this process, and count the CPU it takes
+        os.environ["HUB_PERIODIC_JOBS_OFF"] = job
+        try:
+            with suite.hub_serve(db, workdir, None) as (_pid, port):
+                batch = [next(it) for _ in range(redeems)]
+                suite.drive(pool, port, suite.build_requests("redeem", token, batch, "left"),
+                            concurrency=concurrency)  # fmt: skip
+        finally:
+            os.environ.pop("HUB_PERIODIC_JOBS_OFF", None)
+    global CONSUMER
+    CONSUMER = consumer_cpu(db, engine)
     return runs
+
+
+CONSUMER: dict[str, float] = {}
+
+
+def consumer_cpu(db: suite.Db, engine: Engine) -> dict[str, float]:
+    """CPU (this process + the database's backends) the rollup consumer spends per event
+    on the events waiting now."""
+    from hub.services.rollup import consume
+
+    with engine.connect() as conn:
+        top = int(conn.execute(text("SELECT coalesce(max(seq), 0) FROM outbox_events")).scalar()
+                  or 0)  # fmt: skip
+        seen = int(conn.execute(text("SELECT coalesce(max(seq), 0) FROM analytics_progress")
+                                ).scalar() or 0)  # fmt: skip
+    events = max(top - seen, 0)
+    t0, w0 = time.process_time(), time.perf_counter()
+    with suite.Sampler(None, db.dbname) as sample:
+        while consume(engine, datetime.now(UTC), max_batches=1000):
+            pass
+    own_ms = (time.process_time() - t0) * 1000
+    db_ms = (sample.cpu_ms("db", 1) or 0.0)
+    out = {"events": float(events), "wall_s": time.perf_counter() - w0,
+           "cpu_ms_per_event": (own_ms + db_ms) / events if events else 0.0,
+           "own_ms_per_event": own_ms / events if events else 0.0,
+           "db_ms_per_event": db_ms / events if events else 0.0}  # fmt: skip
+    print(f"  rollup consumer: {events} events in {out['wall_s']:.1f} s, CPU per event "
+          f"{out['own_ms_per_event']:.3f} ms + db {out['db_ms_per_event']:.3f} ms", flush=True)
+    return out
 
 
 # --- the command ------------------------------------------------------------------------
@@ -434,10 +475,17 @@ def main(argv: list[str] | None = None) -> int:
                                                for r in runs if r.rollups is rollups)  # fmt: skip
 
                     cpu_ratio = cpu(False) / cpu(True) if cpu(True) else None
+                    per_event = CONSUMER.get("cpu_ms_per_event", 0.0)
+                    share = per_event / cpu(False) if cpu(False) else None
+                    print(f"the consumer's CPU per redeem event is {per_event:.3f} ms, "
+                          f"{(share or 0) * 100:.1f} % of a redeem's CPU without it "
+                          f"({cpu(False):.2f} ms): CPU-bound throughput with it "
+                          f"÷ without = {1 / (1 + (share or 0)):.3f}", flush=True)
                     report["redeem"] = {"job": job, "runs": [dataclasses.asdict(r) for r in runs],
                                         "on_rate": on, "off_rate": off, "ratio": ratio,
                                         "cpu_on_ms": cpu(True), "cpu_off_ms": cpu(False),
-                                        "cpu_ratio": cpu_ratio}  # fmt: skip
+                                        "cpu_ratio": cpu_ratio, "consumer": CONSUMER,
+                                        "consumer_share": share}  # fmt: skip
                     print(f"redeem with the rollups running: {on:.0f}/s, without: {off:.0f}/s, "
                           f"ratio {ratio:.3f} (goal ≥ {GOAL_RATIO}); CPU per redeem (hub + "
                           f"database) {cpu(True):.2f} ms on, {cpu(False):.2f} ms off: "
