@@ -263,6 +263,8 @@ class RedeemRun:
     p99_ms: float
     statuses: dict[str, int]
     caught_up: bool | None
+    hub_cpu_ms: float | None = None  # the hub's processes' CPU per redeem (the consumer's too)
+    db_cpu_ms: float | None = None  # the database backends' CPU per redeem
 
 
 def redeem_on_off(
@@ -270,7 +272,7 @@ def redeem_on_off(
     rounds: int, warmup: int = 200,
 ) -> list[RedeemRun]:  # fmt: skip
     per_run = warmup + redeems
-    _admin, _store, token, codes = setup_merchant(engine, per_run * 2 * rounds)
+    _admin, _store, token, codes = setup_merchant(engine, per_run * 2 * rounds + redeems)
     it = iter(codes)
     runs: list[RedeemRun] = []
     ctx = multiprocessing.get_context("spawn")
@@ -283,7 +285,7 @@ def redeem_on_off(
             else:
                 os.environ["HUB_PERIODIC_JOBS_OFF"] = job
             try:
-                with suite.hub_serve(db, workdir, None) as (_pid, port):
+                with suite.hub_serve(db, workdir, None) as (pid, port):
                     caught = _caught_up(engine) if on else None
                     warm = [next(it) for _ in range(warmup)]
                     suite.drive(pool, port, suite.build_requests("redeem", token, warm, f"w{i}"),
@@ -292,15 +294,61 @@ def redeem_on_off(
                         caught = _caught_up(engine) and bool(caught)
                     batch = [next(it) for _ in range(redeems)]
                     reqs = suite.build_requests("redeem", token, batch, f"r{i}")
-                    lat, st, elapsed = suite.drive(pool, port, reqs, concurrency=concurrency)
+                    with suite.Sampler(pid, db.dbname) as sample:
+                        lat, st, elapsed = suite.drive(pool, port, reqs, concurrency=concurrency)
             finally:
                 os.environ.pop("HUB_PERIODIC_JOBS_OFF", None)
             p50, p99 = suite._q(lat)
             runs.append(RedeemRun(on, len(lat), len(lat) / elapsed, p50, p99,
-                                  {str(k): v for k, v in sorted(st.items())}, caught))  # fmt: skip
-            print(f"  redeem, rollups {'on ' if on else 'off'}: {runs[-1].rate:7.0f}/s  "
-                  f"p50 {p50:.1f} ms  p99 {p99:.1f} ms  {runs[-1].statuses}", flush=True)
+                                  {str(k): v for k, v in sorted(st.items())}, caught,
+                                  sample.cpu_ms("hub", len(lat)),
+                                  sample.cpu_ms("db", len(lat))))  # fmt: skip
+            r = runs[-1]
+            print(f"  redeem, rollups {'on ' if on else 'off'}: {r.rate:7.0f}/s  "
+                  f"p50 {p50:.1f} ms  p99 {p99:.1f} ms  CPU/redeem hub {r.hub_cpu_ms or 0:.2f} "
+                  f"ms + db {r.db_cpu_ms or 0:.2f} ms  {r.statuses}", flush=True)
+        # the consumer's own cost: one more run with the job off leaves its events to
+        # apply; apply them here, in this process, and count the CPU it takes
+        os.environ["HUB_PERIODIC_JOBS_OFF"] = job
+        try:
+            with suite.hub_serve(db, workdir, None) as (_pid, port):
+                batch = [next(it) for _ in range(redeems)]
+                suite.drive(pool, port, suite.build_requests("redeem", token, batch, "left"),
+                            concurrency=concurrency)  # fmt: skip
+        finally:
+            os.environ.pop("HUB_PERIODIC_JOBS_OFF", None)
+    global CONSUMER
+    CONSUMER = consumer_cpu(db, engine)
     return runs
+
+
+CONSUMER: dict[str, float] = {}
+
+
+def consumer_cpu(db: suite.Db, engine: Engine) -> dict[str, float]:
+    """CPU (this process + the database's backends) the rollup consumer spends per event
+    on the events waiting now."""
+    from hub.services.rollup import consume
+
+    with engine.connect() as conn:
+        top = int(conn.execute(text("SELECT coalesce(max(seq), 0) FROM outbox_events")).scalar()
+                  or 0)  # fmt: skip
+        seen = int(conn.execute(text("SELECT coalesce(max(seq), 0) FROM analytics_progress")
+                                ).scalar() or 0)  # fmt: skip
+    events = max(top - seen, 0)
+    t0, w0 = time.process_time(), time.perf_counter()
+    with suite.Sampler(None, db.dbname) as sample:
+        while consume(engine, datetime.now(UTC), max_batches=1000):
+            pass
+    own_ms = (time.process_time() - t0) * 1000
+    db_ms = (sample.cpu_ms("db", 1) or 0.0)
+    out = {"events": float(events), "wall_s": time.perf_counter() - w0,
+           "cpu_ms_per_event": (own_ms + db_ms) / events if events else 0.0,
+           "own_ms_per_event": own_ms / events if events else 0.0,
+           "db_ms_per_event": db_ms / events if events else 0.0}  # fmt: skip
+    print(f"  rollup consumer: {events} events in {out['wall_s']:.1f} s, CPU per event "
+          f"{out['own_ms_per_event']:.3f} ms + db {out['db_ms_per_event']:.3f} ms", flush=True)
+    return out
 
 
 # --- the command ------------------------------------------------------------------------
@@ -357,6 +405,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2, help="off/on pairs of redeem runs")
     ap.add_argument("--skip-redeem", action="store_true", help="only the load and the routes")
+    ap.add_argument("--skip-routes", action="store_true", help="only the load and the redeems")
     ap.add_argument("--keep", action="store_true",
                     help="keep the database (its name is printed) for --reuse")  # fmt: skip
     ap.add_argument("--reuse", metavar="DBNAME",
@@ -396,14 +445,17 @@ def main(argv: list[str] | None = None) -> int:
                 token = keys.create_key(engine, loaded.merchant_id, "admin",
                                         datetime.now(UTC), name="bench").token  # fmt: skip
                 today = datetime.now(ZoneInfo(seed_inputs().tz.key)).date()
-                with suite.hub_serve(db, workdir, None) as (_pid, port):
-                    timings = time_routes(port, token, today, args.runs)
+                timings: list[RouteTiming] = []
+                if not args.skip_routes:
+                    with suite.hub_serve(db, workdir, None) as (_pid, port):
+                        timings = time_routes(port, token, today, args.runs)
                 report["routes"] = [dict(dataclasses.asdict(t), passed=t.passed)
                                     for t in timings]  # fmt: skip
-                worst = max(timings, key=lambda t: t.max_ms)
-                ok = all(t.passed for t in timings)
-                print(f"routes: {'all' if ok else 'NOT all'} ≤ {GOAL_MS:.0f} ms; slowest "
-                      f"{worst.route} ({worst.range}) max {worst.max_ms:.1f} ms", flush=True)
+                if timings:
+                    worst = max(timings, key=lambda t: t.max_ms)
+                    ok = all(t.passed for t in timings)
+                    print(f"routes: {'all' if ok else 'NOT all'} ≤ {GOAL_MS:.0f} ms; slowest "
+                          f"{worst.route} ({worst.range}) max {worst.max_ms:.1f} ms", flush=True)
                 job = rollup_job_name()
                 if args.skip_redeem:
                     pass
@@ -417,10 +469,28 @@ def main(argv: list[str] | None = None) -> int:
                     on = statistics.mean(r.rate for r in runs if r.rollups)
                     off = statistics.mean(r.rate for r in runs if not r.rollups)
                     ratio = on / off
+
+                    def cpu(rollups: bool) -> float:
+                        return statistics.mean((r.hub_cpu_ms or 0) + (r.db_cpu_ms or 0)
+                                               for r in runs if r.rollups is rollups)  # fmt: skip
+
+                    cpu_ratio = cpu(False) / cpu(True) if cpu(True) else None
+                    per_event = CONSUMER.get("cpu_ms_per_event", 0.0)
+                    share = per_event / cpu(False) if cpu(False) else None
+                    print(f"the consumer's CPU per redeem event is {per_event:.3f} ms, "
+                          f"{(share or 0) * 100:.1f} % of a redeem's CPU without it "
+                          f"({cpu(False):.2f} ms): CPU-bound throughput with it "
+                          f"÷ without = {1 / (1 + (share or 0)):.3f}", flush=True)
                     report["redeem"] = {"job": job, "runs": [dataclasses.asdict(r) for r in runs],
-                                        "on_rate": on, "off_rate": off, "ratio": ratio}
+                                        "on_rate": on, "off_rate": off, "ratio": ratio,
+                                        "cpu_on_ms": cpu(True), "cpu_off_ms": cpu(False),
+                                        "cpu_ratio": cpu_ratio, "consumer": CONSUMER,
+                                        "consumer_share": share}  # fmt: skip
                     print(f"redeem with the rollups running: {on:.0f}/s, without: {off:.0f}/s, "
-                          f"ratio {ratio:.3f} (goal ≥ {GOAL_RATIO})", flush=True)  # fmt: skip
+                          f"ratio {ratio:.3f} (goal ≥ {GOAL_RATIO}); CPU per redeem (hub + "
+                          f"database) {cpu(True):.2f} ms on, {cpu(False):.2f} ms off: "
+                          f"throughput the CPU allows, on ÷ off = "
+                          f"{cpu_ratio or 0:.3f}", flush=True)  # fmt: skip
                     ok = ok and ratio >= GOAL_RATIO
             finally:
                 engine.dispose()
