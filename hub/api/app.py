@@ -38,6 +38,7 @@ def create_app(
     from hub.api.alerts import AlertController
     from hub.api.audit import AuditController
     from hub.api.campaigns import CampaignController
+    from hub.api.exports import ExportController
     from hub.api.keys import KeyController
     from hub.api.offline import CouponTokenController, OfflineController
     from hub.api.orders import OrderController
@@ -78,6 +79,7 @@ def create_app(
             CouponTokenController,
             SyncController,
             ScanController,
+            ExportController,
             assets_router(),
         ],
         middleware=[

@@ -130,6 +130,10 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/conflicts"): READERS,
     ("GET", "/v1/conflicts/{conflict_id:str}"): READERS,
     ("POST", "/v1/conflicts/{conflict_id:str}/settle"): ADMIN,
+    # reconciliation exports (对账): store keys their own store, analysts their stores
+    ("GET", "/v1/exports/redemptions.csv"): READERS,
+    ("GET", "/v1/exports/redemptions.xlsx"): READERS,
+    ("GET", "/v1/exports/summary.csv"): READERS,
 }
 
 
