@@ -9,6 +9,7 @@
     python -m bench quote-http [bench/quote_http.py's options: POST /v1/orders/quote]
     python -m bench sync [bench/sync.py's options: offline sync batches, in process]
     python -m bench scan [bench/scan.py's options: the photo scan's decode rate]
+    python -m bench exports [--n 1000000 --db postgresql,sqlite]: export memory and speed
 
 Exit status: 0 when every database check passed, 1 when one failed.
 """
@@ -41,7 +42,10 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="redeem",
-        choices=[*ROUTES, "all", "delivery", "service", "quote", "quote-http", "sync", "scan"],
+        choices=[
+            *ROUTES, "all", "delivery", "service", "quote", "quote-http", "sync", "scan",
+            "exports",
+        ],
         help="the route to load (all: the four); delivery (bench/delivery.py), service "
         "(bench/redeem.py), quote (bench/quote.py) and quote-http (bench/quote_http.py) "
         "take their own options",
@@ -99,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import scan
 
         return scan.main(argv[1:])
+    if argv[:1] == ["exports"]:  # bench/exports.py: the reconciliation exports' memory
+        from bench import exports
+
+        return exports.main(argv[1:])
     if argv[:1] == ["service"]:  # bench/redeem.py: the service loop against the raw loop
         from bench import redeem
 

@@ -515,15 +515,19 @@ def write_xlsx(
 def _row_values(ex: Export, t: datetime, kind: int, row: Any) -> tuple[Any, ...]:
     """One row of the export (CSV and XLSX alike)."""
     tz = ex.tz
-    sign = -1 if kind == _REVERSED else 1
-    order_amount, discount = sign * row.order_amount, sign * row.discount
-    payable = order_amount - discount
+    reversal = kind == _REVERSED
+    amount, discount = (-row.order_amount, -row.discount) if reversal else (
+        row.order_amount, row.discount)  # fmt: skip
+    payable = amount - discount
     name, tkind = ex.templates.get(row.template_id, ("", ""))
     reversed_at = _reversed_by(row, ex.as_of)
+    local = _local(t, tz)
+    redeemed_local = _local(row.occurred_at, tz) if reversal else local
+    reversed_local = "" if reversed_at is None else local if reversal else _local(reversed_at, tz)
     return (
-        "reversal" if kind == _REVERSED else "redemption",
+        "reversal" if reversal else "redemption",
         row.id,
-        _local(t, tz),
+        local,
         iso(t),
         row.store_code,
         ex.store_names.get(row.store_code, ""),
@@ -533,8 +537,8 @@ def _row_values(ex: Export, t: datetime, kind: int, row: Any) -> tuple[Any, ...]
         tkind,
         row.code,
         row.order_id,
-        order_amount,
-        yuan(order_amount),
+        amount,
+        yuan(amount),
         discount,
         yuan(discount),
         payable,
@@ -543,8 +547,8 @@ def _row_values(ex: Export, t: datetime, kind: int, row: Any) -> tuple[Any, ...]
         row.order_redemption_id or "",
         row.api_key_id,
         ex.key_names.get(row.api_key_id, ""),
-        _local(row.occurred_at, tz),
-        _local(reversed_at, tz) if reversed_at is not None else "",
+        redeemed_local,
+        reversed_local,
         iso(row.recorded_at),
         (row.reversal_reason or "") if kind == _REVERSED else "",
     )
