@@ -2178,6 +2178,21 @@ def test_every_field_of_every_post_body_mutated(env: Env) -> None:
     assert not failures, "\n".join(failures)
 
 
+EXPORTS = ("/v1/exports/redemptions.csv", "/v1/exports/redemptions.xlsx", "/v1/exports/summary.csv")
+ODD_EXPORT_QUERIES = [
+    "from=%00",
+    "to=%00",
+    "from=2026-02-30",
+    "from=-2026-01-01",
+    "to=99999-01-01",
+    "store=%00",
+    "store=" + "S" * 3000,
+    "template=%00",
+    "from=&to=",
+    "from=2026-01-01&to=2025-01-01",
+    "from=0001-01-01",
+    "to=9999-12-31",
+]
 ODD_SEGMENTS = ["%00", "x%00y", "R" * 3000, "%FF%FE", "..%2F..", "%E2%80%AE", "%20", "😀"]
 ODD_QUERIES = {
     "/v1/redemptions": [
@@ -2196,13 +2211,7 @@ ODD_QUERIES = {
         "store=" + "S" * 3000,
     ],
     "/v1/customers": ["limit=0", "limit=x", "limit=1001", "after=%00", "after=" + "a" * 3000],
-    **{
-        path: ["from=%00", "to=%00", "from=2026-02-30", "from=-2026-01-01", "to=99999-01-01",
-               "store=%00", "store=" + "S" * 3000, "template=%00", "from=&to=",
-               "from=2026-01-01&to=2025-01-01", "from=0001-01-01", "to=9999-12-31"]
-        for path in ("/v1/exports/redemptions.csv", "/v1/exports/redemptions.xlsx",
-                     "/v1/exports/summary.csv")
-    },  # fmt: skip
+    **{path: ODD_EXPORT_QUERIES for path in EXPORTS},
 }
 
 

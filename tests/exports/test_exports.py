@@ -275,3 +275,20 @@ def test_a_redemption_and_its_reversal_made_through_the_api(client, merchant, db
     summary = parsed(client.get("/v1/exports/summary.csv", headers=merchant.auth()).content)
     assert summary[-1][3:6] == ["1", "1", "0"]  # redeemed, reversed, net
     assert summary[-1][10] == "1"  # one reversal made
+
+
+def test_a_failure_mid_stream_is_not_a_short_file_that_looks_whole(
+    data: Data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first chunk the status is sent; a later failure must abort the response
+    (the server closes the connection), not end it quietly. Litestar's own wrapper of a
+    sync iterator turns a ValueError into the end of the body: the exports do not use it."""
+    from hub.services import exports as svc
+
+    def broken(engine: Any, ex: Any) -> Any:
+        yield b"\xef\xbb\xbfrecord_type\r\n"
+        raise ValueError("the database went away")
+
+    monkeypatch.setattr(svc, "csv_chunks", broken)
+    with pytest.raises(Exception, match=r"database went away|after response started"):
+        data.get("/v1/exports/redemptions.csv", **RANGE)
