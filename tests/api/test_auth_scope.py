@@ -167,6 +167,10 @@ STORE_OPERATIONS = {
     ("POST", "/v1/redemptions/sync"),
     ("GET", "/v1/conflicts"),
     ("GET", "/v1/conflicts/{conflict_id:str}"),
+    # reconciliation exports of its own store
+    ("GET", "/v1/exports/redemptions.csv"),
+    ("GET", "/v1/exports/redemptions.xlsx"),
+    ("GET", "/v1/exports/summary.csv"),
 }
 # Paths whose parameter names public information (an event type), not a merchant's record.
 PUBLIC_PARAM_ROUTES = {"/v1/events/schemas/{event_type:str}"}
