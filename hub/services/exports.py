@@ -261,13 +261,18 @@ def _keyset(
     """(time, kind, id, row) of one kind, in (time, id) order, page by page."""
     r = redemptions
     at = r.c.occurred_at if kind == _REDEEMED else r.c.reversed_at
-    q = _base(ex, columns, joined).where(at >= ex.range.since, at < ex.range.until)
+    q = _base(ex, columns, joined).where(at < ex.range.until)
     if kind == _REVERSED:
         q = q.where(r.c.reversed_at.isnot(None), r.c.reversed_at <= ex.as_of)
     q = q.order_by(at, r.c.id).limit(PAGE)
     after: tuple[datetime, str] | None = None
     while True:
-        page_q = q if after is None else q.where(tuple_(at, r.c.id) > tuple_(*after))
+        # each page names one lower bound: SQLite, given both ``at >= since`` and the
+        # row value, started its index range at ``since`` on every page (quadratic)
+        if after is None:
+            page_q = q.where(at >= ex.range.since)
+        else:
+            page_q = q.where(at >= after[0], tuple_(at, r.c.id) > tuple_(*after))
         with read_conn(engine) as conn:
             page = conn.execute(page_q).all()
         for row in page:
