@@ -12,6 +12,7 @@
     python -m bench recommend [bench/recommend.py's options: the recommender's lift]
     python -m bench analytics [bench/analytics.py's options: 1 M redemptions on PostgreSQL,
         the analytics routes' times, redeem throughput with the rollups running and without]
+    python -m bench exports [--n 1000000 --db postgresql,sqlite]: export memory and speed
 
 Exit status: 0 when every database check passed, 1 when one failed.
 """
@@ -48,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
             *ROUTES, "all", "delivery", "service", "quote", "quote-http", "sync", "scan",
             "recommend",
             "analytics",
+            "exports",
         ],
         help="the route to load (all: the four); delivery (bench/delivery.py), service "
         "(bench/redeem.py), quote (bench/quote.py) and quote-http (bench/quote_http.py) "
@@ -114,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import analytics
 
         return analytics.main(argv[1:])
+    if argv[:1] == ["exports"]:  # bench/exports.py: the reconciliation exports' memory
+        from bench import exports
+
+        return exports.main(argv[1:])
     if argv[:1] == ["service"]:  # bench/redeem.py: the service loop against the raw loop
         from bench import redeem
 

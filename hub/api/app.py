@@ -40,6 +40,7 @@ def create_app(
     from hub.api.analytics import AnalyticsController
     from hub.api.audit import AuditController
     from hub.api.campaigns import CampaignController
+    from hub.api.exports import ExportController
     from hub.api.keys import KeyController
     from hub.api.offline import CouponTokenController, OfflineController
     from hub.api.orders import OrderController
@@ -85,6 +86,7 @@ def create_app(
             ScanController,
             SalesController,
             AnalyticsController,
+            ExportController,
             assets_router(),
             dashboard,
             DashboardAccessController,

@@ -145,6 +145,10 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/analytics/expiring"): READERS,
     # the dashboard (/dashboard): which of its panels the caller's key may read
     ("GET", "/v1/dashboard/access"): ALL,
+    # reconciliation exports (对账): store keys their own store, analysts their stores
+    ("GET", "/v1/exports/redemptions.csv"): READERS,
+    ("GET", "/v1/exports/redemptions.xlsx"): READERS,
+    ("GET", "/v1/exports/summary.csv"): READERS,
 }
 
 

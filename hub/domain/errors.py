@@ -89,6 +89,9 @@ ERROR_CODES: dict[str, str] = {
     "occurred_at_in_future": "occurred_at is later than now (beyond clock skew).",
     "occurred_at_too_old": "occurred_at is older than the offline window accepts.",
     "datetime_out_of_range": "A time is outside the UTC range of years 1 to 9999.",
+    # reports: local date ranges (exports)
+    "invalid_date_range": "The range's `from` date is after its `to` date.",
+    "date_range_too_long": "The date range has more days than the endpoint allows (exports: 366).",
     # reversal
     "redemption_not_found": "No redemption with this id for this merchant.",
     "redemption_already_reversed": "The redemption was reversed already.",

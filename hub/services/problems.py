@@ -67,6 +67,8 @@ HTTP_STATUS: dict[str, int] = {
     "occurred_at_in_future": 422,
     "occurred_at_too_old": 422,
     "datetime_out_of_range": 422,
+    "invalid_date_range": 422,
+    "date_range_too_long": 422,
     # reversal
     "redemption_not_found": 404,
     "redemption_already_reversed": 409,

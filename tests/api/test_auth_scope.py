@@ -169,6 +169,10 @@ STORE_OPERATIONS = {
     ("GET", "/v1/conflicts/{conflict_id:str}"),
     # the dashboard: which of its panels the key may read
     ("GET", "/v1/dashboard/access"),
+    # reconciliation exports of its own store
+    ("GET", "/v1/exports/redemptions.csv"),
+    ("GET", "/v1/exports/redemptions.xlsx"),
+    ("GET", "/v1/exports/summary.csv"),
 }
 # Paths whose parameter names public information (an event type), not a merchant's record.
 PUBLIC_PARAM_ROUTES = {"/v1/events/schemas/{event_type:str}"}

@@ -1720,6 +1720,36 @@ def key_expiring_after_the_last_utc_instant(env: Env) -> httpx.Response:
     return env.post("/v1/keys", {"role": "analyst", "expires_at": "9999-12-31T23:59:59-14:00"})
 
 
+@produces("datetime_out_of_range")
+def export_from_the_first_local_day(env: Env) -> httpx.Response:
+    # local midnight of 0001-01-01 in Shanghai is before the first UTC instant
+    return env.get("/v1/exports/redemptions.csv?from=0001-01-01&to=0001-01-02")
+
+
+@produces("invalid_request")
+def export_date_not_a_local_date(env: Env) -> httpx.Response:
+    r = env.get("/v1/exports/redemptions.csv?from=2026-11-01T00:00:00Z")
+    assert names_field(r.json(), "from"), r.json()
+    return r
+
+
+@produces("invalid_date_range")
+def export_from_after_to(env: Env) -> httpx.Response:
+    return env.get("/v1/exports/summary.csv?from=2026-11-02&to=2026-11-01")
+
+
+@produces("date_range_too_long")
+def export_of_367_days(env: Env) -> httpx.Response:
+    r = env.get("/v1/exports/redemptions.xlsx?from=2025-01-01&to=2026-01-02")
+    assert r.json()["max_days"] == 366
+    return r
+
+
+@produces("store_forbidden")
+def store_key_exporting_another_store(env: Env) -> httpx.Response:
+    return env.get("/v1/exports/redemptions.csv?store=SH-002", auth=env.store_auth("SH-001"))
+
+
 @produces("duplicate_json_key")
 def redeem_body_naming_the_code_twice(env: Env) -> httpx.Response:
     body = b'{"code": "A", "code": "B", "store": "SH-001", "order": {"id": "1", "amount": 1}}'
@@ -2190,6 +2220,21 @@ def test_every_field_of_every_post_body_mutated(env: Env) -> None:
     assert not failures, "\n".join(failures)
 
 
+EXPORTS = ("/v1/exports/redemptions.csv", "/v1/exports/redemptions.xlsx", "/v1/exports/summary.csv")
+ODD_EXPORT_QUERIES = [
+    "from=%00",
+    "to=%00",
+    "from=2026-02-30",
+    "from=-2026-01-01",
+    "to=99999-01-01",
+    "store=%00",
+    "store=" + "S" * 3000,
+    "template=%00",
+    "from=&to=",
+    "from=2026-01-01&to=2025-01-01",
+    "from=0001-01-01",
+    "to=9999-12-31",
+]
 ODD_SEGMENTS = ["%00", "x%00y", "R" * 3000, "%FF%FE", "..%2F..", "%E2%80%AE", "%20", "😀"]
 ODD_QUERIES = {
     "/v1/redemptions": [
@@ -2208,6 +2253,7 @@ ODD_QUERIES = {
         "store=" + "S" * 3000,
     ],
     "/v1/customers": ["limit=0", "limit=x", "limit=1001", "after=%00", "after=" + "a" * 3000],
+    **{path: ODD_EXPORT_QUERIES for path in EXPORTS},
 }
 
 
