@@ -48,7 +48,7 @@ from sqlalchemy import (
     update,
 )
 
-from hub.db.engine import write_conn
+from hub.db.engine import read_conn, write_conn
 from hub.db.schema import (
     analytics_applied,
     analytics_cohorts,
@@ -289,9 +289,11 @@ def _locked(conn: Connection) -> bool:
 def _watermark(conn: Connection, now: datetime) -> int:
     p = analytics_progress.c
     seq = conn.execute(select(p.seq).where(p.name == PROGRESS)).scalar()
-    if seq is None:
-        conn.execute(insert(analytics_progress).values(name=PROGRESS, seq=0, updated_at=now))
-        return 0
+    if seq is None:  # the first run: from the first event there is
+        first = conn.execute(select(func.min(outbox_events.c.seq))).scalar()
+        start = max(0, int(first) - 1) if first is not None else 0
+        conn.execute(insert(analytics_progress).values(name=PROGRESS, seq=start, updated_at=now))
+        return start
     return int(seq)
 
 
@@ -359,9 +361,21 @@ def _next_watermark(
     return mark
 
 
+def _anything_new(engine: Engine) -> bool:
+    o, p = outbox_events.c, analytics_progress.c
+    with read_conn(engine) as conn:
+        top = conn.execute(select(func.max(o.seq))).scalar()
+        mark = conn.execute(select(p.seq).where(p.name == PROGRESS)).scalar()
+        applied = conn.execute(select(func.count()).select_from(analytics_applied)).scalar()
+    return top is not None and (mark is None or int(top) > int(mark) or bool(applied))
+
+
 def consume_once(engine: Engine, now: datetime, batch: int = BATCH) -> int | None:
     """Apply the next batch of events in one transaction; the number applied, or None
-    when another consumer holds the lock."""
+    when another consumer holds the lock. With nothing new (a read, no write
+    transaction: SQLite's writer lock is not taken every second for nothing) 0."""
+    if not _anything_new(engine):
+        return 0
     with write_conn(engine) as conn:
         if not _locked(conn):
             return None
