@@ -13,6 +13,7 @@
     python -m bench analytics [bench/analytics.py's options: 1 M redemptions on PostgreSQL,
         the analytics routes' times, redeem throughput with the rollups running and without]
     python -m bench exports [--n 1000000 --db postgresql,sqlite]: export memory and speed
+    python -m bench reminders [--coupons 200000]: one expiry-reminders round
 
 Exit status: 0 when every database check passed, 1 when one failed.
 """
@@ -50,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
             "recommend",
             "analytics",
             "exports",
+            "reminders",
         ],
         help="the route to load (all: the four); delivery (bench/delivery.py), service "
         "(bench/redeem.py), quote (bench/quote.py) and quote-http (bench/quote_http.py) "
@@ -116,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import analytics
 
         return analytics.main(argv[1:])
+    if argv[:1] == ["reminders"]:  # bench/reminders.py: one reminders round, many coupons
+        from bench import reminders
+
+        return reminders.main(argv[1:])
     if argv[:1] == ["exports"]:  # bench/exports.py: the reconciliation exports' memory
         from bench import exports
 
