@@ -9,6 +9,11 @@
     python -m bench quote-http [bench/quote_http.py's options: POST /v1/orders/quote]
     python -m bench sync [bench/sync.py's options: offline sync batches, in process]
     python -m bench scan [bench/scan.py's options: the photo scan's decode rate]
+    python -m bench recommend [bench/recommend.py's options: the recommender's lift]
+    python -m bench analytics [bench/analytics.py's options: 1 M redemptions on PostgreSQL,
+        the analytics routes' times, redeem throughput with the rollups running and without]
+    python -m bench exports [--n 1000000 --db postgresql,sqlite]: export memory and speed
+    python -m bench reminders [--coupons 200000]: one expiry-reminders round
 
 Exit status: 0 when every database check passed, 1 when one failed.
 """
@@ -41,7 +46,13 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="redeem",
-        choices=[*ROUTES, "all", "delivery", "service", "quote", "quote-http", "sync", "scan"],
+        choices=[
+            *ROUTES, "all", "delivery", "service", "quote", "quote-http", "sync", "scan",
+            "recommend",
+            "analytics",
+            "exports",
+            "reminders",
+        ],
         help="the route to load (all: the four); delivery (bench/delivery.py), service "
         "(bench/redeem.py), quote (bench/quote.py) and quote-http (bench/quote_http.py) "
         "take their own options",
@@ -99,6 +110,22 @@ def main(argv: list[str] | None = None) -> int:
         from bench import scan
 
         return scan.main(argv[1:])
+    if argv[:1] == ["recommend"]:  # bench/recommend.py: ranking quality, time-based split
+        from bench import recommend
+
+        return recommend.main(argv[1:])
+    if argv[:1] == ["analytics"]:  # bench/analytics.py: the dashboard's queries at 1 M rows
+        from bench import analytics
+
+        return analytics.main(argv[1:])
+    if argv[:1] == ["reminders"]:  # bench/reminders.py: one reminders round, many coupons
+        from bench import reminders
+
+        return reminders.main(argv[1:])
+    if argv[:1] == ["exports"]:  # bench/exports.py: the reconciliation exports' memory
+        from bench import exports
+
+        return exports.main(argv[1:])
     if argv[:1] == ["service"]:  # bench/redeem.py: the service loop against the raw loop
         from bench import redeem
 

@@ -31,11 +31,11 @@ from tests.delivery.multiproc import pg_database
 CHUNK = 10_000
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(prog="python -m bench.reminders")
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench reminders")
     ap.add_argument("--coupons", type=int, default=200_000)
     ap.add_argument("--days", type=int, default=10, help="windows end over this many days")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     configure_logging()
     now = datetime.now(UTC)
     with pg_database("hub_bench_rem") as url:
@@ -100,6 +100,10 @@ def main() -> None:
     print(f"coupon_reminders rows {rows}, coupon.expiring events {events}")
     print("plan of one batch's read (after the first round):")
     print("\n".join("  " + line for line in plan))
+    ok = rows == events == sent + again
+    if not ok:
+        print("CHECK FAILED: reminders sent differ from the rows and events written")
+    return 0 if ok else 1
 
 
 def _explain(conn: Connection, params: dict[str, Any]) -> list[str]:
@@ -121,4 +125,4 @@ def _explain(conn: Connection, params: dict[str, Any]) -> list[str]:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -299,7 +299,7 @@ def _secret_key() -> str:
 # The server's own knobs that pass from the bench's environment to the `hub serve` it
 # starts (the hot path's driver included); the hub's other variables are the bench's.
 SERVER_KNOBS = ("HUB_DB_POOL_SIZE", "HUB_DB_MAX_OVERFLOW", "HUB_DB_POOL_TIMEOUT",
-                "HUB_DB_HOT_DRIVER")
+                "HUB_DB_HOT_DRIVER", "HUB_PERIODIC_JOBS_OFF")
 
 
 def server_env(environ: Mapping[str, str]) -> dict[str, str]:

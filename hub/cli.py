@@ -217,15 +217,20 @@ def migrate(db: str | None) -> None:
 @main.command()
 @db_option
 def seed(db: str | None) -> None:
-    """Load the demo data from seeds/ (into an empty database)."""
-    from hub.seeding import is_empty
+    """Load the demo data from seeds/ (into an empty database), with a few weeks of
+    history ending now (HUB_DEMO_HISTORY_DAYS days, default 42; 0: none)."""
+    from hub.seeding import history_days_from_env, is_empty, seed_history
     from hub.seeding import seed as do_seed
 
     engine = _engine(db, create=True)
     upgrade(engine)
     if not is_empty(engine):
         raise click.ClickException("the database already has data; seed only an empty one")
-    facts = do_seed(engine)
+    now = _now()
+    facts = do_seed(engine, now=now)
+    history = seed_history(engine, facts["merchant_id"], now, days=history_days_from_env())
+    if history:
+        facts["history"] = history
     click.echo(json.dumps(facts, ensure_ascii=False, indent=2))
 
 
@@ -572,6 +577,23 @@ def reminders_run_once(db: str | None) -> None:
     from hub.services.reminders import send_due_reminders
 
     click.echo(f"sent {send_due_reminders(_engine(db), _now())} reminders")
+
+
+@main.group()
+def analytics() -> None:
+    """Analytics rollups."""
+
+
+@analytics.command("rebuild")
+@db_option
+@click.option("--merchant", "merchant_id", default=None, help="Only this merchant (default: all).")
+def analytics_rebuild(db: str | None, merchant_id: str | None) -> None:
+    """Recompute the analytics rollups from coupons, redemptions and sales (after a bulk
+    load or a repair); the consumer then goes on from the events not yet counted."""
+    from hub.services.rollup import rebuild_rollups
+
+    mark = rebuild_rollups(_engine(db), merchant_id, _now())
+    click.echo(f"rebuilt analytics rollups (events up to seq {mark} counted)")
 
 
 def _admin(engine: Engine, merchant_id: str | None) -> Any:
@@ -1076,12 +1098,23 @@ def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any
     already has data gets its facts back from the demo file written when it was seeded
     (same merchant) and never new keys: a lost or moved demo file must not hand out
     fresh admin credentials on every restart."""
-    from hub.seeding import demo_codes, first_merchant, is_empty
+    from hub.seeding import (
+        demo_codes,
+        first_merchant,
+        history_days_from_env,
+        is_empty,
+        seed_history,
+    )
     from hub.seeding import seed as do_seed
 
     now = _now()
     if is_empty(engine):
         facts = do_seed(engine, now=now)
+        # a few weeks of history ending now (HUB_DEMO_HISTORY_DAYS; 0: none), so the
+        # dashboard and the recommendations show something at the first start
+        history = seed_history(engine, facts["merchant_id"], now, days=history_days_from_env())
+        if history:
+            facts["history"] = history
     else:
         merchant_id = first_merchant(engine)
         previous = _read_demo_file(demo_file)
@@ -1095,6 +1128,8 @@ def _demo_facts(engine: Engine, base_url: str, demo_file: Path) -> dict[str, Any
             k: previous.get(k)
             for k in ("merchant_id", "admin_key", "store_keys", "app_key", "campaign_ids")
         }
+        if isinstance(previous.get("history"), dict):
+            facts["history"] = previous["history"]
         facts["store_keys"] = facts["store_keys"] if isinstance(facts["store_keys"], dict) else {}
     facts["codes"] = demo_codes(engine, facts["merchant_id"], now)
     return {"base_url": base_url, **facts}
@@ -1365,7 +1400,8 @@ def serve(
         mode = "in-process delivery worker" if embedded or with_worker else "deliveries enqueued"
         procs = f"{workers} API processes, " if workers > 1 else ""
         click.echo(
-            f"Redemption Hub on {base_url}  (API docs: {base_url}/schema; {procs}{mode})",
+            f"Redemption Hub on {base_url}  (API docs: {base_url}/schema; dashboard: "
+            f"{base_url}/dashboard; {procs}{mode})",
             err=True,
         )
         stop = threading.Event()
@@ -1483,6 +1519,7 @@ def _print_banner(facts: dict[str, Any], demo_file: str) -> None:
         "",
         f"  Redemption Hub demo — {facts['base_url']}",
         f"  API docs (OpenAPI):  {facts['base_url']}/schema",
+        f"  dashboard:           {facts['base_url']}/dashboard  (sign in with a key below)",
         f"  admin key:           {facts['admin_key']}",
     ]
     for code, key in facts["store_keys"].items():
@@ -1493,6 +1530,12 @@ def _print_banner(facts: dict[str, Any], demo_file: str) -> None:
         lines.append(f"  campaign:            {campaign_id}")
     for kind, codes in facts["codes"].items():
         lines.append(f"  {kind:<10} codes:   {', '.join(codes[:3])}")
+    history = facts.get("history")
+    if isinstance(history, dict) and history.get("days"):
+        lines.append(
+            f"  history:             {history.get('days')} days, "
+            f"{history.get('redemptions')} redemptions, {history.get('sales')} sales"
+        )
     lines.append(f"  (the same as JSON in {demo_file}, readable by you only)")
     lines.append("")
     click.echo("\n".join(lines), err=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
@@ -14,6 +16,8 @@ from sqlalchemy import Engine, func, select
 from hub.db.schema import coupon_templates, coupons, merchants, stores
 from hub.services import campaigns, catalog, issuing, keys
 from hub.services.principal import Principal
+from hub.settings import env
+from hub.synthetic.history import Knobs, generate
 
 # Package data (the repository's seeds/, linked in as hub/seeds): found the same way in a
 # checkout, an editable install and an installed wheel.
@@ -172,3 +176,68 @@ def store_codes(engine: Engine, merchant_id: str) -> list[str]:
                 .order_by(stores.c.code)
             ).scalars()
         )
+
+
+# The demo's history (issue 14): a few weeks of realistic activity ending at the seeding,
+# so the dashboard and the recommendations have something real at the first start.
+HISTORY_DAYS = 42
+HISTORY_CUSTOMERS = 1500
+# a busier marketing calendar than the generator's default: a few thousand redemptions
+HISTORY_KNOBS = Knobs(push_rate=0.25)
+
+
+def history_days_from_env() -> int:
+    """``HUB_DEMO_HISTORY_DAYS`` (0: no history), default :data:`HISTORY_DAYS`."""
+    raw = (env("HUB_DEMO_HISTORY_DAYS") or "").strip()
+    if not raw:
+        return HISTORY_DAYS
+    try:
+        return max(0, min(int(raw), 3650))
+    except ValueError:
+        return HISTORY_DAYS
+
+
+def seed_history(
+    engine: Engine,
+    merchant_id: str,
+    now: datetime,
+    *,
+    days: int = HISTORY_DAYS,
+    customers: int = HISTORY_CUSTOMERS,
+    seed: int | None = None,
+    seeds: Path = SEEDS_DIR,
+) -> dict[str, Any]:
+    """Load ``days`` days of synthetic history (hub.synthetic) ending at ``now`` for the
+    seeded merchant: the seed's customers and more, coupons of the seed's templates
+    (their own codes: the seeded coupons, whose codes the demo prints, stay unused),
+    redemptions, reversals and sales; then rebuild the analytics rollups. No outbox
+    event is written for it. ``seed``: the generator's seed (default: a random one, so
+    no two demo databases share coupon codes). Returns the counts loaded."""
+    from hub.synthetic.load import holdings, load_history, template_ids
+    from hub.synthetic.seeds import seed_inputs
+
+    if days <= 0:
+        return {}
+    inp = seed_inputs(seeds)
+    history = generate(
+        secrets.randbits(63) if seed is None else seed,
+        customers=max(customers, len(inp.known)),
+        days=days,
+        end=now,
+        stores=inp.stores,
+        templates=inp.templates,
+        products=inp.products,
+        tz=inp.tz,
+        known=inp.known,
+        held=holdings(engine, merchant_id),
+        knobs=HISTORY_KNOBS,
+    )
+    loaded = load_history(
+        engine,
+        merchant_id,
+        history,
+        templates=template_ids(engine, merchant_id),
+        template_rules=inp.templates,
+        now=now,
+    )
+    return {"days": days, "lagging_stores": list(history.lagging), **asdict(loaded)}

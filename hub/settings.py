@@ -102,6 +102,18 @@ VARIABLES: tuple[Variable, ...] = (
         "120",
         "Seconds a claimed delivery may run before it is retried (read at start-up).",
     ),
+    # background work and the demo
+    Variable(
+        "HUB_PERIODIC_JOBS_OFF",
+        "(none)",
+        "Comma-separated names of periodic jobs this process does not run (e.g. "
+        "`analytics.rollup`).",
+    ),
+    Variable(
+        "HUB_DEMO_HISTORY_DAYS",
+        "42",
+        "Days of synthetic history the demo loads into an empty database (0: none).",
+    ),
     # logs
     Variable("HUB_LOG_LEVEL", "`INFO`", "The log level (`DEBUG`, `INFO`, `WARNING`, …)."),
     Variable("HUB_LOG_JSON", "(none)", "`1`: log JSON lines instead of key=value text."),

@@ -20,9 +20,12 @@ from hub.testing import ConnectorContract
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 # properties of the whole, not of one package; a feature across the layers (reminders:
-# domain, service, delivery runtime, event, two worker processes; staff: domain, services,
-# auth, API, CLI)
-CROSS_CUTTING = {"security", "concurrency", "reminders", "staff"}
+# domain, service, delivery runtime, event, two worker processes)
+# folders of one feature across the layers (domain, service, API, processes)
+CROSS_CUTTING = {
+    "security", "concurrency", "reminders", "analytics", "recommend", "synthetic", "exports",
+    "browser", "staff",
+}
 KINDS_WITH_A_FOLDER = ("pos", "erp", "crm")
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from hub.api.auth import ApiKeyMiddleware
 from hub.api.catalog import CatalogController
 from hub.api.coupons import CouponController
+from hub.api.dashboard import DashboardAccessController, dashboard, dashboard_asset
 from hub.api.errors import EXCEPTION_HANDLERS
 from hub.api.events import EventsController
 from hub.api.hardening import (
@@ -36,14 +37,18 @@ def create_app(
     engine: Engine, settings: Settings | None = None, clock: Callable[[], datetime] = utcnow
 ) -> Litestar:
     from hub.api.alerts import AlertController
+    from hub.api.analytics import AnalyticsController
     from hub.api.audit import AuditController
     from hub.api.campaigns import CampaignController
+    from hub.api.exports import ExportController
     from hub.api.keys import KeyController
     from hub.api.offline import CouponTokenController, OfflineController
     from hub.api.orders import OrderController
     from hub.api.pos import PosController
     from hub.api.quote import QuoteController
+    from hub.api.recommendations import RecommendationController
     from hub.api.reservations import ReservationController
+    from hub.api.sales import SalesController
     from hub.api.scan import ScanController
     from hub.api.staff import StaffController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
@@ -71,6 +76,7 @@ def create_app(
             AlertController,
             CampaignController,
             WalletController,
+            RecommendationController,
             QuoteController,
             TransferController,
             ReservationController,
@@ -80,7 +86,13 @@ def create_app(
             SyncController,
             ScanController,
             StaffController,
+            SalesController,
+            AnalyticsController,
+            ExportController,
             assets_router(),
+            dashboard,
+            DashboardAccessController,
+            dashboard_asset,
         ],
         middleware=[
             HardeningMiddleware,

@@ -20,9 +20,9 @@ Roles:
   acts for any one customer of its merchant (the backend has authenticated them), on the
   channels its key names: read campaigns (by id, or by the claim token of a shared
   link: only those with one of its channels) and claim from them, read one customer's
-  wallet, quote an order, hold coupons for an online order and confirm or release the
-  hold (reservations), offer a customer's coupon to a friend and accept or cancel such
-  offers. It never
+  wallet and the coupons to push to them next (recommendations), quote an order, hold
+  coupons for an online order and confirm or release the hold (reservations), offer a
+  customer's coupon to a friend and accept or cancel such offers. It never
   issues, voids or manages templates and campaigns, and never lists customers, coupons
   or redemptions in bulk. It redeems and reverses whole orders (several coupons, all or
   nothing) on its channels at a store it names.
@@ -43,8 +43,9 @@ READERS: Final = frozenset({"admin", "store", "analyst"})
 INTEGRATION: Final = frozenset({"admin", "integrator"})
 OVERSIGHT: Final = frozenset({"admin", "integrator", "analyst"})
 
-# Paths served without a key (health, metrics, the OpenAPI document).
-PUBLIC_PREFIXES: Final = ("/health", "/ready", "/metrics", "/schema")
+# Paths served without a key (health, metrics, the OpenAPI document, the dashboard page
+# and its assets: they hold no data; the page calls the API with the key signed in with).
+PUBLIC_PREFIXES: Final = ("/health", "/ready", "/metrics", "/schema", "/dashboard")
 # Operations that take no key (their handlers say ``opt={"exclude_from_auth": True}``):
 # a staff sign-in, where the single-use code is the credential (the guessing guard counts
 # wrong codes per client address). In the table below with every role: a key sent along
@@ -61,6 +62,9 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/customers"): frozenset({"admin", "analyst"}),
     ("POST", "/v1/customers"): ADMIN,
     ("GET", "/v1/customers/{customer:str}/coupons"): frozenset({"admin", "analyst", "app"}),
+    ("GET", "/v1/customers/{customer:str}/recommendations"): frozenset(
+        {"admin", "analyst", "app"}
+    ),
     # templates and coupons
     ("GET", "/v1/templates"): READERS,
     ("POST", "/v1/templates"): ADMIN,
@@ -148,6 +152,21 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     # the caller's own staff session (an API key has none: 404 not_found)
     ("GET", "/v1/staff/me"): TILL,
     ("DELETE", "/v1/staff/sessions/current"): TILL,
+    # insight: orders reported with or without a coupon; analytics (a store key: its
+    # store; an analyst limited to stores: those)
+    ("POST", "/v1/sales"): TILL,
+    ("GET", "/v1/analytics/summary"): READERS,
+    ("GET", "/v1/analytics/series"): READERS,
+    ("GET", "/v1/analytics/breakdown"): READERS,
+    ("GET", "/v1/analytics/stores/league"): READERS,
+    ("GET", "/v1/analytics/funnel"): READERS,
+    ("GET", "/v1/analytics/expiring"): READERS,
+    # the dashboard (/dashboard): which of its panels the caller's key may read
+    ("GET", "/v1/dashboard/access"): ALL,
+    # reconciliation exports (对账): store keys their own store, analysts their stores
+    ("GET", "/v1/exports/redemptions.csv"): READERS,
+    ("GET", "/v1/exports/redemptions.xlsx"): READERS,
+    ("GET", "/v1/exports/summary.csv"): READERS,
 }
 
 

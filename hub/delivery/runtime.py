@@ -13,7 +13,7 @@ reservations, :func:`hub.services.reservations.expire_reservations`, every
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,11 +31,14 @@ from hub.delivery.sweeper import sweep
 from hub.delivery.transport import DeliveryClient, delivery_client, http_transport
 from hub.services.reminders import REMINDER_INTERVAL, send_due_reminders
 from hub.services.reservations import expire_reservations
+from hub.services.rollup import consume as consume_rollups
+from hub.settings import env
 
 log = structlog.get_logger("hub.delivery")
 
 SWEEP_INTERVAL = 1.0
 RESERVATION_EXPIRY_INTERVAL = 5.0
+ANALYTICS_ROLLUP_INTERVAL = 1.0
 BROKER_WATCH_INTERVAL = 5.0
 
 
@@ -66,7 +69,20 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("reservations.expiry", RESERVATION_EXPIRY_INTERVAL, _expire_reservations),
     # expiry reminders (coupon.expiring), hub.services.reminders
     PeriodicJob("reminders.expiring", REMINDER_INTERVAL, _send_reminders),
+    # analytics rollups from the outbox (hub/services/rollup.py): one consumer at a time
+    PeriodicJob("analytics.rollup", ANALYTICS_ROLLUP_INTERVAL, consume_rollups),
 ]
+
+
+# Periodic jobs this process leaves out, by name, comma-separated (an operator's switch,
+# and the benchmark's: redeem throughput with the analytics rollups running and without)
+JOBS_OFF_ENV = "HUB_PERIODIC_JOBS_OFF"
+
+
+def jobs_off(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The job names :data:`JOBS_OFF_ENV` turns off."""
+    raw = env(JOBS_OFF_ENV, environ) or ""
+    return frozenset(n.strip() for n in raw.split(",") if n.strip())
 
 
 def _utcnow() -> datetime:
@@ -201,10 +217,11 @@ class Runtime:
 
     def _sweep_loop(self) -> None:
         n = 0
+        off = jobs_off()
         while not self._stop.wait(SWEEP_INTERVAL):
             n += 1
             for job in PERIODIC_JOBS:
-                if n % max(1, round(job.every / SWEEP_INTERVAL)):
+                if job.name in off or n % max(1, round(job.every / SWEEP_INTERVAL)):
                     continue
                 try:
                     self.run_periodic_once(job)

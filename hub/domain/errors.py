@@ -87,10 +87,14 @@ ERROR_CODES: dict[str, str] = {
     "order_amount_mismatch": "order.amount differs from the sum of order.lines.",
     "exchange_item_missing": "The order lacks the SKU the exchange coupon gives.",
     "store_not_found": "No store with this code for this merchant.",
+    "sale_conflict": "The order id was reported already (POST /v1/sales) with other content.",
     "store_required": "An admin key must name the store.",
     "occurred_at_in_future": "occurred_at is later than now (beyond clock skew).",
     "occurred_at_too_old": "occurred_at is older than the offline window accepts.",
     "datetime_out_of_range": "A time is outside the UTC range of years 1 to 9999.",
+    # reports: local date ranges (exports)
+    "invalid_date_range": "The range's `from` date is after its `to` date.",
+    "date_range_too_long": "The date range has more days than the endpoint allows (exports: 366).",
     # reversal
     "redemption_not_found": "No redemption with this id for this merchant.",
     "redemption_already_reversed": "The redemption was reversed already.",

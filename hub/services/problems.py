@@ -65,10 +65,13 @@ HTTP_STATUS: dict[str, int] = {
     "order_amount_mismatch": 422,
     "exchange_item_missing": 422,
     "store_not_found": 422,
+    "sale_conflict": 409,
     "store_required": 422,
     "occurred_at_in_future": 422,
     "occurred_at_too_old": 422,
     "datetime_out_of_range": 422,
+    "invalid_date_range": 422,
+    "date_range_too_long": 422,
     # reversal
     "redemption_not_found": 404,
     "redemption_already_reversed": 409,

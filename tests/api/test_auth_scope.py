@@ -175,6 +175,12 @@ STORE_OPERATIONS = {
     ("POST", "/v1/staff/{staff_id:str}/sign-in-codes"),
     ("GET", "/v1/staff/me"),
     ("DELETE", "/v1/staff/sessions/current"),
+    # the dashboard: which of its panels the key may read
+    ("GET", "/v1/dashboard/access"),
+    # reconciliation exports of its own store
+    ("GET", "/v1/exports/redemptions.csv"),
+    ("GET", "/v1/exports/redemptions.xlsx"),
+    ("GET", "/v1/exports/summary.csv"),
 }
 # A staff session's own routes: a store key has no session there (404 not_found).
 SESSION_ONLY = {("GET", "/v1/staff/me"), ("DELETE", "/v1/staff/sessions/current")}

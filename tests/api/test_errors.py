@@ -848,6 +848,17 @@ def admin_names_an_unknown_store(env: Env) -> httpx.Response:
     return r
 
 
+@produces("sale_conflict")
+def an_order_reported_again_with_another_amount(env: Env) -> httpx.Response:
+    sale = {"order_id": "S-1", "store": "SH-001", "channel": "pos", "amount": 5600,
+            "occurred_at": "2026-11-25T08:00:00Z"}  # fmt: skip
+    r = env.client.post("/v1/sales", json={"orders": [sale]}, headers=env.admin)
+    assert r.status_code == 200, r.text
+    return env.client.post(
+        "/v1/sales", json={"orders": [{**sale, "amount": 5700}]}, headers=env.admin
+    )
+
+
 @produces("store_required")
 def admin_names_no_store(env: Env) -> httpx.Response:
     return env.redeem(env.coupon(), store=None)
@@ -912,6 +923,18 @@ def store_key_quotes_at_another_store(env: Env) -> httpx.Response:
 @produces("not_found")
 def quote_for_an_unknown_customer(env: Env) -> httpx.Response:
     return quote(env, customer="NOBODY")
+
+
+@produces("not_found")
+def recommendations_for_an_unknown_customer(env: Env) -> httpx.Response:
+    return env.get("/v1/customers/NOBODY/recommendations")
+
+
+@produces("invalid_request")
+def recommendations_limit_out_of_range(env: Env) -> httpx.Response:
+    r = env.get("/v1/customers/M0001/recommendations", params={"limit": 51})
+    assert names_field(r.json(), "limit"), r.text
+    return r
 
 
 @produces("invalid_request")
@@ -1758,6 +1781,36 @@ def key_expiring_after_the_last_utc_instant(env: Env) -> httpx.Response:
     return env.post("/v1/keys", {"role": "analyst", "expires_at": "9999-12-31T23:59:59-14:00"})
 
 
+@produces("datetime_out_of_range")
+def export_from_the_first_local_day(env: Env) -> httpx.Response:
+    # local midnight of 0001-01-01 in Shanghai is before the first UTC instant
+    return env.get("/v1/exports/redemptions.csv?from=0001-01-01&to=0001-01-02")
+
+
+@produces("invalid_request")
+def export_date_not_a_local_date(env: Env) -> httpx.Response:
+    r = env.get("/v1/exports/redemptions.csv?from=2026-11-01T00:00:00Z")
+    assert names_field(r.json(), "from"), r.json()
+    return r
+
+
+@produces("invalid_date_range")
+def export_from_after_to(env: Env) -> httpx.Response:
+    return env.get("/v1/exports/summary.csv?from=2026-11-02&to=2026-11-01")
+
+
+@produces("date_range_too_long")
+def export_of_367_days(env: Env) -> httpx.Response:
+    r = env.get("/v1/exports/redemptions.xlsx?from=2025-01-01&to=2026-01-02")
+    assert r.json()["max_days"] == 366
+    return r
+
+
+@produces("store_forbidden")
+def store_key_exporting_another_store(env: Env) -> httpx.Response:
+    return env.get("/v1/exports/redemptions.csv?store=SH-002", auth=env.store_auth("SH-001"))
+
+
 @produces("duplicate_json_key")
 def redeem_body_naming_the_code_twice(env: Env) -> httpx.Response:
     body = b'{"code": "A", "code": "B", "store": "SH-001", "order": {"id": "1", "amount": 1}}'
@@ -2203,6 +2256,9 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/staff/{staff_id:str}/disable": [],
         "/v1/staff/{staff_id:str}/enable": [],
         "/v1/staff/sessions": [{"code": sign_in_code}],
+        "/v1/sales": [{"orders": [{"order_id": "S-F1", "store": "SH-001", "channel": "pos",
+                                   "customer": "M0001", "amount": 5600,
+                                   "occurred_at": iso(env.clock.now)}]}],
     }
     return params, bodies
 
@@ -2232,6 +2288,21 @@ def test_every_field_of_every_post_body_mutated(env: Env) -> None:
     assert not failures, "\n".join(failures)
 
 
+EXPORTS = ("/v1/exports/redemptions.csv", "/v1/exports/redemptions.xlsx", "/v1/exports/summary.csv")
+ODD_EXPORT_QUERIES = [
+    "from=%00",
+    "to=%00",
+    "from=2026-02-30",
+    "from=-2026-01-01",
+    "to=99999-01-01",
+    "store=%00",
+    "store=" + "S" * 3000,
+    "template=%00",
+    "from=&to=",
+    "from=2026-01-01&to=2025-01-01",
+    "from=0001-01-01",
+    "to=9999-12-31",
+]
 ODD_SEGMENTS = ["%00", "x%00y", "R" * 3000, "%FF%FE", "..%2F..", "%E2%80%AE", "%20", "😀"]
 ODD_QUERIES = {
     "/v1/redemptions": [
@@ -2250,6 +2321,7 @@ ODD_QUERIES = {
         "store=" + "S" * 3000,
     ],
     "/v1/customers": ["limit=0", "limit=x", "limit=1001", "after=%00", "after=" + "a" * 3000],
+    **{path: ODD_EXPORT_QUERIES for path in EXPORTS},
 }
 
 
