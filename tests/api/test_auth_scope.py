@@ -177,6 +177,14 @@ STORE_OPERATIONS = {
     ("DELETE", "/v1/staff/sessions/current"),
     # the dashboard: which of its panels the key may read
     ("GET", "/v1/dashboard/access"),
+    # orders reported at its store and the analytics of its store
+    ("POST", "/v1/sales"),
+    ("GET", "/v1/analytics/summary"),
+    ("GET", "/v1/analytics/series"),
+    ("GET", "/v1/analytics/breakdown"),
+    ("GET", "/v1/analytics/stores/league"),
+    ("GET", "/v1/analytics/funnel"),
+    ("GET", "/v1/analytics/expiring"),
     # reconciliation exports of its own store
     ("GET", "/v1/exports/redemptions.csv"),
     ("GET", "/v1/exports/redemptions.xlsx"),

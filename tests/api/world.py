@@ -134,7 +134,8 @@ class World:
         if route.endswith("/release") and params is None:
             values = {**values, "reservation_id": self.releasable}
         path = fill(route, values)
-        return self.client.request(method, path, json=body, headers=headers)
+        query = QUERIES.get((method, route))
+        return self.client.request(method, path, json=body, headers=headers, params=query)
 
     def coupon_status(self, code: str) -> str:
         with self.db.connect() as conn:
@@ -168,8 +169,15 @@ class World:
 
 
 POS_ROUTE = "/v1/pos/{connector:str}/{operation:str}"
+# the query parameters an operation requires (its valid call)
+QUERIES: dict[tuple[str, str], dict[str, str]] = {
+    ("GET", "/v1/analytics/breakdown"): {"by": "store"},
+}
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/keys"): {"role": "analyst", "name": "matrix", "stores": ["SH-001"]},
+    ("POST", "/v1/sales"): {"orders": [{"order_id": "W-SALE-1", "store": "SH-001",
+                                          "channel": "pos", "amount": 5600,
+                                          "occurred_at": "2026-11-25T08:00:00Z"}]},
     ("POST", "/v1/redemptions"): {"store": "SH-001", "order": order()},
     ("POST", "/v1/redemptions/{redemption_id:str}/reversal"): {"reason": "refund"},
     ("POST", "/v1/coupons/{code:str}/claim"): {"customer": "M0001"},
