@@ -1277,7 +1277,8 @@ def serve(
         mode = "in-process delivery worker" if embedded or with_worker else "deliveries enqueued"
         procs = f"{workers} API processes, " if workers > 1 else ""
         click.echo(
-            f"Redemption Hub on {base_url}  (API docs: {base_url}/schema; {procs}{mode})",
+            f"Redemption Hub on {base_url}  (API docs: {base_url}/schema; dashboard: "
+            f"{base_url}/dashboard; {procs}{mode})",
             err=True,
         )
         stop = threading.Event()
@@ -1395,6 +1396,7 @@ def _print_banner(facts: dict[str, Any], demo_file: str) -> None:
         "",
         f"  Redemption Hub demo — {facts['base_url']}",
         f"  API docs (OpenAPI):  {facts['base_url']}/schema",
+        f"  dashboard:           {facts['base_url']}/dashboard  (sign in with a key below)",
         f"  admin key:           {facts['admin_key']}",
     ]
     for code, key in facts["store_keys"].items():

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from hub.api.auth import ApiKeyMiddleware
 from hub.api.catalog import CatalogController
 from hub.api.coupons import CouponController
+from hub.api.dashboard import DashboardAccessController, dashboard, dashboard_asset
 from hub.api.errors import EXCEPTION_HANDLERS
 from hub.api.events import EventsController
 from hub.api.hardening import (
@@ -79,6 +80,9 @@ def create_app(
             SyncController,
             ScanController,
             assets_router(),
+            dashboard,
+            DashboardAccessController,
+            dashboard_asset,
         ],
         middleware=[
             HardeningMiddleware,

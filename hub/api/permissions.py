@@ -42,8 +42,9 @@ READERS: Final = frozenset({"admin", "store", "analyst"})
 INTEGRATION: Final = frozenset({"admin", "integrator"})
 OVERSIGHT: Final = frozenset({"admin", "integrator", "analyst"})
 
-# Paths served without a key (health, metrics, the OpenAPI document).
-PUBLIC_PREFIXES: Final = ("/health", "/ready", "/metrics", "/schema")
+# Paths served without a key (health, metrics, the OpenAPI document, the dashboard page
+# and its assets: they hold no data; the page calls the API with the key signed in with).
+PUBLIC_PREFIXES: Final = ("/health", "/ready", "/metrics", "/schema", "/dashboard")
 
 PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     # the caller's own merchant and catalogue
@@ -130,6 +131,8 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/conflicts"): READERS,
     ("GET", "/v1/conflicts/{conflict_id:str}"): READERS,
     ("POST", "/v1/conflicts/{conflict_id:str}/settle"): ADMIN,
+    # the dashboard (/dashboard): which of its panels the caller's key may read
+    ("GET", "/v1/dashboard/access"): ALL,
 }
 
 

@@ -167,6 +167,8 @@ STORE_OPERATIONS = {
     ("POST", "/v1/redemptions/sync"),
     ("GET", "/v1/conflicts"),
     ("GET", "/v1/conflicts/{conflict_id:str}"),
+    # the dashboard: which of its panels the key may read
+    ("GET", "/v1/dashboard/access"),
 }
 # Paths whose parameter names public information (an event type), not a merchant's record.
 PUBLIC_PARAM_ROUTES = {"/v1/events/schemas/{event_type:str}"}
