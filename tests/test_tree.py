@@ -21,7 +21,7 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 # properties of the whole, not of one package; a feature across the layers (reminders:
 # domain, service, delivery runtime, event, two worker processes)
-CROSS_CUTTING = {"security", "concurrency", "reminders"}
+CROSS_CUTTING = {"security", "concurrency", "reminders", "browser"}
 KINDS_WITH_A_FOLDER = ("pos", "erp", "crm")
 
 
