@@ -47,6 +47,7 @@ def create_app(
     from hub.api.quote import QuoteController
     from hub.api.reservations import ReservationController
     from hub.api.scan import ScanController
+    from hub.api.staff import StaffController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
     from hub.api.sync import SyncController
     from hub.api.templates import TemplateController
@@ -80,6 +81,7 @@ def create_app(
             CouponTokenController,
             SyncController,
             ScanController,
+            StaffController,
             assets_router(),
             dashboard,
             DashboardAccessController,

@@ -7,6 +7,13 @@ stops working in every process within :data:`CACHE_SECONDS`, an expiring key sto
 its expiry, and a key revoked through this process's API (``POST /v1/keys/{id}/revoke``)
 stops at once here (:func:`forget_key`). Unknown, revoked and expired keys are never
 cached: each such request asks the database (and the guessing defence counts it).
+
+A staff member's shift session (``Bearer hs_…``, :mod:`hub.services.staff_sessions`) is
+authenticated and cached the same way, never past the session's end (the shift's):
+a principal with role ``store`` and the staff member. Disabling a staff member through
+this process forgets their sessions here at once (:func:`forget_staff`); signing out
+forgets the session (:func:`forget_key`). An API key's path is unchanged: one prefix
+test of the token decides which look-up runs.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from hub.domain.errors import DomainError, refuse
 from hub.services import audit
 from hub.services.keys import authenticate_key
 from hub.services.principal import Principal
+from hub.services.staff_sessions import authenticate_session, is_session_token
 
 PUBLIC_PATHS = set(PUBLIC_PREFIXES)
 CACHE_SECONDS = 5.0  # a key change is seen by every process within this time
@@ -77,6 +85,12 @@ class PrincipalCache:
             for digest in [d for d, (_, _, p) in self._items.items() if p.key_id == key_id]:
                 del self._items[digest]
 
+    def forget_staff(self, staff_id: str) -> None:
+        """Drop every session of ``staff_id`` (they were disabled here)."""
+        with self._lock:
+            for digest in [d for d, (_, _, p) in self._items.items() if p.staff_id == staff_id]:
+                del self._items[digest]
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -89,6 +103,12 @@ def forget_key(key_id: str) -> None:
     """A key was revoked through this process: it stops working here at once (other
     processes drop it within :data:`CACHE_SECONDS`)."""
     _cache.forget_key(key_id)
+
+
+def forget_staff(staff_id: str) -> None:
+    """A staff member was disabled through this process: every session of theirs stops
+    here at once (other processes drop them within :data:`CACHE_SECONDS`)."""
+    _cache.forget_staff(staff_id)
 
 
 def token_digest(token: str) -> str:
@@ -163,11 +183,10 @@ class ApiKeyMiddleware:
         state = self.state
         principal = _cache.get(digest, state.clock)
         if principal is None:
-            found = await anyio.to_thread.run_sync(
-                authenticate_key, state.engine, token, state.clock()
-            )
+            look_up = authenticate_session if is_session_token(token) else authenticate_key
+            found = await anyio.to_thread.run_sync(look_up, state.engine, token, state.clock())
             if found is None:
-                raise _unauthorized("Unknown, revoked or expired API key.")
+                raise _unauthorized("Unknown, revoked or expired API key or staff session.")
             principal, expires_at = found
             _cache.put(digest, principal, expires_at)
         method = str(scope.get("method", "GET"))

@@ -585,9 +585,14 @@ class KeyList(_Out):
 
 
 class AuditActor(_Out):
-    key_id: Annotated[str, Meta(description="the acting API key's id, or `cli`")]
+    key_id: Annotated[
+        str, Meta(description="the acting API key's id, a staff session's id, or `cli`")
+    ]
     role: str
     address: Annotated[str | None, Meta(description="the client's IP address")]
+    staff_id: Annotated[
+        str | None, Meta(description="the staff member, when a staff session acted")
+    ] = None
 
 
 class AuditTarget(_Out):

@@ -76,6 +76,7 @@ ID_PREFIXES: Final = {
     "reservation_id": "rsv",
     "order_redemption_id": "ord",
     "conflict_id": "cfl",
+    "staff_id": "stf",
 }
 IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 IDEMPOTENCY_SCHEMA: Final = {

@@ -10,7 +10,8 @@ analyst key may be limited to a list of stores).
 Roles:
 - ``admin``: the whole merchant.
 - ``store``: one store's till: redeem, validate, quote, reverse its own redemptions,
-  read its own data.
+  read its own data. A staff member's shift session (``Bearer hs_…``) acts with this
+  role for the staff member's store, and is recorded as that staff member.
 - ``integrator``: subscriptions, connectors, deliveries and dead letters, alerts; no
   coupon changes.
 - ``analyst``: read-only: coupons, redemptions, templates, catalogue, alerts — every
@@ -46,6 +47,12 @@ OVERSIGHT: Final = frozenset({"admin", "integrator", "analyst"})
 # staff pages and their assets: they hold no data; a page calls the API with the key or
 # staff session signed in with).
 PUBLIC_PREFIXES: Final = ("/health", "/ready", "/metrics", "/schema", "/dashboard", "/staff")
+# Operations that take no key (their handlers say ``opt={"exclude_from_auth": True}``):
+# a staff sign-in, where the single-use code is the credential (the guessing guard counts
+# wrong codes per client address). In the table below with every role: a key sent along
+# is not looked at.
+PUBLIC_ROUTES: Final = frozenset({("POST", "/v1/staff/sessions")})
+STAFF_SESSION: Final = frozenset({"store"})  # a staff session is a store-role principal
 
 PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     # the caller's own merchant and catalogue
@@ -134,6 +141,17 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/conflicts/{conflict_id:str}/settle"): ADMIN,
     # the dashboard (/dashboard): which of its panels the caller's key may read
     ("GET", "/v1/dashboard/access"): ALL,
+    # staff on a phone: staff members (a store key: its own store's), their sign-in codes
+    # (the manager's till hands them out), and the shift sessions codes are exchanged for
+    ("POST", "/v1/stores/{store:str}/staff"): ADMIN,
+    ("GET", "/v1/stores/{store:str}/staff"): TILL,
+    ("GET", "/v1/staff/{staff_id:str}"): TILL,
+    ("POST", "/v1/staff/{staff_id:str}/disable"): ADMIN,
+    ("POST", "/v1/staff/{staff_id:str}/enable"): ADMIN,
+    ("POST", "/v1/staff/{staff_id:str}/sign-in-codes"): TILL,
+    ("POST", "/v1/staff/sessions"): ALL,  # no key needed: PUBLIC_ROUTES
+    ("GET", "/v1/staff/me"): STAFF_SESSION,
+    ("DELETE", "/v1/staff/sessions/current"): STAFF_SESSION,
 }
 
 

@@ -155,9 +155,22 @@ redemptions = Table(
     Column("reversal_reason", Text, nullable=True),
     Column("api_key_id", String(40), nullable=False),
     Column("order_redemption_id", String(40), nullable=True),  # a multi-coupon redeem
+    Column("staff_id", String(40), nullable=True),  # who redeemed, when a staff session
+    Column("reversed_staff_id", String(40), nullable=True),  # who reversed, likewise
     Index("ix_redemptions_merchant_time", "merchant_id", "occurred_at", "id"),
     Index("ix_redemptions_coupon", "coupon_id"),
     Index("ix_redemptions_order_redemption", "order_redemption_id"),
+)
+
+# GET /v1/redemptions?staff=…: a staff member's redemptions, newest first (partial: the
+# redemptions of API keys, most of them, cost this index nothing)
+Index(
+    "ix_redemptions_staff_time",
+    redemptions.c.staff_id,
+    redemptions.c.occurred_at,
+    redemptions.c.id,
+    sqlite_where=redemptions.c.staff_id.isnot(None),
+    postgresql_where=redemptions.c.staff_id.isnot(None),
 )
 
 # Transactional outbox: one row per state change, written in the same transaction.
@@ -194,6 +207,7 @@ audit_log = Table(
     Column("target_type", String(32), nullable=False),
     Column("target_id", String(64), nullable=False),
     Column("details", JSONDoc, nullable=False),
+    Column("staff_id", String(40), nullable=True),  # the staff member of a staff session
     Index("ix_audit_log_merchant_at", "merchant_id", "at", "id"),
 )
 
@@ -292,7 +306,9 @@ failed_attempts = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("scope", String(200), nullable=False),
-    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    # NULL for a scope no merchant owns: wrong staff sign-in codes from an address
+    # ("signin:<address>", POST /v1/staff/sessions needs no key)
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=True),
     Column("at", UTCDateTime(), nullable=False),
     Index("ix_failed_attempts_scope", "scope", "at"),
 )
@@ -303,7 +319,7 @@ throttle_blocks = Table(
     "throttle_blocks",
     metadata,
     Column("scope", String(200), primary_key=True),
-    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=True),  # NULL: "signin:…"
     Column("blocked_at", UTCDateTime(), nullable=False),
     Column("blocked_until", UTCDateTime(), nullable=False),
     Column("failures", Integer, nullable=False),
@@ -397,6 +413,7 @@ order_redemptions = Table(
     Column("reversal_reason", Text, nullable=True),
     Column("reservation_id", String(40), nullable=True),  # set when a hold was confirmed
     Column("api_key_id", String(40), nullable=False),
+    Column("staff_id", String(40), nullable=True),  # who redeemed, when a staff session
     Index("ix_order_redemptions_merchant_order", "merchant_id", "order_id"),
 )
 
@@ -630,4 +647,53 @@ coupon_reminders = Table(
     Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
     Column("event_id", String(40), nullable=False),
     Column("sent_at", UTCDateTime(), nullable=False),
+)
+
+# --- staff on a phone (issue 15): identities, single-use sign-in codes, shift sessions ----
+
+# A store's staff member. An admin creates and disables them; each acts with the store
+# role's rights for their store only, through a session (below).
+staff = Table(
+    "staff",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("store_id", ForeignKey("stores.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("external_id", String(128), nullable=True),  # the merchant's own id (HR number)
+    Column("status", String(16), nullable=False),  # active | disabled
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("disabled_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("merchant_id", "external_id", name="uq_staff_merchant_external"),
+    Index("ix_staff_store", "store_id", "created_at"),
+)
+
+# A single-use sign-in code (8 characters, valid 10 minutes); only its SHA-256 is kept.
+staff_sign_in_codes = Table(
+    "staff_sign_in_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("staff_id", ForeignKey("staff.id"), nullable=False),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Index("ix_staff_sign_in_codes_staff", "staff_id"),
+)
+
+# A shift session: what a sign-in code is exchanged for. The bearer token (hs_…) is
+# never stored, only its SHA-256; it ends at expires_at (the shift's end), on sign-out
+# or when the staff member is disabled (ended_at).
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("staff_id", ForeignKey("staff.id"), nullable=False),
+    Column("merchant_id", ForeignKey("merchants.id"), nullable=False),
+    Column("store_id", ForeignKey("stores.id"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Index("ix_staff_sessions_staff", "staff_id"),
 )

@@ -69,6 +69,9 @@ ERROR_CODES: dict[str, str] = {
     "forbidden": "The key's role may not do this.",
     "store_forbidden": "A store key acts only at its own store.",
     "too_many_failed_attempts": "Too many unknown or mistyped codes; see Retry-After.",
+    "sign_in_code_invalid": "The staff sign-in code is unknown, used, expired or mistyped.",
+    "staff_disabled": "The staff member is disabled: their sessions and codes no longer work.",
+    "session_expired": "The staff session ended with the shift; sign in again with a new code.",
     # redemption outcomes
     "coupon_not_found": "No coupon with this code for this merchant.",
     "coupon_already_redeemed": "The coupon was redeemed already; says when and where.",
@@ -142,6 +145,8 @@ ERROR_CODES: dict[str, str] = {
     "template_out_of_stock": "Issuing would exceed the template's total stock.",
     "per_customer_limit_reached": "The customer holds the most coupons allowed.",
     "customer_not_found": "No customer with this external id for this merchant.",
+    "staff_not_found": "No staff member with this id (for this merchant, or this store).",
+    "staff_inactive": "The staff member is disabled; enable them before handing out a code.",
     "coupon_already_claimed": "The coupon already has a holder.",
     "already_exists": "A resource with this identifier exists already.",
     "batch_too_large": "At most 10,000 coupons per issue call.",

@@ -1,7 +1,7 @@
-"""The audit log: who (API key), what, when and from where, for every administrative
-change — written in the same transaction as the change, so there is no change without
-its entry and no entry without its change. Append-only (database triggers refuse
-UPDATE and DELETE); admins read it through ``GET /v1/audit``.
+"""The audit log: who (API key, and the staff member of a staff session), what, when
+and from where, for every administrative change — written in the same transaction as
+the change, so there is no change without its entry and no entry without its change.
+Append-only (database triggers refuse UPDATE and DELETE); admins read it through ``GET /v1/audit``.
 
 The client's address reaches the services through a context variable set by the API's
 authentication middleware, so service signatures need not carry it.
@@ -47,6 +47,12 @@ ACTIONS = (
     "offline_key.rotated",
     "offline_rules.updated",
     "conflict.settled",
+    "staff.created",
+    "staff.disabled",
+    "staff.enabled",
+    "staff.sign_in_code_created",
+    "staff.signed_in",
+    "staff.signed_out",
 )
 
 
@@ -73,6 +79,7 @@ def record(
             target_type=target_type,
             target_id=target_id,
             details=details,
+            staff_id=p.staff_id,
         )
     )
 
@@ -90,7 +97,12 @@ def _view(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
         "at": iso(row.at),
-        "actor": {"key_id": row.actor_key_id, "role": row.actor_role, "address": row.address},
+        "actor": {
+            "key_id": row.actor_key_id,
+            "role": row.actor_role,
+            "address": row.address,
+            "staff_id": row.staff_id,
+        },
         "action": row.action,
         "target": {"type": row.target_type, "id": row.target_id},
         "details": row.details,

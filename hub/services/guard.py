@@ -7,7 +7,10 @@ void, a POS redeem/validate/reverse by code; all go through
 with ``transfer_not_found`` (a transfer offer's, :mod:`hub.services.transfers`) or
 ``campaign_not_found`` (a campaign's claim link, :mod:`hub.services.campaigns`; only its
 look-ups by token go through the guard, a campaign read or claimed by its id is never
-counted). Each one is counted in two
+counted) — or a staff sign-in code refused with ``sign_in_code_invalid``
+(``POST /v1/staff/sessions`` needs no key: such failures are counted in one scope,
+``signin:<address>``, with the per-address limit; see :meth:`Guard.sign_in_scope`).
+Each of the others is counted in two
 *scopes*: the API key (``key:<key id>``) and the client address
 (``addr:<merchant id>:<address>``; the address is per merchant, so tills of several
 merchants behind one NAT never block each other). The limits work on a sliding window:
@@ -75,9 +78,12 @@ TOKEN_REFUSALS = frozenset(
     {"token_malformed", "token_signature_invalid", "token_unknown_key",
      "token_wrong_merchant", "token_expired"}
 )  # fmt: skip
+# sign_in_code_invalid: a wrong staff sign-in code (hub/services/staff_sessions.py), counted
+# per client address in a scope no merchant owns ("signin:<address>", see sign_in_scope).
 COUNTED = frozenset(
-    {"coupon_not_found", "code_malformed", "transfer_not_found", "campaign_not_found"}
-) | TOKEN_REFUSALS
+    {"coupon_not_found", "code_malformed", "transfer_not_found", "campaign_not_found",
+     "sign_in_code_invalid"}
+) | TOKEN_REFUSALS  # fmt: skip
 ENUMERATION_ALERT = "code_enumeration_suspected"
 _CACHE_SIZE = 10_000
 
@@ -347,6 +353,39 @@ class Guard:
         with self._lock:
             self._cache[name] = (time.monotonic() + self.limits.cache_seconds, until)
 
+    # --- a scope without a key: staff sign-in codes by client address -------------------
+
+    def sign_in_scope(self, client: str | None) -> Scope:
+        """Where wrong staff sign-in codes are counted: the client address, across
+        merchants (``POST /v1/staff/sessions`` needs no key, and the code names its
+        merchant only once it is found), with the per-address limit."""
+        return Scope(f"signin:{client or 'unknown'}", "address", self.limits.max_per_address)
+
+    def check_scope(self, engine: Engine, scope: Scope, now: datetime) -> None:
+        """429 ``too_many_failed_attempts`` while ``scope`` is blocked (cached ≤ 1 s)."""
+        until = self._blocked_until(engine, (scope.name,), now).get(scope.name)
+        if until is not None:
+            raise self._too_many(until, now)
+
+    def count_scope(
+        self, engine: Engine, scope: Scope, err: DomainError, now: datetime
+    ) -> DomainError:
+        """Count a refusal in ``scope`` alone, in a write transaction of its own, and
+        decide its answer as :meth:`count` does (``err``, or 429 over the limit). The
+        block is logged; no merchant owns the scope, so it raises no alert."""
+        if not self.counts(err):
+            return err
+        since = now - self.limits.window
+        with write_conn(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(_PG_LOCK, {"b_lock": _lock_id(scope.name)})
+            if self._at_limit(conn, scope, since):
+                until = self._until(conn, scope, since)
+                after_commit(conn, partial(self._remember, scope.name, until))
+                return self._too_many(until, now)
+            self._record(conn, scope, None, None, now, since)
+        return err
+
     # --- counting refusals ---------------------------------------------------------------
 
     def counts(self, err: DomainError) -> bool:
@@ -406,22 +445,27 @@ class Guard:
         self,
         conn: Connection,
         scope: Scope,
-        p: Principal,
+        p: Principal | None,
         client: str | None,
         now: datetime,
         since: datetime,
     ) -> None:
-        """One failure for ``scope``; block it (and alert) when that reaches its limit."""
-        conn.execute(
-            _INSERT_FAILURE, {"scope": scope.name, "merchant_id": p.merchant_id, "at": now}
-        )
+        """One failure for ``scope``; block it (and alert) when that reaches its limit.
+        ``p`` None: a scope no merchant owns (sign-in codes), blocked and logged only."""
+        merchant_id = p.merchant_id if p is not None else None
+        conn.execute(_INSERT_FAILURE, {"scope": scope.name, "merchant_id": merchant_id, "at": now})
         conn.execute(_PRUNE_SCOPE, {"b_scope": scope.name, "b_before": since})
         if not self._at_limit(conn, scope, since):
             return
         until = self._until(conn, scope, since)
         failures = int(conn.execute(_COUNT, {"b_scope": scope.name, "b_since": since}).scalar_one())
-        if self._block(conn, scope, p.merchant_id, until, failures, now):
-            self._alert(conn, scope, p, client, until, failures, now)
+        if self._block(conn, scope, merchant_id, until, failures, now):
+            if p is not None:
+                self._alert(conn, scope, p, client, until, failures, now)
+            else:
+                log.warning(
+                    "guard.blocked", scope=scope.name, failures=failures, blocked_until=iso(until)
+                )
         after_commit(conn, partial(self._remember, scope.name, until))
 
     def count_txn(
@@ -444,7 +488,7 @@ class Guard:
         self,
         conn: Connection,
         scope: Scope,
-        merchant_id: str,
+        merchant_id: str | None,
         until: datetime,
         failures: int,
         now: datetime,

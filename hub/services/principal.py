@@ -1,4 +1,6 @@
-"""Who is calling: the merchant, role and (for store keys) store of an API key."""
+"""Who is calling: the merchant, role and (for store keys) store of an API key — or of
+a staff member's shift session (role ``store``, ``key_id`` the session's id, and the
+staff member in ``staff_id`` / ``staff_name``)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,17 @@ class Principal:
     stores: tuple[str, ...] | None = None
     # app keys act on these channels (None: every channel)
     channels: tuple[str, ...] | None = None
+    # a staff session (hub/services/staff_sessions.py): who acts (None: an API key)
+    staff_id: str | None = None
+    staff_name: str | None = None
+
+    @property
+    def staff(self) -> dict[str, str] | None:
+        """``{"id", "name"}`` of the staff member acting, as answers and events name
+        them (None: an API key acts)."""
+        if self.staff_id is None:
+            return None
+        return {"id": self.staff_id, "name": self.staff_name or ""}
 
     @property
     def is_admin(self) -> bool:

@@ -47,6 +47,9 @@ HTTP_STATUS: dict[str, int] = {
     "forbidden": 403,
     "store_forbidden": 403,
     "too_many_failed_attempts": 429,
+    "sign_in_code_invalid": 401,
+    "staff_disabled": 401,
+    "session_expired": 401,
     # redemption outcomes
     "coupon_not_found": 404,
     "coupon_already_redeemed": 409,
@@ -115,6 +118,8 @@ HTTP_STATUS: dict[str, int] = {
     "claim_limit_reached": 409,
     "per_customer_limit_reached": 409,
     "customer_not_found": 422,
+    "staff_not_found": 404,
+    "staff_inactive": 409,
     "coupon_already_claimed": 409,
     "already_exists": 409,
     "batch_too_large": 422,
