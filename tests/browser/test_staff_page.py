@@ -317,7 +317,11 @@ def test_an_already_redeemed_coupon_is_refused_in_plain_words_in_both_languages(
     assert driver.find_element(By.ID, "validate").text == "检查"
     driver.find_element(By.ID, "lang-toggle").click()  # back to English for the next test
     wait_for(driver, lambda d: error.text.startswith(english), "the refusal in English again")
-    assert console_errors(driver) == []
+    # the only message: the browser's own note of the hub's 422 answer (no script error)
+    assert [
+        e for e in console_errors(driver)
+        if not ("/v1/redemptions/validate" in e["message"] and "422" in e["message"])
+    ] == []
 
 
 def test_no_console_error_and_the_token_only_in_session_storage(staff_hub: LiveHub, signed_in):
@@ -347,9 +351,11 @@ def test_no_console_error_and_the_token_only_in_session_storage(staff_hub: LiveH
     wait_screen(driver, "scan")
     driver.find_element(By.ID, "open-today").click()
     wait_screen(driver, "today")
-    wait_for(driver, lambda d: d.execute_script("return document.body.dataset.today;") == "1",
-             "today's list")
-    row = driver.find_element(By.CSS_SELECTOR, f"li[data-redemption='{rid}']")
+    row = wait_for(
+        driver,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"li[data-redemption='{rid}']"),
+        "today's list",
+    )[0]
     row.find_element(By.TAG_NAME, "button").click()
     assert grouped(code) in visible_text(driver, "reverse-text")
     driver.find_element(By.ID, "reverse-yes").click()
