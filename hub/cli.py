@@ -421,6 +421,94 @@ def keys_revoke(db: str | None, merchant_id: str | None, key_id: str) -> None:
 
 
 @main.group()
+def staff() -> None:
+    """Staff members who redeem on a phone: add, list, disable, enable, sign-in codes."""
+
+
+@staff.command("add")
+@db_option
+@click.option("--merchant", "merchant_id", default=None)
+@click.option("--store", "store_code", required=True, help="the store they work at")
+@click.option("--name", required=True, help="their name, as answers and events show it")
+@click.option("--external-id", default=None, help="the merchant's own id for them (unique)")
+def staff_add(
+    db: str | None, merchant_id: str | None, store_code: str, name: str, external_id: str | None
+) -> None:
+    """Add a staff member to a store (prints it as JSON, with its id)."""
+    from hub.services.staff import create_staff
+
+    engine = _engine(db)
+    operator = _admin(engine, merchant_id)
+    _print_json(_run(create_staff, engine, operator, store_code, name, _now(), external_id))
+
+
+@staff.command("list")
+@db_option
+@click.option("--merchant", "merchant_id", default=None)
+@click.option("--store", "store_code", required=True)
+@json_option
+def staff_list(db: str | None, merchant_id: str | None, store_code: str, as_json: bool) -> None:
+    """A store's staff members and their status."""
+    from hub.services.staff import list_staff
+
+    engine = _engine(db)
+    rows = _run(list_staff, engine, _admin(engine, merchant_id), store_code)
+    if as_json:
+        _print_json(rows)
+        return
+    _print_table(
+        rows,
+        [
+            ("ID", "id"),
+            ("NAME", "name"),
+            ("EXTERNAL ID", "external_id"),
+            ("STATUS", "status"),
+            ("CREATED", "created_at"),
+        ],
+        empty="no staff",
+    )
+
+
+@staff.command("disable")
+@db_option
+@click.option("--merchant", "merchant_id", default=None)
+@click.argument("staff_id")
+def staff_disable(db: str | None, merchant_id: str | None, staff_id: str) -> None:
+    """Disable a staff member (a lost phone): their sessions end; a running hub stops
+    accepting them within its auth cache time (5 s)."""
+    from hub.services.staff import disable_staff
+
+    engine = _engine(db)
+    _print_json(_run(disable_staff, engine, _admin(engine, merchant_id), staff_id, _now()))
+
+
+@staff.command("enable")
+@db_option
+@click.option("--merchant", "merchant_id", default=None)
+@click.argument("staff_id")
+def staff_enable(db: str | None, merchant_id: str | None, staff_id: str) -> None:
+    """Enable a disabled staff member again (they sign in with a new code)."""
+    from hub.services.staff import enable_staff
+
+    engine = _engine(db)
+    _print_json(_run(enable_staff, engine, _admin(engine, merchant_id), staff_id, _now()))
+
+
+@staff.command("sign-in-code")
+@db_option
+@click.option("--merchant", "merchant_id", default=None)
+@click.argument("staff_id")
+def staff_sign_in_code(db: str | None, merchant_id: str | None, staff_id: str) -> None:
+    """A single-use sign-in code for a staff member, valid 10 minutes (printed once)."""
+    from hub.services.staff import create_sign_in_code
+
+    engine = _engine(db)
+    _print_json(
+        _run(create_sign_in_code, engine, _admin(engine, merchant_id), staff_id, _now())
+    )
+
+
+@main.group()
 def merchants() -> None:
     """Merchants."""
 

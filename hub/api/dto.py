@@ -45,6 +45,17 @@ class LineDiscountOut(Struct):
     discount: int
 
 
+class StaffRef(Struct, kw_only=True):
+    """The staff member who acted (a staff session's), as answers and events name them."""
+
+    id: Annotated[str, Meta(description="stf_…")]
+    name: str
+
+
+STAFF_DOC = "the staff member who acted (a staff session); null for an API key"
+StaffOrNone = Annotated[StaffRef | None, Meta(description=STAFF_DOC)]
+
+
 class TemplateRef(Struct):
     id: str
     name: str
@@ -66,6 +77,7 @@ class RedemptionOut(Struct):
     lines: list[LineDiscountOut]
     redeemed_at: str
     recorded_at: str
+    staff: StaffOrNone = None
 
 
 class ValidationOut(Struct):
@@ -90,6 +102,7 @@ class ReversalOut(Struct):
     reason: str | None
     reversed_at: str
     coupon_status: str
+    staff: StaffOrNone = None
 
 
 class RedemptionItem(Struct):
@@ -105,6 +118,7 @@ class RedemptionItem(Struct):
     redeemed_at: str
     recorded_at: str
     reversed_at: str | None
+    staff: StaffOrNone = None
 
 
 class RedemptionPage(Struct):
@@ -921,6 +935,7 @@ class OrderRedemptionOut(_Out):
     reservation_id: str | None
     redeemed_at: Time
     recorded_at: Time
+    staff: StaffOrNone = None
 
 
 class OrderRedemptionView(_Out):
@@ -939,6 +954,7 @@ class OrderRedemptionView(_Out):
     recorded_at: Time
     reversed_at: Time | None
     reversal_reason: str | None
+    staff: StaffOrNone = None
 
 
 class OrderCouponReversedOut(_Out):
@@ -958,6 +974,7 @@ class OrderReversalOut(_Out):
     reason: str | None
     reversed_at: Time
     coupons: list[OrderCouponReversedOut]
+    staff: StaffOrNone = None
 
 
 # --- reservations (a hold while an online customer pays) -------------------------------------

@@ -156,6 +156,10 @@ class RedemptionController(Controller):
         template: FromQuery[str | None] = None,
         channel: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
+        staff: Annotated[
+            str | None,
+            QueryParameter(description="A staff member's id (stf_…): the redemptions they made"),
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: FromQuery[str | None] = None,
     ) -> RedemptionPage:
@@ -167,6 +171,7 @@ class RedemptionController(Controller):
             template=template,
             channel=channel,
             status=status,
+            staff=staff,
         )
         page = queries.list_redemptions(h.engine, principal(request), f, limit, cursor)
         return msgspec.convert(page, RedemptionPage)

@@ -18,6 +18,7 @@ from hub.api.auth import forget_key, forget_staff
 from hub.api.client import client_address
 from hub.api.dto import Name, StoreCode, Time
 from hub.api.openapi import ok
+from hub.api.responses import problem_docs, too_many_docs
 from hub.api.state import hub, principal
 from hub.services import staff as svc
 from hub.services import staff_sessions as sessions
@@ -105,7 +106,7 @@ class StaffController(Controller):
         sync_to_thread=True,
         status_code=201,
         summary="Create a staff member of a store",
-        responses={201: ok(StaffOut)},
+        responses={201: ok(StaffOut)} | problem_docs(409),  # already_exists
     )
     def create(
         self, request: Request[Any, Any, Any], store: FromPath[StoreCode], data: JSONBody[StaffIn]
@@ -162,7 +163,7 @@ class StaffController(Controller):
         sync_to_thread=True,
         status_code=201,
         summary="Hand a staff member a single-use sign-in code (valid 10 minutes)",
-        responses={201: ok(SignInCodeOut)},
+        responses={201: ok(SignInCodeOut)} | problem_docs(404, 409),  # staff_inactive
     )
     def sign_in_code(
         self, request: Request[Any, Any, Any], staff_id: FromPath[str]
@@ -175,7 +176,7 @@ class StaffController(Controller):
         sync_to_thread=True,
         status_code=201,
         summary="Sign in with a sign-in code (no API key): a session until the shift ends",
-        responses={201: ok(SessionCreated)},
+        responses={201: ok(SessionCreated)} | problem_docs(401) | too_many_docs(),
         opt={"exclude_from_auth": True},
     )
     def sign_in(self, request: Request[Any, Any, Any], data: JSONBody[SignInIn]) -> dict[str, Any]:
@@ -188,7 +189,7 @@ class StaffController(Controller):
         "/staff/me",
         sync_to_thread=True,
         summary="The staff session of the bearer token",
-        responses={200: ok(SessionOut)},
+        responses={200: ok(SessionOut)} | problem_docs(404),  # not a staff session
     )
     def me(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         return sessions.me(hub(request).engine, principal(request))
@@ -198,6 +199,7 @@ class StaffController(Controller):
         sync_to_thread=True,
         status_code=204,
         summary="Sign out: end the staff session of the bearer token",
+        responses=problem_docs(404),  # not a staff session
     )
     def sign_out(self, request: Request[Any, Any, Any]) -> None:
         h = hub(request)

@@ -129,6 +129,19 @@ def _order_redemption_id() -> Schema:
     return _id("ord", "The multi-coupon order redemption (POST /v1/orders/redeem).")
 
 
+def _staff(what: str) -> Schema:
+    return {
+        "type": ["object", "null"],
+        "required": ["id", "name"],
+        "properties": {
+            "id": _id("stf", "Staff member id."),
+            "name": {"type": "string", "description": "The staff member's name."},
+        },
+        "description": f"The staff member who {what} (a staff session on a phone); null "
+        "(or absent, before staff identities) when an API key did.",
+    }
+
+
 def _template_id() -> Schema:
     return _id("tpl", "Template id.")
 
@@ -358,7 +371,7 @@ def _data_schemas() -> dict[str, Schema]:
                 "order": _order(),
                 "gift": _gift(),
             },
-            {"order_redemption_id": _order_redemption_id()},
+            {"order_redemption_id": _order_redemption_id(), "staff": _staff("redeemed it")},
             description="A coupon was redeemed: the redeem response body plus the order "
             "(redeem._redeem_in_txn). A coupon of a multi-coupon order "
             "(orders.redeem_order_in_txn) also names its order_redemption_id; its "
@@ -387,7 +400,7 @@ def _data_schemas() -> dict[str, Schema]:
                 "order": _order(),
                 "gift": _gift(),
             },
-            {"order_redemption_id": _order_redemption_id()},
+            {"order_redemption_id": _order_redemption_id(), "staff": _staff("reversed it")},
             description="A redemption was reversed: the reversal response body plus channel, "
             "template, holder, order and gift (redeem.reverse_redemption); a coupon of a "
             "multi-coupon order (reversed with its order) also names its order_redemption_id.",
@@ -520,6 +533,7 @@ def _data_schemas() -> dict[str, Schema]:
                 "recorded_at": _time("When the hub recorded it."),
                 "order": _order(),
             },
+            {"staff": _staff("redeemed the order")},
             description="Several coupons were redeemed on one order, all or nothing: the "
             "POST /v1/orders/redeem response body plus the order "
             "(orders.redeem_order_in_txn).",
@@ -551,6 +565,7 @@ def _data_schemas() -> dict[str, Schema]:
                 },
                 "order": _order(),
             },
+            {"staff": _staff("reversed the order")},
             description="Every coupon of a multi-coupon order was reversed in one go "
             "(orders._reverse_order_in_txn).",
         ),

@@ -291,6 +291,7 @@ def redeem_order_in_txn(
         "reservation_id": reservation_id,
         "redeemed_at": iso(at),
         "recorded_at": iso(now),
+        "staff": p.staff,
     }
     conn.execute(
         insert(order_redemptions).values(
@@ -308,6 +309,7 @@ def redeem_order_in_txn(
             recorded_at=now,
             reservation_id=reservation_id,
             api_key_id=p.key_id,
+            staff_id=p.staff_id,
         )
     )
     rows, events = [], []
@@ -339,6 +341,7 @@ def redeem_order_in_txn(
                 "occurred_at": at,
                 "recorded_at": now,
                 "api_key_id": p.key_id,
+                "staff_id": p.staff_id,
                 "order_redemption_id": order_redemption_id,
             }
         )
@@ -368,6 +371,7 @@ def redeem_order_in_txn(
                     "order": order_doc,
                     "gift": view["gift"],
                     "order_redemption_id": order_redemption_id,
+                    "staff": p.staff,
                 },
             )
         )
@@ -529,6 +533,7 @@ def _reverse_order_in_txn(
             {k: b[k] for k in ("redemption_id", "code", "discount", "coupon_status")}
             for b in bodies
         ],
+        "staff": p.staff,  # who reversed it, when a staff session did
     }
     events.append(
         outbox.event_row(

@@ -10,7 +10,14 @@ from sqlalchemy import Connection, Engine, bindparam, select
 
 from hub.db.engine import read_conn
 from hub.db.fastexec import FastStatement
-from hub.db.schema import coupon_templates, coupons, customers, outbox_events, redemptions
+from hub.db.schema import (
+    coupon_templates,
+    coupons,
+    customers,
+    outbox_events,
+    redemptions,
+    staff,
+)
 from hub.domain.codes import display
 from hub.domain.redeeming import effective_state
 from hub.domain.state import CouponState
@@ -149,6 +156,7 @@ class RedemptionFilter:
     template: str | None = None
     channel: str | None = None
     status: str | None = None
+    staff: str | None = None  # a staff member's id: the redemptions they made
 
 
 def list_redemptions(
@@ -156,7 +164,11 @@ def list_redemptions(
 ) -> dict[str, Any]:
     """Newest first by ``occurred_at`` then id; store keys see only their store."""
     r = redemptions
-    q = select(r).where(r.c.merchant_id == p.merchant_id)
+    q = (
+        select(r, staff.c.name.label("staff_name"))
+        .select_from(r.outerjoin(staff, staff.c.id == r.c.staff_id))
+        .where(r.c.merchant_id == p.merchant_id)
+    )
     if p.store_id is not None:
         q = q.where(r.c.store_id == p.store_id)
     elif p.stores is not None:  # an analyst key limited to some stores
@@ -173,6 +185,8 @@ def list_redemptions(
         q = q.where(r.c.channel == f.channel)
     if f.status is not None:
         q = q.where(r.c.status == f.status)
+    if f.staff is not None:
+        q = q.where(r.c.staff_id == f.staff)
     q = newest_first(q, r.c.occurred_at, r.c.id, limit, cursor)
     with read_conn(engine) as conn:
         rows = conn.execute(q).all()
@@ -199,6 +213,9 @@ def list_redemptions(
             "redeemed_at": iso(row.occurred_at),
             "recorded_at": iso(row.recorded_at),
             "reversed_at": iso(row.reversed_at),
+            "staff": (
+                {"id": row.staff_id, "name": row.staff_name} if row.staff_id is not None else None
+            ),
         }
         for row in page
     ]

@@ -166,7 +166,7 @@ INSERT_REDEMPTION = insert(redemptions)
 _REDEMPTION_COLUMNS = (
     "id", "merchant_id", "coupon_id", "template_id", "store_id", "store_code", "channel",
     "order_id", "order_amount", "discount", "detail", "status", "occurred_at", "recorded_at",
-    "api_key_id",
+    "api_key_id", "staff_id",
 )  # fmt: skip
 _EVENT_COLUMNS = outbox.EVENT_COLUMNS
 # SQLite: the redemption's own insert, every column a parameter (one compiled form)
@@ -477,6 +477,7 @@ def _redeem_in_txn(
         "occurred_at": at,
         "recorded_at": now,
         "api_key_id": p.key_id,
+        "staff_id": p.staff_id,  # a staff session's staff member (None: an API key)
     }
     if _batched(conn):
         conn.info[_PENDING_KEY] = values  # inserted by the completion (_complete)
@@ -495,6 +496,7 @@ def _redeem_in_txn(
         **_discount_view(discount, cmd.order),
         "redeemed_at": iso(at),
         "recorded_at": iso(now),
+        "staff": p.staff,
     }
     outbox.append(
         conn,
@@ -675,7 +677,9 @@ def reverse_redemption(
     reversed_now = conn.execute(
         update(redemptions)
         .where(redemptions.c.id == redemption_id, redemptions.c.status == "redeemed")
-        .values(status="reversed", reversed_at=now, reversal_reason=reason)
+        .values(
+            status="reversed", reversed_at=now, reversal_reason=reason, reversed_staff_id=p.staff_id
+        )
         .returning(redemptions.c.id)
     ).first()
     if reversed_now is None:
@@ -715,6 +719,7 @@ def reverse_redemption(
         "reason": reason,
         "reversed_at": iso(now),
         "coupon_status": new_state.value,
+        "staff": p.staff,  # who reversed it, when a staff session did
     }
     data = {
         **body,

@@ -16,6 +16,8 @@ TEMPLATE_GIFT = "tpl_01JDK000000000000000000017"
 TEMPLATE_CASH = "tpl_01JDK000000000000000000016"
 TRANSFER = "trf_01JDK00000000000000000001B"
 CONFLICT = "cfl_01JDK00000000000000000001C"
+# a staff member's shift session (a phone) redeemed the cash coupon; API keys the others
+STAFF = {"id": "stf_01JDK00000000000000000001D", "name": "Li Lei"}
 
 _ORDER = {
     "id": "A-1001",
@@ -49,6 +51,7 @@ _REDEEMED_GIFT: dict[str, Any] = {
         "recorded_at": AT,
         "order": _ORDER,
         "gift": {"sku": "SKU-GIFT-1", "qty": 1},
+        "staff": None,
     },
 }
 
@@ -68,6 +71,7 @@ _REDEEMED_CASH: dict[str, Any] = {
             {"index": 1, "sku": "SKU-GIFT-1", "discount": 625},
         ],
         "gift": None,
+        "staff": STAFF,
     },
 }
 
@@ -96,6 +100,7 @@ def _reversed(redeemed: dict[str, Any], event_id: str) -> dict[str, Any]:
             "customer": d["customer"],
             "order": d["order"],
             "gift": d["gift"],
+            "staff": d["staff"],  # the sample's reversal is made by whoever redeemed it
         },
     }
 
@@ -176,6 +181,7 @@ _ORDER_REDEEMED: dict[str, Any] = {
         "reservation_id": None,
         "redeemed_at": AT,
         "recorded_at": AT,
+        "staff": None,
         "order": _ORDER,
     },
 }
@@ -209,6 +215,7 @@ _ORDER_REVERSED: dict[str, Any] = {
                 "coupon_status": "issued",
             },
         ],
+        "staff": None,
         "order": _ORDER,
     },
 }

@@ -626,6 +626,67 @@ def guessing_codes_until_blocked(env: Env) -> httpx.Response:
     return r
 
 
+# --- staff on a phone (sign-in codes, shift sessions) -----------------------------------------
+
+
+def staff_member(env: Env, name: str = "Li Lei") -> str:
+    r = env.post("/v1/stores/SH-001/staff", {"name": name})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def staff_session(env: Env, staff_id: str) -> dict[str, str]:
+    code = env.post(f"/v1/staff/{staff_id}/sign-in-codes").json()["code"]
+    r = env.client.post("/v1/staff/sessions", json={"code": code})
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+@produces("sign_in_code_invalid")
+def sign_in_with_an_unknown_code(env: Env) -> httpx.Response:
+    return env.client.post("/v1/staff/sessions", json={"code": "WXYZ-2345"})
+
+
+@produces("sign_in_code_invalid")
+def sign_in_with_a_used_code(env: Env) -> httpx.Response:
+    code = env.post(f"/v1/staff/{staff_member(env)}/sign-in-codes").json()["code"]
+    assert env.client.post("/v1/staff/sessions", json={"code": code}).status_code == 201
+    return env.client.post("/v1/staff/sessions", json={"code": code})
+
+
+@produces("staff_disabled")
+def redeem_with_a_disabled_staff_members_session(env: Env) -> httpx.Response:
+    sid = staff_member(env)
+    auth = staff_session(env, sid)
+    assert env.post(f"/v1/staff/{sid}/disable").status_code == 200
+    return env.redeem(env.coupon(), auth=auth, store=None)
+
+
+@produces("session_expired")
+def redeem_after_the_shift_ended(env: Env) -> httpx.Response:
+    auth = staff_session(env, staff_member(env))
+    env.clock.advance(hours=12)
+    return env.redeem(env.coupon(), auth=auth, store=None)
+
+
+@produces("staff_not_found")
+def read_an_unknown_staff_member(env: Env) -> httpx.Response:
+    return env.get("/v1/staff/stf_01M90JQDNCHQRWJY59W378F02X")
+
+
+@produces("staff_not_found")
+def another_stores_key_hands_out_a_code(env: Env) -> httpx.Response:
+    sid = staff_member(env)
+    return env.post(f"/v1/staff/{sid}/sign-in-codes", auth=env.store_auth("SH-002"))
+
+
+@produces("staff_inactive")
+def a_code_for_a_disabled_staff_member(env: Env) -> httpx.Response:
+    sid = staff_member(env)
+    assert env.post(f"/v1/staff/{sid}/disable").status_code == 200
+    return env.post(f"/v1/staff/{sid}/sign-in-codes")
+
+
 # --- redemption outcomes ------------------------------------------------------------------
 
 
@@ -1960,7 +2021,7 @@ def test_garbage_bodies_on_every_post_endpoint(env: Env) -> None:
               "reservation_id": "rsv_absent",
               "order_redemption_id": "ord_absent",
               "claim_token": "absent-claim-token-000000000000",
-              "conflict_id": "cfl_absent"}
+              "conflict_id": "cfl_absent", "staff_id": "stf_absent", "store": "ABSENT-1"}
     routes = _post_routes(env)
     assert "/v1/redemptions" in routes and len(routes) >= 10
     failures = []
@@ -2080,7 +2141,9 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
               "reservation_id": held_reservation(env),
               "order_redemption_id": made.json()["order_redemption_id"],
               "claim_token": claim_token(env, campaign(env, total=100, per_customer=100)),
-              "conflict_id": synced_conflict(env)[0]}
+              "conflict_id": synced_conflict(env)[0],
+              "store": "SH-001", "staff_id": staff_member(env)}
+    sign_in_code = env.post(f"/v1/staff/{params['staff_id']}/sign-in-codes").json()["code"]
     camp = {"template_id": tpl, "name": "fuzz", "channels": ["h5", "web"],
             "starts_at": iso(env.clock.now), "ends_at": iso(env.clock.now + timedelta(days=2)),
             "total": 10, "per_customer": 2, "daily_window": {"start": "00:00", "end": "23:59"}}
@@ -2135,6 +2198,11 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         ]}],
         "/v1/conflicts/{conflict_id:str}/settle": [{"settlement": "refunded"}],
         "/v1/scan": [],  # an image, never JSON (tests/api/test_scan.py fuzzes it)
+        "/v1/stores/{store:str}/staff": [{"name": "Fuzz", "external_id": "HR-FUZZ"}],
+        "/v1/staff/{staff_id:str}/sign-in-codes": [],
+        "/v1/staff/{staff_id:str}/disable": [],
+        "/v1/staff/{staff_id:str}/enable": [],
+        "/v1/staff/sessions": [{"code": sign_in_code}],
     }
     return params, bodies
 

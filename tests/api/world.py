@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, func, select
 
+from hub.api.permissions import PUBLIC_ROUTES
 from hub.db.schema import coupon_templates, coupons, redemptions, stores
-from hub.services import keys
+from hub.services import keys, staff
 from hub.services.problems import PROBLEM_MEDIA_TYPE
 from tests.conftest import THRESHOLD_SPEC, Clock, Merchant, issue, make_template, order
 
@@ -28,14 +29,21 @@ def new_key() -> str:
 
 
 def operations(app: Any) -> list[tuple[str, str]]:
-    """(method, route path) of every operation that needs a key."""
+    """(method, route path) of every operation that needs a key (not the public ones:
+    a staff sign-in takes its code, hub.api.permissions.PUBLIC_ROUTES)."""
     ops = []
     for route in app.routes:
         if route.path.startswith(OPEN_PATHS):
             continue
         for method in sorted(set(route.methods) - IGNORED_METHODS):
-            ops.append((method, route.path))
+            if (method, route.path) not in PUBLIC_ROUTES:
+                ops.append((method, route.path))
     return sorted(ops)
+
+
+def public_operations() -> set[tuple[str, str]]:
+    """The operations that take no key, spelt as the OpenAPI document spells them."""
+    return {(m, re.sub(r"\{(\w+):\w+\}", r"{\1}", p)) for m, p in PUBLIC_ROUTES}
 
 
 def fill(path: str, params: dict[str, str]) -> str:
@@ -74,6 +82,7 @@ class World:
     order_rdm: str = ""  # the redemption of its coupon (made after ``rid``)
     claim_token: str = ""  # the campaign's shareable claim token
     conflict: str = ""  # an open offline conflict at SH-001 (``redeemed`` synced again)
+    staff_id: str = ""  # a staff member at SH-001 (issue 15)
 
     def params(self) -> dict[str, str]:
         return {
@@ -94,6 +103,8 @@ class World:
             "order_redemption_id": self.order_rid,
             "claim_token": self.claim_token,
             "conflict_id": self.conflict,
+            "store": "SH-001",
+            "staff_id": self.staff_id,
         }
 
     def call(
@@ -198,6 +209,7 @@ BODIES: dict[tuple[str, str], Any] = {
         {"idempotency_key": "sync-1", "code": "ABCD-EFGH-JKLM-N", "order": order(),
          "occurred_at": "2026-01-01T00:00:00Z"}]},
     ("POST", "/v1/conflicts/{conflict_id:str}/settle"): {"settlement": "refunded"},
+    ("POST", "/v1/stores/{store:str}/staff"): {"name": "Han Meimei"},
 }
 
 
@@ -269,10 +281,11 @@ def make_world(client: Any, db: Engine, merchant: Merchant, clock: Clock) -> Wor
     assert synced.status_code == 200, synced.text
     conflict = synced.json()["items"][0]["conflict_id"]
     assert conflict, synced.text
+    clerk = staff.create_staff(db, merchant.principal, "SH-001", "Li Lei", clock.now)
     return World(
         client, db, merchant, clock, tpl, code, spare, redeemed, r.json()["redemption_id"],
         sub.json()["id"], dlv["id"], spare_key, camp.json()["id"], offer.json()["token"],
         holds[0].json()["id"], holds[1].json()["id"], free, order_code,
         r_order.json()["order_redemption_id"], r_order.json()["coupons"][0]["redemption_id"],
-        camp.json()["claim_token"], conflict,
+        camp.json()["claim_token"], conflict, clerk["id"],
     )

@@ -300,6 +300,8 @@ def _nimbus(op: str) -> Probe:
 # for a route that no longer takes a `code` fails the test).
 NOT_COUPON_CODES: dict[tuple[str, str], str] = {
     ("POST", "/v1/stores"): "a store's own code (SH-001), not a coupon code",
+    ("POST", "/v1/staff/sessions"): "a staff sign-in code: counted per client address "
+    "(test_the_staff_sign_in_counts_wrong_codes_per_address)",
 }
 
 def _coupon_get(suffix: str) -> Probe:
@@ -465,3 +467,32 @@ def test_code_look_ups_go_through_the_one_choke_point() -> None:
                 if re.search(r"coupons\.c\.code\s*==", line) and 'bindparam("b_code")' not in line:
                     offenders.append(f"{rel}: selects a coupon by code outside CodeLookup.find")
     assert not offenders, offenders
+
+
+def test_the_staff_sign_in_counts_wrong_codes_per_address(
+    db: Engine, merchant: Merchant, clock: Clock
+) -> None:
+    """POST /v1/staff/sessions takes no key: a wrong, mistyped, used or expired sign-in
+    code is one failure of the client address (scope ``signin:<address>``), and one over
+    the limit — then even a real code — answers 429."""
+    from hub.domain.staff import new_sign_in_code
+    from hub.services import staff
+
+    sid = staff.create_staff(db, merchant.principal, "SH-001", "Li Lei", clock.now)["id"]
+    used = staff.create_sign_in_code(db, merchant.principal, sid, clock.now)["code"]
+    guard = Guard(Limits(max_per_key=0, max_per_address=LIMIT))
+    with TestClient(create_app(db, Settings(guard=guard), clock=clock)) as client:
+        def sign_in(code: str) -> httpx.Response:
+            return client.post("/v1/staff/sessions", json={"code": code})
+
+        real = staff.create_sign_in_code(db, merchant.principal, sid, clock.now)["code"]
+        assert sign_in(used.lower()).status_code == 201  # typed in lower case: found
+        assert failures(db) == 0
+        for wrong in (used, new_sign_in_code(), "ABCD-EFG0"):  # used, unknown, malformed
+            r = sign_in(wrong)
+            assert (r.status_code, r.json()["code"]) == (401, "sign_in_code_invalid"), r.text
+        assert failures(db) == LIMIT
+        for code in (new_sign_in_code(), real):
+            r = sign_in(code)
+            assert (r.status_code, r.json()["code"]) == (429, BLOCKED), r.text
+    assert failures(db) == LIMIT

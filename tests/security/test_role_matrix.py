@@ -82,3 +82,42 @@ def test_the_readme_role_table_is_the_enforced_table():
     assert block == markdown_table(), "regenerate the README table from PERMISSIONS"
     rows = re.findall(r"^\| `(GET|POST|PUT|PATCH|DELETE) ([^`]+)` \|(.+)\|$", block, re.M)
     assert len(rows) == len(PERMISSIONS)
+
+
+# Store-role operations a staff session may not do although a store key may: handing out
+# sign-in codes (a lost phone must not mint sign-ins for others).
+STAFF_SESSION_REFUSED = {("POST", "/v1/staff/{staff_id:str}/sign-in-codes")}
+
+
+def test_a_staff_session_has_exactly_the_store_roles_rights(world: World):
+    """A staff member's shift session acts as the store role does (at its own store),
+    every operation of the app called with it."""
+    from hub.services import staff
+
+    def session() -> dict[str, str]:
+        code = staff.create_sign_in_code(world.db, world.m.principal, world.staff_id,
+                                         world.clock.now)["code"]
+        r = world.client.post("/v1/staff/sessions", json={"code": code})
+        assert r.status_code == 201, r.text
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    auth = session()
+    wrong: list[str] = []
+    # signing out ends the session: last
+    last = ("DELETE", "/v1/staff/sessions/current")
+    ops = sorted(operations(world.client.app), key=lambda op: op == last)
+    for method, route in ops:
+        r = world.call(method, route, auth)
+        if (method, route) in STAFF_SESSION_REFUSED:
+            ok = r.status_code == 403 and r.json().get("code") == "forbidden"
+        elif "store" in PERMISSIONS[(method, route)]:
+            ok = r.status_code not in (401, 403) and r.status_code < 500
+        else:
+            ok = r.status_code == 403 and r.json().get("code") == "forbidden"
+        if not ok:
+            wrong.append(f"{method} {route}: {r.status_code} {r.text[:150]}")
+        if route.endswith("/disable"):  # an admin's: refused, the session lives on
+            assert r.status_code == 403
+    assert not wrong, "\n".join(wrong)
+    r = world.client.get("/v1/staff/me", headers=auth)
+    assert_problem(r, 401, "unauthorized", "signed out by the sweep's DELETE")
