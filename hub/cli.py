@@ -574,6 +574,23 @@ def reminders_run_once(db: str | None) -> None:
     click.echo(f"sent {send_due_reminders(_engine(db), _now())} reminders")
 
 
+@main.group()
+def analytics() -> None:
+    """Analytics rollups."""
+
+
+@analytics.command("rebuild")
+@db_option
+@click.option("--merchant", "merchant_id", default=None, help="Only this merchant (default: all).")
+def analytics_rebuild(db: str | None, merchant_id: str | None) -> None:
+    """Recompute the analytics rollups from coupons, redemptions and sales (after a bulk
+    load or a repair); the consumer then goes on from the events not yet counted."""
+    from hub.services.rollup import rebuild_rollups
+
+    mark = rebuild_rollups(_engine(db), merchant_id, _now())
+    click.echo(f"rebuilt analytics rollups (events up to seq {mark} counted)")
+
+
 def _admin(engine: Engine, merchant_id: str | None) -> Any:
     """An admin principal of the merchant (the only/first one by default), for CLI use."""
     from zoneinfo import ZoneInfo

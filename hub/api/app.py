@@ -38,6 +38,7 @@ def create_app(
     engine: Engine, settings: Settings | None = None, clock: Callable[[], datetime] = utcnow
 ) -> Litestar:
     from hub.api.alerts import AlertController
+    from hub.api.analytics import AnalyticsController
     from hub.api.audit import AuditController
     from hub.api.campaigns import CampaignController
     from hub.api.keys import KeyController
@@ -46,6 +47,7 @@ def create_app(
     from hub.api.pos import PosController
     from hub.api.quote import QuoteController
     from hub.api.reservations import ReservationController
+    from hub.api.sales import SalesController
     from hub.api.scan import ScanController
     from hub.api.staff import StaffController
     from hub.api.subscriptions import DeliveryController, SubscriptionController
@@ -82,6 +84,8 @@ def create_app(
             SyncController,
             ScanController,
             StaffController,
+            SalesController,
+            AnalyticsController,
             assets_router(),
             dashboard,
             DashboardAccessController,

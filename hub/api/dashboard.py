@@ -206,11 +206,11 @@ def dashboard(request: Request[Any, Any, Any]) -> Response[str]:
 
 # The files the page may load: every file shipped in the folder, read once. A name that
 # is not one of them (a path outside it, a name too long for the file system) is a 404.
-ASSET_MEDIA_TYPES: Final[dict[str, str]] = {
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
+ASSET_MEDIA_TYPES: Final[dict[str, str]] = {  # litestar adds "; charset=utf-8" to text
+    ".js": "text/javascript",
+    ".css": "text/css",
     ".svg": "image/svg+xml",
-    ".md": "text/markdown; charset=utf-8",
+    ".md": "text/markdown",
 }
 ASSETS: Final[dict[str, Path]] = {
     p.relative_to(STATIC_DIR).as_posix(): p for p in sorted(STATIC_DIR.rglob("*")) if p.is_file()
@@ -228,7 +228,7 @@ async def dashboard_asset(name: FromPath[str]) -> File:
         path=path,
         filename=path.name,
         content_disposition_type="inline",
-        media_type=ASSET_MEDIA_TYPES.get(path.suffix, "text/plain; charset=utf-8"),
+        media_type=ASSET_MEDIA_TYPES.get(path.suffix, "text/plain"),
         headers={"Cache-Control": "no-cache"},  # revalidated (ETag): an upgrade shows at once
     )
 

@@ -138,6 +138,15 @@ PERMISSIONS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/conflicts"): READERS,
     ("GET", "/v1/conflicts/{conflict_id:str}"): READERS,
     ("POST", "/v1/conflicts/{conflict_id:str}/settle"): ADMIN,
+    # insight: orders reported with or without a coupon; analytics (a store key: its
+    # store; an analyst limited to stores: those)
+    ("POST", "/v1/sales"): TILL,
+    ("GET", "/v1/analytics/summary"): READERS,
+    ("GET", "/v1/analytics/series"): READERS,
+    ("GET", "/v1/analytics/breakdown"): READERS,
+    ("GET", "/v1/analytics/stores/league"): READERS,
+    ("GET", "/v1/analytics/funnel"): READERS,
+    ("GET", "/v1/analytics/expiring"): READERS,
     # the dashboard (/dashboard): which of its panels the caller's key may read
     ("GET", "/v1/dashboard/access"): ALL,
     # staff on a phone: staff members (a store key: its own store's), their sign-in codes

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from hub.db.types import JSONDoc, UTCDateTime
@@ -549,11 +551,14 @@ sales = Table(
     Column("occurred_at", UTCDateTime(), nullable=False),
     Column("recorded_at", UTCDateTime(), nullable=False),
     Column("api_key_id", String(40), nullable=False),
+    # a coupon was redeemed on this order (a redemption with its order id within a day
+    # of it when reported): analytics counts the order through its redemption, not again
+    Column("coupon_order", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("merchant_id", "order_id", name="uq_sales_merchant_order"),
     Index("ix_sales_merchant_time", "merchant_id", "occurred_at"),
 )
 
-# ---- analytics rollups: maintained off the redeem path by hub.analytics.rollup, an
+# ---- analytics rollups: maintained off the redeem path by hub.services.rollup, an
 # internal consumer of the outbox (events in seq order). ``day`` columns are the
 # merchant's local calendar day. '' stands for "none" in key columns (a coupon issued
 # with no channel, an event with no store) so every key column is NOT NULL.
@@ -595,8 +600,10 @@ analytics_daily = Table(
     Column("reversed_order_amount", BigInteger, nullable=False, default=0),
 )
 
-# Cohorts: coupons by the local day they were issued (and their template and channel),
-# and what became of them.
+# Cohorts: coupons by the local day they were issued (and their template and the channel
+# they were issued through), and what became of them. ``store_code`` is '' on the rows
+# that count issued and claimed coupons (a coupon is issued to no store) and the store
+# that redeemed them on the rows that count redemptions.
 analytics_cohorts = Table(
     "analytics_cohorts",
     metadata,
@@ -604,13 +611,14 @@ analytics_cohorts = Table(
     Column("issue_day", Date, primary_key=True),
     Column("template_id", String(40), primary_key=True),
     Column("channel", String(32), primary_key=True),
+    Column("store_code", String(64), primary_key=True),
     Column("issued", BigInteger, nullable=False, default=0),
     Column("claimed", BigInteger, nullable=False, default=0),
     Column("redeemed", BigInteger, nullable=False, default=0),
 )
 
 # A cohort's redemptions by whole days from issue to redemption (redeemed within N
-# days; median and p90 of the time to redemption).
+# days; median and p90 of the time to redemption), by the store that redeemed them.
 analytics_lags = Table(
     "analytics_lags",
     metadata,
@@ -618,6 +626,7 @@ analytics_lags = Table(
     Column("issue_day", Date, primary_key=True),
     Column("template_id", String(40), primary_key=True),
     Column("channel", String(32), primary_key=True),
+    Column("store_code", String(64), primary_key=True),
     Column("lag_days", Integer, primary_key=True, autoincrement=False),
     Column("redeemed", BigInteger, nullable=False, default=0),
 )
@@ -634,6 +643,8 @@ analytics_customer_days = Table(
     Column("order_amount", BigInteger, nullable=False, default=0),
     Column("coupon_orders", BigInteger, nullable=False, default=0),
     Column("coupon_order_amount", BigInteger, nullable=False, default=0),
+    # the figures read a range of days of every customer
+    Index("ix_analytics_customer_days_day", "merchant_id", "day"),
 )
 
 # Expiry reminders (coupon.expiring): one row per coupon and reminder, made in the

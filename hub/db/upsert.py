@@ -77,3 +77,21 @@ class InsertIfAbsent:
             return self.inserted(conn, values)
         stmt = self._locked_statement(tuple(values))
         return stmt.first(conn, {**values, "hub_lock_id": lock_id}) is not None
+
+
+def add_counts(
+    conn: Connection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]
+) -> None:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE SET c = c + excluded.c`` for every other
+    column of ``rows`` (all rows carry the same columns): counters added to, created at
+    zero when absent. Rows go in as one executemany."""
+    if not rows:
+        return
+    counts = [c for c in rows[0] if c not in keys]
+    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = make(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys],
+        set_={c: table.c[c] + stmt.excluded[c] for c in counts},
+    )
+    conn.execute(stmt, rows)

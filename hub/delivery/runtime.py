@@ -31,11 +31,13 @@ from hub.delivery.sweeper import sweep
 from hub.delivery.transport import DeliveryClient, delivery_client, http_transport
 from hub.services.reminders import REMINDER_INTERVAL, send_due_reminders
 from hub.services.reservations import expire_reservations
+from hub.services.rollup import consume as consume_rollups
 
 log = structlog.get_logger("hub.delivery")
 
 SWEEP_INTERVAL = 1.0
 RESERVATION_EXPIRY_INTERVAL = 5.0
+ANALYTICS_ROLLUP_INTERVAL = 1.0
 BROKER_WATCH_INTERVAL = 5.0
 
 
@@ -66,6 +68,8 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("reservations.expiry", RESERVATION_EXPIRY_INTERVAL, _expire_reservations),
     # expiry reminders (coupon.expiring), hub.services.reminders
     PeriodicJob("reminders.expiring", REMINDER_INTERVAL, _send_reminders),
+    # analytics rollups from the outbox (hub/services/rollup.py): one consumer at a time
+    PeriodicJob("analytics.rollup", ANALYTICS_ROLLUP_INTERVAL, consume_rollups),
 ]
 
 

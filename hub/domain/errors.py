@@ -87,6 +87,7 @@ ERROR_CODES: dict[str, str] = {
     "order_amount_mismatch": "order.amount differs from the sum of order.lines.",
     "exchange_item_missing": "The order lacks the SKU the exchange coupon gives.",
     "store_not_found": "No store with this code for this merchant.",
+    "sale_conflict": "The order id was reported already (POST /v1/sales) with other content.",
     "store_required": "An admin key must name the store.",
     "occurred_at_in_future": "occurred_at is later than now (beyond clock skew).",
     "occurred_at_too_old": "occurred_at is older than the offline window accepts.",

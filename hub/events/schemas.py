@@ -703,6 +703,26 @@ def _data_schemas() -> dict[str, Schema]:
             },
             description="An admin settled an offline conflict (sync.settle).",
         ),
+        "sale.recorded": _object(
+            {
+                "sale_id": _id("sal", "The hub's id of the reported order."),
+                "order_id": _text("The merchant's order id (unique per merchant)."),
+                "store": _store(),
+                "channel": _channel(),
+                "customer": _text("The customer's external id, or null.", nullable=True),
+                "amount": _fen("What the customer paid"),
+                "coupon_order": {
+                    "type": "boolean",
+                    "description": "A coupon was redeemed on this order (a redemption with "
+                    "its order id within a day of it): analytics counts it through the "
+                    "redemption.",
+                },
+                "occurred_at": _time("When the order was made."),
+                "recorded_at": _time("When it was reported."),
+            },
+            description="An order was reported (POST /v1/sales), with or without a coupon; "
+            "once per order id (sales.record_sales).",
+        ),
     }
 
 

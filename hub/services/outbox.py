@@ -45,6 +45,7 @@ EVENT_TYPES = (
     "reservation.expired",
     "redemption.offline_conflict",
     "redemption.offline_conflict_settled",
+    "sale.recorded",
 )
 
 # alert.raised data: {"alert": <kind>, "severity": "warning"|"critical", "message": str,

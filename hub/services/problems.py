@@ -65,6 +65,7 @@ HTTP_STATUS: dict[str, int] = {
     "order_amount_mismatch": 422,
     "exchange_item_missing": 422,
     "store_not_found": 422,
+    "sale_conflict": 409,
     "store_required": 422,
     "occurred_at_in_future": 422,
     "occurred_at_too_old": 422,

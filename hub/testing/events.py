@@ -394,6 +394,23 @@ _SAMPLES: dict[str, list[dict[str, Any]]] = {
             ("expired", "expired", "evt_01JDK000000000000000000025"),
         )
     },
+    "sale.recorded": [
+        _simple(
+            "sale.recorded",
+            "evt_01JDK00000000000000000002A",
+            {
+                "sale_id": "sal_01JDK00000000000000000002B",
+                "order_id": "A-1002",
+                "store": "SH-001",
+                "channel": "pos",
+                "customer": "C-0001",
+                "amount": 5600,
+                "coupon_order": False,
+                "occurred_at": AT,
+                "recorded_at": AT,
+            },
+        )
+    ],
 }
 
 

@@ -848,6 +848,17 @@ def admin_names_an_unknown_store(env: Env) -> httpx.Response:
     return r
 
 
+@produces("sale_conflict")
+def an_order_reported_again_with_another_amount(env: Env) -> httpx.Response:
+    sale = {"order_id": "S-1", "store": "SH-001", "channel": "pos", "amount": 5600,
+            "occurred_at": "2026-11-25T08:00:00Z"}  # fmt: skip
+    r = env.client.post("/v1/sales", json={"orders": [sale]}, headers=env.admin)
+    assert r.status_code == 200, r.text
+    return env.client.post(
+        "/v1/sales", json={"orders": [{**sale, "amount": 5700}]}, headers=env.admin
+    )
+
+
 @produces("store_required")
 def admin_names_no_store(env: Env) -> httpx.Response:
     return env.redeem(env.coupon(), store=None)
@@ -2203,6 +2214,9 @@ def _valid_bodies(env: Env) -> tuple[dict[str, str], dict[str, list[dict[str, An
         "/v1/staff/{staff_id:str}/disable": [],
         "/v1/staff/{staff_id:str}/enable": [],
         "/v1/staff/sessions": [{"code": sign_in_code}],
+        "/v1/sales": [{"orders": [{"order_id": "S-F1", "store": "SH-001", "channel": "pos",
+                                   "customer": "M0001", "amount": 5600,
+                                   "occurred_at": iso(env.clock.now)}]}],
     }
     return params, bodies
 

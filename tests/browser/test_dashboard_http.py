@@ -50,6 +50,8 @@ def test_the_assets_come_from_the_package(client, path, media_type):
     r = client.get(path)
     assert r.status_code == 200
     assert r.headers["content-type"].split(";")[0] == media_type
+    assert r.headers["content-type"].count("charset") <= 1
+    assert r.headers["cache-control"] == "no-cache" and r.headers["etag"]
     assert r.headers["x-content-type-options"] == "nosniff"
 
 

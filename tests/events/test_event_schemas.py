@@ -293,14 +293,22 @@ def test_every_emitted_event_validates(client, db, merchant, clock):
     post(f"/v1/conflicts/{conflict_id}/settle", {"settlement": "refunded at SH-001"},
          headers={"Idempotency-Key": "st-1"}, status=200)
 
+    # an order reported without a coupon (POST /v1/sales)
+    post("/v1/sales", {"orders": [{"order_id": "S-1", "store": "SH-001", "channel": "pos",
+                                   "amount": 5600, "occurred_at": clock.now.isoformat()}]},
+         status=200)
+
     with db.connect() as conn:
         rows = conn.execute(select(outbox_events).order_by(outbox_events.c.seq)).all()
+    # sale.recorded;
     # created, issued, claimed, offered twice, cancelled, transferred, redeemed, reversed,
     # voided, paused+resumed, expired, order.*; the reservations' issued, created,
     # released, expired and their coupons expired
     # ... and the offline conflict's issued, redeemed, alert, conflict and settlement
     # ... and the two expiry reminders
-    assert len(rows) == 5 + 9 + 1 + 2 + 1 + 1 + 5 + 5 + 2 + 2 + 6 + 2 + 2 + 2 + 1 + 1 + 2 + 5 + 2
+    assert len(rows) == (
+        1 + 5 + 9 + 1 + 2 + 1 + 1 + 5 + 5 + 2 + 2 + 6 + 2 + 2 + 2 + 1 + 1 + 2 + 5 + 2
+    )
     seen: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         event = outbox.envelope(

@@ -81,6 +81,18 @@
     return m[1] + whole + "." + frac.slice(2, 4) + "%";
   }
 
+  /** A decimal string ("700.0000") → at most two decimals, no trailing zeros ("700"). */
+  function fmtDecimal(v) {
+    if (v === null || v === undefined || v === "") { return "—"; }
+    var m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(String(v));
+    if (!m) { return String(v); }
+    var cents = Math.round(Number("0." + ((m[3] || "") + "000").slice(0, 3)) * 100);
+    var whole = m[2];
+    if (cents === 100) { whole = String(Number(whole) + 1); cents = 0; }
+    var frac = cents ? "." + (cents < 10 ? "0" + cents : String(cents)).replace(/0$/, "") : "";
+    return m[1] + groupDigits(String(Number(whole))) + frac;
+  }
+
   function fmtPlain(v) {
     return v === null || v === undefined ? "—" : String(v);
   }
@@ -385,7 +397,9 @@
     c.setOption({
       animation: false,
       tooltip: TOOLTIP,
-      legend: { top: 0 },
+      // issued and claimed come in campaign waves far above the daily redemptions: off
+      // at first, a click on the legend shows them
+      legend: { top: 0, selected: hiddenAtFirst() },
       grid: { left: 48, right: 24, top: 36, bottom: 32 },
       xAxis: { type: "category", data: points.map(function (p) { return p.period; }) },
       yAxis: { type: "value", minInterval: 1 },
@@ -396,6 +410,13 @@
         };
       })
     }, true);
+  }
+
+  function hiddenAtFirst() {
+    var off = {};
+    off[t("s_issued")] = false;
+    off[t("s_claimed")] = false;
+    return off;
   }
 
   function keyLabel(by, row) {
@@ -471,7 +492,9 @@
     var avg = (l && l.merchant_average) || {};
     $("league-note").textContent = l ? t("league_note", {
       margin: fmtRate(l.margin).replace("%", "").replace(/\.00$/, ""),
-      avg: fmtPlain(avg.net_redeemed), rate: fmtRate(avg.redemption_rate)
+      avg: fmtDecimal(avg.net_redeemed),
+      discount: avg.discount === null || avg.discount === undefined ? "—" : fmtMoney(Math.round(Number(avg.discount))),
+      rate: fmtRate(avg.redemption_rate)
     }) : "";
     table("league", [
       ["c_rank", function (r) { return r.rank; }],

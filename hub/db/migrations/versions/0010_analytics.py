@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("api_key_id", sa.String(length=40), nullable=False),
+        sa.Column("coupon_order", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"]),
         sa.ForeignKeyConstraint(["store_id"], ["stores.id"]),
         sa.ForeignKeyConstraint(["customer_id"], ["customers.id"]),
@@ -87,8 +88,9 @@ def upgrade() -> None:
         sa.Column("issue_day", sa.Date(), nullable=False),
         sa.Column("template_id", sa.String(length=40), nullable=False),
         sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=False),
         *_counts("issued", "claimed", "redeemed"),
-        sa.PrimaryKeyConstraint("merchant_id", "issue_day", "template_id", "channel"),
+        sa.PrimaryKeyConstraint("merchant_id", "issue_day", "template_id", "channel", "store_code"),
     )
     op.create_table(
         "analytics_lags",
@@ -96,9 +98,12 @@ def upgrade() -> None:
         sa.Column("issue_day", sa.Date(), nullable=False),
         sa.Column("template_id", sa.String(length=40), nullable=False),
         sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=False),
         sa.Column("lag_days", sa.Integer(), autoincrement=False, nullable=False),
         *_counts("redeemed"),
-        sa.PrimaryKeyConstraint("merchant_id", "issue_day", "template_id", "channel", "lag_days"),
+        sa.PrimaryKeyConstraint(
+            "merchant_id", "issue_day", "template_id", "channel", "store_code", "lag_days"
+        ),
     )
     op.create_table(
         "analytics_customer_days",
@@ -107,6 +112,9 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         *_counts("orders", "order_amount", "coupon_orders", "coupon_order_amount"),
         sa.PrimaryKeyConstraint("merchant_id", "customer_id", "day"),
+    )
+    op.create_index(
+        "ix_analytics_customer_days_day", "analytics_customer_days", ["merchant_id", "day"]
     )
     op.create_table(
         "coupon_reminders",

@@ -1,0 +1,547 @@
+"""Analytics rollups, kept off the redeem path: an internal consumer of the outbox.
+
+:func:`consume` reads ``outbox_events`` in ``seq`` order past the watermark
+(``analytics_progress``) and adds what each event means to the rollup tables
+(``analytics_daily``, ``analytics_cohorts``, ``analytics_lags``,
+``analytics_customer_days``). It runs as a periodic job of every delivery runtime
+(``hub.delivery.runtime.PERIODIC_JOBS``, every second), so a redeem pays nothing for
+analytics; figures lag the redeem by at most about two seconds (one round of the job plus
+its batch) while the hub keeps up.
+
+Exactly once:
+
+* One consumer at a time: PostgreSQL ``pg_try_advisory_xact_lock`` (a second process
+  finds it taken and returns at once); SQLite's writer lock (``BEGIN IMMEDIATE``).
+* Crashes: the increments, the applied set and the watermark change in ONE transaction.
+* Late commits: a sequence number is taken when a row is inserted, not when its
+  transaction commits, so a lower ``seq`` can become visible after a higher one. The
+  watermark only moves over a contiguous run of seen events; events above an open gap
+  are applied and remembered in ``analytics_applied`` (and forgotten once the watermark
+  passes them). A gap whose next event was recorded more than :data:`GAP_BOUND` ago is
+  closed as a rolled-back transaction's (its seq never commits).
+
+:func:`rebuild_rollups` recomputes the tables from the base tables with the same
+per-fact rules (:class:`Tally`), so both paths agree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import (
+    Connection,
+    Engine,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
+
+from hub.db.engine import write_conn
+from hub.db.schema import (
+    analytics_applied,
+    analytics_cohorts,
+    analytics_customer_days,
+    analytics_daily,
+    analytics_lags,
+    analytics_progress,
+    coupons,
+    merchants,
+    outbox_events,
+    redemptions,
+    sales,
+)
+from hub.db.upsert import add_counts
+
+log = structlog.get_logger("hub.analytics")
+
+PROGRESS = "rollup"
+BATCH = 5000
+GAP_BOUND = timedelta(minutes=10)
+LOCK_ID = 0x616E616C79746963  # "analytic"
+# the bound the API states: one round of the periodic job (1 s) plus a batch
+LAG_SECONDS = 2
+
+EVENTS = (
+    "coupon.issued",
+    "coupon.claimed",
+    "coupon.redeemed",
+    "coupon.redemption_reversed",
+    "sale.recorded",
+)
+
+NONE = ""  # "none" in key columns (no channel, no store, no customer)
+
+DAILY = (
+    "issued", "claimed", "redeemed", "reversed",
+    "redeemed_discount", "redeemed_order_amount", "reversed_discount", "reversed_order_amount",
+)  # fmt: skip
+COHORT = ("issued", "claimed", "redeemed")
+CUSTOMER = ("orders", "order_amount", "coupon_orders", "coupon_order_amount")
+DAILY_KEY = ("merchant_id", "day", "store_code", "channel", "template_id")
+COHORT_KEY = ("merchant_id", "issue_day", "template_id", "channel", "store_code")
+LAG_KEY = (*COHORT_KEY, "lag_days")
+CUSTOMER_KEY = ("merchant_id", "customer_id", "day")
+
+
+def local_day(at: datetime, tz: ZoneInfo) -> date:
+    return at.astimezone(tz).date()
+
+
+def lag_days(issued_at: datetime, redeemed_at: datetime) -> int:
+    """Whole days (24 h) from issue to redemption, never negative."""
+    return max(0, (redeemed_at - issued_at) // timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class CouponFacts:
+    template_id: str
+    issued_at: datetime
+    channel: str | None
+
+
+@dataclass(frozen=True)
+class RedemptionFacts:
+    occurred_at: datetime
+    store_code: str
+    channel: str
+    template_id: str
+    order_amount: int
+    discount: int
+    customer_id: str | None
+    coupon: CouponFacts
+
+
+@dataclass
+class Tally:
+    """Increments to the rollup tables, keyed by their primary keys."""
+
+    daily: dict[tuple[Any, ...], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0] * len(DAILY))
+    )
+    cohorts: dict[tuple[Any, ...], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0] * len(COHORT))
+    )
+    lags: dict[tuple[Any, ...], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0]))
+    customers: dict[tuple[Any, ...], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0] * len(CUSTOMER))
+    )
+
+    # --- the facts ----------------------------------------------------------------------
+    def issued(self, m: str, tz: ZoneInfo, c: CouponFacts, *, with_holder: bool) -> None:
+        day = local_day(c.issued_at, tz)
+        ch = c.channel or NONE
+        d = self.daily[(m, day, NONE, ch, c.template_id)]
+        k = self.cohorts[(m, day, c.template_id, ch, NONE)]
+        d[0] += 1
+        k[0] += 1
+        if with_holder:  # issued to a customer: claimed at issue
+            d[1] += 1
+            k[1] += 1
+
+    def claimed(self, m: str, tz: ZoneInfo, c: CouponFacts, at: datetime) -> None:
+        ch = c.channel or NONE
+        self.daily[(m, local_day(at, tz), NONE, ch, c.template_id)][1] += 1
+        self.cohorts[(m, local_day(c.issued_at, tz), c.template_id, ch, NONE)][1] += 1
+
+    def redeemed(self, m: str, tz: ZoneInfo, r: RedemptionFacts, *, sign: int = 1) -> None:
+        """A redemption (sign 1) or its reversal (sign -1: counted as reversed on the
+        redemption's own day, taken off its cohort, lag and customer day)."""
+        day = local_day(r.occurred_at, tz)
+        d = self.daily[(m, day, r.store_code, r.channel, r.template_id)]
+        if sign > 0:
+            d[2] += 1
+            d[4] += r.discount
+            d[5] += r.order_amount
+        else:
+            d[3] += 1
+            d[6] += r.discount
+            d[7] += r.order_amount
+        issue_day = local_day(r.coupon.issued_at, tz)
+        cohort = (m, issue_day, r.template_id, r.coupon.channel or NONE, r.store_code)
+        self.cohorts[cohort][2] += sign
+        self.lags[(*cohort, lag_days(r.coupon.issued_at, r.occurred_at))][0] += sign
+        cd = self.customers[(m, r.customer_id or NONE, day)]
+        cd[0] += sign
+        cd[1] += sign * r.order_amount
+        cd[2] += sign
+        cd[3] += sign * r.order_amount
+
+    def sale(
+        self, m: str, tz: ZoneInfo, at: datetime, customer_id: str | None, amount: int
+    ) -> None:
+        """A reported order that redeemed no coupon (one that did is counted by its
+        redemption)."""
+        cd = self.customers[(m, customer_id or NONE, local_day(at, tz))]
+        cd[0] += 1
+        cd[1] += amount
+
+    # --- writing --------------------------------------------------------------------------
+    def write(self, conn: Connection) -> None:
+        for table, keys, names, rows in (
+            (analytics_daily, DAILY_KEY, DAILY, self.daily),
+            (analytics_cohorts, COHORT_KEY, COHORT, self.cohorts),
+            (analytics_lags, LAG_KEY, ("redeemed",), self.lags),
+            (analytics_customer_days, CUSTOMER_KEY, CUSTOMER, self.customers),
+        ):
+            batch = [
+                {**dict(zip(keys, k, strict=True)), **dict(zip(names, v, strict=True))}
+                for k, v in sorted(rows.items(), key=lambda kv: tuple(map(str, kv[0])))
+                if any(v)
+            ]
+            for i in range(0, len(batch), 1000):
+                add_counts(conn, table, keys, batch[i : i + 1000])
+
+
+# --- reading base rows -----------------------------------------------------------------------
+
+
+def _chunks(items: list[str], n: int = 500) -> Iterator[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _timezones(conn: Connection) -> dict[str, ZoneInfo]:
+    rows = conn.execute(select(merchants.c.id, merchants.c.timezone))
+    return {r.id: ZoneInfo(r.timezone) for r in rows}
+
+
+def _coupon_facts(row: Any) -> CouponFacts:
+    return CouponFacts(row.template_id, row.issued_at, row.channel)
+
+
+_COUPON_COLUMNS = (coupons.c.id, coupons.c.template_id, coupons.c.issued_at, coupons.c.channel)
+_REDEMPTION_COLUMNS = (
+    redemptions.c.id,
+    redemptions.c.occurred_at,
+    redemptions.c.store_code,
+    redemptions.c.channel,
+    redemptions.c.template_id,
+    redemptions.c.order_amount,
+    redemptions.c.discount,
+    coupons.c.customer_id,
+    coupons.c.issued_at,
+    coupons.c.channel.label("coupon_channel"),
+)
+_REDEMPTION_JOIN = redemptions.join(coupons, coupons.c.id == redemptions.c.coupon_id)
+
+
+def _redemption_facts(row: Any) -> RedemptionFacts:
+    return RedemptionFacts(
+        occurred_at=row.occurred_at,
+        store_code=row.store_code,
+        channel=row.channel,
+        template_id=row.template_id,
+        order_amount=int(row.order_amount),
+        discount=int(row.discount),
+        customer_id=row.customer_id,
+        coupon=CouponFacts(row.template_id, row.issued_at, row.coupon_channel),
+    )
+
+
+def _coupons_by_id(conn: Connection, ids: set[str]) -> dict[str, CouponFacts]:
+    out: dict[str, CouponFacts] = {}
+    for chunk in _chunks(sorted(ids)):
+        for r in conn.execute(select(*_COUPON_COLUMNS).where(coupons.c.id.in_(chunk))):
+            out[r.id] = _coupon_facts(r)
+    return out
+
+
+def _redemptions_by_id(conn: Connection, ids: set[str]) -> dict[str, RedemptionFacts]:
+    out: dict[str, RedemptionFacts] = {}
+    for chunk in _chunks(sorted(ids)):
+        stmt = select(*_REDEMPTION_COLUMNS).select_from(_REDEMPTION_JOIN)
+        for r in conn.execute(stmt.where(redemptions.c.id.in_(chunk))):
+            out[r.id] = _redemption_facts(r)
+    return out
+
+
+def _sales_by_id(conn: Connection, ids: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for chunk in _chunks(sorted(ids)):
+        for r in conn.execute(select(sales).where(sales.c.id.in_(chunk))):
+            out[r.id] = r
+    return out
+
+
+# --- the consumer ----------------------------------------------------------------------------
+
+
+def _locked(conn: Connection) -> bool:
+    """This transaction is the only consumer (PostgreSQL: the advisory lock, taken
+    without waiting; SQLite: the writer lock ``write_conn`` holds already)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.execute(select(func.pg_try_advisory_xact_lock(LOCK_ID))).scalar())
+
+
+def _watermark(conn: Connection, now: datetime) -> int:
+    p = analytics_progress.c
+    seq = conn.execute(select(p.seq).where(p.name == PROGRESS)).scalar()
+    if seq is None:
+        conn.execute(insert(analytics_progress).values(name=PROGRESS, seq=0, updated_at=now))
+        return 0
+    return int(seq)
+
+
+def _ref(e: Any, key: str) -> str | None:
+    value = e.data.get(key) if isinstance(e.data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _apply_events(conn: Connection, events: list[Any]) -> None:
+    """Add what these events mean to the rollups (in this transaction). An event whose
+    row is gone (or malformed) is logged and skipped: it must not stop the consumer."""
+    wanted = [e for e in events if e.type in EVENTS]
+    if not wanted:
+        return
+    tz = _timezones(conn)
+    coupon_ids = {e.coupon_id for e in wanted if e.type in ("coupon.issued", "coupon.claimed")}
+    red_ids = {
+        _ref(e, "redemption_id")
+        for e in wanted
+        if e.type in ("coupon.redeemed", "coupon.redemption_reversed")
+    }
+    sale_ids = {_ref(e, "sale_id") for e in wanted if e.type == "sale.recorded"}
+    cps = _coupons_by_id(conn, {i for i in coupon_ids if i})
+    reds = _redemptions_by_id(conn, {i for i in red_ids if i})
+    sold = _sales_by_id(conn, {i for i in sale_ids if i})
+    t = Tally()
+    for e in wanted:
+        m, z = e.merchant_id, tz.get(e.merchant_id)
+        coupon = cps.get(e.coupon_id or "")
+        red = reds.get(_ref(e, "redemption_id") or "")
+        sale = sold.get(_ref(e, "sale_id") or "")
+        if z is None or (coupon, red, sale) == (None, None, None):
+            log.warning("analytics.event_skipped", seq=e.seq, type=e.type)
+            continue
+        if e.type == "coupon.issued" and coupon is not None:
+            t.issued(m, z, coupon, with_holder=e.data.get("customer") is not None)
+        elif e.type == "coupon.claimed" and coupon is not None:
+            if "campaign_id" not in e.data:  # a campaign's claim was counted at issue
+                t.claimed(m, z, coupon, e.occurred_at)
+        elif e.type == "coupon.redeemed" and red is not None:
+            t.redeemed(m, z, red)
+        elif e.type == "coupon.redemption_reversed" and red is not None:
+            t.redeemed(m, z, red, sign=-1)
+        # a reported coupon order is counted by its redemption, not again
+        elif e.type == "sale.recorded" and sale is not None and not sale.coupon_order:
+            t.sale(m, z, sale.occurred_at, sale.customer_id, int(sale.amount))
+    t.write(conn)
+
+
+def _next_watermark(
+    conn: Connection, mark: int, present: list[int], now: datetime
+) -> int:
+    """The highest seq up to which every seq is present (seen now or applied before) or a
+    gap closed by :data:`GAP_BOUND`."""
+    for seq in present:
+        if seq == mark + 1:
+            mark = seq
+            continue
+        at = conn.execute(
+            select(outbox_events.c.recorded_at).where(outbox_events.c.seq == seq)
+        ).scalar()
+        if at is None or at > now - GAP_BOUND:
+            break  # the gap below seq is still open: its transaction may commit
+        mark = seq
+    return mark
+
+
+def consume_once(engine: Engine, now: datetime, batch: int = BATCH) -> int | None:
+    """Apply the next batch of events in one transaction; the number applied, or None
+    when another consumer holds the lock."""
+    with write_conn(engine) as conn:
+        if not _locked(conn):
+            return None
+        mark = _watermark(conn, now)
+        o, a = outbox_events.c, analytics_applied.c
+        events = conn.execute(
+            select(o.seq, o.type, o.merchant_id, o.coupon_id, o.occurred_at, o.recorded_at, o.data)
+            .where(o.seq > mark, ~exists().where(a.seq == o.seq))
+            .order_by(o.seq)
+            .limit(batch)
+        ).all()
+        applied = list(conn.execute(select(a.seq).where(a.seq > mark).order_by(a.seq)).scalars())
+        if not events and not applied:
+            return 0
+        _apply_events(conn, list(events))
+        present = sorted({int(e.seq) for e in events} | {int(s) for s in applied})
+        new_mark = _next_watermark(conn, mark, present, now)
+        above = [int(e.seq) for e in events if e.seq > new_mark]
+        if above:
+            conn.execute(insert(analytics_applied), [{"seq": s} for s in above])
+        if applied and applied[0] <= new_mark:
+            conn.execute(delete(analytics_applied).where(a.seq <= new_mark))
+        if new_mark != mark or events:
+            conn.execute(
+                update(analytics_progress)
+                .where(analytics_progress.c.name == PROGRESS)
+                .values(seq=new_mark, updated_at=now)
+            )
+        return len(events)
+
+
+def consume(engine: Engine, now: datetime | None = None, *, max_batches: int = 20) -> int:
+    """The periodic job: apply batches until caught up (at most ``max_batches``)."""
+    total = 0
+    for _ in range(max_batches):
+        done = consume_once(engine, now or datetime.now(UTC))
+        if not done:
+            break
+        total += done
+    return total
+
+
+def progress(engine: Engine) -> tuple[int, datetime | None]:
+    """(watermark seq, when it last moved)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(analytics_progress.c.seq, analytics_progress.c.updated_at).where(
+                analytics_progress.c.name == PROGRESS
+            )
+        ).first()
+    return (int(row.seq), row.updated_at) if row is not None else (0, None)
+
+
+# --- rebuild ---------------------------------------------------------------------------------
+
+
+def _stream(conn: Connection, stmt: Any) -> Iterator[Any]:
+    """Rows of ``stmt`` a few thousand at a time (a server-side cursor on PostgreSQL)."""
+    yield from conn.execute(stmt.execution_options(yield_per=5000))
+
+
+def _tally_from_base(conn: Connection, merchant_id: str | None) -> Tally:
+    tz = _timezones(conn)
+    t = Tally()
+
+    def mine(col: Any) -> Any:
+        return col == merchant_id if merchant_id else true()
+
+    o = outbox_events.c
+    # when a coupon got its holder after issue (a claim of an unheld coupon)
+    late_claims = (
+        select(o.coupon_id, func.min(o.occurred_at).label("at"))
+        .where(o.type == "coupon.claimed", mine(o.merchant_id))
+        .group_by(o.coupon_id)
+        .subquery()
+    )
+    c = coupons.c
+    rows = _stream(
+        conn,
+        select(c.merchant_id, *_COUPON_COLUMNS, c.customer_id, late_claims.c.at)
+        .select_from(coupons.outerjoin(late_claims, late_claims.c.coupon_id == c.id))
+        .where(mine(c.merchant_id))
+    )
+    for r in rows:
+        z = tz[r.merchant_id]
+        facts = _coupon_facts(r)
+        later = r.customer_id is not None and r.at is not None and r.at > r.issued_at
+        t.issued(r.merchant_id, z, facts, with_holder=r.customer_id is not None and not later)
+        if later:
+            t.claimed(r.merchant_id, z, facts, r.at)
+    rows = _stream(
+        conn,
+        select(redemptions.c.merchant_id, redemptions.c.status, *_REDEMPTION_COLUMNS)
+        .select_from(_REDEMPTION_JOIN)
+        .where(mine(redemptions.c.merchant_id))
+    )
+    for r in rows:
+        z = tz[r.merchant_id]
+        red = _redemption_facts(r)
+        t.redeemed(r.merchant_id, z, red)
+        if r.status == "reversed":
+            t.redeemed(r.merchant_id, z, red, sign=-1)
+    s = sales.c
+    rows = _stream(
+        conn,
+        select(s.merchant_id, s.occurred_at, s.customer_id, s.amount).where(
+            mine(s.merchant_id), s.coupon_order.is_(False)
+        )
+    )
+    for r in rows:
+        t.sale(r.merchant_id, tz[r.merchant_id], r.occurred_at, r.customer_id, int(r.amount))
+    return t
+
+
+def _clear(conn: Connection, merchant_id: str | None) -> None:
+    for table in (analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days):
+        stmt = delete(table)
+        if merchant_id:
+            stmt = stmt.where(table.c.merchant_id == merchant_id)
+        conn.execute(stmt)
+
+
+class _Busy(Exception):
+    """A consumer batch holds the lock."""
+
+
+def _rebuild(engine: Engine, merchant_id: str | None, now: datetime) -> int:
+    with write_conn(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            # one snapshot for everything read below, taken by the statement that takes
+            # the lock (so after the last consumer batch committed)
+            conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            if not _locked(conn):
+                raise _Busy
+        mark = _watermark(conn, now)
+        _clear(conn, merchant_id)
+        _tally_from_base(conn, merchant_id).write(conn)
+        o, a = outbox_events.c, analytics_applied.c
+        if merchant_id is None:
+            old = conn.execute(
+                select(func.max(o.seq)).where(o.recorded_at <= now - GAP_BOUND)
+            ).scalar()
+            mark = max(mark, int(old or 0))
+            conn.execute(delete(analytics_applied))
+            seen = select(o.seq).where(o.seq > mark)
+        else:
+            seen = select(o.seq).where(
+                o.seq > mark,
+                o.merchant_id == merchant_id,
+                ~exists().where(a.seq == o.seq),
+            )
+        conn.execute(insert(analytics_applied).from_select(["seq"], seen))
+        conn.execute(
+            update(analytics_progress)
+            .where(analytics_progress.c.name == PROGRESS)
+            .values(seq=mark, updated_at=now)
+        )
+    return mark
+
+
+def rebuild_rollups(
+    engine: Engine, merchant_id: str | None = None, now: datetime | None = None
+) -> int:
+    """Recompute every rollup (of one merchant, or all) from the base tables — coupons,
+    redemptions, sales and the claims recorded in the outbox — in one transaction that
+    holds the consumer's lock. Then no committed event is applied twice nor missed:
+
+    * all merchants: the watermark moves to the last event recorded more than
+      :data:`GAP_BOUND` ago, and every visible event above it is marked applied (an
+      event of a transaction still open commits later, in a gap, and is applied then);
+    * one merchant: the watermark stays; that merchant's visible events above it are
+      marked applied.
+
+    Returns the watermark. Waits (PostgreSQL) while a consumer batch is running."""
+    now = now or datetime.now(UTC)
+    while True:
+        try:
+            mark = _rebuild(engine, merchant_id, now)
+            break
+        except _Busy:
+            time.sleep(0.05)
+    log.info("analytics.rebuilt", merchant=merchant_id, watermark=mark)
+    return mark

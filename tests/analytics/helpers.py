@@ -1,0 +1,32 @@
+"""Reading the rollup tables back, for comparisons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from hub.db.schema import (
+    analytics_cohorts,
+    analytics_customer_days,
+    analytics_daily,
+    analytics_lags,
+)
+
+TABLES = (analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days)
+
+
+def rollups(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every rollup row with a non-zero count, sorted (rows all zero mean nothing)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        for t in TABLES:
+            keys = [c for c in t.c if c.primary_key]
+            counts = [c for c in t.c if not c.primary_key]
+            rows = conn.execute(select(*keys, *counts)).all()
+            out[t.name] = sorted(
+                (tuple(str(v) for v in r[: len(keys)]) + tuple(int(v) for v in r[len(keys) :]))
+                for r in rows
+                if any(int(v) for v in r[len(keys) :])
+            )
+    return out
