@@ -21,8 +21,9 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 # properties of the whole, not of one package; a feature across the layers (reminders:
 # domain, service, delivery runtime, event, two worker processes; staff: domain, services,
-# auth, API, CLI; browser: the pages the hub serves, in a real Chromium)
-CROSS_CUTTING = {"security", "concurrency", "reminders", "staff", "browser"}
+# auth, API, CLI; browser: the pages the hub serves, in a real Chromium; analytics: domain,
+# rollup consumer, sales, API)
+CROSS_CUTTING = {"security", "concurrency", "reminders", "staff", "browser", "analytics"}
 KINDS_WITH_A_FOLDER = ("pos", "erp", "crm")
 
 
