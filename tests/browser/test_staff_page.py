@@ -15,7 +15,9 @@ centred on white. What is proven:
    Chinese;
 4. nothing reaches the console's error log (no script error, no CSP violation, no failed
    load) and the token is neither in the URL nor in localStorage, only in sessionStorage;
-   the day's list shows the redemption and reverses it after a confirmation.
+   the day's list shows the redemption and reverses it after a confirmation;
+5. with the network cut (Chromium's offline emulation) the confirm is said to have failed,
+   nothing moves on, and the retry sends the same Idempotency-Key: one redemption.
 
 The screenshots of the README (``docs/img/staff-scan.png``, ``docs/img/staff-result.png``)
 are written by tests 2 and 1 when ``HUB_SCREENSHOTS=1`` (to a temporary folder otherwise).
@@ -384,3 +386,41 @@ def test_no_console_error_and_the_token_only_in_session_storage(staff_hub: LiveH
     driver.find_element(By.ID, "sign-out").click()
     wait_screen(driver, "signin")
     assert driver.execute_script(f"return window.sessionStorage.getItem('{SESSION_SLOT}');") is None
+
+
+def test_a_network_failure_is_said_and_the_retry_reuses_the_idempotency_key(
+    staff_hub: LiveHub, signed_in
+):
+    driver, staff = signed_in
+    code = coupon(staff_hub)
+    type_code(driver, code)
+    check_amount(driver, "120")
+    visible_text(driver, "verdict-discount")
+    # every Idempotency-Key the page sends, recorded (the page itself is not changed)
+    driver.execute_script(
+        "window.__keys = []; var f = window.fetch;"
+        "window.fetch = function (u, o) { if (o && o.headers && o.headers['Idempotency-Key'])"
+        " { window.__keys.push(o.headers['Idempotency-Key']); } return f.apply(this, arguments); };"
+    )
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions", offline)
+    try:
+        driver.find_element(By.ID, "confirm").click()
+        wait_for(
+            driver,
+            lambda d: d.find_element(By.ID, "coupon-error").get_attribute("data-code") == "network",
+            "the network failure said",
+        )
+        assert driver.find_element(By.ID, "offline").is_displayed()
+        assert driver.find_element(By.ID, "retry").is_displayed()
+        assert screen(driver) == "coupon"  # nothing half-done: still the same intent
+    finally:
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": False})
+    driver.find_element(By.ID, "retry").click()
+    wait_screen(driver, "result")
+    keys = driver.execute_script("return window.__keys;")
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert not driver.find_element(By.ID, "offline").is_displayed()
+    items = call(staff_hub, "GET", "/v1/redemptions", params={"staff": staff["id"]})["items"]
+    assert [i["code"] for i in items] == [code]
