@@ -19,9 +19,8 @@ from hub.testing import ConnectorContract
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-# properties of the whole, not of one package; a feature across the layers (reminders:
-# domain, service, delivery runtime, event, two worker processes)
-# folders of one feature across the layers (domain, service, API, processes)
+# properties of the whole, not of one package (security, concurrency), and folders of
+# one feature across the layers (domain, service, API, processes, the browser)
 CROSS_CUTTING = {
     "security", "concurrency", "reminders", "analytics", "recommend", "synthetic", "exports",
     "browser", "staff",

@@ -28,6 +28,7 @@ from hub.api.metrics import RequestMetrics, check_multiprocess_dir
 from hub.api.openapi import allow_every_method, allow_header_map, assets_router, openapi_config
 from hub.api.ops import health, metrics, ready
 from hub.api.redemptions import RedemptionController
+from hub.api.staff_page import staff_asset, staff_page
 from hub.api.state import HubState, utcnow
 from hub.api.strict import raw_body
 from hub.services.settings import Settings
@@ -93,6 +94,8 @@ def create_app(
             dashboard,
             DashboardAccessController,
             dashboard_asset,
+            staff_page,
+            staff_asset,
         ],
         middleware=[
             HardeningMiddleware,

@@ -43,9 +43,10 @@ READERS: Final = frozenset({"admin", "store", "analyst"})
 INTEGRATION: Final = frozenset({"admin", "integrator"})
 OVERSIGHT: Final = frozenset({"admin", "integrator", "analyst"})
 
-# Paths served without a key (health, metrics, the OpenAPI document, the dashboard page
-# and its assets: they hold no data; the page calls the API with the key signed in with).
-PUBLIC_PREFIXES: Final = ("/health", "/ready", "/metrics", "/schema", "/dashboard")
+# Paths served without a key (health, metrics, the OpenAPI document, the dashboard and
+# staff pages and their assets: they hold no data; a page calls the API with the key or
+# staff session signed in with).
+PUBLIC_PREFIXES: Final = ("/health", "/ready", "/metrics", "/schema", "/dashboard", "/staff")
 # Operations that take no key (their handlers say ``opt={"exclude_from_auth": True}``):
 # a staff sign-in, where the single-use code is the credential (the guessing guard counts
 # wrong codes per client address). In the table below with every role: a key sent along

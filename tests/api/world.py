@@ -20,7 +20,7 @@ from hub.services import keys, staff
 from hub.services.problems import PROBLEM_MEDIA_TYPE
 from tests.conftest import THRESHOLD_SPEC, Clock, Merchant, issue, make_template, order
 
-OPEN_PATHS = ("/health", "/ready", "/metrics", "/schema", "/dashboard")
+OPEN_PATHS = ("/health", "/ready", "/metrics", "/schema", "/dashboard", "/staff")
 IGNORED_METHODS = {"OPTIONS", "HEAD"}
 
 

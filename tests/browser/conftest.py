@@ -9,6 +9,7 @@ Reusable by every page the hub serves (the dashboard; the staff page later):
   key per store), two templates (threshold, percentage) and a little history made through
   the API (redemptions at two stores on two channels, one reversed) — see
   :data:`HISTORY`. Stopped (SIGTERM, drained) at the end; its log is shown when it fails.
+  :func:`running_hub` starts another (a test module's own, e.g. without the history).
 * ``chrome`` (session): Debian's ``chromium`` driven by ``chromedriver`` through Selenium,
   headless, 1280×900, browser logs collected (``goog:loggingPrefs``). Missing binaries
   fail with the command that installs them (``.ci/run`` does): never skipped silently.
@@ -26,7 +27,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,10 +157,10 @@ def _wait_for_rollups(hub: LiveHub) -> None:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
-def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
-    """``hub serve`` on a fresh SQLite database with a known merchant and keys."""
-    home = tmp_path_factory.mktemp("live-hub")
+@contextmanager
+def running_hub(home: Path, *, history: bool = True) -> Iterator[LiveHub]:
+    """``hub serve`` on a fresh SQLite database in ``home`` with a known merchant and keys;
+    with ``history``, the redemptions of :data:`HISTORY` made through the API first."""
     path = home / "hub.db"
     log = home / "serve.log"
     engine = make_engine(str(path), pool_size=2, max_overflow=0)
@@ -191,9 +193,11 @@ def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     try:
         _wait_healthy(proc, url, log)
         hub = LiveHub(url=url, admin_key=m.admin_key, store_keys=m.store_keys,
-                      merchant_id=m.id, templates=templates, log=log)
-        _redeem_history(hub, coupons)
-        _wait_for_rollups(hub)
+                      merchant_id=m.id, templates=templates, log=log,
+                      extra={"coupons": coupons})
+        if history:
+            _redeem_history(hub, coupons)
+            _wait_for_rollups(hub)
         yield hub
     finally:
         proc.terminate()
@@ -204,7 +208,16 @@ def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
             proc.wait(timeout=10)
 
 
-def _chrome_options(language: str = "en-US") -> webdriver.ChromeOptions:
+@pytest.fixture(scope="session")
+def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
+    """``hub serve`` on a fresh SQLite database with a known merchant, keys and history."""
+    with running_hub(tmp_path_factory.mktemp("live-hub")) as hub:
+        yield hub
+
+
+def _chrome_options(
+    language: str = "en-US", window: tuple[int, int] = WINDOW, extra_args: Sequence[str] = ()
+) -> webdriver.ChromeOptions:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in (
@@ -217,8 +230,9 @@ def _chrome_options(language: str = "en-US") -> webdriver.ChromeOptions:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        f"--window-size={window[0]},{window[1]}",
         f"--lang={language}",
+        *extra_args,
     ):
         options.add_argument(arg)
     options.add_experimental_option("prefs", {"intl.accept_languages": language})
@@ -226,15 +240,20 @@ def _chrome_options(language: str = "en-US") -> webdriver.ChromeOptions:
     return options
 
 
-def start_chrome(language: str = "en-US") -> WebDriver:
-    """A headless Chromium through Debian's chromedriver (no driver download)."""
+def start_chrome(
+    language: str = "en-US", window: tuple[int, int] = WINDOW, extra_args: Sequence[str] = ()
+) -> WebDriver:
+    """A headless Chromium through Debian's chromedriver (no driver download); ``window``
+    its size, ``extra_args`` more switches (a fake camera: the staff page's tests)."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
     if missing:
         pytest.fail(
             f"{', '.join(missing)} missing: install Debian's chromium and chromium-driver "
             "(`apt-get install -y chromium chromium-driver`, as .ci/run does)"
         )
-    return webdriver.Chrome(options=_chrome_options(language), service=Service(CHROMEDRIVER))
+    return webdriver.Chrome(
+        options=_chrome_options(language, window, extra_args), service=Service(CHROMEDRIVER)
+    )
 
 
 @pytest.fixture(scope="session")
