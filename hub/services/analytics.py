@@ -40,10 +40,11 @@ from hub.db.engine import read_conn
 from hub.db.schema import (
     analytics_applied,
     analytics_cohorts,
-    analytics_customer_days,
     analytics_daily,
     analytics_lags,
     analytics_progress,
+    analytics_repeat,
+    analytics_sales,
     coupon_templates,
     coupons,
     outbox_events,
@@ -93,6 +94,15 @@ def int_param(field: str, raw: str | None, default: int, lo: int, hi: int) -> in
     if not lo <= value <= hi:
         raise _bad(field, f"an integer from {lo} to {hi}")
     return value
+
+
+def repeat_param(raw: str | None) -> int:
+    """``repeat_days``: one of the windows the repeat rollup keeps (7, 14, 30)."""
+    if raw is None:
+        return fig.REPEAT_HORIZON
+    if raw not in {str(n) for n in fig.REPEAT_WINDOWS}:
+        raise _bad("repeat_days", "7, 14 or 30")
+    return int(raw)
 
 
 def margin_param(raw: str | None) -> Decimal:
@@ -315,50 +325,29 @@ def _lags(conn: Connection, p: Principal, q: Query) -> dict[int, int]:
 def _customer_figures(
     conn: Connection, p: Principal, q: Query, repeat_days: int
 ) -> tuple[int | None, str | None]:
-    """(average order without a coupon, repeat purchase rate); both None under a filter
-    narrower than the merchant (the per-customer rollup has no store or channel)."""
-    if q.filtered:
+    """(average order without a coupon, repeat purchase rate) from their small rollups
+    (``analytics_sales``, ``analytics_repeat``: per local day, store and channel), under
+    the store and channel filters; both None under a template or kind filter (an order
+    without a coupon has no template, a customer's next order neither)."""
+    if q.templates is not None:
         return None, None
-    cd = analytics_customer_days.c
-    where = [cd.merchant_id == p.merchant_id, cd.day >= q.start, cd.day <= q.end]
-    row = conn.execute(
-        select(
-            func.sum(cd.orders - cd.coupon_orders),
-            func.sum(cd.order_amount - cd.coupon_order_amount),
-        ).where(*where)
-    ).one()
-    avg_without = fig.average(int(row[1] or 0), int(row[0] or 0))
-    # one range scan and a hash join, no probe per customer: the days from the range's
-    # start to repeat_days after its end, each customer's first redemption day in the
-    # range, and whether an order falls in the repeat_days after it
-    span = (
-        select(cd.customer_id, cd.day, cd.orders, cd.coupon_orders)
-        .where(
-            cd.merchant_id == p.merchant_id,
-            cd.day >= q.start,
-            cd.day <= q.end + timedelta(days=repeat_days),
-            cd.customer_id != NONE,
-        )
-        .cte("span")
+    out: list[Any] = []
+    for table, sums in (
+        (analytics_sales, ("orders", "amount")),
+        (analytics_repeat, ("coupon_days", f"repeated_{repeat_days}")),
+    ):
+        c = table.c
+        where = [c.merchant_id == p.merchant_id, c.day >= q.start, c.day <= q.end]
+        if q.channels is not None:
+            where.append(_in(c.channel, q.channels))
+        if q.stores is not None:
+            where.append(_in(c.store_code, q.stores))
+        out.append(conn.execute(select(*(func.sum(c[n]) for n in sums)).where(*where)).one())
+    (orders, amount), (days, repeated) = out
+    return (
+        fig.average(int(amount or 0), int(orders or 0)),
+        fig.rate(int(repeated or 0), int(days or 0)),
     )
-    first = (
-        select(span.c.customer_id, func.min(span.c.day).label("d"))
-        .where(span.c.coupon_orders > 0, span.c.day <= q.end)
-        .group_by(span.c.customer_id)
-        .cte("first")
-    )
-    if conn.dialect.name == "postgresql":
-        horizon: Any = first.c.d + repeat_days
-    else:
-        horizon = func.date(first.c.d, f"+{repeat_days} days")
-    repeaters = (
-        select(func.count(func.distinct(span.c.customer_id)))
-        .select_from(span.join(first, first.c.customer_id == span.c.customer_id))
-        .where(span.c.day > first.c.d, span.c.day <= horizon, span.c.orders > 0)
-        .scalar_subquery()
-    )
-    counts = conn.execute(select(func.count(), repeaters).select_from(first)).one()
-    return avg_without, fig.rate(int(counts[1] or 0), int(counts[0] or 0))
 
 
 def _as_of(conn: Connection, now: datetime) -> datetime:
@@ -396,7 +385,7 @@ def summary(
     within_days: str | None, repeat_days: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     within = int_param("within_days", within_days, 7, 1, 366)
-    repeat = int_param("repeat_days", repeat_days, 30, 1, 366)
+    repeat = repeat_param(repeat_days)
     with read_conn(engine) as conn:
         q = parse(conn, p, now, **filters)
         act = _activity(conn, p, q)[None]

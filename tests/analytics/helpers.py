@@ -11,9 +11,14 @@ from hub.db.schema import (
     analytics_customer_days,
     analytics_daily,
     analytics_lags,
+    analytics_repeat,
+    analytics_sales,
 )
 
-TABLES = (analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days)
+TABLES = (
+    analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days,
+    analytics_sales, analytics_repeat,
+)  # fmt: skip
 
 
 def rollups(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

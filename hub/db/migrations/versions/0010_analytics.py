@@ -110,11 +110,28 @@ def upgrade() -> None:
         sa.Column("merchant_id", sa.String(length=40), nullable=False),
         sa.Column("customer_id", sa.String(length=40), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
         *_counts("orders", "order_amount", "coupon_orders", "coupon_order_amount"),
-        sa.PrimaryKeyConstraint("merchant_id", "customer_id", "day"),
+        sa.PrimaryKeyConstraint("merchant_id", "customer_id", "day", "store_code", "channel"),
     )
-    op.create_index(
-        "ix_analytics_customer_days_day", "analytics_customer_days", ["merchant_id", "day"]
+    op.create_table(
+        "analytics_sales",
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        *_counts("orders", "amount"),
+        sa.PrimaryKeyConstraint("merchant_id", "day", "store_code", "channel"),
+    )
+    op.create_table(
+        "analytics_repeat",
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        *_counts("coupon_days", "repeated_7", "repeated_14", "repeated_30"),
+        sa.PrimaryKeyConstraint("merchant_id", "day", "store_code", "channel"),
     )
     op.create_table(
         "coupon_reminders",
@@ -132,6 +149,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "coupon_reminders",
+        "analytics_repeat",
+        "analytics_sales",
         "analytics_customer_days",
         "analytics_lags",
         "analytics_cohorts",
