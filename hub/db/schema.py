@@ -614,6 +614,18 @@ analytics_lags = Table(
     Column("redeemed", BigInteger, nullable=False, default=0),
 )
 
+def _monthly(daily: Table, name: str) -> Table:
+    """The same counts per local *month* (the date column holds the month's first day):
+    long ranges read whole months from it and only their cut edges from ``daily``."""
+    return Table(name, metadata, *(Column(c.name, c.type, primary_key=c.primary_key,
+                 nullable=c.nullable, autoincrement=False, default=c.default)
+                 for c in daily.c))  # fmt: skip
+
+
+analytics_monthly = _monthly(analytics_daily, "analytics_monthly")
+analytics_cohorts_monthly = _monthly(analytics_cohorts, "analytics_cohorts_monthly")
+analytics_lags_monthly = _monthly(analytics_lags, "analytics_lags_monthly")
+
 # Per customer, local day, store and channel: orders and what they came to (the orders
 # of a reported sale without a coupon at its store and channel; a redemption's at its
 # own). The repeat purchase rollup below is kept from these rows.

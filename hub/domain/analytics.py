@@ -182,3 +182,25 @@ def repeat_counts(
         for j, n in enumerate(REPEAT_WINDOWS, start=1):
             row[j] += int(gap is not None and gap <= n)
     return out
+
+
+# --- long ranges -----------------------------------------------------------------------------
+
+
+def month_spans(start: date, end: date) -> list[tuple[bool, date, date]]:
+    """The inclusive range cut into (monthly, lo, hi) spans that cover each day once: the
+    whole months inside it as one monthly span (lo, hi: the first days of its first and
+    last months), and the cut edges before and after as daily spans (lo, hi: days)."""
+    first_full = start if start.day == 1 else (start.replace(day=1) + timedelta(days=32)).replace(
+        day=1
+    )
+    end_excl = (end + timedelta(days=1)).replace(day=1)  # months before it end by ``end``
+    if first_full >= end_excl:
+        return [(False, start, end)]
+    out: list[tuple[bool, date, date]] = []
+    if start < first_full:
+        out.append((False, start, first_full - timedelta(days=1)))
+    out.append((True, first_full, (end_excl - timedelta(days=1)).replace(day=1)))
+    if end_excl <= end:
+        out.append((False, end_excl, end))
+    return out

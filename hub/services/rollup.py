@@ -62,9 +62,12 @@ from hub.db.engine import read_conn, write_conn
 from hub.db.schema import (
     analytics_applied,
     analytics_cohorts,
+    analytics_cohorts_monthly,
     analytics_customer_days,
     analytics_daily,
     analytics_lags,
+    analytics_lags_monthly,
+    analytics_monthly,
     analytics_progress,
     analytics_repeat,
     analytics_sales,
@@ -138,6 +141,17 @@ class RedemptionFacts:
     discount: int
     customer_id: str | None
     coupon: CouponFacts
+
+
+def _by_month(rows: dict[tuple[Any, ...], list[int]]) -> dict[tuple[Any, ...], list[int]]:
+    """Rows keyed (merchant, local day, …) summed per (merchant, the month's first day, …):
+    the monthly level long ranges read."""
+    out: dict[tuple[Any, ...], list[int]] = {}
+    for (m, day, *rest), v in rows.items():
+        into = out.setdefault((m, day.replace(day=1), *rest), [0] * len(v))
+        for i, x in enumerate(v):
+            into[i] += x
+    return out
 
 
 @dataclass
@@ -223,6 +237,9 @@ class Tally:
             (analytics_daily, DAILY_KEY, DAILY, self.daily),
             (analytics_cohorts, COHORT_KEY, COHORT, self.cohorts),
             (analytics_lags, LAG_KEY, ("redeemed",), self.lags),
+            (analytics_monthly, DAILY_KEY, DAILY, _by_month(self.daily)),
+            (analytics_cohorts_monthly, COHORT_KEY, COHORT, _by_month(self.cohorts)),
+            (analytics_lags_monthly, LAG_KEY, ("redeemed",), _by_month(self.lags)),
             (analytics_customer_days, CUSTOMER_KEY, CUSTOMER, self.customers),
             (analytics_sales, SALES_KEY, SALES, self.sales),
             (analytics_repeat, REPEAT_KEY, REPEAT, self.repeat),
@@ -603,7 +620,8 @@ def _tally_from_base(conn: Connection, merchant_id: str | None) -> Tally:
 def _clear(conn: Connection, merchant_id: str | None) -> None:
     for table in (
         analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days,
-        analytics_sales, analytics_repeat,
+        analytics_sales, analytics_repeat, analytics_monthly, analytics_cohorts_monthly,
+        analytics_lags_monthly,
     ):  # fmt: skip
         stmt = delete(table)
         if merchant_id:

@@ -329,3 +329,34 @@ def test_the_default_range_is_the_last_30_local_days(
     today = clock.now.astimezone(merchant.tz).date()
     assert body["to"] == today.isoformat()
     assert (today - __import__("datetime").date.fromisoformat(body["from"])).days == 29
+
+
+@pytest.mark.parametrize(
+    ("wide", "narrow"),
+    [
+        # whole months only (October to December): the monthly rollups alone
+        ({"from": "2026-10-01", "to": "2026-12-31"}, RANGE),
+        # a whole October from the monthly level, 1–4 November from the daily one
+        ({"from": "2026-10-01", "to": "2026-11-04"}, {"from": "2026-11-02", "to": "2026-11-04"}),
+        # cut months at both ends and whole ones between
+        ({"from": "2026-09-15", "to": "2026-12-03"}, RANGE),
+    ],
+)
+def test_long_ranges_read_from_the_monthly_level_give_the_same_figures(
+    client: Any, merchant: Merchant, data: Data, wide: dict[str, str], narrow: dict[str, str]
+) -> None:
+    def figures(path: str, rng: dict[str, str], **params: Any) -> Any:
+        body = get(client, merchant, path, **rng, **params)
+        for k in ("from", "to", "as_of"):
+            body.pop(k)
+        return body
+
+    for path, params in (
+        ("summary", {}), ("summary", {"store": "SH-002"}), ("summary", {"channel": "online"}),
+        ("funnel", {}), ("stores/league", {}),
+        *(("breakdown", {"by": by}) for by in ("store", "channel", "online", "template", "kind")),
+    ):  # fmt: skip
+        assert figures(path, wide, **params) == figures(path, narrow, **params), (path, params)
+    month = figures("series", wide, group="month")["points"]
+    day = figures("series", narrow, group="day")["points"]
+    assert sum(p["net_redeemed"] for p in month) == sum(p["net_redeemed"] for p in day)
