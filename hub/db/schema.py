@@ -631,20 +631,62 @@ analytics_lags = Table(
     Column("redeemed", BigInteger, nullable=False, default=0),
 )
 
-# Per customer and local day: orders and what they came to (repeat purchase; the
-# average order with and without a coupon).
+def _monthly(daily: Table, name: str) -> Table:
+    """The same counts per local *month* (the date column holds the month's first day):
+    long ranges read whole months from it and only their cut edges from ``daily``."""
+    return Table(name, metadata, *(Column(c.name, c.type, primary_key=c.primary_key,
+                 nullable=c.nullable, autoincrement=False, default=c.default)
+                 for c in daily.c))  # fmt: skip
+
+
+analytics_monthly = _monthly(analytics_daily, "analytics_monthly")
+analytics_cohorts_monthly = _monthly(analytics_cohorts, "analytics_cohorts_monthly")
+analytics_lags_monthly = _monthly(analytics_lags, "analytics_lags_monthly")
+
+# Per customer, local day, store and channel: orders and what they came to (the orders
+# of a reported sale without a coupon at its store and channel; a redemption's at its
+# own). The repeat purchase rollup below is kept from these rows.
 analytics_customer_days = Table(
     "analytics_customer_days",
     metadata,
     Column("merchant_id", String(40), primary_key=True),
     Column("customer_id", String(40), primary_key=True),
     Column("day", Date, primary_key=True),
+    Column("store_code", String(64), primary_key=True),
+    Column("channel", String(32), primary_key=True),
     Column("orders", BigInteger, nullable=False, default=0),
     Column("order_amount", BigInteger, nullable=False, default=0),
     Column("coupon_orders", BigInteger, nullable=False, default=0),
     Column("coupon_order_amount", BigInteger, nullable=False, default=0),
-    # the figures read a range of days of every customer
-    Index("ix_analytics_customer_days_day", "merchant_id", "day"),
+)
+
+# Reported orders without a coupon per local day, store and channel (the average order
+# without a coupon).
+analytics_sales = Table(
+    "analytics_sales",
+    metadata,
+    Column("merchant_id", String(40), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("store_code", String(64), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("orders", BigInteger, nullable=False, default=0),
+    Column("amount", BigInteger, nullable=False, default=0),
+)
+
+# Repeat purchase: coupon customer-days (a customer with a net redemption at the store
+# through the channel that local day) and how many of them the customer followed with
+# another order (any store, any channel) on a later local day within 7, 14 and 30 days.
+analytics_repeat = Table(
+    "analytics_repeat",
+    metadata,
+    Column("merchant_id", String(40), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("store_code", String(64), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("coupon_days", BigInteger, nullable=False, default=0),
+    Column("repeated_7", BigInteger, nullable=False, default=0),
+    Column("repeated_14", BigInteger, nullable=False, default=0),
+    Column("repeated_30", BigInteger, nullable=False, default=0),
 )
 
 # Expiry reminders (coupon.expiring): one row per coupon and reminder, made in the

@@ -12,14 +12,16 @@ redemption, calendar buckets and the store league table.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
-from typing import Literal
+from typing import Literal, TypeVar
 
+K = TypeVar("K")
 Group = Literal["day", "week", "month"]
 GROUPS: tuple[Group, ...] = ("day", "week", "month")
 PLACES = Decimal("0.0001")
@@ -154,3 +156,51 @@ def fixed(value: Decimal | None, places: int = 4) -> str | None:
     if value is None:
         return None
     return str(value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP))
+
+
+# --- repeat purchase -----------------------------------------------------------------------
+
+REPEAT_WINDOWS: tuple[int, ...] = (7, 14, 30)  # the repeat_days a caller may ask for
+REPEAT_HORIZON = max(REPEAT_WINDOWS)
+
+
+def repeat_counts(
+    units: Iterable[tuple[date, K]], order_days: Iterable[date]
+) -> dict[tuple[date, K], list[int]]:
+    """One customer's coupon customer-days (``units``: a local day and what it is counted
+    under, e.g. (store, channel)) and the days the customer ordered at all: per unit
+    ``[1, r7, r14, r30]`` where ``rN`` is 1 when the customer's next order day after the
+    unit's day is at most N days later. Additive: a customer's contribution is the sum
+    of its units', so a change is applied as (new − old) of the days it can reach."""
+    ordered = sorted(set(order_days))
+    out: dict[tuple[date, K], list[int]] = {}
+    for day, key in units:
+        i = bisect.bisect_right(ordered, day)
+        gap = (ordered[i] - day).days if i < len(ordered) else None
+        row = out.setdefault((day, key), [0] * (1 + len(REPEAT_WINDOWS)))
+        row[0] += 1
+        for j, n in enumerate(REPEAT_WINDOWS, start=1):
+            row[j] += int(gap is not None and gap <= n)
+    return out
+
+
+# --- long ranges -----------------------------------------------------------------------------
+
+
+def month_spans(start: date, end: date) -> list[tuple[bool, date, date]]:
+    """The inclusive range cut into (monthly, lo, hi) spans that cover each day once: the
+    whole months inside it as one monthly span (lo, hi: the first days of its first and
+    last months), and the cut edges before and after as daily spans (lo, hi: days)."""
+    first_full = start if start.day == 1 else (start.replace(day=1) + timedelta(days=32)).replace(
+        day=1
+    )
+    end_excl = (end + timedelta(days=1)).replace(day=1)  # months before it end by ``end``
+    if first_full >= end_excl:
+        return [(False, start, end)]
+    out: list[tuple[bool, date, date]] = []
+    if start < first_full:
+        out.append((False, start, first_full - timedelta(days=1)))
+    out.append((True, first_full, (end_excl - timedelta(days=1)).replace(day=1)))
+    if end_excl <= end:
+        out.append((False, end_excl, end))
+    return out

@@ -40,10 +40,14 @@ from hub.db.engine import read_conn
 from hub.db.schema import (
     analytics_applied,
     analytics_cohorts,
-    analytics_customer_days,
+    analytics_cohorts_monthly,
     analytics_daily,
     analytics_lags,
+    analytics_lags_monthly,
+    analytics_monthly,
     analytics_progress,
+    analytics_repeat,
+    analytics_sales,
     coupon_templates,
     coupons,
     outbox_events,
@@ -93,6 +97,15 @@ def int_param(field: str, raw: str | None, default: int, lo: int, hi: int) -> in
     if not lo <= value <= hi:
         raise _bad(field, f"an integer from {lo} to {hi}")
     return value
+
+
+def repeat_param(raw: str | None) -> int:
+    """``repeat_days``: one of the windows the repeat rollup keeps (7, 14, 30)."""
+    if raw is None:
+        return fig.REPEAT_HORIZON
+    if raw not in {str(n) for n in fig.REPEAT_WINDOWS}:
+        raise _bad("repeat_days", "7, 14 or 30")
+    return int(raw)
 
 
 def margin_param(raw: str | None) -> Decimal:
@@ -210,9 +223,21 @@ def _in(col: Any, values: tuple[str, ...]) -> ColumnElement[bool]:
     return col.in_(values) if values else literal(False)
 
 
-def _daily_where(p: Principal, q: Query, *, store_less: bool) -> list[ColumnElement[bool]]:
-    d = analytics_daily.c
-    where = [d.merchant_id == p.merchant_id, d.day >= q.start, d.day <= q.end]
+def _spans(
+    q: Query, daily: Any, monthly: Any, *, months: bool = True
+) -> list[tuple[Any, date, date]]:
+    """(table, lo, hi): the range's whole months from the monthly level, its cut edges
+    from the daily one (``months`` False: all from the daily one)."""
+    if not months:
+        return [(daily, q.start, q.end)]
+    return [(monthly if m else daily, lo, hi) for m, lo, hi in fig.month_spans(q.start, q.end)]
+
+
+def _daily_where(
+    p: Principal, q: Query, *, store_less: bool, table: Any, lo: date, hi: date
+) -> list[ColumnElement[bool]]:
+    d = table.c
+    where = [d.merchant_id == p.merchant_id, d.day >= lo, d.day <= hi]
     if q.channels is not None:
         where.append(_in(d.channel, q.channels))
     if q.templates is not None:
@@ -228,13 +253,24 @@ ACTIVITY = ("issued", "claimed", "redeemed", "reversed", "net_redeemed", "discou
 
 
 def _activity(
-    conn: Connection, p: Principal, q: Query, by: Any = None
+    conn: Connection, p: Principal, q: Query, by: str | None = None
 ) -> dict[Any, dict[str, int]]:
     """Activity figures (by a key column of analytics_daily, or all in one under None).
     Issued and claimed are store-less: read without the store filter."""
-    d = analytics_daily.c
     out: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(ACTIVITY, 0))
-    keys = [by] if by is not None else []
+    for table, lo, hi in _spans(q, analytics_daily, analytics_monthly, months=by != "day"):
+        _activity_of(conn, p, q, by, table, lo, hi, out)
+    for v in out.values():
+        v["net_redeemed"] = v["redeemed"] - v["reversed"]
+    return out
+
+
+def _activity_of(
+    conn: Connection, p: Principal, q: Query, by: str | None, table: Any, lo: date, hi: date,
+    out: dict[Any, dict[str, int]],
+) -> None:  # fmt: skip
+    d = table.c
+    keys = [d[by]] if by is not None else []
     sums = [
         func.sum(d.issued),
         func.sum(d.claimed),
@@ -250,7 +286,8 @@ def _activity(
         else [(True, ("issued", "claimed")), (False, money)]
     )
     for store_less, names in passes:
-        stmt = select(*keys, *sums).where(*_daily_where(p, q, store_less=store_less))
+        where = _daily_where(p, q, store_less=store_less, table=table, lo=lo, hi=hi)
+        stmt = select(*keys, *sums).where(*where)
         if keys:
             stmt = stmt.group_by(*keys)
         for row in conn.execute(stmt):
@@ -264,14 +301,13 @@ def _activity(
             )
             for n in names:
                 out[k][n] += vals[n]
-    for v in out.values():
-        v["net_redeemed"] = v["redeemed"] - v["reversed"]
-    return out
 
 
-def _cohort_where(table: Any, p: Principal, q: Query) -> list[ColumnElement[bool]]:
+def _cohort_where(
+    table: Any, p: Principal, q: Query, lo: date, hi: date
+) -> list[ColumnElement[bool]]:
     c = table.c
-    where = [c.merchant_id == p.merchant_id, c.issue_day >= q.start, c.issue_day <= q.end]
+    where = [c.merchant_id == p.merchant_id, c.issue_day >= lo, c.issue_day <= hi]
     if q.channels is not None:
         where.append(_in(c.channel, q.channels))
     if q.templates is not None:
@@ -279,13 +315,24 @@ def _cohort_where(table: Any, p: Principal, q: Query) -> list[ColumnElement[bool
     return where
 
 
-def _cohorts(conn: Connection, p: Principal, q: Query, by: Any = None) -> dict[Any, dict[str, int]]:
+def _cohorts(
+    conn: Connection, p: Principal, q: Query, by: str | None = None
+) -> dict[Any, dict[str, int]]:
     """Cohort counts: issued and claimed (store-less rows), redeemed (rows of the stores
     in the filter, or all)."""
-    c = analytics_cohorts.c
-    keys = [by] if by is not None else []
     out: dict[Any, dict[str, int]] = defaultdict(lambda: {"issued": 0, "claimed": 0, "redeemed": 0})
-    where = _cohort_where(analytics_cohorts, p, q)
+    for table, lo, hi in _spans(q, analytics_cohorts, analytics_cohorts_monthly):
+        _cohorts_of(conn, p, q, by, table, lo, hi, out)
+    return out
+
+
+def _cohorts_of(
+    conn: Connection, p: Principal, q: Query, by: str | None, table: Any, lo: date, hi: date,
+    out: dict[Any, dict[str, int]],
+) -> None:  # fmt: skip
+    c = table.c
+    keys = [c[by]] if by is not None else []
+    where = _cohort_where(table, p, q, lo, hi)
     stmt = select(*keys, func.sum(c.issued), func.sum(c.claimed)).where(
         *where, c.store_code == NONE
     )
@@ -300,65 +347,47 @@ def _cohorts(conn: Connection, p: Principal, q: Query, by: Any = None) -> dict[A
     for row in conn.execute(stmt.group_by(*keys) if keys else stmt):
         k = row[0] if keys else None
         out[k]["redeemed"] += int(row[len(keys)] or 0)
-    return out
 
 
 def _lags(conn: Connection, p: Principal, q: Query) -> dict[int, int]:
-    g = analytics_lags.c
-    where = _cohort_where(analytics_lags, p, q)
-    if q.stores is not None:
-        where.append(_in(g.store_code, q.stores))
-    rows = conn.execute(select(g.lag_days, func.sum(g.redeemed)).where(*where).group_by(g.lag_days))
-    return {int(r[0]): int(r[1] or 0) for r in rows}
+    out: dict[int, int] = defaultdict(int)
+    for table, lo, hi in _spans(q, analytics_lags, analytics_lags_monthly):
+        g = table.c
+        where = _cohort_where(table, p, q, lo, hi)
+        if q.stores is not None:
+            where.append(_in(g.store_code, q.stores))
+        stmt = select(g.lag_days, func.sum(g.redeemed)).where(*where).group_by(g.lag_days)
+        for r in conn.execute(stmt):
+            out[int(r[0])] += int(r[1] or 0)
+    return dict(out)
 
 
 def _customer_figures(
     conn: Connection, p: Principal, q: Query, repeat_days: int
 ) -> tuple[int | None, str | None]:
-    """(average order without a coupon, repeat purchase rate); both None under a filter
-    narrower than the merchant (the per-customer rollup has no store or channel)."""
-    if q.filtered:
+    """(average order without a coupon, repeat purchase rate) from their small rollups
+    (``analytics_sales``, ``analytics_repeat``: per local day, store and channel), under
+    the store and channel filters; both None under a template or kind filter (an order
+    without a coupon has no template, a customer's next order neither)."""
+    if q.templates is not None:
         return None, None
-    cd = analytics_customer_days.c
-    where = [cd.merchant_id == p.merchant_id, cd.day >= q.start, cd.day <= q.end]
-    row = conn.execute(
-        select(
-            func.sum(cd.orders - cd.coupon_orders),
-            func.sum(cd.order_amount - cd.coupon_order_amount),
-        ).where(*where)
-    ).one()
-    avg_without = fig.average(int(row[1] or 0), int(row[0] or 0))
-    # one range scan and a hash join, no probe per customer: the days from the range's
-    # start to repeat_days after its end, each customer's first redemption day in the
-    # range, and whether an order falls in the repeat_days after it
-    span = (
-        select(cd.customer_id, cd.day, cd.orders, cd.coupon_orders)
-        .where(
-            cd.merchant_id == p.merchant_id,
-            cd.day >= q.start,
-            cd.day <= q.end + timedelta(days=repeat_days),
-            cd.customer_id != NONE,
-        )
-        .cte("span")
+    out: list[Any] = []
+    for table, sums in (
+        (analytics_sales, ("orders", "amount")),
+        (analytics_repeat, ("coupon_days", f"repeated_{repeat_days}")),
+    ):
+        c = table.c
+        where = [c.merchant_id == p.merchant_id, c.day >= q.start, c.day <= q.end]
+        if q.channels is not None:
+            where.append(_in(c.channel, q.channels))
+        if q.stores is not None:
+            where.append(_in(c.store_code, q.stores))
+        out.append(conn.execute(select(*(func.sum(c[n]) for n in sums)).where(*where)).one())
+    (orders, amount), (days, repeated) = out
+    return (
+        fig.average(int(amount or 0), int(orders or 0)),
+        fig.rate(int(repeated or 0), int(days or 0)),
     )
-    first = (
-        select(span.c.customer_id, func.min(span.c.day).label("d"))
-        .where(span.c.coupon_orders > 0, span.c.day <= q.end)
-        .group_by(span.c.customer_id)
-        .cte("first")
-    )
-    if conn.dialect.name == "postgresql":
-        horizon: Any = first.c.d + repeat_days
-    else:
-        horizon = func.date(first.c.d, f"+{repeat_days} days")
-    repeaters = (
-        select(func.count(func.distinct(span.c.customer_id)))
-        .select_from(span.join(first, first.c.customer_id == span.c.customer_id))
-        .where(span.c.day > first.c.d, span.c.day <= horizon, span.c.orders > 0)
-        .scalar_subquery()
-    )
-    counts = conn.execute(select(func.count(), repeaters).select_from(first)).one()
-    return avg_without, fig.rate(int(counts[1] or 0), int(counts[0] or 0))
 
 
 def _as_of(conn: Connection, now: datetime) -> datetime:
@@ -396,7 +425,7 @@ def summary(
     within_days: str | None, repeat_days: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     within = int_param("within_days", within_days, 7, 1, 366)
-    repeat = int_param("repeat_days", repeat_days, 30, 1, 366)
+    repeat = repeat_param(repeat_days)
     with read_conn(engine) as conn:
         q = parse(conn, p, now, **filters)
         act = _activity(conn, p, q)[None]
@@ -440,7 +469,7 @@ def series(
         raise _bad("group", "day, week or month")
     with read_conn(engine) as conn:
         q = parse(conn, p, now, **filters)
-        by_day = _activity(conn, p, q, analytics_daily.c.day)
+        by_day = _activity(conn, p, q, "day")
         env = _envelope(p, q, conn, now)
     points: dict[str, dict[str, int]] = {
         k: dict.fromkeys(ACTIVITY, 0) for k in fig.periods(q.start, q.end, g)
@@ -492,11 +521,10 @@ def _kinds(conn: Connection, p: Principal) -> dict[str, str]:
 
 
 def _breakdown_rows(conn: Connection, p: Principal, q: Query, by: str) -> list[dict[str, Any]]:
-    d, c = analytics_daily.c, analytics_cohorts.c
     columns = {"store": "store_code", "channel": "channel", "online": "channel"}
     column = columns.get(by, "template_id")
-    act = _activity(conn, p, q, d[column])
-    coh = _cohorts(conn, p, q, c[column])
+    act = _activity(conn, p, q, column)
+    coh = _cohorts(conn, p, q, column)
     labels = _labels(conn, p, by)
     key = _group_key(by, _kinds(conn, p))
     rows: dict[str, dict[str, Any]] = {}

@@ -3,10 +3,10 @@
 :func:`consume` reads ``outbox_events`` in ``seq`` order past the watermark
 (``analytics_progress``) and adds what each event means to the rollup tables
 (``analytics_daily``, ``analytics_cohorts``, ``analytics_lags``,
-``analytics_customer_days``). It runs as a periodic job of every delivery runtime
-(``hub.delivery.runtime.PERIODIC_JOBS``, every second), so a redeem pays nothing for
-analytics; figures lag the redeem by at most about two seconds (one round of the job plus
-its batch) while the hub keeps up.
+``analytics_customer_days``, ``analytics_sales``, ``analytics_repeat``). It runs as a
+periodic job of every delivery runtime (``hub.delivery.runtime.PERIODIC_JOBS``, every
+second), so a redeem pays nothing for analytics; figures lag the redeem by at most about
+two seconds (one round of the job plus its batch) while the hub keeps up.
 
 Exactly once:
 
@@ -22,6 +22,16 @@ Exactly once:
 
 :func:`rebuild_rollups` recomputes the tables from the base tables with the same
 per-fact rules (:class:`Tally`), so both paths agree.
+
+Repeat purchase (``analytics_repeat``) is additive: each coupon customer-day (a customer
+with a net redemption that local day at a store through a channel) counts once, and once
+more under each window (7, 14, 30 days) its customer's next order day falls in. A batch
+changes the customer days it touches; a unit's next order day can only change when a
+touched day lies in the 30 days after it, so the consumer reads each touched customer's
+days from 30 days before its first touched day to 30 days after its last, and adds the
+difference of the units in reach (recomputed with the batch minus as they were) —
+exact whatever order the events come in (offline sync reports old days late), reversals
+included (a day whose orders all were reversed is no order day any more).
 """
 
 from __future__ import annotations
@@ -52,10 +62,15 @@ from hub.db.engine import read_conn, write_conn
 from hub.db.schema import (
     analytics_applied,
     analytics_cohorts,
+    analytics_cohorts_monthly,
     analytics_customer_days,
     analytics_daily,
     analytics_lags,
+    analytics_lags_monthly,
+    analytics_monthly,
     analytics_progress,
+    analytics_repeat,
+    analytics_sales,
     coupons,
     merchants,
     outbox_events,
@@ -63,6 +78,7 @@ from hub.db.schema import (
     sales,
 )
 from hub.db.upsert import add_counts
+from hub.domain.analytics import REPEAT_HORIZON, REPEAT_WINDOWS, repeat_counts
 
 log = structlog.get_logger("hub.analytics")
 
@@ -92,7 +108,11 @@ CUSTOMER = ("orders", "order_amount", "coupon_orders", "coupon_order_amount")
 DAILY_KEY = ("merchant_id", "day", "store_code", "channel", "template_id")
 COHORT_KEY = ("merchant_id", "issue_day", "template_id", "channel", "store_code")
 LAG_KEY = (*COHORT_KEY, "lag_days")
-CUSTOMER_KEY = ("merchant_id", "customer_id", "day")
+CUSTOMER_KEY = ("merchant_id", "customer_id", "day", "store_code", "channel")
+SALES = ("orders", "amount")
+SALES_KEY = ("merchant_id", "day", "store_code", "channel")
+REPEAT = ("coupon_days", *(f"repeated_{n}" for n in REPEAT_WINDOWS))
+REPEAT_KEY = SALES_KEY
 
 
 def local_day(at: datetime, tz: ZoneInfo) -> date:
@@ -123,6 +143,17 @@ class RedemptionFacts:
     coupon: CouponFacts
 
 
+def _by_month(rows: dict[tuple[Any, ...], list[int]]) -> dict[tuple[Any, ...], list[int]]:
+    """Rows keyed (merchant, local day, …) summed per (merchant, the month's first day, …):
+    the monthly level long ranges read."""
+    out: dict[tuple[Any, ...], list[int]] = {}
+    for (m, day, *rest), v in rows.items():
+        into = out.setdefault((m, day.replace(day=1), *rest), [0] * len(v))
+        for i, x in enumerate(v):
+            into[i] += x
+    return out
+
+
 @dataclass
 class Tally:
     """Increments to the rollup tables, keyed by their primary keys."""
@@ -136,6 +167,12 @@ class Tally:
     lags: dict[tuple[Any, ...], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0]))
     customers: dict[tuple[Any, ...], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0] * len(CUSTOMER))
+    )
+    sales: dict[tuple[Any, ...], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0] * len(SALES))
+    )
+    repeat: dict[tuple[Any, ...], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0] * len(REPEAT))
     )
 
     # --- the facts ----------------------------------------------------------------------
@@ -172,20 +209,27 @@ class Tally:
         cohort = (m, issue_day, r.template_id, r.coupon.channel or NONE, r.store_code)
         self.cohorts[cohort][2] += sign
         self.lags[(*cohort, lag_days(r.coupon.issued_at, r.occurred_at))][0] += sign
-        cd = self.customers[(m, r.customer_id or NONE, day)]
-        cd[0] += sign
-        cd[1] += sign * r.order_amount
-        cd[2] += sign
-        cd[3] += sign * r.order_amount
+        if r.customer_id:
+            cd = self.customers[(m, r.customer_id, day, r.store_code, r.channel)]
+            cd[0] += sign
+            cd[1] += sign * r.order_amount
+            cd[2] += sign
+            cd[3] += sign * r.order_amount
 
     def sale(
-        self, m: str, tz: ZoneInfo, at: datetime, customer_id: str | None, amount: int
-    ) -> None:
+        self, m: str, tz: ZoneInfo, at: datetime, customer_id: str | None, amount: int,
+        store_code: str, channel: str,
+    ) -> None:  # fmt: skip
         """A reported order that redeemed no coupon (one that did is counted by its
         redemption)."""
-        cd = self.customers[(m, customer_id or NONE, local_day(at, tz))]
-        cd[0] += 1
-        cd[1] += amount
+        day = local_day(at, tz)
+        s = self.sales[(m, day, store_code, channel)]
+        s[0] += 1
+        s[1] += amount
+        if customer_id:
+            cd = self.customers[(m, customer_id, day, store_code, channel)]
+            cd[0] += 1
+            cd[1] += amount
 
     # --- writing --------------------------------------------------------------------------
     def write(self, conn: Connection) -> None:
@@ -193,7 +237,12 @@ class Tally:
             (analytics_daily, DAILY_KEY, DAILY, self.daily),
             (analytics_cohorts, COHORT_KEY, COHORT, self.cohorts),
             (analytics_lags, LAG_KEY, ("redeemed",), self.lags),
+            (analytics_monthly, DAILY_KEY, DAILY, _by_month(self.daily)),
+            (analytics_cohorts_monthly, COHORT_KEY, COHORT, _by_month(self.cohorts)),
+            (analytics_lags_monthly, LAG_KEY, ("redeemed",), _by_month(self.lags)),
             (analytics_customer_days, CUSTOMER_KEY, CUSTOMER, self.customers),
+            (analytics_sales, SALES_KEY, SALES, self.sales),
+            (analytics_repeat, REPEAT_KEY, REPEAT, self.repeat),
         ):
             batch = [
                 {**dict(zip(keys, k, strict=True)), **dict(zip(names, v, strict=True))}
@@ -202,6 +251,74 @@ class Tally:
             ]
             for i in range(0, len(batch), 1000):
                 add_counts(conn, table, keys, batch[i : i + 1000])
+
+
+# --- repeat purchase ---------------------------------------------------------------------------
+
+
+def _add(into: list[int], values: list[int], sign: int) -> None:
+    for i, v in enumerate(values):
+        into[i] += sign * v
+
+
+def _repeat_units(
+    rows: dict[tuple[Any, ...], list[int]], lo: date | None = None, hi: date | None = None
+) -> dict[tuple[date, tuple[str, str]], list[int]]:
+    """One customer's repeat counts from its customer-day rows {(day, store, channel):
+    counts}, of the units (coupon days) from ``lo`` to ``hi`` (None: unbounded)."""
+    per_day: dict[date, int] = defaultdict(int)
+    for (day, _store, _channel), v in rows.items():
+        per_day[day] += v[0]
+    units = [
+        (day, (store, channel))
+        for (day, store, channel), v in rows.items()
+        if v[2] > 0 and (lo is None or day >= lo) and (hi is None or day <= hi)
+    ]
+    return repeat_counts(units, (d for d, n in per_day.items() if n > 0))
+
+
+def _repeat_changes(conn: Connection, t: Tally) -> None:
+    """Add to ``t.repeat`` what ``t.customers`` changes in the repeat counts: per touched
+    customer, the units in reach before and after the batch (see the module's doc)."""
+    touched: dict[tuple[str, str], list[date]] = {}
+    for m, cust, day, _store, _channel in t.customers:
+        span = touched.setdefault((m, cust), [day, day])
+        span[0], span[1] = min(span[0], day), max(span[1], day)
+    if not touched:
+        return
+    reach = timedelta(days=REPEAT_HORIZON)
+    before: dict[tuple[str, str], dict[tuple[Any, ...], list[int]]] = defaultdict(dict)
+    cd = analytics_customer_days.c
+    by_merchant: dict[str, list[str]] = defaultdict(list)
+    for m, cust in touched:
+        by_merchant[m].append(cust)
+    for m, custs in by_merchant.items():
+        lo = min(touched[(m, c)][0] for c in custs) - reach
+        hi = max(touched[(m, c)][1] for c in custs) + reach
+        for chunk in _chunks(sorted(custs)):
+            rows = conn.execute(
+                select(cd.customer_id, cd.day, cd.store_code, cd.channel,
+                       *(cd[n] for n in CUSTOMER))
+                .where(cd.merchant_id == m, cd.customer_id.in_(chunk),
+                       cd.day >= lo, cd.day <= hi)
+            )
+            for r in rows:
+                first, last = touched[(m, r.customer_id)]
+                if first - reach <= r.day <= last + reach:
+                    before[(m, r.customer_id)][(r.day, r.store_code, r.channel)] = [
+                        int(x) for x in r[4:]
+                    ]
+    after: dict[tuple[str, str], dict[tuple[Any, ...], list[int]]] = {
+        k: {kk: list(vv) for kk, vv in v.items()} for k, v in before.items()
+    }
+    for (m, cust, day, store, channel), v in t.customers.items():
+        row = after.setdefault((m, cust), {}).setdefault((day, store, channel), [0] * len(CUSTOMER))
+        _add(row, v, 1)
+    for (m, cust), (first, last) in touched.items():
+        lo = first - reach
+        for sign, rows_ in ((-1, before.get((m, cust), {})), (1, after[(m, cust)])):
+            for (day, key), v in _repeat_units(rows_, lo, last).items():
+                _add(t.repeat[(m, day, *key)], v, sign)
 
 
 # --- reading base rows -----------------------------------------------------------------------
@@ -339,7 +456,9 @@ def _apply_events(conn: Connection, events: list[Any]) -> None:
             t.redeemed(m, z, red, sign=-1)
         # a reported coupon order is counted by its redemption, not again
         elif e.type == "sale.recorded" and sale is not None and not sale.coupon_order:
-            t.sale(m, z, sale.occurred_at, sale.customer_id, int(sale.amount))
+            t.sale(m, z, sale.occurred_at, sale.customer_id, int(sale.amount),
+                   sale.store_code, sale.channel)  # fmt: skip
+    _repeat_changes(conn, t)
     t.write(conn)
 
 
@@ -481,17 +600,29 @@ def _tally_from_base(conn: Connection, merchant_id: str | None) -> Tally:
     s = sales.c
     rows = _stream(
         conn,
-        select(s.merchant_id, s.occurred_at, s.customer_id, s.amount).where(
+        select(s.merchant_id, s.occurred_at, s.customer_id, s.amount, s.store_code,
+               s.channel).where(
             mine(s.merchant_id), s.coupon_order.is_(False)
         )
     )
     for r in rows:
-        t.sale(r.merchant_id, tz[r.merchant_id], r.occurred_at, r.customer_id, int(r.amount))
+        t.sale(r.merchant_id, tz[r.merchant_id], r.occurred_at, r.customer_id, int(r.amount),
+               r.store_code, r.channel)  # fmt: skip
+    by_customer: dict[tuple[str, str], dict[tuple[Any, ...], list[int]]] = defaultdict(dict)
+    for (m, cust, day, store, channel), v in t.customers.items():
+        by_customer[(m, cust)][(day, store, channel)] = v
+    for (m, _cust), rows_ in by_customer.items():
+        for (day, key), v in _repeat_units(rows_).items():
+            _add(t.repeat[(m, day, *key)], v, 1)
     return t
 
 
 def _clear(conn: Connection, merchant_id: str | None) -> None:
-    for table in (analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days):
+    for table in (
+        analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days,
+        analytics_sales, analytics_repeat, analytics_monthly, analytics_cohorts_monthly,
+        analytics_lags_monthly,
+    ):  # fmt: skip
         stmt = delete(table)
         if merchant_id:
             stmt = stmt.where(table.c.merchant_id == merchant_id)

@@ -8,12 +8,21 @@ from sqlalchemy import Engine, select
 
 from hub.db.schema import (
     analytics_cohorts,
+    analytics_cohorts_monthly,
     analytics_customer_days,
     analytics_daily,
     analytics_lags,
+    analytics_lags_monthly,
+    analytics_monthly,
+    analytics_repeat,
+    analytics_sales,
 )
 
-TABLES = (analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days)
+TABLES = (
+    analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days,
+    analytics_sales, analytics_repeat, analytics_monthly, analytics_cohorts_monthly,
+    analytics_lags_monthly,
+)  # fmt: skip
 
 
 def rollups(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -137,3 +137,35 @@ def test_league_flags_exactly_the_stores_below_the_margin(
         assert r.lagging == expect
     nets = [by[r.store].net_redeemed for r in t.rows]
     assert nets == sorted(nets, reverse=True)
+
+
+def test_month_spans_examples() -> None:
+    d = date
+    nov = [(False, d(2026, 11, 2), d(2026, 11, 30))]
+    assert a.month_spans(d(2026, 11, 2), d(2026, 11, 30)) == nov
+    whole = [(True, d(2026, 11, 1), d(2026, 11, 1))]
+    assert a.month_spans(d(2026, 11, 1), d(2026, 11, 30)) == whole
+    assert a.month_spans(d(2025, 12, 5), d(2026, 12, 4)) == [
+        (False, d(2025, 12, 5), d(2025, 12, 31)),
+        (True, d(2026, 1, 1), d(2026, 11, 1)),
+        (False, d(2026, 12, 1), d(2026, 12, 4)),
+    ]
+
+
+@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),
+       st.integers(min_value=0, max_value=800))  # fmt: skip
+def test_month_spans_cover_every_day_once(start: date, n: int) -> None:
+    end = start + timedelta(days=n)
+    covered: list[date] = []
+    for monthly, lo, hi in a.month_spans(start, end):
+        if monthly:
+            assert lo.day == 1 and hi.day == 1 and lo <= hi
+            m = lo
+            while m <= hi:
+                nxt = (m + timedelta(days=32)).replace(day=1)
+                covered += [m + timedelta(days=i) for i in range((nxt - m).days)]
+                m = nxt
+        else:
+            assert lo <= hi
+            covered += [lo + timedelta(days=i) for i in range((hi - lo).days + 1)]
+    assert covered == [start + timedelta(days=i) for i in range(n + 1)]

@@ -12,9 +12,12 @@ Worked out by hand (local days, Asia/Shanghai):
   p90 rank ⌈3.6⌉ = 4 → 2; within 2 days (lag < 2): 3/9 = 0.3333
   average with coupon 40800/4 = 10200; without: S-2 6000, S-3 3000, S-4 9000 → 6000
   (O-1 is R1's order: counted by its redemption)
-  repeat (30 days): redeemers M0001 (11-03), M0002 (11-03), M0005 (11-05) — M0003's only
-  redemption was reversed; M0001 bought 11-04 (S-2), M0002 redeemed again 11-04 (R3),
-  M0005 not → 2/3 = 0.6667
+  repeat (30 days), per coupon customer-day (a customer with a net redemption that local
+  day at a store through a channel): M0001 11-03 SH-001 pos (R1), M0002 11-03 SH-002 pos
+  (R2), M0002 11-04 SH-001 mini_program (R3), M0005 11-05 SH-002 app (R5) — M0003's only
+  redemption was reversed; M0001 bought 11-04 (S-2) and M0002 redeemed again 11-04 (R3):
+  both 11-03 days repeated within a day; M0002 ordered nothing after 11-04, M0005 nothing
+  after 11-05 → 2/4 = 0.5000 (7, 14 and 30 days alike)
 """
 
 from __future__ import annotations
@@ -64,14 +67,14 @@ def test_summary(client: Any, merchant: Merchant, data: Data) -> None:
         "order_amount": 40800,
         "average_order_with_coupon": 10200,
         "average_order_without_coupon": 6000,
-        "repeat_purchase_rate": "0.6667",
+        "repeat_purchase_rate": "0.5000",
         "repeat_within_days": 30,
         "time_to_redeem_days": {"median": 1, "p90": 2},
     }
-    f = get(client, merchant, "summary", within_days=2, repeat_days=1)["figures"]
+    f = get(client, merchant, "summary", within_days=2, repeat_days=7)["figures"]
     assert f["redemption_rate_within"] == {"days": 2, "rate": "0.3333"}
-    # within 1 day: M0001 (11-03 → S-2 on 11-04) and M0002 (11-03 → R3 on 11-04)
-    assert f["repeat_purchase_rate"] == "0.6667" and f["repeat_within_days"] == 1
+    # within 7 days: M0001 (11-03 → S-2 on 11-04) and M0002 (11-03 → R3 on 11-04)
+    assert f["repeat_purchase_rate"] == "0.5000" and f["repeat_within_days"] == 7
     f = get(client, merchant, "summary", within_days=1)["figures"]
     assert f["redemption_rate_within"] == {"days": 1, "rate": "0.1111"}  # R1 only
 
@@ -222,8 +225,11 @@ def test_filters(client: Any, merchant: Merchant, data: Data) -> None:
         4, 3, 2, 2, 1300,
     )  # fmt: skip
     assert f["redemption_rate"] == "0.5000"
-    assert f["average_order_without_coupon"] is None and f["repeat_purchase_rate"] is None
+    # online: S-3 (web, 3000) without a coupon; coupon days M0002 11-04 mini_program and
+    # M0005 11-05 app, neither followed by an order
+    assert f["average_order_without_coupon"] == 3000 and f["repeat_purchase_rate"] == "0.0000"
     f = get(client, merchant, "summary", template=data.a)["figures"]
+    assert f["average_order_without_coupon"] is None and f["repeat_purchase_rate"] is None
     assert (f["issued"], f["redeemed"], f["reversed"], f["redemption_rate"]) == (5, 3, 1, "0.4000")
     f = get(client, merchant, "summary", kind="exchange")["figures"]
     assert (f["issued"], f["redeemed"], f["redemption_rate"]) == (0, 0, None)
@@ -242,7 +248,9 @@ def test_a_store_key_sees_its_store(client: Any, merchant: Merchant, data: Data)
     assert (f["redeemed"], f["reversed"], f["discount"], f["order_amount"]) == (2, 0, 2800, 20800)
     assert f["redemption_rate"] == "0.2222"
     assert f["average_order_with_coupon"] == 10400
-    assert f["average_order_without_coupon"] is None and f["repeat_purchase_rate"] is None
+    # SH-001: S-2 (6000) without a coupon; coupon days M0001 11-03 (repeated on 11-04) and
+    # M0002 11-04 (not)
+    assert f["average_order_without_coupon"] == 6000 and f["repeat_purchase_rate"] == "0.5000"
     assert f["time_to_redeem_days"] == {"median": 0, "p90": 2}  # R1 0, R3 2
     rows = get(client, merchant, "breakdown", key=key, by="store")["rows"]
     assert [r["key"] for r in rows] == ["SH-001"]
@@ -284,6 +292,7 @@ def test_an_analyst_limited_to_stores(
         ("summary", {"from": "2020-01-01", "to": "2026-11-01"}, 422, "invalid_request"),
         ("summary", {"within_days": "0"}, 422, "invalid_request"),
         ("summary", {"repeat_days": "x"}, 422, "invalid_request"),
+        ("summary", {"repeat_days": "10"}, 422, "invalid_request"),  # only 7, 14, 30
         ("summary", {"channel": "fax"}, 422, "invalid_request"),
         ("summary", {"kind": "bogus"}, 422, "invalid_request"),
         ("summary", {"template": "nope"}, 422, "invalid_request"),
@@ -320,3 +329,34 @@ def test_the_default_range_is_the_last_30_local_days(
     today = clock.now.astimezone(merchant.tz).date()
     assert body["to"] == today.isoformat()
     assert (today - __import__("datetime").date.fromisoformat(body["from"])).days == 29
+
+
+@pytest.mark.parametrize(
+    ("wide", "narrow"),
+    [
+        # whole months only (October to December): the monthly rollups alone
+        ({"from": "2026-10-01", "to": "2026-12-31"}, RANGE),
+        # a whole October from the monthly level, 1–4 November from the daily one
+        ({"from": "2026-10-01", "to": "2026-11-04"}, {"from": "2026-11-02", "to": "2026-11-04"}),
+        # cut months at both ends and whole ones between
+        ({"from": "2026-09-15", "to": "2026-12-03"}, RANGE),
+    ],
+)
+def test_long_ranges_read_from_the_monthly_level_give_the_same_figures(
+    client: Any, merchant: Merchant, data: Data, wide: dict[str, str], narrow: dict[str, str]
+) -> None:
+    def figures(path: str, rng: dict[str, str], **params: Any) -> Any:
+        body = get(client, merchant, path, **rng, **params)
+        for k in ("from", "to", "as_of"):
+            body.pop(k)
+        return body
+
+    for path, params in (
+        ("summary", {}), ("summary", {"store": "SH-002"}), ("summary", {"channel": "online"}),
+        ("funnel", {}), ("stores/league", {}),
+        *(("breakdown", {"by": by}) for by in ("store", "channel", "online", "template", "kind")),
+    ):  # fmt: skip
+        assert figures(path, wide, **params) == figures(path, narrow, **params), (path, params)
+    month = figures("series", wide, group="month")["points"]
+    day = figures("series", narrow, group="day")["points"]
+    assert sum(p["net_redeemed"] for p in month) == sum(p["net_redeemed"] for p in day)

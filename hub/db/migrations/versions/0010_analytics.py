@@ -1,6 +1,6 @@
-"""insight: orders reported without a coupon (sales), analytics rollups and their
-consumer's progress, expiry reminders sent, indexes for reversals by time and coupons
-by the end of their window
+"""insight: orders reported without a coupon (sales), analytics rollups (daily, and
+monthly for long ranges) and their consumer's progress, expiry reminders sent, indexes
+for reversals by time and coupons by the end of their window
 
 Revision ID: 0010
 Revises: 0009
@@ -19,6 +19,57 @@ depends_on = None
 
 def _counts(*names: str) -> list[sa.Column]:
     return [sa.Column(n, sa.BigInteger(), nullable=False) for n in names]
+
+
+def _daily(name: str) -> None:
+    op.create_table(
+        name,
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("template_id", sa.String(length=40), nullable=False),
+        *_counts(
+            "issued",
+            "claimed",
+            "redeemed",
+            "reversed",
+            "redeemed_discount",
+            "redeemed_order_amount",
+            "reversed_discount",
+            "reversed_order_amount",
+        ),
+        sa.PrimaryKeyConstraint("merchant_id", "day", "store_code", "channel", "template_id"),
+    )
+
+
+def _cohorts(name: str) -> None:
+    op.create_table(
+        name,
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("issue_day", sa.Date(), nullable=False),
+        sa.Column("template_id", sa.String(length=40), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=False),
+        *_counts("issued", "claimed", "redeemed"),
+        sa.PrimaryKeyConstraint("merchant_id", "issue_day", "template_id", "channel", "store_code"),
+    )
+
+
+def _lags(name: str) -> None:
+    op.create_table(
+        name,
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("issue_day", sa.Date(), nullable=False),
+        sa.Column("template_id", sa.String(length=40), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=False),
+        sa.Column("lag_days", sa.Integer(), autoincrement=False, nullable=False),
+        *_counts("redeemed"),
+        sa.PrimaryKeyConstraint(
+            "merchant_id", "issue_day", "template_id", "channel", "store_code", "lag_days"
+        ),
+    )
 
 
 def upgrade() -> None:
@@ -63,58 +114,40 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.PrimaryKeyConstraint("seq"),
     )
-    op.create_table(
-        "analytics_daily",
-        sa.Column("merchant_id", sa.String(length=40), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("store_code", sa.String(length=64), nullable=False),
-        sa.Column("channel", sa.String(length=32), nullable=False),
-        sa.Column("template_id", sa.String(length=40), nullable=False),
-        *_counts(
-            "issued",
-            "claimed",
-            "redeemed",
-            "reversed",
-            "redeemed_discount",
-            "redeemed_order_amount",
-            "reversed_discount",
-            "reversed_order_amount",
-        ),
-        sa.PrimaryKeyConstraint("merchant_id", "day", "store_code", "channel", "template_id"),
-    )
-    op.create_table(
-        "analytics_cohorts",
-        sa.Column("merchant_id", sa.String(length=40), nullable=False),
-        sa.Column("issue_day", sa.Date(), nullable=False),
-        sa.Column("template_id", sa.String(length=40), nullable=False),
-        sa.Column("channel", sa.String(length=32), nullable=False),
-        sa.Column("store_code", sa.String(length=64), nullable=False),
-        *_counts("issued", "claimed", "redeemed"),
-        sa.PrimaryKeyConstraint("merchant_id", "issue_day", "template_id", "channel", "store_code"),
-    )
-    op.create_table(
-        "analytics_lags",
-        sa.Column("merchant_id", sa.String(length=40), nullable=False),
-        sa.Column("issue_day", sa.Date(), nullable=False),
-        sa.Column("template_id", sa.String(length=40), nullable=False),
-        sa.Column("channel", sa.String(length=32), nullable=False),
-        sa.Column("store_code", sa.String(length=64), nullable=False),
-        sa.Column("lag_days", sa.Integer(), autoincrement=False, nullable=False),
-        *_counts("redeemed"),
-        sa.PrimaryKeyConstraint(
-            "merchant_id", "issue_day", "template_id", "channel", "store_code", "lag_days"
-        ),
-    )
+    for daily, cohorts, lags in (
+        ("analytics_daily", "analytics_cohorts", "analytics_lags"),
+        ("analytics_monthly", "analytics_cohorts_monthly", "analytics_lags_monthly"),
+    ):
+        _daily(daily)
+        _cohorts(cohorts)
+        _lags(lags)
     op.create_table(
         "analytics_customer_days",
         sa.Column("merchant_id", sa.String(length=40), nullable=False),
         sa.Column("customer_id", sa.String(length=40), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
         *_counts("orders", "order_amount", "coupon_orders", "coupon_order_amount"),
-        sa.PrimaryKeyConstraint("merchant_id", "customer_id", "day"),
+        sa.PrimaryKeyConstraint("merchant_id", "customer_id", "day", "store_code", "channel"),
     )
-    op.create_index(
-        "ix_analytics_customer_days_day", "analytics_customer_days", ["merchant_id", "day"]
+    op.create_table(
+        "analytics_sales",
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        *_counts("orders", "amount"),
+        sa.PrimaryKeyConstraint("merchant_id", "day", "store_code", "channel"),
+    )
+    op.create_table(
+        "analytics_repeat",
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("store_code", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        *_counts("coupon_days", "repeated_7", "repeated_14", "repeated_30"),
+        sa.PrimaryKeyConstraint("merchant_id", "day", "store_code", "channel"),
     )
     op.create_table(
         "coupon_reminders",
@@ -132,7 +165,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "coupon_reminders",
+        "analytics_repeat",
+        "analytics_sales",
         "analytics_customer_days",
+        "analytics_lags_monthly",
+        "analytics_cohorts_monthly",
+        "analytics_monthly",
         "analytics_lags",
         "analytics_cohorts",
         "analytics_daily",
