@@ -72,7 +72,7 @@ class SalesController(Controller):
             )
             for o in data.orders
         ]
-        out = svc.record_sales(h.engine, principal(request), specs, h.clock())
+        out = svc.record_sales(h.engine, principal(request), specs, h.clock(), h.settings)
         return SalesOut(
             orders=[SaleStatusOut(**o) for o in out["orders"]],
             recorded=out["recorded"],

@@ -14,7 +14,7 @@ through its redemption and not a second time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,8 @@ from hub.domain.templates import CHANNELS
 from hub.services import outbox
 from hub.services.jsonio import iso
 from hub.services.principal import Principal
+from hub.services.redeem import judged_at
+from hub.services.settings import Settings
 
 MAX_ORDERS = 500
 COUPON_ORDER_WINDOW = timedelta(days=1)
@@ -128,6 +130,10 @@ def _same(row: Any, values: dict[str, Any]) -> bool:
     return all(getattr(row, k) == values[k] for k in keys)
 
 
+# how old a reported order may be (a year: an ERP reporting its backlog)
+MAX_SALE_AGE = timedelta(days=366)
+
+
 def _conflict(order_id: str) -> DomainError:
     return refuse(
         "sale_conflict",
@@ -137,10 +143,18 @@ def _conflict(order_id: str) -> DomainError:
 
 
 def record_sales(
-    engine: Engine, p: Principal, specs: list[SaleSpec], now: datetime
+    engine: Engine,
+    p: Principal,
+    specs: list[SaleSpec],
+    now: datetime,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Record the orders (all or nothing); each one's status: ``recorded`` or
-    ``replayed``."""
+    ``replayed``. An order's time with no instant in UTC, in the future beyond the
+    clock skew or older than :data:`MAX_SALE_AGE` (orders are reported late, e.g. an
+    ERP's backlog: a year, not a till's offline window) is refused
+    (``datetime_out_of_range``, ``occurred_at_in_future``, ``occurred_at_too_old``)
+    before anything is stored."""
     p.require("admin", "store")
     if not specs or len(specs) > MAX_ORDERS:
         raise refuse(
@@ -148,6 +162,8 @@ def record_sales(
             f"Report 1 to {MAX_ORDERS} orders per call.",
             errors=[{"field": "orders", "message": f"1 to {MAX_ORDERS} items"}],
         )
+    limits = replace(settings or Settings(), max_offline_age=MAX_SALE_AGE)
+    specs = [replace(s, occurred_at=judged_at(s.occurred_at, now, limits)) for s in specs]
     for s in specs:
         if s.channel not in CHANNELS:
             raise refuse(

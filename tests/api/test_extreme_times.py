@@ -126,6 +126,9 @@ FIELDS: dict[str, Callable[[Ctx, str], Any]] = {
     "validate occurred_at": lambda c, v: c.post("/v1/redemptions/validate", _redeem_body(c, v)),
     "order redeem occurred_at": lambda c, v: c.post("/v1/orders/redeem", _order_body(c, v)),
     "sync item occurred_at": _synced,
+    "sale occurred_at": lambda c, v: c.post("/v1/sales", {"orders": [{
+        "order_id": f"S-{uuid.uuid4().hex[:12]}", "store": "SH-001", "channel": "pos",
+        "amount": 5600, "occurred_at": v}]}),
     "pos.native redeem occurred_at": lambda c, v: c.post(
         "/v1/pos/pos.native/redeem", _redeem_body(c, v)),
     "pos.native validate occurred_at": lambda c, v: c.post(
@@ -163,7 +166,7 @@ DTO_FIELDS = {("RedeemIn", "occurred_at"), ("OrderRedeemIn", "occurred_at"),
               ("KeyIn", "expires_at"),
               ("FixedWindowIn", "start"), ("FixedWindowIn", "end"),
               ("CampaignIn", "starts_at"), ("CampaignIn", "ends_at"),
-              ("SyncItemIn", "occurred_at")}
+              ("SyncItemIn", "occurred_at"), ("SaleIn", "occurred_at")}
 QUERY_FIELDS = {(k.split()[1], k.split()[2]) for k in FIELDS if k.startswith("GET ")}
 
 

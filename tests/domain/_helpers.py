@@ -20,6 +20,8 @@ NO_DB = settings(database=None)
 DOMAIN_CODES_RAISED: frozenset[str] = frozenset(
     {
         "code_malformed",
+        "invalid_date_range",
+        "date_range_too_long",
         "datetime_out_of_range",
         "coupon_already_redeemed",
         "coupon_voided",
