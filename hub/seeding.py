@@ -219,6 +219,14 @@ def seed_history(
     if days <= 0:
         return {}
     inp = seed_inputs(seeds)
+    # The seed's customers get no history coupon of a template with a per-customer
+    # limit: what the README and the demo show them claiming (M0001 claims from a
+    # campaign, M0042 a printed code…) stays within the limit on every demo database.
+    held = holdings(engine, merchant_id)
+    for external_id, _name, _phone in inp.known:
+        for name, template in inp.templates.items():
+            if template.per_customer_limit is not None:
+                held[(external_id, name)] = template.per_customer_limit
     history = generate(
         secrets.randbits(63) if seed is None else seed,
         customers=max(customers, len(inp.known)),
@@ -229,7 +237,7 @@ def seed_history(
         products=inp.products,
         tz=inp.tz,
         known=inp.known,
-        held=holdings(engine, merchant_id),
+        held=held,
         knobs=HISTORY_KNOBS,
     )
     loaded = load_history(

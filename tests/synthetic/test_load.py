@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from hub.db.schema import (
@@ -118,3 +119,25 @@ def test_the_rollups_count_the_history(db):
     assert [int(v) for v in sums] == [
         loaded["redemptions"], loaded["reversed"], int(discount), issued
     ]
+
+
+@pytest.mark.parametrize("history_seed", [1, 2])
+def test_the_seed_customers_keep_room_under_every_per_customer_limit(db, history_seed):
+    """The README and the demo show seed customers (M0001, M0042…) claiming coupons of
+    limited templates: the history gives them none of those, whatever its seed."""
+    facts = seed(db, now=NOW)
+    before = holdings(db, facts["merchant_id"])
+    seed_history(db, facts["merchant_id"], NOW, days=21, customers=200, seed=history_seed)
+    with db.connect() as conn:
+        limited = {
+            name
+            for name, limit in conn.execute(
+                select(coupon_templates.c.name, coupon_templates.c.per_customer_limit)
+            )
+            if limit is not None
+        }
+    assert limited
+    after = holdings(db, facts["merchant_id"])
+    for (customer, template), n in after.items():
+        if customer.startswith("M") and template in limited:
+            assert n == before.get((customer, template), 0), (customer, template)
