@@ -673,6 +673,19 @@ analytics_sales = Table(
     Column("amount", BigInteger, nullable=False, default=0),
 )
 
+# Open claims: coupons with a holder and status issued, per the local date of their last
+# usable moment (valid_until - 1 us); kept by the outbox consumer so ``expiring`` reads no
+# coupons heap (an index with ``status`` would cost the redeem path its HOT updates).
+analytics_open_claims = Table(
+    "analytics_open_claims",
+    metadata,
+    Column("merchant_id", String(40), primary_key=True),
+    Column("last_day", Date, primary_key=True),
+    Column("template_id", String(40), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("claims", BigInteger, nullable=False, default=0),
+)
+
 # Repeat purchase: coupon customer-days (a customer with a net redemption at the store
 # through the channel that local day) and how many of them the customer followed with
 # another order (any store, any channel) on a later local day within 7, 14 and 30 days.

@@ -1,5 +1,6 @@
 """The analytics API's figures, read from the rollups (``hub/services/rollup.py``) — never
-from the base tables, except ``expiring`` (coupons by ``ix_coupons_merchant_valid_until``).
+from the base tables (``expiring`` reads ``analytics_open_claims`` and a short range of
+coupons by ``ix_coupons_merchant_valid_until``: those whose window closed earlier today).
 
 Definitions (the README's "Analytics" section says the same):
 
@@ -45,6 +46,7 @@ from hub.db.schema import (
     analytics_lags,
     analytics_lags_monthly,
     analytics_monthly,
+    analytics_open_claims,
     analytics_progress,
     analytics_repeat,
     analytics_sales,
@@ -645,38 +647,61 @@ def expiring(
     engine: Engine, p: Principal, now: datetime, filters: dict[str, str | None], days: str | None
 ) -> dict[str, Any]:
     """Claimed, unredeemed coupons (status issued, with a holder) whose last usable local
-    day is today or one of the next ``days`` − 1 days (valid_until ≤ local midnight
-    starting day today + days). Coupons belong to no store: the store filter does not
-    narrow them."""
+    day is today or one of the next ``days`` − 1 days, and still usable now (now <
+    valid_until ≤ local midnight starting day today + days). Coupons belong to no store:
+    the store filter does not narrow them.
+
+    Read from ``analytics_open_claims`` (per last local day, template and channel; kept by
+    the outbox consumer), less the coupons of today's row whose window already closed —
+    valid_until in (local midnight today, now], status issued, with a holder: a short
+    range of ``ix_coupons_merchant_valid_until``."""
     n = int_param("days", days, 7, 1, 90)
     with read_conn(engine) as conn:
         q = parse(conn, p, now, **filters)
         today = now.astimezone(p.tz).date()
-        until = datetime.combine(today + timedelta(days=n), time(0), p.tz).astimezone(UTC)
-        c, t = coupons.c, coupon_templates.c
+        o, t = analytics_open_claims.c, coupon_templates.c
         where = [
+            o.merchant_id == p.merchant_id,
+            o.last_day >= today,
+            o.last_day <= today + timedelta(days=n - 1),
+        ]
+        if q.channels is not None:
+            where.append(_in(o.channel, q.channels))
+        if q.templates is not None:
+            where.append(_in(o.template_id, q.templates))
+        rows = conn.execute(
+            select(o.last_day, o.template_id, t.name, func.sum(o.claims).label("n"))
+            .select_from(analytics_open_claims.join(coupon_templates, t.id == o.template_id))
+            .where(*where)
+            .group_by(o.last_day, o.template_id, t.name)
+        ).all()
+        c = coupons.c
+        midnight = datetime.combine(today, time(0), p.tz).astimezone(UTC)
+        closed = [
             c.merchant_id == p.merchant_id,
-            c.valid_until > now,
-            c.valid_until <= until,
+            c.valid_until > midnight,
+            c.valid_until <= now,
             c.status == "issued",
             c.customer_id.isnot(None),
         ]
         if q.channels is not None:
-            where.append(_in(c.channel, q.channels))
+            closed.append(_in(c.channel, q.channels))
         if q.templates is not None:
-            where.append(_in(c.template_id, q.templates))
-        rows = conn.execute(
-            select(c.valid_until, c.template_id, t.name, func.count().label("n"))
-            .select_from(coupons.join(coupon_templates, t.id == c.template_id))
-            .where(*where)
-            .group_by(c.valid_until, c.template_id, t.name)
-        ).all()
+            closed.append(_in(c.template_id, q.templates))
+        gone = {
+            r.template_id: int(r.n)
+            for r in conn.execute(
+                select(c.template_id, func.count().label("n")).where(*closed).group_by(
+                    c.template_id
+                )
+            )
+        }
         env = _envelope(p, q, conn, now)
     counts: dict[tuple[date, str], list[Any]] = {}
     for r in rows:
-        last = (r.valid_until - timedelta(microseconds=1)).astimezone(p.tz).date()
-        key = (last, r.template_id)
-        counts.setdefault(key, [r.name, 0])[1] += int(r.n)
+        left = int(r.n or 0) - (gone.get(r.template_id, 0) if r.last_day == today else 0)
+        if left > 0:
+            counts[(r.last_day, r.template_id)] = [r.name, left]
     out = [
         {"day": d.isoformat(), "template_id": tid, "template_name": v[0], "coupons": v[1]}
         for (d, tid), v in sorted(counts.items())

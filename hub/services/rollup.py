@@ -68,6 +68,7 @@ from hub.db.schema import (
     analytics_lags,
     analytics_lags_monthly,
     analytics_monthly,
+    analytics_open_claims,
     analytics_progress,
     analytics_repeat,
     analytics_sales,
@@ -94,6 +95,7 @@ EVENTS = (
     "coupon.claimed",
     "coupon.redeemed",
     "coupon.redemption_reversed",
+    "coupon.voided",
     "sale.recorded",
 )
 
@@ -113,6 +115,7 @@ SALES = ("orders", "amount")
 SALES_KEY = ("merchant_id", "day", "store_code", "channel")
 REPEAT = ("coupon_days", *(f"repeated_{n}" for n in REPEAT_WINDOWS))
 REPEAT_KEY = SALES_KEY
+OPEN_KEY = ("merchant_id", "last_day", "template_id", "channel")
 
 
 def local_day(at: datetime, tz: ZoneInfo) -> date:
@@ -129,6 +132,21 @@ class CouponFacts:
     template_id: str
     issued_at: datetime
     channel: str | None
+
+
+@dataclass(frozen=True)
+class OpenFacts:
+    """What ``analytics_open_claims`` keys a coupon by, and whether it has a holder."""
+
+    template_id: str
+    channel: str | None
+    valid_until: datetime
+    held: bool
+
+
+def last_day(valid_until: datetime, tz: ZoneInfo) -> date:
+    """The local date of a coupon's last usable moment (valid_until is exclusive)."""
+    return local_day(valid_until - timedelta(microseconds=1), tz)
 
 
 @dataclass(frozen=True)
@@ -174,6 +192,9 @@ class Tally:
     repeat: dict[tuple[Any, ...], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0] * len(REPEAT))
     )
+    open_claims: dict[tuple[Any, ...], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0])
+    )
 
     # --- the facts ----------------------------------------------------------------------
     def issued(self, m: str, tz: ZoneInfo, c: CouponFacts, *, with_holder: bool) -> None:
@@ -216,6 +237,11 @@ class Tally:
             cd[2] += sign
             cd[3] += sign * r.order_amount
 
+    def open_claim(self, m: str, tz: ZoneInfo, o: OpenFacts, sign: int) -> None:
+        """A coupon with a holder becomes (1) or stops being (-1) issued and unredeemed."""
+        key = (m, last_day(o.valid_until, tz), o.template_id, o.channel or NONE)
+        self.open_claims[key][0] += sign
+
     def sale(
         self, m: str, tz: ZoneInfo, at: datetime, customer_id: str | None, amount: int,
         store_code: str, channel: str,
@@ -243,6 +269,7 @@ class Tally:
             (analytics_customer_days, CUSTOMER_KEY, CUSTOMER, self.customers),
             (analytics_sales, SALES_KEY, SALES, self.sales),
             (analytics_repeat, REPEAT_KEY, REPEAT, self.repeat),
+            (analytics_open_claims, OPEN_KEY, ("claims",), self.open_claims),
         ):
             batch = [
                 {**dict(zip(keys, k, strict=True)), **dict(zip(names, v, strict=True))}
@@ -375,6 +402,37 @@ def _coupons_by_id(conn: Connection, ids: set[str]) -> dict[str, CouponFacts]:
     return out
 
 
+def _open_by_id(conn: Connection, ids: set[str]) -> dict[str, OpenFacts]:
+    c = coupons.c
+    out: dict[str, OpenFacts] = {}
+    for chunk in _chunks(sorted(ids)):
+        stmt = select(c.id, c.template_id, c.channel, c.valid_until, c.customer_id)
+        for r in conn.execute(stmt.where(c.id.in_(chunk))):
+            held = r.customer_id is not None
+            out[r.id] = OpenFacts(r.template_id, r.channel, r.valid_until, held)
+    return out
+
+
+def _open_change(e: Any, o: OpenFacts) -> int:
+    """What an event changes in the open claims of its coupon. A coupon's holder, once
+    set, stays, and a coupon is claimed only while issued: so the holder it has now
+    (when the event is applied) tells a redeem, reversal or void of a held coupon — an
+    unheld coupon redeemed, reversed and then claimed nets -1 +1 +1 = 1 either way."""
+    if e.type == "coupon.issued":
+        return 1 if e.data.get("customer") is not None else 0
+    if e.type == "coupon.claimed":  # a campaign's claim issued to the customer: counted
+        return 0 if "campaign_id" in e.data else 1
+    if not o.held:
+        return 0
+    if e.type == "coupon.redeemed":
+        return -1
+    if e.type == "coupon.redemption_reversed":
+        return 1 if e.data.get("coupon_status") == "issued" else 0
+    if e.type == "coupon.voided":
+        return -1
+    return 0
+
+
 def _redemptions_by_id(conn: Connection, ids: set[str]) -> dict[str, RedemptionFacts]:
     out: dict[str, RedemptionFacts] = {}
     for chunk in _chunks(sorted(ids)):
@@ -434,11 +492,19 @@ def _apply_events(conn: Connection, events: list[Any]) -> None:
     }
     sale_ids = {_ref(e, "sale_id") for e in wanted if e.type == "sale.recorded"}
     cps = _coupons_by_id(conn, {i for i in coupon_ids if i})
+    opens = _open_by_id(conn, {e.coupon_id for e in wanted if e.coupon_id})
     reds = _redemptions_by_id(conn, {i for i in red_ids if i})
     sold = _sales_by_id(conn, {i for i in sale_ids if i})
     t = Tally()
     for e in wanted:
         m, z = e.merchant_id, tz.get(e.merchant_id)
+        held = opens.get(e.coupon_id or "")
+        if z is not None and held is not None and isinstance(e.data, dict):
+            change = _open_change(e, held)
+            if change:
+                t.open_claim(m, z, held, change)
+        if e.type == "coupon.voided":
+            continue
         coupon = cps.get(e.coupon_id or "")
         red = reds.get(_ref(e, "redemption_id") or "")
         sale = sold.get(_ref(e, "sale_id") or "")
@@ -587,6 +653,15 @@ def _tally_from_base(conn: Connection, merchant_id: str | None) -> Tally:
             t.claimed(r.merchant_id, z, facts, r.at)
     rows = _stream(
         conn,
+        select(c.merchant_id, c.template_id, c.channel, c.valid_until).where(
+            mine(c.merchant_id), c.status == "issued", c.customer_id.isnot(None)
+        ),
+    )
+    for r in rows:
+        still = OpenFacts(r.template_id, r.channel, r.valid_until, True)
+        t.open_claim(r.merchant_id, tz[r.merchant_id], still, 1)
+    rows = _stream(
+        conn,
         select(redemptions.c.merchant_id, redemptions.c.status, *_REDEMPTION_COLUMNS)
         .select_from(_REDEMPTION_JOIN)
         .where(mine(redemptions.c.merchant_id))
@@ -621,7 +696,7 @@ def _clear(conn: Connection, merchant_id: str | None) -> None:
     for table in (
         analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days,
         analytics_sales, analytics_repeat, analytics_monthly, analytics_cohorts_monthly,
-        analytics_lags_monthly,
+        analytics_lags_monthly, analytics_open_claims,
     ):  # fmt: skip
         stmt = delete(table)
         if merchant_id:

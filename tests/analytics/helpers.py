@@ -14,6 +14,7 @@ from hub.db.schema import (
     analytics_lags,
     analytics_lags_monthly,
     analytics_monthly,
+    analytics_open_claims,
     analytics_repeat,
     analytics_sales,
 )
@@ -21,7 +22,7 @@ from hub.db.schema import (
 TABLES = (
     analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days,
     analytics_sales, analytics_repeat, analytics_monthly, analytics_cohorts_monthly,
-    analytics_lags_monthly,
+    analytics_lags_monthly, analytics_open_claims,
 )  # fmt: skip
 
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from hub.db.engine import write_conn
-from hub.db.schema import analytics_applied, outbox_events
+from hub.db.schema import analytics_applied, coupons, outbox_events
 from hub.services import issuing, rollup
 from tests.analytics.helpers import rollups
 from tests.conftest import Clock, Merchant, issue, make_template, order
@@ -241,3 +241,92 @@ def test_an_event_without_its_row_is_skipped_not_stuck(
         top = conn.execute(select(func.max(outbox_events.c.seq))).scalar()
     assert rollup.progress(db)[0] == top
     assert not any(rollups(db).values())
+
+
+def _post(client: Any, m: Merchant, path: str, body: dict[str, Any]) -> None:
+    r = client.post(path, json=body, headers={**m.auth(), "Idempotency-Key": uuid.uuid4().hex})
+    assert r.status_code in (200, 201), r.text
+
+
+def _open_claims(db: Engine) -> int:
+    return sum(r[-1] for r in rollups(db)["analytics_open_claims"])
+
+
+def test_open_claims_follow_issue_claim_redeem_reverse_void(
+    client: Any, db: Engine, merchant: Merchant, clock: Clock
+) -> None:
+    """Claimed, unredeemed coupons: issued to a customer, or claimed later, count; a
+    redeem or void of a held coupon takes one off, a reversal back to issued puts it
+    back; an unheld coupon's redeem and void change nothing. Batch by batch the
+    consumer's table equals a rebuild's."""
+    clock.now = T0
+    tpl = make_template(db, merchant, clock.now)
+    held = issue(db, merchant, tpl, clock.now, customers=["M0001", "M0002", "M0003"])
+    free = issue(db, merchant, tpl, clock.now, count=3)
+    body = {"template_id": tpl, "name": "Spring", "channels": ["h5"], "total": 3,
+            "per_customer": 1, "starts_at": "2026-11-01T00:00:00Z",
+            "ends_at": "2026-11-09T00:00:00Z"}  # fmt: skip
+    r = client.post("/v1/campaigns", headers=merchant.auth(), json=body)
+    assert r.status_code == 201, r.text
+    campaign = r.json()["id"]
+    steps = [
+        # a campaign claim emits coupon.issued (with the customer) and coupon.claimed
+        lambda: _post(
+            client, merchant, f"/v1/campaigns/{campaign}/claims",
+            {"customer": "M0005", "channel": "h5"},
+        ),
+        lambda: _post(client, merchant, f"/v1/coupons/{free[0]}/claim", {"customer": "M0004"}),
+        lambda: reverse(
+            client, merchant, redeem(client, merchant, held[0], "SH-001", 12800, "B-1")
+        ),
+        lambda: redeem(client, merchant, held[1], "SH-001", 12800, "B-2"),
+        lambda: _post(client, merchant, f"/v1/coupons/{held[2]}/void", {"reason": "mistake"}),
+        lambda: redeem(client, merchant, free[1], "SH-002", 12800, "B-3"),
+        lambda: _post(client, merchant, f"/v1/coupons/{free[2]}/void", {"reason": "mistake"}),
+    ]
+    expected = [3, 4, 5, 5, 4, 3, 3, 3]
+    rollup.consume(db, clock.now)
+    assert _open_claims(db) == expected[0]
+    for step, want in zip(steps, expected[1:], strict=True):
+        clock.now += timedelta(minutes=5)
+        step()
+        rollup.consume(db, clock.now)
+        assert _open_claims(db) == want
+        seen = rollups(db)
+        rollup.rebuild_rollups(db, None, clock.now)
+        assert rollups(db) == seen
+
+
+def test_expiring_leaves_out_what_closed_earlier_today(
+    client: Any, db: Engine, merchant: Merchant, clock: Clock
+) -> None:
+    """Today's row of analytics_open_claims holds every claimed coupon whose last day is
+    today; ``expiring`` counts those still usable now. Shanghai: 11-03 local midnight is
+    11-02 16:00 UTC."""
+    clock.now = T0
+    tpl = make_template(db, merchant, clock.now)
+    codes = issue(db, merchant, tpl, clock.now, customers=["M0001", "M0002", "M0003"])
+    ends = [
+        datetime(2026, 11, 3, 1, 0, tzinfo=UTC),  # 09:00 local on 11-03
+        datetime(2026, 11, 3, 8, 0, tzinfo=UTC),  # 16:00 local on 11-03
+        datetime(2026, 11, 3, 16, 0, tzinfo=UTC),  # midnight: last usable day 11-03
+    ]
+    with write_conn(db) as conn:
+        for code, end in zip(codes, ends, strict=True):
+            conn.execute(update(coupons).where(coupons.c.code == code).values(valid_until=end))
+    rollup.consume(db, clock.now)
+
+    def total(now: datetime, days: int) -> int:
+        clock.now = now
+        r = client.get("/v1/analytics/expiring", params={"days": days},
+                       headers=merchant.auth())  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert sum(row["coupons"] for row in r.json()["rows"]) == r.json()["total"]
+        return int(r.json()["total"])
+
+    assert total(datetime(2026, 11, 2, 15, 0, tzinfo=UTC), 1) == 0  # 11-02: none ends today
+    assert total(datetime(2026, 11, 2, 15, 0, tzinfo=UTC), 2) == 3
+    assert total(datetime(2026, 11, 2, 20, 0, tzinfo=UTC), 1) == 3  # 04:00 local 11-03
+    assert total(datetime(2026, 11, 3, 4, 0, tzinfo=UTC), 1) == 2  # 12:00: the first closed
+    assert total(datetime(2026, 11, 3, 8, 0, tzinfo=UTC), 1) == 1  # 16:00: the second too
+    assert total(datetime(2026, 11, 3, 16, 0, tzinfo=UTC), 7) == 0  # 11-04: all gone

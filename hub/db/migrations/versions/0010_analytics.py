@@ -141,6 +141,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("merchant_id", "day", "store_code", "channel"),
     )
     op.create_table(
+        "analytics_open_claims",
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("last_day", sa.Date(), nullable=False),
+        sa.Column("template_id", sa.String(length=40), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        *_counts("claims"),
+        sa.PrimaryKeyConstraint("merchant_id", "last_day", "template_id", "channel"),
+    )
+    op.create_table(
         "analytics_repeat",
         sa.Column("merchant_id", sa.String(length=40), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
@@ -166,6 +175,7 @@ def downgrade() -> None:
     for table in (
         "coupon_reminders",
         "analytics_repeat",
+        "analytics_open_claims",
         "analytics_sales",
         "analytics_customer_days",
         "analytics_lags_monthly",
