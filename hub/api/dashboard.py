@@ -22,17 +22,16 @@ come from :func:`hub.api.hardening.security_headers` as on every response.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import File
 
 from hub.api.openapi import ok
+from hub.api.pages import ShippedAssets, page_html
 from hub.api.permissions import allowed
 from hub.api.state import principal
 
@@ -190,8 +189,7 @@ _PAGE: Final = """<!DOCTYPE html>
 
 def page(root_path: str = "") -> str:
     """The dashboard's HTML (its asset URLs under the app's ``root_path``)."""
-    assets = html.escape(root_path.rstrip("/") + ASSETS_PATH, quote=True)
-    return _PAGE.replace("{assets}", assets)
+    return page_html(_PAGE, root_path, ASSETS_PATH)
 
 
 @get(DASHBOARD_PATH, include_in_schema=False, sync_to_thread=False, name="dashboard")
@@ -204,33 +202,16 @@ def dashboard(request: Request[Any, Any, Any]) -> Response[str]:
     )
 
 
-# The files the page may load: every file shipped in the folder, read once. A name that
-# is not one of them (a path outside it, a name too long for the file system) is a 404.
-ASSET_MEDIA_TYPES: Final[dict[str, str]] = {  # litestar adds "; charset=utf-8" to text
-    ".js": "text/javascript",
-    ".css": "text/css",
-    ".svg": "image/svg+xml",
-    ".md": "text/markdown",
-}
-ASSETS: Final[dict[str, Path]] = {
-    p.relative_to(STATIC_DIR).as_posix(): p for p in sorted(STATIC_DIR.rglob("*")) if p.is_file()
-}
+# The files the page may load: every file shipped in its folder (hub.api.pages).
+ASSETS: Final = ShippedAssets(STATIC_DIR, "dashboard")
 
 
 @get(f"{ASSETS_PATH}/{{name:path}}", include_in_schema=False, name="dashboard-assets")
 async def dashboard_asset(name: FromPath[str]) -> File:
     """One of the page's files (its script, styles, translations, icon, ECharts and the
     licenses), from the package."""
-    path = ASSETS.get(name.lstrip("/"))
-    if path is None:
-        raise NotFoundException("No such file of the dashboard.")
-    return File(
-        path=path,
-        filename=path.name,
-        content_disposition_type="inline",
-        media_type=ASSET_MEDIA_TYPES.get(path.suffix, "text/plain"),
-        headers={"Cache-Control": "no-cache"},  # revalidated (ETag): an upgrade shows at once
-    )
+    return ASSETS.response(name)
+
 
 
 # --- what the signed-in key may see ---------------------------------------------------------

@@ -25,14 +25,14 @@ no inline code), framing by nobody, no referrer, the camera for this origin only
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any, Final
 
 from litestar import MediaType, Request, Response, get
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import File
+
+from hub.api.pages import ShippedAssets, page_html
 
 STAFF_PATH: Final = "/staff"
 ASSETS_PATH: Final = f"{STAFF_PATH}/assets"
@@ -190,8 +190,7 @@ _PAGE: Final = """<!DOCTYPE html>
 
 def page(root_path: str = "") -> str:
     """The staff page's HTML (its asset URLs under the app's ``root_path``)."""
-    assets = html.escape(root_path.rstrip("/") + ASSETS_PATH, quote=True)
-    return _PAGE.replace("{assets}", assets)
+    return page_html(_PAGE, root_path, ASSETS_PATH)
 
 
 @get(STAFF_PATH, include_in_schema=False, sync_to_thread=False, name="staff-page")
@@ -204,31 +203,12 @@ def staff_page(request: Request[Any, Any, Any]) -> Response[str]:
     )
 
 
-# The files the page may load: every file shipped in the folder, read once. Any other
-# name (a path outside it, a name too long for the file system) is a 404.
-ASSET_MEDIA_TYPES: Final[dict[str, str]] = {
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-    ".wasm": "application/wasm",  # compiled while streamed (WebAssembly.instantiateStreaming)
-    ".md": "text/markdown; charset=utf-8",
-}
-ASSETS: Final[dict[str, Path]] = {
-    p.relative_to(STATIC_DIR).as_posix(): p for p in sorted(STATIC_DIR.rglob("*")) if p.is_file()
-}
+# The files the page may load: every file shipped in its folder (hub.api.pages).
+ASSETS: Final = ShippedAssets(STATIC_DIR, "staff page")
 
 
 @get(f"{ASSETS_PATH}/{{name:path}}", include_in_schema=False, name="staff-assets")
 async def staff_asset(name: FromPath[str]) -> File:
     """One of the page's files (script, styles, words, icon, the zxing reader and the
     licenses), from the package."""
-    path = ASSETS.get(name.lstrip("/"))
-    if path is None:
-        raise NotFoundException("No such file of the staff page.")
-    return File(
-        path=path,
-        filename=path.name,
-        content_disposition_type="inline",
-        media_type=ASSET_MEDIA_TYPES.get(path.suffix, "text/plain; charset=utf-8"),
-        headers={"Cache-Control": "no-cache"},  # revalidated (ETag): an upgrade shows at once
-    )
+    return ASSETS.response(name)
