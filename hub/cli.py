@@ -1401,7 +1401,7 @@ def serve(
         procs = f"{workers} API processes, " if workers > 1 else ""
         click.echo(
             f"Redemption Hub on {base_url}  (API docs: {base_url}/schema; dashboard: "
-            f"{base_url}/dashboard; {procs}{mode})",
+            f"{base_url}/dashboard; staff page: {base_url}/staff; {procs}{mode})",
             err=True,
         )
         stop = threading.Event()
@@ -1520,6 +1520,7 @@ def _print_banner(facts: dict[str, Any], demo_file: str) -> None:
         f"  Redemption Hub demo — {facts['base_url']}",
         f"  API docs (OpenAPI):  {facts['base_url']}/schema",
         f"  dashboard:           {facts['base_url']}/dashboard  (sign in with a key below)",
+        f"  staff phone page:    {facts['base_url']}/staff  (code: hub staff sign-in-code ID)",
         f"  admin key:           {facts['admin_key']}",
     ]
     for code, key in facts["store_keys"].items():

@@ -168,6 +168,7 @@ def test_the_page_loads_with_its_security_headers_and_no_console_error(
 ):
     # hub serve names the page when it starts
     assert f"dashboard: {live_hub.url}/dashboard;" in live_hub.log.read_text()
+    assert f"staff page: {live_hub.url}/staff;" in live_hub.log.read_text()
     r = httpx.get(f"{live_hub.url}/dashboard", timeout=30)
     csp = r.headers["content-security-policy"]
     for directive in ("default-src 'self'", "script-src 'self'", "style-src 'self'",
