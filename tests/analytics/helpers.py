@@ -1,7 +1,9 @@
-"""Reading the rollup tables back, for comparisons."""
+"""Reading the rollup tables back, for comparisons; redeeming and reversing through the
+API for the consumer's tests."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -18,6 +20,7 @@ from hub.db.schema import (
     analytics_repeat,
     analytics_sales,
 )
+from tests.conftest import Merchant, order
 
 TABLES = (
     analytics_daily, analytics_cohorts, analytics_lags, analytics_customer_days,
@@ -40,3 +43,22 @@ def rollups(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
                 if any(int(v) for v in r[len(keys) :])
             )
     return out
+
+
+def redeem(client: Any, m: Merchant, code: str, store: str, amount: int, oid: str) -> str:
+    r = client.post(
+        "/v1/redemptions",
+        json={"code": code, "store": store, "channel": "pos", "order": order(amount, order_id=oid)},
+        headers={**m.auth(), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["redemption_id"])
+
+
+def reverse(client: Any, m: Merchant, rid: str) -> None:
+    r = client.post(
+        f"/v1/redemptions/{rid}/reversal",
+        json={"reason": "refund"},
+        headers={**m.auth(), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code in (200, 201), r.text

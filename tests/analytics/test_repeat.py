@@ -17,8 +17,7 @@ from hub.db.engine import write_conn
 from hub.db.schema import analytics_applied, analytics_progress
 from hub.domain.analytics import REPEAT_HORIZON, repeat_counts
 from hub.services import rollup
-from tests.analytics.helpers import TABLES, rollups
-from tests.analytics.test_rollup import redeem, reverse
+from tests.analytics.helpers import TABLES, redeem, reverse, rollups
 from tests.conftest import Clock, Merchant, issue, make_template
 
 T0 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # 11-02 10:00 in Shanghai

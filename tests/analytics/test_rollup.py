@@ -15,29 +15,10 @@ from sqlalchemy import Engine, func, select, update
 from hub.db.engine import write_conn
 from hub.db.schema import analytics_applied, coupons, outbox_events
 from hub.services import issuing, rollup
-from tests.analytics.helpers import rollups
-from tests.conftest import Clock, Merchant, issue, make_template, order
+from tests.analytics.helpers import redeem, reverse, rollups
+from tests.conftest import Clock, Merchant, issue, make_template
 
 T0 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
-
-
-def redeem(client: Any, m: Merchant, code: str, store: str, amount: int, oid: str) -> str:
-    r = client.post(
-        "/v1/redemptions",
-        json={"code": code, "store": store, "channel": "pos", "order": order(amount, order_id=oid)},
-        headers={**m.auth(), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["redemption_id"])
-
-
-def reverse(client: Any, m: Merchant, rid: str) -> None:
-    r = client.post(
-        f"/v1/redemptions/{rid}/reversal",
-        json={"reason": "refund"},
-        headers={**m.auth(), "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code in (200, 201), r.text
 
 
 def small_history(client: Any, db: Engine, m: Merchant, clock: Clock) -> None:
