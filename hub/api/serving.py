@@ -39,22 +39,34 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.drain_seconds = drain_seconds
         self._timer: threading.Timer | None = None
+        self._draining = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Never recorded in ``_captured_signals``: uvicorn would raise it again after the
         # shutdown and the default action of SIGTERM would end the process with 143.
-        first = not DRAINING.is_set()
         DRAINING.set()
-        if first:
-            if self.drain_seconds > 0:
-                self._timer = threading.Timer(self.drain_seconds, self._stop_accepting)
-                self._timer.daemon = True
-                self._timer.start()
-            else:
-                self.should_exit = True
+        if not self._draining:
+            self._begin_drain()
         elif sig == signal.SIGINT:
             if self.should_exit:
                 self.force_exit = True
+            self.should_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        # A signal that came before uvicorn's own handlers were in place (start-up: the
+        # parent died while this process was still importing) only set DRAINING: the
+        # drain starts here, within a tick, so no process goes on serving as an orphan.
+        if DRAINING.is_set() and not self._draining:
+            self._begin_drain()
+        return await super().on_tick(counter)
+
+    def _begin_drain(self) -> None:
+        self._draining = True
+        if self.drain_seconds > 0:
+            self._timer = threading.Timer(self.drain_seconds, self._stop_accepting)
+            self._timer.daemon = True
+            self._timer.start()
+        else:
             self.should_exit = True
 
     def _stop_accepting(self) -> None:

@@ -3,18 +3,26 @@ API processes without the operator naming a directory (issue 11, items 3 and 4).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub.api.serving import MULTIPROC_DIR, shared_metrics_dir
+from hub.api.ops import DRAINING
+from hub.api.serving import (
+    MULTIPROC_DIR,
+    DrainingServer,
+    server_config,
+    shared_metrics_dir,
+)
 from tests.delivery.multiproc import PREEXEC, free_port, pg_database, wait_until
 from tests.support import holders, listening_children, tcp_inodes
 
@@ -107,3 +115,36 @@ def test_metrics_of_two_api_processes_are_summed_with_no_directory_named(tmp_pat
                 proc.kill()
                 proc.wait(timeout=20)
             log.close()
+
+
+def _serve_in_a_thread(drain_seconds: float) -> tuple[DrainingServer, threading.Thread]:
+    """A DrainingServer on a loopback socket in a thread of its own (no signal handlers:
+    only the main thread can install them, as in the start-up window of an API process)."""
+    from litestar import Litestar
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = DrainingServer(server_config(Litestar([]), 1), drain_seconds)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True
+    )
+    thread.start()
+    wait_until(lambda: server.started, 30, 0.02, "the server started")
+    return server, thread
+
+
+@pytest.mark.parametrize("drain_seconds", [0.0, 0.3])
+def test_a_signal_before_the_servers_handlers_still_drains_the_server(drain_seconds):
+    """SIGTERM in the start-up window (the parent died while this API process was still
+    importing: PR_SET_PDEATHSIG) only sets DRAINING, before uvicorn's handlers are in
+    place. The running server notices within a tick and drains: no orphan keeps the port."""
+    server, thread = _serve_in_a_thread(drain_seconds)
+    try:
+        assert not server.should_exit
+        DRAINING.set()  # what drain_on_signals' handler does, and nothing else
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "the server went on serving after DRAINING was set"
+    finally:
+        DRAINING.clear()
+        server.should_exit = True
+        thread.join(timeout=10)

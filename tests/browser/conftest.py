@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -283,9 +284,13 @@ def console_errors(driver: WebDriver) -> list[dict[str, Any]]:
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str) -> Any:
-    return WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.05).until(
-        condition, message=f"waited for {what}"
-    )
+    """Poll ``condition`` until it is truthy. An element the page re-rendered between
+    finding it and reading it (stale) or not there yet counts as "not yet", never as a
+    failure: the pages redraw their lists after each answer."""
+    return WebDriverWait(
+        driver, WAIT_SECONDS, poll_frequency=0.05,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    ).until(condition, message=f"waited for {what}")
 
 
 def page_state(driver: WebDriver) -> tuple[str | None, int]:

@@ -363,12 +363,12 @@ def test_no_console_error_and_the_token_only_in_session_storage(staff_hub: LiveH
     wait_screen(driver, "scan")
     driver.find_element(By.ID, "open-today").click()
     wait_screen(driver, "today")
-    row = wait_for(
+    wait_for(  # found and clicked in one step: a redraw in between is only "not yet"
         driver,
-        lambda d: d.find_elements(By.CSS_SELECTOR, f"li[data-redemption='{rid}']"),
+        lambda d: d.find_element(By.CSS_SELECTOR, f"li[data-redemption='{rid}'] button").click()
+        or True,
         "today's list",
-    )[0]
-    row.find_element(By.TAG_NAME, "button").click()
+    )
     assert grouped(code) in visible_text(driver, "reverse-text")
     driver.find_element(By.ID, "reverse-yes").click()
     wait_for(
