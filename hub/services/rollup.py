@@ -394,22 +394,23 @@ def _redemption_facts(row: Any) -> RedemptionFacts:
     )
 
 
-def _coupons_by_id(conn: Connection, ids: set[str]) -> dict[str, CouponFacts]:
-    out: dict[str, CouponFacts] = {}
-    for chunk in _chunks(sorted(ids)):
-        for r in conn.execute(select(*_COUPON_COLUMNS).where(coupons.c.id.in_(chunk))):
-            out[r.id] = _coupon_facts(r)
-    return out
-
-
-def _open_by_id(conn: Connection, ids: set[str]) -> dict[str, OpenFacts]:
+def _coupon_rows(
+    conn: Connection, ids: set[str]
+) -> dict[str, tuple[CouponFacts, OpenFacts, str | None]]:
+    """Each coupon's facts for the cohorts and for the open claims, and its holder, in one
+    read for the whole batch."""
     c = coupons.c
-    out: dict[str, OpenFacts] = {}
+    out: dict[str, tuple[CouponFacts, OpenFacts, str | None]] = {}
+    stmt = select(c.id, c.template_id, c.issued_at, c.channel, c.valid_until, c.customer_id)
     for chunk in _chunks(sorted(ids)):
-        stmt = select(c.id, c.template_id, c.channel, c.valid_until, c.customer_id)
-        for r in conn.execute(stmt.where(c.id.in_(chunk))):
-            held = r.customer_id is not None
-            out[r.id] = OpenFacts(r.template_id, r.channel, r.valid_until, held)
+        for cid, template_id, issued_at, channel, valid_until, customer_id in conn.execute(
+            stmt.where(c.id.in_(chunk))
+        ):
+            out[cid] = (
+                CouponFacts(template_id, issued_at, channel),
+                OpenFacts(template_id, channel, valid_until, customer_id is not None),
+                customer_id,
+            )
     return out
 
 
@@ -419,26 +420,61 @@ def _open_change(e: Any, o: OpenFacts) -> int:
     (when the event is applied) tells a redeem, reversal or void of a held coupon — an
     unheld coupon redeemed, reversed and then claimed nets -1 +1 +1 = 1 either way."""
     if e.type == "coupon.issued":
-        return 1 if e.data.get("customer") is not None else 0
+        return 1 if e.customer is not None else 0
     if e.type == "coupon.claimed":  # a campaign's claim issued to the customer: counted
-        return 0 if "campaign_id" in e.data else 1
+        return 0 if e.campaign_id is not None else 1
     if not o.held:
         return 0
     if e.type == "coupon.redeemed":
         return -1
     if e.type == "coupon.redemption_reversed":
-        return 1 if e.data.get("coupon_status") == "issued" else 0
+        return 1 if e.coupon_status == "issued" else 0
     if e.type == "coupon.voided":
         return -1
     return 0
 
 
-def _redemptions_by_id(conn: Connection, ids: set[str]) -> dict[str, RedemptionFacts]:
-    out: dict[str, RedemptionFacts] = {}
+_REDEMPTION_FACT_COLUMNS = (
+    redemptions.c.id,
+    redemptions.c.coupon_id,
+    redemptions.c.occurred_at,
+    redemptions.c.store_code,
+    redemptions.c.channel,
+    redemptions.c.template_id,
+    redemptions.c.order_amount,
+    redemptions.c.discount,
+)
+
+
+def _redemption_rows(conn: Connection, ids: set[str]) -> dict[str, Any]:
+    """The redemptions' own columns (their coupons' come from :func:`_coupon_rows`, read
+    once for every event of the batch)."""
+    out: dict[str, Any] = {}
+    stmt = select(*_REDEMPTION_FACT_COLUMNS)
     for chunk in _chunks(sorted(ids)):
-        stmt = select(*_REDEMPTION_COLUMNS).select_from(_REDEMPTION_JOIN)
         for r in conn.execute(stmt.where(redemptions.c.id.in_(chunk))):
-            out[r.id] = _redemption_facts(r)
+            out[r[0]] = r[1:]
+    return out
+
+
+def _redemption_facts_of(
+    reds: dict[str, Any], coupon_rows: dict[str, tuple[CouponFacts, OpenFacts, str | None]]
+) -> dict[str, RedemptionFacts]:
+    out: dict[str, RedemptionFacts] = {}
+    for rid, (coupon_id, at, store, channel, template_id, amount, discount) in reds.items():
+        found = coupon_rows.get(coupon_id)
+        if found is None:
+            continue
+        out[rid] = RedemptionFacts(
+            occurred_at=at,
+            store_code=store,
+            channel=channel,
+            template_id=template_id,
+            order_amount=int(amount),
+            discount=int(discount),
+            customer_id=found[2],
+            coupon=CouponFacts(template_id, found[0].issued_at, found[0].channel),
+        )
     return out
 
 
@@ -472,9 +508,15 @@ def _watermark(conn: Connection, now: datetime) -> int:
     return int(seq)
 
 
-def _ref(e: Any, key: str) -> str | None:
-    value = e.data.get(key) if isinstance(e.data, dict) else None
-    return value if isinstance(value, str) else None
+# What the consumer reads of an event's data, extracted by the database (the whole
+# document, order lines and all, is never decoded here): JSON null and absent are NULL.
+_EVENT_REFS = ("customer", "campaign_id", "redemption_id", "sale_id", "coupon_status")
+
+
+def _event_columns() -> tuple[Any, ...]:
+    o = outbox_events.c
+    refs = (o.data[k].as_string().label(k) for k in _EVENT_REFS)
+    return (o.seq, o.type, o.merchant_id, o.coupon_id, o.occurred_at, o.recorded_at, *refs)
 
 
 def _apply_events(conn: Connection, events: list[Any]) -> None:
@@ -486,35 +528,39 @@ def _apply_events(conn: Connection, events: list[Any]) -> None:
     tz = _timezones(conn)
     coupon_ids = {e.coupon_id for e in wanted if e.type in ("coupon.issued", "coupon.claimed")}
     red_ids = {
-        _ref(e, "redemption_id")
+        e.redemption_id
         for e in wanted
         if e.type in ("coupon.redeemed", "coupon.redemption_reversed")
     }
-    sale_ids = {_ref(e, "sale_id") for e in wanted if e.type == "sale.recorded"}
-    cps = _coupons_by_id(conn, {i for i in coupon_ids if i})
-    opens = _open_by_id(conn, {e.coupon_id for e in wanted if e.coupon_id})
-    reds = _redemptions_by_id(conn, {i for i in red_ids if i})
+    sale_ids = {e.sale_id for e in wanted if e.type == "sale.recorded"}
+    red_rows = _redemption_rows(conn, {i for i in red_ids if i})
+    rows = _coupon_rows(
+        conn, {e.coupon_id for e in wanted if e.coupon_id} | {r[0] for r in red_rows.values()}
+    )
+    cps = {i: rows[i][0] for i in coupon_ids if i and i in rows}
+    opens = {i: v[1] for i, v in rows.items()}
+    reds = _redemption_facts_of(red_rows, rows)
     sold = _sales_by_id(conn, {i for i in sale_ids if i})
     t = Tally()
     for e in wanted:
         m, z = e.merchant_id, tz.get(e.merchant_id)
         held = opens.get(e.coupon_id or "")
-        if z is not None and held is not None and isinstance(e.data, dict):
+        if z is not None and held is not None:
             change = _open_change(e, held)
             if change:
                 t.open_claim(m, z, held, change)
         if e.type == "coupon.voided":
             continue
         coupon = cps.get(e.coupon_id or "")
-        red = reds.get(_ref(e, "redemption_id") or "")
-        sale = sold.get(_ref(e, "sale_id") or "")
+        red = reds.get(e.redemption_id or "")
+        sale = sold.get(e.sale_id or "")
         if z is None or (coupon, red, sale) == (None, None, None):
             log.warning("analytics.event_skipped", seq=e.seq, type=e.type)
             continue
         if e.type == "coupon.issued" and coupon is not None:
-            t.issued(m, z, coupon, with_holder=e.data.get("customer") is not None)
+            t.issued(m, z, coupon, with_holder=e.customer is not None)
         elif e.type == "coupon.claimed" and coupon is not None:
-            if "campaign_id" not in e.data:  # a campaign's claim was counted at issue
+            if e.campaign_id is None:  # a campaign's claim was counted at issue
                 t.claimed(m, z, coupon, e.occurred_at)
         elif e.type == "coupon.redeemed" and red is not None:
             t.redeemed(m, z, red)
@@ -547,12 +593,15 @@ def _next_watermark(
 
 
 def _anything_new(engine: Engine) -> bool:
+    """Events past the watermark, or applied ones above it waiting for a gap (one read)."""
     o, p = outbox_events.c, analytics_progress.c
+    top = select(func.max(o.seq)).scalar_subquery()
+    mark = select(p.seq).where(p.name == PROGRESS).scalar_subquery()
+    waiting = exists().where(analytics_applied.c.seq.isnot(None))
     with read_conn(engine) as conn:
-        top = conn.execute(select(func.max(o.seq))).scalar()
-        mark = conn.execute(select(p.seq).where(p.name == PROGRESS)).scalar()
-        applied = conn.execute(select(func.count()).select_from(analytics_applied)).scalar()
-    return top is not None and (mark is None or int(top) > int(mark) or bool(applied))
+        row = conn.execute(select(top, mark, waiting)).one()
+    top_, mark_, waiting_ = row
+    return top_ is not None and (mark_ is None or int(top_) > int(mark_) or bool(waiting_))
 
 
 def consume_once(engine: Engine, now: datetime, batch: int = BATCH) -> int | None:
@@ -567,7 +616,7 @@ def consume_once(engine: Engine, now: datetime, batch: int = BATCH) -> int | Non
         mark = _watermark(conn, now)
         o, a = outbox_events.c, analytics_applied.c
         events = conn.execute(
-            select(o.seq, o.type, o.merchant_id, o.coupon_id, o.occurred_at, o.recorded_at, o.data)
+            select(*_event_columns())
             .where(o.seq > mark, ~exists().where(a.seq == o.seq))
             .order_by(o.seq)
             .limit(batch)
@@ -592,14 +641,22 @@ def consume_once(engine: Engine, now: datetime, batch: int = BATCH) -> int | Non
         return len(events)
 
 
-def consume(engine: Engine, now: datetime | None = None, *, max_batches: int = 20) -> int:
-    """The periodic job: apply batches until caught up (at most ``max_batches``)."""
+def consume(
+    engine: Engine, now: datetime | None = None, *, max_batches: int = 20, batch: int = BATCH
+) -> int:
+    """The periodic job: apply the events that are new, in one batch, and more batches
+    only while each one came back full (a backlog: at most ``max_batches``). Never
+    "until nothing is left": under load new events arrive while a batch is applied, and
+    chasing them with a stream of tiny batches multiplies the fixed cost of a batch (its
+    reads, the lock, the watermark, a commit) — the next round picks them up instead."""
     total = 0
     for _ in range(max_batches):
-        done = consume_once(engine, now or datetime.now(UTC))
+        done = consume_once(engine, now or datetime.now(UTC), batch)
         if not done:
             break
         total += done
+        if done < batch:
+            break
     return total
 
 

@@ -311,3 +311,67 @@ def test_expiring_leaves_out_what_closed_earlier_today(
     assert total(datetime(2026, 11, 3, 4, 0, tzinfo=UTC), 1) == 2  # 12:00: the first closed
     assert total(datetime(2026, 11, 3, 8, 0, tzinfo=UTC), 1) == 1  # 16:00: the second too
     assert total(datetime(2026, 11, 3, 16, 0, tzinfo=UTC), 7) == 0  # 11-04: all gone
+
+
+def test_a_round_applies_one_batch_unless_it_came_back_full(monkeypatch) -> None:
+    """Under load new events arrive while a batch is applied: the round does not chase them
+    with a stream of tiny batches (each pays the batch's fixed reads, lock and commit);
+    the next round takes them. Only a full batch (a backlog) is followed by another."""
+    calls: list[int] = []
+    answers = iter([7, 3, 0])
+
+    def fake(engine: Any, now: datetime, batch: int = rollup.BATCH) -> int:
+        calls.append(batch)
+        return next(answers)
+
+    monkeypatch.setattr(rollup, "consume_once", fake)
+    assert rollup.consume(None, T0, batch=10) == 7  # type: ignore[arg-type]
+    assert calls == [10]
+
+    calls.clear()
+    answers = iter([10, 10, 4, 9])
+    assert rollup.consume(None, T0, batch=10) == 24  # type: ignore[arg-type]
+    assert calls == [10, 10, 10]
+
+    calls.clear()
+    answers = iter([10] * 50)
+    assert rollup.consume(None, T0, batch=10, max_batches=5) == 50  # type: ignore[arg-type]
+    assert len(calls) == 5
+
+    calls.clear()
+    answers = iter([None])  # another consumer holds the lock
+    assert rollup.consume(None, T0, batch=10) == 0  # type: ignore[arg-type]
+
+
+def test_a_backlog_larger_than_a_batch_is_applied_in_one_round(
+    db: Engine, merchant: Merchant, clock: Clock
+) -> None:
+    tpl = make_template(db, merchant, clock.now)
+    issue(db, merchant, tpl, clock.now, count=25)
+    assert rollup.consume(db, clock.now, batch=10) == 26  # template.created + 25 issued
+    assert rollup.consume(db, clock.now, batch=10) == 0
+    daily = rollups(db)["analytics_daily"]
+    assert sum(r[5] for r in daily) == 25  # issued
+
+
+def test_odd_event_data_is_read_as_absent_not_as_a_crash(
+    db: Engine, merchant: Merchant, clock: Clock
+) -> None:
+    """The consumer reads only a few fields of an event's data, extracted by the database:
+    a JSON null, a number where an id belongs, or a field missing all count as absent."""
+    from hub.services import outbox
+
+    with write_conn(db) as conn:
+        outbox.insert_events(conn, [
+            outbox.event_row(type="coupon.redeemed", merchant_id=merchant.id,
+                             occurred_at=clock.now, recorded_at=clock.now,
+                             data={"redemption_id": 12345, "customer": None}),
+            outbox.event_row(type="coupon.redemption_reversed", merchant_id=merchant.id,
+                             occurred_at=clock.now, recorded_at=clock.now,
+                             data={"redemption_id": None, "coupon_status": ["issued"]}),
+            outbox.event_row(type="sale.recorded", merchant_id=merchant.id,
+                             occurred_at=clock.now, recorded_at=clock.now,
+                             data={"sale_id": {"nested": "sal_x"}}),
+        ])  # fmt: skip
+    assert rollup.consume(db, clock.now) == 3
+    assert not any(rollups(db).values())
