@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ARRAY, Connection, String, and_, any_, bindparam, exists, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, select, update
 from sqlalchemy.orm import aliased
 
 from hub.connectors import Outcome
+from hub.db.among import among
 from hub.db.schema import deliveries, outbox_events, subscriptions
 from hub.delivery import breaker, policy
 from hub.secrets import SecretKeyError, UndecryptableSecret, decrypt_config, keyring
@@ -37,15 +38,6 @@ _BLOCKED = exists().where(
     _earlier.c.event_seq < deliveries.c.event_seq,
     _earlier.c.status != "succeeded",
 )
-
-
-def among(column: Any, name: str, pg: bool) -> Any:
-    """``column IN (:name…)``: on PostgreSQL ``= ANY(:name)`` with one array parameter,
-    so a statement has one SQL text (and one prepared plan) whatever the batch's size;
-    elsewhere an expanding ``IN``."""
-    if pg:
-        return column == any_(bindparam(name, type_=ARRAY(String)))
-    return column.in_(bindparam(name, expanding=True))
 
 
 def claimable_condition() -> Any:

@@ -18,10 +18,11 @@ import structlog
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from hub.connectors import Delivered, Retry
+from hub.db.among import among
 from hub.db.engine import after_commit, write_conn
 from hub.db.schema import deliveries, delivery_attempts
 from hub.delivery import breaker, policy
-from hub.delivery.claim import CLAIMABLE, Claimed, Sent, among
+from hub.delivery.claim import CLAIMABLE, Claimed, Sent
 
 log = structlog.get_logger("hub.delivery")
 

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, bindparam, select, update
 
+from hub.db.among import among
 from hub.db.engine import write_conn
 from hub.db.schema import deliveries
-from hub.delivery.claim import among, claimable_condition
+from hub.delivery.claim import claimable_condition
 
 SWEEP_BATCH = 1000
 # A delivery is rung again when no message was sent since it became due, or when the

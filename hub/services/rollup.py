@@ -41,7 +41,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -58,6 +58,7 @@ from sqlalchemy import (
     update,
 )
 
+from hub.db.among import CHUNK, among
 from hub.db.engine import read_conn, write_conn
 from hub.db.schema import (
     analytics_applied,
@@ -127,15 +128,13 @@ def lag_days(issued_at: datetime, redeemed_at: datetime) -> int:
     return max(0, (redeemed_at - issued_at) // timedelta(days=1))
 
 
-@dataclass(frozen=True)
-class CouponFacts:
+class CouponFacts(NamedTuple):  # a tuple: built once per event, cheaply
     template_id: str
     issued_at: datetime
     channel: str | None
 
 
-@dataclass(frozen=True)
-class OpenFacts:
+class OpenFacts(NamedTuple):  # a tuple: built once per event, cheaply
     """What ``analytics_open_claims`` keys a coupon by, and whether it has a holder."""
 
     template_id: str
@@ -149,8 +148,7 @@ def last_day(valid_until: datetime, tz: ZoneInfo) -> date:
     return local_day(valid_until - timedelta(microseconds=1), tz)
 
 
-@dataclass(frozen=True)
-class RedemptionFacts:
+class RedemptionFacts(NamedTuple):  # a tuple: built once per event, cheaply
     occurred_at: datetime
     store_code: str
     channel: str
@@ -394,23 +392,41 @@ def _redemption_facts(row: Any) -> RedemptionFacts:
     )
 
 
+def _by_ids(conn: Connection, stmt: Any, column: Any, ids: set[str]) -> list[Any]:
+    """The rows of ``stmt`` whose ``column`` is one of ``ids`` (PostgreSQL: one array
+    parameter for the whole batch; SQLite: expanding IN in chunks)."""
+    pg = conn.dialect.name == "postgresql"
+    bound = stmt.where(among(column, "ids", pg))
+    out: list[Any] = []
+    for chunk in _chunks(sorted(ids), CHUNK[pg]):
+        out += conn.execute(bound, {"ids": chunk}).all()
+    return out
+
+
+_COUPON_ROW = select(
+    coupons.c.id,
+    coupons.c.template_id,
+    coupons.c.issued_at,
+    coupons.c.channel,
+    coupons.c.valid_until,
+    coupons.c.customer_id,
+)
+
+
 def _coupon_rows(
     conn: Connection, ids: set[str]
 ) -> dict[str, tuple[CouponFacts, OpenFacts, str | None]]:
     """Each coupon's facts for the cohorts and for the open claims, and its holder, in one
     read for the whole batch."""
-    c = coupons.c
     out: dict[str, tuple[CouponFacts, OpenFacts, str | None]] = {}
-    stmt = select(c.id, c.template_id, c.issued_at, c.channel, c.valid_until, c.customer_id)
-    for chunk in _chunks(sorted(ids)):
-        for cid, template_id, issued_at, channel, valid_until, customer_id in conn.execute(
-            stmt.where(c.id.in_(chunk))
-        ):
-            out[cid] = (
-                CouponFacts(template_id, issued_at, channel),
-                OpenFacts(template_id, channel, valid_until, customer_id is not None),
-                customer_id,
-            )
+    for cid, template_id, issued_at, channel, valid_until, customer_id in _by_ids(
+        conn, _COUPON_ROW, coupons.c.id, ids
+    ):
+        out[cid] = (
+            CouponFacts(template_id, issued_at, channel),
+            OpenFacts(template_id, channel, valid_until, customer_id is not None),
+            customer_id,
+        )
     return out
 
 
@@ -449,12 +465,8 @@ _REDEMPTION_FACT_COLUMNS = (
 def _redemption_rows(conn: Connection, ids: set[str]) -> dict[str, Any]:
     """The redemptions' own columns (their coupons' come from :func:`_coupon_rows`, read
     once for every event of the batch)."""
-    out: dict[str, Any] = {}
-    stmt = select(*_REDEMPTION_FACT_COLUMNS)
-    for chunk in _chunks(sorted(ids)):
-        for r in conn.execute(stmt.where(redemptions.c.id.in_(chunk))):
-            out[r[0]] = r[1:]
-    return out
+    rows = _by_ids(conn, select(*_REDEMPTION_FACT_COLUMNS), redemptions.c.id, ids)
+    return {r[0]: r[1:] for r in rows}
 
 
 def _redemption_facts_of(
@@ -479,11 +491,7 @@ def _redemption_facts_of(
 
 
 def _sales_by_id(conn: Connection, ids: set[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for chunk in _chunks(sorted(ids)):
-        for r in conn.execute(select(sales).where(sales.c.id.in_(chunk))):
-            out[r.id] = r
-    return out
+    return {r.id: r for r in _by_ids(conn, select(sales), sales.c.id, ids)}
 
 
 # --- the consumer ----------------------------------------------------------------------------
