@@ -364,14 +364,18 @@ def _coupon_facts(row: Any) -> CouponFacts:
 
 
 _COUPON_COLUMNS = (coupons.c.id, coupons.c.template_id, coupons.c.issued_at, coupons.c.channel)
-_REDEMPTION_COLUMNS = (
-    redemptions.c.id,
+# a redemption's own facts, in the order RedemptionFacts takes them
+_REDEMPTION_OWN = (
     redemptions.c.occurred_at,
     redemptions.c.store_code,
     redemptions.c.channel,
     redemptions.c.template_id,
     redemptions.c.order_amount,
     redemptions.c.discount,
+)
+_REDEMPTION_COLUMNS = (
+    redemptions.c.id,
+    *_REDEMPTION_OWN,
     coupons.c.customer_id,
     coupons.c.issued_at,
     coupons.c.channel.label("coupon_channel"),
@@ -379,17 +383,21 @@ _REDEMPTION_COLUMNS = (
 _REDEMPTION_JOIN = redemptions.join(coupons, coupons.c.id == redemptions.c.coupon_id)
 
 
-def _redemption_facts(row: Any) -> RedemptionFacts:
+def _facts(
+    own: Any, customer_id: str | None, issued_at: datetime, coupon_channel: str | None
+) -> RedemptionFacts:
+    """A redemption's facts from its own columns (:data:`_REDEMPTION_OWN`) and its coupon's."""
+    at, store, channel, template_id, amount, discount = own
+    coupon = CouponFacts(template_id, issued_at, coupon_channel)
     return RedemptionFacts(
-        occurred_at=row.occurred_at,
-        store_code=row.store_code,
-        channel=row.channel,
-        template_id=row.template_id,
-        order_amount=int(row.order_amount),
-        discount=int(row.discount),
-        customer_id=row.customer_id,
-        coupon=CouponFacts(row.template_id, row.issued_at, row.coupon_channel),
+        at, store, channel, template_id, int(amount), int(discount), customer_id, coupon
     )
+
+
+def _redemption_facts(row: Any) -> RedemptionFacts:
+    own = (row.occurred_at, row.store_code, row.channel, row.template_id, row.order_amount,
+           row.discount)  # fmt: skip
+    return _facts(own, row.customer_id, row.issued_at, row.coupon_channel)
 
 
 def _by_ids(conn: Connection, stmt: Any, column: Any, ids: set[str]) -> list[Any]:
@@ -450,43 +458,24 @@ def _open_change(e: Any, o: OpenFacts) -> int:
     return 0
 
 
-_REDEMPTION_FACT_COLUMNS = (
-    redemptions.c.id,
-    redemptions.c.coupon_id,
-    redemptions.c.occurred_at,
-    redemptions.c.store_code,
-    redemptions.c.channel,
-    redemptions.c.template_id,
-    redemptions.c.order_amount,
-    redemptions.c.discount,
-)
-
-
-def _redemption_rows(conn: Connection, ids: set[str]) -> dict[str, Any]:
-    """The redemptions' own columns (their coupons' come from :func:`_coupon_rows`, read
-    once for every event of the batch)."""
-    rows = _by_ids(conn, select(*_REDEMPTION_FACT_COLUMNS), redemptions.c.id, ids)
-    return {r[0]: r[1:] for r in rows}
+def _redemption_rows(conn: Connection, ids: set[str]) -> dict[str, tuple[str, Any]]:
+    """Each redemption's coupon id and own facts (its coupon's come from
+    :func:`_coupon_rows`, read once for every event of the batch)."""
+    stmt = select(redemptions.c.id, redemptions.c.coupon_id, *_REDEMPTION_OWN)
+    rows = _by_ids(conn, stmt, redemptions.c.id, ids)
+    return {r[0]: (r[1], r[2:]) for r in rows}
 
 
 def _redemption_facts_of(
-    reds: dict[str, Any], coupon_rows: dict[str, tuple[CouponFacts, OpenFacts, str | None]]
+    reds: dict[str, tuple[str, Any]],
+    coupon_rows: dict[str, tuple[CouponFacts, OpenFacts, str | None]],
 ) -> dict[str, RedemptionFacts]:
     out: dict[str, RedemptionFacts] = {}
-    for rid, (coupon_id, at, store, channel, template_id, amount, discount) in reds.items():
+    for rid, (coupon_id, own) in reds.items():
         found = coupon_rows.get(coupon_id)
-        if found is None:
-            continue
-        out[rid] = RedemptionFacts(
-            occurred_at=at,
-            store_code=store,
-            channel=channel,
-            template_id=template_id,
-            order_amount=int(amount),
-            discount=int(discount),
-            customer_id=found[2],
-            coupon=CouponFacts(template_id, found[0].issued_at, found[0].channel),
-        )
+        if found is not None:
+            coupon, _open, customer_id = found
+            out[rid] = _facts(own, customer_id, coupon.issued_at, coupon.channel)
     return out
 
 
@@ -542,9 +531,8 @@ def _apply_events(conn: Connection, events: list[Any]) -> None:
     }
     sale_ids = {e.sale_id for e in wanted if e.type == "sale.recorded"}
     red_rows = _redemption_rows(conn, {i for i in red_ids if i})
-    rows = _coupon_rows(
-        conn, {e.coupon_id for e in wanted if e.coupon_id} | {r[0] for r in red_rows.values()}
-    )
+    of_reds = {coupon_id for coupon_id, _ in red_rows.values()}
+    rows = _coupon_rows(conn, {e.coupon_id for e in wanted if e.coupon_id} | of_reds)
     cps = {i: rows[i][0] for i in coupon_ids if i and i in rows}
     opens = {i: v[1] for i, v in rows.items()}
     reds = _redemption_facts_of(red_rows, rows)
