@@ -7,18 +7,13 @@ access answer names, for each role, the panels the permission table lets it read
 
 from __future__ import annotations
 
-import fnmatch
-import tomllib
-from pathlib import Path
-
 import pytest
 
 from hub.api.dashboard import DASHBOARD_CSP, ECHARTS_VERSION, PANEL_ENDPOINTS, STATIC_DIR
 from hub.api.permissions import allowed
 from hub.services import keys
+from tests.browser.pages import assert_self_contained, files_not_in_package_data
 from tests.conftest import Merchant
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_page_is_public_carries_no_data_and_has_a_strict_policy(client):
@@ -31,9 +26,7 @@ def test_the_page_is_public_carries_no_data_and_has_a_strict_policy(client):
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["cache-control"] == "no-store"
     page = r.text
-    assert "<script>" not in page and " style=" not in page  # nothing inline
-    assert "http://" not in page and "https://" not in page  # nothing from another host
-    assert page.count("<script src=\"/dashboard/assets/") == 3
+    assert_self_contained(page, "/dashboard/assets", scripts=3)
 
 
 @pytest.mark.parametrize(
@@ -75,14 +68,8 @@ def test_echarts_is_the_pinned_version_with_its_license():
 
 def test_every_dashboard_file_is_package_data():
     """A wheel carries every file the page loads (pyproject's package-data globs)."""
-    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-data"
-    ]["hub"]
-    hub_dir = ROOT / "hub"
-    files = [p.relative_to(hub_dir).as_posix() for p in STATIC_DIR.rglob("*") if p.is_file()]
-    assert len(files) >= 10
-    missing = [f for f in files if not any(fnmatch.fnmatchcase(f, g) and
-                                           f.count("/") == g.count("/") for g in globs)]
+    count, missing = files_not_in_package_data(STATIC_DIR)
+    assert count >= 10
     assert missing == []
 
 

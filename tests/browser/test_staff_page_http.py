@@ -4,15 +4,10 @@ package, the zxing reader pinned with its licenses and its ``.wasm`` served as W
 
 from __future__ import annotations
 
-import fnmatch
-import tomllib
-from pathlib import Path
-
 import pytest
 
 from hub.api.staff_page import STAFF_CSP, STATIC_DIR, ZXING_VERSION
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.browser.pages import assert_self_contained, files_not_in_package_data
 
 
 def directives(policy: str) -> dict[str, list[str]]:
@@ -48,9 +43,7 @@ def test_the_page_is_public_carries_no_data_and_sends_the_security_headers(clien
     for name in ("content-security-policy", "x-frame-options", "referrer-policy"):
         assert len(r.headers.get_list(name)) == 1, name
     page = r.text
-    assert "<script>" not in page and " style=" not in page  # nothing inline
-    assert "http://" not in page and "https://" not in page  # nothing from another host
-    assert page.count('<script src="/staff/assets/') == 3
+    assert_self_contained(page, "/staff/assets", scripts=3)
 
 
 @pytest.mark.parametrize(
@@ -97,12 +90,6 @@ def test_zxing_is_the_pinned_version_with_its_licenses_and_no_cdn_is_used():
 
 
 def test_every_staff_page_file_is_package_data():
-    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-data"
-    ]["hub"]
-    hub_dir = ROOT / "hub"
-    files = [p.relative_to(hub_dir).as_posix() for p in STATIC_DIR.rglob("*") if p.is_file()]
-    assert len(files) >= 10
-    missing = [f for f in files if not any(fnmatch.fnmatchcase(f, g) and
-                                           f.count("/") == g.count("/") for g in globs)]
+    count, missing = files_not_in_package_data(STATIC_DIR)
+    assert count >= 10
     assert missing == []
