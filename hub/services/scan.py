@@ -45,6 +45,10 @@ WORK_PIXELS: Final = 4_000_000  # what zxing-cpp gets at most (larger photos are
 TIME_BUDGET: Final = 2.0  # seconds of fallbacks; the first attempt always runs
 MAX_FOUND: Final = 20  # codes reported from one image
 MEDIA_TYPES: Final = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+# The symbologies that can carry a coupon code (letters and digits) or a token. Digits-only
+# ones (EAN-13/8, UPC-A, ITF) can carry neither, so reading them could only report product
+# barcodes or phantoms: ITF has no check digit, and a noisy photo of a QR code read as a
+# 4-digit ITF once.
 FORMATS: Final = zxingcpp.BarcodeFormats(
     [
         zxingcpp.BarcodeFormat.QRCode,
@@ -56,10 +60,6 @@ FORMATS: Final = zxingcpp.BarcodeFormats(
         zxingcpp.BarcodeFormat.Code128,
         zxingcpp.BarcodeFormat.Code39,
         zxingcpp.BarcodeFormat.Code93,
-        zxingcpp.BarcodeFormat.EAN13,
-        zxingcpp.BarcodeFormat.EAN8,
-        zxingcpp.BarcodeFormat.UPCA,
-        zxingcpp.BarcodeFormat.ITF,
     ]
 )
 

@@ -76,6 +76,34 @@ def test_a_printed_code_and_other_text(client, merchant) -> None:
     assert item["kind"] == "other" and item["code"] is None
 
 
+def linear(text: str, symbology: Any) -> bytes:
+    """A PNG of a 1D barcode (zxing-cpp's writer) on a white margin."""
+    import zxingcpp
+
+    drawn = zxingcpp.write_barcode_to_image(zxingcpp.create_barcode(text, symbology), scale=3)
+    height, width = drawn.shape[0], drawn.shape[1]
+    bars = Image.frombuffer("L", (width, height), bytes(drawn))
+    page = Image.new("L", (width + 80, height + 80), 255)
+    page.paste(bars, (40, 40))
+    return encode(page, "image/png")
+
+
+def test_only_symbologies_that_can_carry_a_code_are_read(client, merchant) -> None:
+    """A coupon code has letters: Code 128 carries it and is read. Digits-only symbologies
+    (ITF, EAN-13) can carry neither a code nor a token: a product barcode in the photo is
+    not reported, and ITF (no check digit) cannot read phantoms out of noise."""
+    import zxingcpp
+
+    code = generate_code()
+    [item] = post(client, linear(code, zxingcpp.BarcodeFormat.Code128),
+                  auth=merchant.auth()).json()["found"]  # fmt: skip
+    assert (item["format"], item["kind"], item["code"]) == ("Code128", "code", code)
+    for text, symbology in (("09071234", zxingcpp.BarcodeFormat.ITF),
+                            ("5901234123457", zxingcpp.BarcodeFormat.EAN13)):  # fmt: skip
+        r = post(client, linear(text, symbology), auth=merchant.auth())
+        assert r.status_code == 200 and r.json() == {"found": [], "count": 0}, symbology
+
+
 def test_no_code_in_the_image_is_an_empty_list(client, merchant) -> None:
     blank = encode(Image.new("L", (400, 300), 230), "image/png")
     r = post(client, blank, auth=merchant.auth())
