@@ -516,12 +516,13 @@ def _event_columns() -> tuple[Any, ...]:
     return (o.seq, o.type, o.merchant_id, o.coupon_id, o.occurred_at, o.recorded_at, *refs)
 
 
-def _apply_events(conn: Connection, events: list[Any]) -> None:
-    """Add what these events mean to the rollups (in this transaction). An event whose
-    row is gone (or malformed) is logged and skipped: it must not stop the consumer."""
+def _tally_events(conn: Connection, events: list[Any]) -> Tally:
+    """What these events add to the rollups (reads only). An event whose row is gone (or
+    malformed) is logged and skipped: it must not stop the consumer."""
+    t = Tally()
     wanted = [e for e in events if e.type in EVENTS]
     if not wanted:
-        return
+        return t
     tz = _timezones(conn)
     coupon_ids = {e.coupon_id for e in wanted if e.type in ("coupon.issued", "coupon.claimed")}
     red_ids = {
@@ -537,7 +538,6 @@ def _apply_events(conn: Connection, events: list[Any]) -> None:
     opens = {i: v[1] for i, v in rows.items()}
     reds = _redemption_facts_of(red_rows, rows)
     sold = _sales_by_id(conn, {i for i in sale_ids if i})
-    t = Tally()
     for e in wanted:
         m, z = e.merchant_id, tz.get(e.merchant_id)
         held = opens.get(e.coupon_id or "")
@@ -567,7 +567,7 @@ def _apply_events(conn: Connection, events: list[Any]) -> None:
             t.sale(m, z, sale.occurred_at, sale.customer_id, int(sale.amount),
                    sale.store_code, sale.channel)  # fmt: skip
     _repeat_changes(conn, t)
-    t.write(conn)
+    return t
 
 
 def _next_watermark(
@@ -600,41 +600,102 @@ def _anything_new(engine: Engine) -> bool:
     return top_ is not None and (mark_ is None or int(top_) > int(mark_) or bool(waiting_))
 
 
-def consume_once(engine: Engine, now: datetime, batch: int = BATCH) -> int | None:
-    """Apply the next batch of events in one transaction; the number applied, or None
-    when another consumer holds the lock. With nothing new (a read, no write
-    transaction: SQLite's writer lock is not taken every second for nothing) 0."""
-    if not _anything_new(engine):
+@dataclass
+class _Plan:
+    """A batch read and tallied: the watermark and applied set it was read against, and
+    what committing it writes."""
+
+    mark: int
+    applied: list[int]
+    events: list[Any]
+    tally: Tally
+    new_mark: int
+
+
+def _applied_above(conn: Connection, mark: int) -> list[int]:
+    a = analytics_applied.c
+    return list(conn.execute(select(a.seq).where(a.seq > mark).order_by(a.seq)).scalars())
+
+
+def _plan(conn: Connection, mark: int, now: datetime, batch: int) -> _Plan | None:
+    """Read the next batch past ``mark`` and tally it (reads only); None: nothing to do."""
+    o, a = outbox_events.c, analytics_applied.c
+    events = conn.execute(
+        select(*_event_columns())
+        .where(o.seq > mark, ~exists().where(a.seq == o.seq))
+        .order_by(o.seq)
+        .limit(batch)
+    ).all()
+    applied = _applied_above(conn, mark)
+    if not events and not applied:
+        return None
+    tally = _tally_events(conn, list(events))
+    present = sorted({int(e.seq) for e in events} | {int(s) for s in applied})
+    return _Plan(mark, applied, list(events), tally, _next_watermark(conn, mark, present, now))
+
+
+def _commit(conn: Connection, plan: _Plan, now: datetime) -> int:
+    """Write a planned batch: the increments, the applied set and the watermark."""
+    a = analytics_applied.c
+    plan.tally.write(conn)
+    above = [int(e.seq) for e in plan.events if e.seq > plan.new_mark]
+    if above:
+        conn.execute(insert(analytics_applied), [{"seq": s} for s in above])
+    if plan.applied and plan.applied[0] <= plan.new_mark:
+        conn.execute(delete(analytics_applied).where(a.seq <= plan.new_mark))
+    if plan.new_mark != plan.mark or plan.events:
+        conn.execute(
+            update(analytics_progress)
+            .where(analytics_progress.c.name == PROGRESS)
+            .values(seq=plan.new_mark, updated_at=now)
+        )
+    return len(plan.events)
+
+
+def _stored_mark(conn: Connection) -> int | None:
+    p = analytics_progress.c
+    seq = conn.execute(select(p.seq).where(p.name == PROGRESS)).scalar()
+    return None if seq is None else int(seq)
+
+
+def _consume_sqlite(engine: Engine, now: datetime, batch: int) -> int | None:
+    """SQLite's writer lock is the whole database's: every redeem waits while it is held.
+    So the batch is read and tallied in a read transaction, and the lock is taken only to
+    write it — after checking that the watermark and the applied set are still what the
+    batch was read against (else another consumer went first: nothing is written, the
+    next round reads again). The first run (no watermark yet) takes the locked path."""
+    with read_conn(engine) as conn:
+        mark = _stored_mark(conn)
+        plan = None if mark is None else _plan(conn, mark, now, batch)
+    if mark is None:
+        return _consume_locked(engine, now, batch)
+    if plan is None:
         return 0
+    with write_conn(engine) as conn:
+        if _stored_mark(conn) != plan.mark or _applied_above(conn, plan.mark) != plan.applied:
+            return None
+        return _commit(conn, plan, now)
+
+
+def _consume_locked(engine: Engine, now: datetime, batch: int) -> int | None:
     with write_conn(engine) as conn:
         if not _locked(conn):
             return None
-        mark = _watermark(conn, now)
-        o, a = outbox_events.c, analytics_applied.c
-        events = conn.execute(
-            select(*_event_columns())
-            .where(o.seq > mark, ~exists().where(a.seq == o.seq))
-            .order_by(o.seq)
-            .limit(batch)
-        ).all()
-        applied = list(conn.execute(select(a.seq).where(a.seq > mark).order_by(a.seq)).scalars())
-        if not events and not applied:
-            return 0
-        _apply_events(conn, list(events))
-        present = sorted({int(e.seq) for e in events} | {int(s) for s in applied})
-        new_mark = _next_watermark(conn, mark, present, now)
-        above = [int(e.seq) for e in events if e.seq > new_mark]
-        if above:
-            conn.execute(insert(analytics_applied), [{"seq": s} for s in above])
-        if applied and applied[0] <= new_mark:
-            conn.execute(delete(analytics_applied).where(a.seq <= new_mark))
-        if new_mark != mark or events:
-            conn.execute(
-                update(analytics_progress)
-                .where(analytics_progress.c.name == PROGRESS)
-                .values(seq=new_mark, updated_at=now)
-            )
-        return len(events)
+        plan = _plan(conn, _watermark(conn, now), now, batch)
+        return 0 if plan is None else _commit(conn, plan, now)
+
+
+def consume_once(engine: Engine, now: datetime, batch: int = BATCH) -> int | None:
+    """Apply the next batch of events; the number applied, or None when another consumer
+    holds the lock (or, on SQLite, went first). With nothing new (a read, no write
+    transaction: SQLite's writer lock is not taken every second for nothing) 0.
+    PostgreSQL reads, tallies and writes in one transaction holding the consumer's
+    advisory lock (redeems do not wait for it); SQLite see :func:`_consume_sqlite`."""
+    if not _anything_new(engine):
+        return 0
+    if engine.dialect.name == "sqlite":
+        return _consume_sqlite(engine, now, batch)
+    return _consume_locked(engine, now, batch)
 
 
 def consume(

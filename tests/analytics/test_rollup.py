@@ -375,3 +375,61 @@ def test_odd_event_data_is_read_as_absent_not_as_a_crash(
         ])  # fmt: skip
     assert rollup.consume(db, clock.now) == 3
     assert not any(rollups(db).values())
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Any) -> Any:
+    from hub.db.engine import make_engine
+    from hub.db.migrate import upgrade
+    from tests.conftest import TEST_POOL
+
+    eng = make_engine(str(tmp_path / "hub.db"), **TEST_POOL)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def test_sqlite_holds_its_writer_lock_only_to_write_and_a_batch_read_stale_is_dropped(
+    sqlite_db: Engine, clock: Clock, monkeypatch
+) -> None:
+    """SQLite's writer lock stops every redeem: the consumer reads and tallies a batch
+    outside it and takes it only to write. If another consumer committed in between (the
+    watermark or the applied set moved), the stale batch is dropped, not written twice."""
+    from tests.conftest import make_merchant
+
+    m = make_merchant(sqlite_db, clock.now)
+    tpl = make_template(sqlite_db, m, clock.now)
+    assert rollup.consume(sqlite_db, clock.now) > 0  # the first run sets the watermark
+    issue(sqlite_db, m, tpl, clock.now, count=4)
+
+    locked_while_tallying: list[bool] = []
+    real_tally = rollup._tally_events
+
+    def tally_and_check(conn: Any, events: list[Any]) -> Any:
+        from hub.db.engine import _writer_lock
+
+        writers = _writer_lock(sqlite_db)
+        assert writers is not None
+        locked_while_tallying.append(writers.locked())
+        if not writers.locked():  # a redeem's write transaction can run meanwhile
+            with write_conn(sqlite_db) as other:
+                other.execute(select(1))
+        return real_tally(conn, events)
+
+    monkeypatch.setattr(rollup, "_tally_events", tally_and_check)
+    assert rollup.consume_once(sqlite_db, clock.now) == 4
+    assert locked_while_tallying == [False]
+    issued = sum(r[5] for r in rollups(sqlite_db)["analytics_daily"])
+    assert issued == 4
+
+    issue(sqlite_db, m, tpl, clock.now, count=3)
+
+    def another_consumer_goes_first(conn: Any, events: list[Any]) -> Any:
+        monkeypatch.setattr(rollup, "_tally_events", real_tally)
+        assert rollup._consume_locked(sqlite_db, clock.now, rollup.BATCH) == 3
+        return real_tally(conn, events)
+
+    monkeypatch.setattr(rollup, "_tally_events", another_consumer_goes_first)
+    assert rollup.consume_once(sqlite_db, clock.now) is None  # stale: dropped
+    assert rollup.consume_once(sqlite_db, clock.now) == 0
+    assert sum(r[5] for r in rollups(sqlite_db)["analytics_daily"]) == 7  # each once
